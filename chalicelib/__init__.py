@@ -1,0 +1,1 @@
+"""boatyard's domain and AWS adapters, shared by the API (app.py) and the worker."""

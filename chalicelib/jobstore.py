@@ -1,0 +1,290 @@
+"""The job store: job items in DynamoDB, every phase change a conditional write.
+
+Concurrency rules (DESIGN.md "Job lifecycle"):
+
+* :func:`claim` gives one worker a lease on a live job whose lease is free or
+  expired, and counts the attempt.  A duplicate delivery finds the lease held
+  and backs off; a redelivery after a dead worker finds it expired and retries.
+* every later write by that worker is conditioned on ``lease_owner`` and on the
+  phase it leaves, so a worker that lost its lease can never move the job.
+"""
+from __future__ import annotations
+
+import dataclasses
+import enum
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib import aws, dynamo
+from chalicelib.errors import JobNotFound, TransitionConflict
+from chalicelib.jobs import LIVE_PHASES, Job, Phase, can_transition, now_iso, ttl_epoch
+from chalicelib.settings import get_settings
+
+_LIVE_VALUES = [p.value for p in sorted(LIVE_PHASES, key=lambda p: p.value)]
+_NAMES = {
+    "#phase": "phase",
+    "#attempt": "attempt",
+    "#owner": "lease_owner",
+    "#expires": "lease_expires",
+    "#updated": "updated_at",
+}
+
+
+def _table() -> str:
+    return get_settings().table_name
+
+
+def _live_condition(values: dict[str, Any]) -> str:
+    names = []
+    for i, phase in enumerate(_LIVE_VALUES):
+        values[f":live{i}"] = dynamo.value(phase)
+        names.append(f":live{i}")
+    return f"#phase IN ({', '.join(names)})"
+
+
+def create_job(job: Job) -> Job:
+    """Store a new job; fails if the id exists (a uuid4 clash is a bug, not a retry)."""
+    settings = get_settings()
+    if not job.expires_at:
+        job.expires_at = ttl_epoch(settings.job_ttl_days)
+    aws.client("dynamodb").put_item(
+        TableName=_table(),
+        Item=dynamo.serialize(job.to_item()),
+        ConditionExpression="attribute_not_exists(pk)",
+    )
+    return job
+
+
+def find_job(job_id: str, consistent: bool = True) -> Job | None:
+    """The job with that id, or None."""
+    answer = aws.client("dynamodb").get_item(
+        TableName=_table(),
+        Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+        ConsistentRead=consistent,
+    )
+    item = answer.get("Item")
+    return Job.from_item(dynamo.deserialize(item)) if item else None
+
+
+def get_job(job_id: str, consistent: bool = True) -> Job:
+    """The job with that id; raises :class:`JobNotFound`."""
+    job = find_job(job_id, consistent)
+    if job is None:
+        raise JobNotFound(f"no job with identifier {job_id}")
+    return job
+
+
+class ClaimOutcome(str, enum.Enum):
+    """What :func:`claim` found."""
+
+    CLAIMED = "claimed"  # this worker now holds the lease; run the job
+    BUSY = "busy"  # another worker holds a live lease: leave the message alone
+    TERMINAL = "terminal"  # the job is over: delete the message
+    EXHAUSTED = "exhausted"  # attempts used up: the job was failed, delete the message
+    MISSING = "missing"  # no such job (expired, or a bad message): delete it
+
+
+@dataclasses.dataclass
+class ClaimResult:
+    """The outcome of a claim and the job as it stood after it."""
+
+    outcome: ClaimOutcome
+    job: Job | None
+
+
+def claim(job_id: str, worker_id: str, lease_seconds: float, max_attempts: int) -> ClaimResult:
+    """Take the lease on a live job for one more attempt (see module doc)."""
+    now = time.time()
+    values: dict[str, Any] = {
+        ":now": dynamo.value(int(now)),
+        ":max": dynamo.value(max_attempts),
+        ":one": dynamo.value(1),
+        ":me": dynamo.value(worker_id),
+        ":until": dynamo.value(int(now + lease_seconds)),
+        ":fetching": dynamo.value(Phase.FETCHING.value),
+        ":ts": dynamo.value(now_iso()),
+    }
+    condition = f"{_live_condition(values)} AND #expires < :now AND #attempt < :max"
+    try:
+        answer = aws.client("dynamodb").update_item(
+            TableName=_table(),
+            Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+            UpdateExpression=(
+                "SET #phase = :fetching, #attempt = #attempt + :one, #owner = :me, "
+                "#expires = :until, #updated = :ts, started_at = if_not_exists(started_at, :ts)"
+            ),
+            ConditionExpression=f"attribute_exists(pk) AND {condition}",
+            ExpressionAttributeNames=_NAMES,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+        return ClaimResult(ClaimOutcome.CLAIMED, Job.from_item(dynamo.deserialize(answer["Attributes"])))
+    except ClientError as exc:
+        if not dynamo.is_conditional_failure(exc):
+            raise
+    job = find_job(job_id)
+    if job is None:
+        return ClaimResult(ClaimOutcome.MISSING, None)
+    if job.phase.is_terminal:
+        return ClaimResult(ClaimOutcome.TERMINAL, job)
+    if job.lease_expires >= now:
+        return ClaimResult(ClaimOutcome.BUSY, job)
+    # live, lease free, but no attempts left: the last worker died.
+    reason = (
+        f"the build was interrupted {job.attempt} times (its worker stopped responding); "
+        "giving up. Submit the build again; if it keeps failing, check that it fits the "
+        "build timeout and the worker's resources"
+    )
+    try:
+        failed = fail(job_id, reason, expect_expired_lease=True)
+        return ClaimResult(ClaimOutcome.EXHAUSTED, failed)
+    except TransitionConflict:
+        again = find_job(job_id)
+        outcome = ClaimOutcome.TERMINAL if again and again.phase.is_terminal else ClaimOutcome.BUSY
+        return ClaimResult(outcome, again)
+
+
+def renew_lease(job_id: str, worker_id: str, lease_seconds: float) -> bool:
+    """Extend this worker's lease; False if the lease was lost or the job is over."""
+    values: dict[str, Any] = {
+        ":me": dynamo.value(worker_id),
+        ":until": dynamo.value(int(time.time() + lease_seconds)),
+    }
+    try:
+        aws.client("dynamodb").update_item(
+            TableName=_table(),
+            Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+            UpdateExpression="SET #expires = :until",
+            ConditionExpression=f"#owner = :me AND {_live_condition(values)}",
+            ExpressionAttributeNames={k: _NAMES[k] for k in ("#expires", "#owner", "#phase")},
+            ExpressionAttributeValues=values,
+        )
+        return True
+    except ClientError as exc:
+        if dynamo.is_conditional_failure(exc):
+            return False
+        raise
+
+
+def release_lease(job_id: str, worker_id: str) -> bool:
+    """Give the job back unfinished (graceful shutdown): the lease ends now and this attempt is not counted."""
+    values: dict[str, Any] = {
+        ":me": dynamo.value(worker_id),
+        ":zero": dynamo.value(0),
+        ":one": dynamo.value(1),
+        ":ts": dynamo.value(now_iso()),
+    }
+    try:
+        aws.client("dynamodb").update_item(
+            TableName=_table(),
+            Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+            UpdateExpression="SET #expires = :zero, #attempt = #attempt - :one, #updated = :ts REMOVE #owner",
+            ConditionExpression=f"#owner = :me AND {_live_condition(values)}",
+            ExpressionAttributeNames=_NAMES,
+            ExpressionAttributeValues=values,
+        )
+        return True
+    except ClientError as exc:
+        if dynamo.is_conditional_failure(exc):
+            return False
+        raise
+
+
+def transition(
+    job_id: str,
+    worker_id: str,
+    current: Phase,
+    target: Phase,
+    reason: str | None = None,
+    image_digest: str | None = None,
+) -> Job:
+    """Move a job one step, as the lease holder, from the phase it must be in now.
+
+    Raises :class:`TransitionConflict` when the stored phase or lease differs.
+    """
+    if not can_transition(current, target):
+        raise TransitionConflict(f"illegal transition {current.value} -> {target.value}")
+    ts = now_iso()
+    values: dict[str, Any] = {
+        ":current": dynamo.value(current.value),
+        ":target": dynamo.value(target.value),
+        ":me": dynamo.value(worker_id),
+        ":ts": dynamo.value(ts),
+    }
+    sets = ["#phase = :target", "#updated = :ts"]
+    if target.is_terminal:
+        sets.append("finished_at = :ts")
+    if reason is not None:
+        values[":reason"] = dynamo.value(reason)
+        sets.append("reason = :reason")
+    if image_digest is not None:
+        values[":digest"] = dynamo.value(image_digest)
+        sets.append("image_digest = :digest")
+    try:
+        answer = aws.client("dynamodb").update_item(
+            TableName=_table(),
+            Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression="#phase = :current AND #owner = :me",
+            ExpressionAttributeNames={k: _NAMES[k] for k in ("#phase", "#updated", "#owner")},
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if dynamo.is_conditional_failure(exc):
+            raise TransitionConflict(
+                f"job {job_id} is no longer {current.value} under lease {worker_id}"
+            ) from exc
+        raise
+    return Job.from_item(dynamo.deserialize(answer["Attributes"]))
+
+
+def fail(
+    job_id: str,
+    reason: str,
+    worker_id: str | None = None,
+    expect_expired_lease: bool = False,
+    target: Phase = Phase.FAILED,
+) -> Job:
+    """Move a live job to ``failed`` (or ``cancelled``) with a reason.
+
+    With ``worker_id`` only the lease holder may do it; with
+    ``expect_expired_lease`` only while nobody holds a live lease; with
+    neither, any live job (the API before enqueueing, or a reaper).
+    Raises :class:`TransitionConflict` if the job is not live (or the lease
+    condition fails).
+    """
+    now = time.time()
+    ts = now_iso()
+    values: dict[str, Any] = {
+        ":target": dynamo.value(target.value),
+        ":reason": dynamo.value(reason),
+        ":ts": dynamo.value(ts),
+    }
+    condition = _live_condition(values)
+    names = {k: _NAMES[k] for k in ("#phase", "#updated")}
+    if worker_id is not None:
+        values[":me"] = dynamo.value(worker_id)
+        condition += " AND #owner = :me"
+        names["#owner"] = "lease_owner"
+    if expect_expired_lease:
+        values[":now"] = dynamo.value(int(now))
+        condition += " AND #expires < :now"
+        names["#expires"] = "lease_expires"
+    try:
+        answer = aws.client("dynamodb").update_item(
+            TableName=_table(),
+            Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+            UpdateExpression="SET #phase = :target, reason = :reason, #updated = :ts, finished_at = :ts",
+            ConditionExpression=f"attribute_exists(pk) AND {condition}",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
+    except ClientError as exc:
+        if dynamo.is_conditional_failure(exc):
+            raise TransitionConflict(f"job {job_id} is not live (or its lease is held)") from exc
+        raise
+    return Job.from_item(dynamo.deserialize(answer["Attributes"]))

@@ -1,0 +1,276 @@
+"""Job logs in DynamoDB: batched chunk writes and cursor reads.
+
+Layout (DESIGN.md): items ``(pk=<job_id>, sk="log#<10-digit seq>")`` each with
+at most ``log_chunk_bytes`` (32 KB) of UTF-8 text in ``data``.  Writers buffer
+and flush on size (``log_flush_bytes``) or age (``log_flush_seconds``), never one
+write per line; a job's log stops at ``log_cap_bytes`` with an explicit marker.
+The read cursor is the sequence number of the last chunk a caller has.
+"""
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from typing import Callable, Iterator
+
+from chalicelib import aws, dynamo
+from chalicelib.jobs import ttl_epoch
+from chalicelib.settings import Settings, get_settings
+
+SEQ_DIGITS = 10
+MAX_BATCH = 25
+
+
+def log_sort_key(seq: int) -> str:
+    """The sort key of chunk ``seq``."""
+    return f"log#{seq:0{SEQ_DIGITS}d}"
+
+
+def truncation_marker(cap_bytes: int) -> str:
+    """The line that ends a log cut at the cap."""
+    return f"\n[boatyard] log truncated: it reached the limit of {cap_bytes} bytes; later output was dropped.\n"
+
+
+def split_utf8(text: str, limit: int) -> list[str]:
+    """Split ``text`` into pieces of at most ``limit`` UTF-8 bytes, preferring line ends."""
+    pieces: list[str] = []
+    data = text.encode("utf-8")
+    start = 0
+    while start < len(data):
+        end = min(start + limit, len(data))
+        if end < len(data):
+            newline = data.rfind(b"\n", start, end)
+            if newline >= start + limit // 2:
+                end = newline + 1
+            else:
+                while end > start and (data[end] & 0xC0) == 0x80:  # not inside a code point
+                    end -= 1
+        pieces.append(data[start:end].decode("utf-8"))
+        start = end
+    return pieces
+
+
+def last_sequence(job_id: str) -> int:
+    """The sequence number of the newest chunk of a job (0 if none)."""
+    answer = aws.client("dynamodb").query(
+        TableName=get_settings().table_name,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :log)",
+        ExpressionAttributeValues={":pk": {"S": job_id}, ":log": {"S": "log#"}},
+        ScanIndexForward=False,
+        Limit=1,
+        ConsistentRead=True,
+        ProjectionExpression="sk",
+    )
+    items = answer.get("Items", [])
+    return int(items[0]["sk"]["S"].split("#", 1)[1]) if items else 0
+
+
+def stored_bytes(job_id: str) -> int:
+    """How many bytes of log a job has stored (used to resume the cap on a retry)."""
+    return sum(len(c.data.encode("utf-8")) for c in iter_chunks(job_id, 0))
+
+
+@dataclasses.dataclass
+class Chunk:
+    """One stored log chunk."""
+
+    seq: int
+    data: str
+
+
+def iter_chunks(job_id: str, since: int) -> Iterator[Chunk]:
+    """Chunks with ``seq > since``, in order, reading page by page."""
+    kwargs = {
+        "TableName": get_settings().table_name,
+        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+        "ExpressionAttributeValues": {
+            ":pk": {"S": job_id},
+            ":lo": {"S": log_sort_key(since + 1)},
+            ":hi": {"S": log_sort_key(10**SEQ_DIGITS - 1)},
+        },
+        "ConsistentRead": True,
+    }
+    client = aws.client("dynamodb")
+    while True:
+        answer = client.query(**kwargs)
+        for item in answer.get("Items", []):
+            yield Chunk(int(item["sk"]["S"].split("#", 1)[1]), item["data"]["S"])
+        if "LastEvaluatedKey" not in answer:
+            return
+        kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+
+@dataclasses.dataclass
+class LogPage:
+    """What a read returns: the text, the cursor after it, and whether more is stored."""
+
+    text: str
+    next_cursor: int
+    more: bool
+
+
+def read_logs(job_id: str, since: int = 0, max_bytes: int | None = None) -> LogPage:
+    """Log text after cursor ``since``, at most ``max_bytes`` (whole chunks; at least one)."""
+    limit = max_bytes if max_bytes is not None else get_settings().max_log_response_bytes
+    parts: list[str] = []
+    size = 0
+    cursor = since
+    for chunk in iter_chunks(job_id, since):
+        chunk_size = len(chunk.data.encode("utf-8"))
+        if parts and size + chunk_size > limit:
+            return LogPage("".join(parts), cursor, True)
+        parts.append(chunk.data)
+        size += chunk_size
+        cursor = chunk.seq
+    return LogPage("".join(parts), cursor, False)
+
+
+class LogWriter:
+    """Buffers a job's log text and writes it as ordered chunks in batches.
+
+    Thread-safe: the build loop calls :meth:`write`; a timer thread (started
+    with :meth:`start`) flushes text older than ``log_flush_seconds``.  Call
+    :meth:`close` to flush everything before the job's terminal write.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        settings: Settings | None = None,
+        start_seq: int | None = None,
+        already_written: int = 0,
+        redact: Callable[[str], str] | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.settings = settings or get_settings()
+        self._seq = last_sequence(job_id) if start_seq is None else start_seq
+        self._buffer: list[str] = []
+        self._buffered_bytes = 0
+        self._oldest: float | None = None
+        self._written = already_written
+        self._truncated = self._written >= self.settings.log_cap_bytes
+        self._redact = redact
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        self.batch_calls = 0  # BatchWriteItem requests sent (for benchmarks)
+        self.items_written = 0
+        self.dropped_bytes = 0
+
+    @property
+    def truncated(self) -> bool:
+        """True once the cap was reached."""
+        return self._truncated
+
+    def write(self, text: str) -> None:
+        """Add text to the log (redacted); flushes when the buffer is full."""
+        if not text:
+            return
+        if self._redact is not None:
+            text = self._redact(text)
+        with self._lock:
+            if self._truncated:
+                self.dropped_bytes += len(text.encode("utf-8"))
+                return
+            size = len(text.encode("utf-8"))
+            room = self.settings.log_cap_bytes - self._written - self._buffered_bytes
+            if size > room:
+                kept = text.encode("utf-8")[: max(room, 0)].decode("utf-8", errors="ignore")
+                self.dropped_bytes += size - len(kept.encode("utf-8"))
+                self._append(kept)
+                self._append(truncation_marker(self.settings.log_cap_bytes))
+                self._truncated = True
+                self._flush_locked()
+                return
+            self._append(text)
+            if self._buffered_bytes >= self.settings.log_flush_bytes:
+                self._flush_locked()
+
+    def _append(self, text: str) -> None:
+        if not text:
+            return
+        if self._oldest is None:
+            self._oldest = time.monotonic()
+        self._buffer.append(text)
+        self._buffered_bytes += len(text.encode("utf-8"))
+
+    def flush(self) -> None:
+        """Write out everything buffered."""
+        with self._lock:
+            self._flush_locked()
+
+    def flush_if_due(self) -> None:
+        """Write out the buffer if its oldest text is older than the flush interval."""
+        with self._lock:
+            if self._oldest is not None and time.monotonic() - self._oldest >= self.settings.log_flush_seconds:
+                self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not self._buffer:
+            return
+        text = "".join(self._buffer)
+        expires = ttl_epoch(self.settings.job_ttl_days)
+        items = []
+        for piece in split_utf8(text, self.settings.log_chunk_bytes):
+            self._seq += 1
+            items.append(
+                {
+                    "PutRequest": {
+                        "Item": dynamo.serialize(
+                            {"pk": self.job_id, "sk": log_sort_key(self._seq), "data": piece, "expires_at": expires}
+                        )
+                    }
+                }
+            )
+        for start in range(0, len(items), MAX_BATCH):
+            self._batch_write(items[start : start + MAX_BATCH])
+        self._written += self._buffered_bytes
+        self._buffer.clear()
+        self._buffered_bytes = 0
+        self._oldest = None
+
+    def _batch_write(self, requests: list[dict]) -> None:
+        client = aws.client("dynamodb")
+        table = self.settings.table_name
+        pending = requests
+        delay = 0.05
+        for _ in range(12):
+            self.batch_calls += 1
+            answer = client.batch_write_item(RequestItems={table: pending})
+            self.items_written += len(pending)
+            unprocessed = answer.get("UnprocessedItems", {}).get(table, [])
+            self.items_written -= len(unprocessed)
+            if not unprocessed:
+                return
+            pending = unprocessed
+            time.sleep(delay)
+            delay = min(delay * 2, 2.0)
+        raise RuntimeError(f"DynamoDB kept {len(pending)} log chunks unprocessed for job {self.job_id}")
+
+    def start(self) -> "LogWriter":
+        """Start the background timer that flushes on age."""
+        if self._timer is None:
+            self._timer = threading.Thread(target=self._run_timer, name=f"logflush-{self.job_id[:8]}", daemon=True)
+            self._timer.start()
+        return self
+
+    def _run_timer(self) -> None:
+        interval = max(self.settings.log_flush_seconds / 4, 0.05)
+        while not self._stop.wait(interval):
+            try:
+                self.flush_if_due()
+            except Exception:  # the final flush in close() reports failures
+                pass
+
+    def close(self) -> None:
+        """Stop the timer and flush what is left."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join(timeout=5)
+        self.flush()
+
+    def __enter__(self) -> "LogWriter":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,132 @@
+"""Every setting boatyard reads, from environment variables, in one place.
+
+Defaults work for the local stack (a moto server on 127.0.0.1:5001).  The API,
+the worker and the tools all call :func:`get_settings`; nothing else reads
+``os.environ`` for configuration.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from typing import Mapping
+
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:  # a bad deployment setting must be loud
+        raise ValueError(f"setting {name} must be an integer, got {raw!r}") from exc
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise ValueError(f"setting {name} must be a number, got {raw!r}") from exc
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """boatyard's configuration; see README.md's configuration table."""
+
+    region: str
+    table_name: str
+    bucket_name: str
+    queue_name: str
+    queue_url: str
+    kms_key_id: str
+    # API limits
+    max_inline_bytes: int
+    max_dockerfile_bytes: int
+    max_upload_bytes: int
+    upload_url_ttl_seconds: int
+    max_log_response_bytes: int
+    job_ttl_days: int
+    # jobs and logs
+    max_attempts: int
+    log_chunk_bytes: int
+    log_flush_bytes: int
+    log_flush_seconds: float
+    log_cap_bytes: int
+    queue_timeout_seconds: int
+    # worker
+    worker_concurrency: int
+    visibility_timeout_seconds: int
+    heartbeat_seconds: float
+    build_timeout_seconds: int
+    shutdown_grace_seconds: int
+    docker_host: str
+    allow_private_urls: bool
+    github_archive_base: str
+    fetch_timeout_seconds: float
+    max_context_bytes: int
+    max_context_files: int
+    max_context_ratio: int
+    disk_budget_bytes: int
+    work_dir: str
+    dlq_name: str
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build :class:`Settings` from ``env`` (default: the process environment)."""
+    env = os.environ if env is None else env
+    region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1"
+    queue_name = env.get("BOATYARD_QUEUE_NAME", "boatyard-jobs")
+    return Settings(
+        region=region,
+        table_name=env.get("BOATYARD_TABLE", "boatyard-jobs"),
+        bucket_name=env.get("BOATYARD_BUCKET", "boatyard-contexts"),
+        queue_name=queue_name,
+        queue_url=env.get("BOATYARD_QUEUE_URL", ""),
+        kms_key_id=env.get("BOATYARD_KMS_KEY_ID", "alias/boatyard"),
+        max_inline_bytes=_int(env, "BOATYARD_MAX_INLINE_BYTES", 6 * MiB),
+        max_dockerfile_bytes=_int(env, "BOATYARD_MAX_DOCKERFILE_BYTES", 256 * 1024),
+        max_upload_bytes=_int(env, "BOATYARD_MAX_UPLOAD_BYTES", 5 * GiB),
+        upload_url_ttl_seconds=_int(env, "BOATYARD_UPLOAD_URL_TTL_SECONDS", 3600),
+        max_log_response_bytes=_int(env, "BOATYARD_MAX_LOG_RESPONSE_BYTES", 4 * MiB),
+        job_ttl_days=_int(env, "BOATYARD_JOB_TTL_DAYS", 30),
+        max_attempts=_int(env, "BOATYARD_MAX_ATTEMPTS", 3),
+        log_chunk_bytes=_int(env, "BOATYARD_LOG_CHUNK_BYTES", 32 * 1024),
+        log_flush_bytes=_int(env, "BOATYARD_LOG_FLUSH_BYTES", 16 * 1024),
+        log_flush_seconds=_float(env, "BOATYARD_LOG_FLUSH_SECONDS", 1.0),
+        log_cap_bytes=_int(env, "BOATYARD_LOG_CAP_BYTES", 64 * MiB),
+        queue_timeout_seconds=_int(env, "BOATYARD_QUEUE_TIMEOUT_SECONDS", 24 * 3600),
+        worker_concurrency=_int(env, "BOATYARD_WORKER_CONCURRENCY", 2),
+        visibility_timeout_seconds=_int(env, "BOATYARD_VISIBILITY_TIMEOUT_SECONDS", 60),
+        heartbeat_seconds=_float(env, "BOATYARD_HEARTBEAT_SECONDS", 20.0),
+        build_timeout_seconds=_int(env, "BOATYARD_BUILD_TIMEOUT_SECONDS", 3600),
+        shutdown_grace_seconds=_int(env, "BOATYARD_SHUTDOWN_GRACE_SECONDS", 600),
+        docker_host=env.get("DOCKER_HOST", "unix:///var/run/docker.sock"),
+        allow_private_urls=_bool(env, "BOATYARD_ALLOW_PRIVATE_URLS", False),
+        github_archive_base=env.get("BOATYARD_GITHUB_ARCHIVE_BASE", "https://github.com").rstrip("/"),
+        fetch_timeout_seconds=_float(env, "BOATYARD_FETCH_TIMEOUT_SECONDS", 30.0),
+        max_context_bytes=_int(env, "BOATYARD_MAX_CONTEXT_BYTES", 5 * GiB),
+        max_context_files=_int(env, "BOATYARD_MAX_CONTEXT_FILES", 100_000),
+        max_context_ratio=_int(env, "BOATYARD_MAX_CONTEXT_RATIO", 200),
+        disk_budget_bytes=_int(env, "BOATYARD_DISK_BUDGET_BYTES", 20 * GiB),
+        work_dir=env.get("BOATYARD_WORK_DIR", "/tmp/boatyard-work"),
+        dlq_name=env.get("BOATYARD_DLQ_NAME", queue_name + "-dlq"),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once.  Tests call ``get_settings.cache_clear()``."""
+    return load_settings()

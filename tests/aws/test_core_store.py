@@ -1,0 +1,118 @@
+"""Job store leases and conditional writes, log chunks, sealing — against moto."""
+import time
+
+import pytest
+
+from chalicelib import jobstore, logstore, sealing
+from chalicelib.errors import JobNotFound, TransitionConflict
+from chalicelib.jobs import Job, Phase, SourceKind
+from chalicelib.jobstore import ClaimOutcome
+
+
+def _new_job(job_id="11111111-2222-4333-8444-555555555555"):
+    return jobstore.create_job(Job(job_id, "user/image", SourceKind.DOCKERFILE, {"context_key": "k"}))
+
+
+def test_claim_then_walk_to_finished(aws_env):
+    job = _new_job()
+    result = jobstore.claim(job.job_id, "w1", 60, 3)
+    assert result.outcome == ClaimOutcome.CLAIMED and result.job.attempt == 1
+    assert result.job.phase == Phase.FETCHING
+    jobstore.transition(job.job_id, "w1", Phase.FETCHING, Phase.BUILDING)
+    jobstore.transition(job.job_id, "w1", Phase.BUILDING, Phase.PUSHING)
+    done = jobstore.transition(job.job_id, "w1", Phase.PUSHING, Phase.FINISHED, image_digest="sha256:abc")
+    assert done.status_body()["Status"] == "Finished"
+    assert done.status_body()["ImageDigest"] == "sha256:abc"
+
+
+def test_duplicate_delivery_is_busy_and_cannot_move_the_job(aws_env):
+    job = _new_job()
+    assert jobstore.claim(job.job_id, "w1", 60, 3).outcome == ClaimOutcome.CLAIMED
+    second = jobstore.claim(job.job_id, "w2", 60, 3)
+    assert second.outcome == ClaimOutcome.BUSY
+    with pytest.raises(TransitionConflict):
+        jobstore.transition(job.job_id, "w2", Phase.FETCHING, Phase.BUILDING)
+    with pytest.raises(TransitionConflict):
+        jobstore.transition(job.job_id, "w1", Phase.BUILDING, Phase.PUSHING)  # wrong current phase
+    assert jobstore.get_job(job.job_id).phase == Phase.FETCHING
+
+
+def test_expired_lease_is_retried_then_exhausted(aws_env):
+    job = _new_job()
+    for attempt in (1, 2):
+        claimed = jobstore.claim(job.job_id, f"w{attempt}", -1, 2)  # lease already expired
+        assert claimed.outcome == ClaimOutcome.CLAIMED and claimed.job.attempt == attempt
+    final = jobstore.claim(job.job_id, "w3", 60, 2)
+    assert final.outcome == ClaimOutcome.EXHAUSTED
+    assert final.job.phase == Phase.FAILED
+    assert "interrupted 2 times" in final.job.status_body()["Status"]
+    assert jobstore.claim(job.job_id, "w4", 60, 2).outcome == ClaimOutcome.TERMINAL
+
+
+def test_release_gives_back_without_counting(aws_env):
+    job = _new_job()
+    jobstore.claim(job.job_id, "w1", 60, 3)
+    assert jobstore.release_lease(job.job_id, "w1")
+    again = jobstore.claim(job.job_id, "w2", 60, 3)
+    assert again.outcome == ClaimOutcome.CLAIMED and again.job.attempt == 1
+
+
+def test_unknown_job_is_not_found(aws_env):
+    with pytest.raises(JobNotFound):
+        jobstore.get_job("00000000-0000-4000-8000-000000000000")
+
+
+def test_log_writer_batches_orders_and_caps(aws_env, monkeypatch):
+    job = _new_job()
+    monkeypatch.setenv("BOATYARD_LOG_CAP_BYTES", str(200_000))
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    lines = [f"line {i:06d}\n" for i in range(30000)]  # 360,000 bytes
+    with logstore.LogWriter(job.job_id) as writer:
+        for line in lines:
+            writer.write(line)
+    page = logstore.read_logs(job.job_id, 0, max_bytes=10**9)
+    assert page.text.startswith("".join(lines[:1000]))
+    assert page.text.endswith(logstore.truncation_marker(200_000))
+    kept = page.text[: -len(logstore.truncation_marker(200_000))]
+    assert len(kept.encode()) == 200_000 and "".join(lines).startswith(kept)
+    # batched: far fewer requests than lines, ≤ 1 per 16 KB written
+    assert writer.batch_calls <= 200_000 // (16 * 1024) + 2
+
+
+def test_log_cursor_returns_only_newer_text(aws_env):
+    job = _new_job()
+    writer = logstore.LogWriter(job.job_id)
+    writer.write("first\n")
+    writer.flush()
+    page1 = logstore.read_logs(job.job_id, 0)
+    writer.write("second\n")
+    writer.close()
+    page2 = logstore.read_logs(job.job_id, page1.next_cursor)
+    assert (page1.text, page2.text) == ("first\n", "second\n")
+    assert logstore.read_logs(job.job_id, page2.next_cursor).text == ""
+
+
+def test_log_writer_flushes_on_age(aws_env, monkeypatch):
+    job = _new_job()
+    monkeypatch.setenv("BOATYARD_LOG_FLUSH_SECONDS", "0.2")
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    writer = logstore.LogWriter(job.job_id).start()
+    writer.write("quiet line\n")
+    deadline = time.time() + 5
+    while time.time() < deadline and not logstore.read_logs(job.job_id).text:
+        time.sleep(0.1)
+    writer.close()
+    assert logstore.read_logs(job.job_id).text == "quiet line\n"
+
+
+def test_sealed_credentials_round_trip_and_hide_password(aws_env, test_password):
+    creds = sealing.Credentials("tester", test_password, "t@example.com")
+    sealed = sealing.seal("job-1", creds)
+    assert test_password not in sealed and test_password not in repr(creds)
+    assert sealing.unseal("job-1", sealed) == creds
+    with pytest.raises(Exception):
+        sealing.unseal("job-2", sealed)  # bound to its job by the encryption context
