@@ -44,3 +44,83 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     get_settings.cache_clear()
     aws.reset_clients()
     queue.reset()
+
+
+# --- real services: Docker daemon, registry, base image (tier "docker") -----------------------
+
+TEST_REGISTRY_PORT = int(os.environ.get("BOATYARD_TEST_REGISTRY_PORT", "5050"))
+TEST_REGISTRY_USER = "tester"
+
+
+@pytest.fixture(scope="session")
+def docker_host() -> str:
+    """The Docker daemon's URL; started when missing and we are root. Never skipped: fails loudly."""
+    from devstack import services
+
+    return services.ensure_dockerd()
+
+
+@pytest.fixture(scope="session")
+def registry(docker_host: str):
+    """A real registry on 127.0.0.1 with htpasswd auth; its password is the leak canary."""
+    from devstack import services
+
+    return services.ensure_registry(TEST_REGISTRY_PORT, TEST_REGISTRY_USER, TEST_PASSWORD)
+
+
+@pytest.fixture(scope="session")
+def base_image(registry, docker_host: str) -> str:
+    """``127.0.0.1:<port>/boatyard/busybox:latest``: the only FROM the tests use (no internet)."""
+    from devstack import services
+
+    return services.ensure_base_image(registry, docker_host)
+
+
+@pytest.fixture(scope="session")
+def archive_server():
+    """A local server standing in for GitHub archives and tarball URLs."""
+    from devstack.archive_server import ArchiveServer
+
+    server = ArchiveServer().start()
+    yield server
+    server.stop()
+
+
+class StackHandle:
+    """What the end-to-end and browser tests get: where the stack is and what it pushes to."""
+
+    def __init__(self, stack, registry, base_image: str, archive_server) -> None:
+        self.stack = stack
+        self.api_url = stack.api_url
+        self.aws_endpoint = stack.aws_endpoint
+        self.registry = registry
+        self.base_image = base_image
+        self.archive_server = archive_server
+
+
+@pytest.fixture(scope="session")
+def local_stack(registry, base_image: str, archive_server, docker_host: str):
+    """The whole service (moto server, chalice local with the UI, one worker) on free ports."""
+    from devstack.services import free_port
+    from devstack.stack import LocalStack, StackConfig
+
+    config = StackConfig(
+        api_port=free_port(),
+        moto_port=free_port(),
+        workers=1,
+        name="e2e",
+        extra_env={
+            "BOATYARD_ALLOW_PRIVATE_URLS": "true",
+            "BOATYARD_GITHUB_ARCHIVE_BASE": archive_server.base_url,
+            "BOATYARD_WORKER_CONCURRENCY": "2",
+            "BOATYARD_VISIBILITY_TIMEOUT_SECONDS": "30",
+            "BOATYARD_HEARTBEAT_SECONDS": "5",
+            "BOATYARD_LOG_FLUSH_SECONDS": "0.5",
+            "DOCKER_HOST": docker_host,
+        },
+    )
+    stack = LocalStack(config).start()
+    try:
+        yield StackHandle(stack, registry, base_image, archive_server)
+    finally:
+        stack.stop()

@@ -1,0 +1,1 @@
+"""Development and test tooling: the local stack's services (not deployed)."""
