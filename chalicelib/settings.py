@@ -13,6 +13,8 @@ from typing import Mapping
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB
+# the repository's ui/ folder, next to app.py (served only when BOATYARD_SERVE_UI is true)
+_DEFAULT_UI_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "ui")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -82,6 +84,9 @@ class Settings:
     disk_budget_bytes: int
     work_dir: str
     dlq_name: str
+    # static UI served by the API (local stack only)
+    serve_ui: bool = False
+    ui_dir: str = ""
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -123,6 +128,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         disk_budget_bytes=_int(env, "BOATYARD_DISK_BUDGET_BYTES", 20 * GiB),
         work_dir=env.get("BOATYARD_WORK_DIR", "/tmp/boatyard-work"),
         dlq_name=env.get("BOATYARD_DLQ_NAME", queue_name + "-dlq"),
+        serve_ui=_bool(env, "BOATYARD_SERVE_UI", False),
+        ui_dir=env.get("BOATYARD_UI_DIR") or _DEFAULT_UI_DIR,
     )
 
 
