@@ -17,6 +17,17 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 TEST_PASSWORD = "pw-Zq8!leak-canary-7731"
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI nothing may skip: a skipped test (e.g. no Docker daemon) is turned into a failure."""
+    outcome = yield
+    report = outcome.get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped in CI, which is a failure here: {report.longrepr}"
 
 
 @pytest.fixture
