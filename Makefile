@@ -6,6 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAGE ?= dev
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: run test test-fast bench package deploy system-deps venv clean
 
@@ -34,7 +35,7 @@ test-fast: venv
 
 ## bench: benchmarks against the local stack; writes BENCHMARKS.md
 bench: system-deps venv
-	$(PY) -m bench
+	$(PY) -m bench $(BENCH_ARGS)
 
 ## package: deployable CloudFormation templates in build/infra (no AWS credentials needed)
 package: venv
