@@ -1,0 +1,82 @@
+"""boatyard's HTTP API (Chalice).  Routes only: parse, call chalicelib, shape the answer.
+
+See DESIGN.md and openapi.yaml for the contract; errors are mapped in
+chalicelib.http_errors.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Chalice, CORSConfig, Response
+
+from chalicelib import bodies, jobviews, static_ui, submit, validation
+from chalicelib.http_errors import JSON_HEADERS, json_errors
+from chalicelib.settings import get_settings
+
+app = Chalice(app_name="boatyard")
+# Raw bytes of uploads must reach raw_body intact behind API Gateway (it base64-encodes these types).
+for _type in ("multipart/form-data", "application/x-gzip", "application/gzip", *static_ui.BINARY_TYPES):
+    if _type not in app.api.binary_types:
+        app.api.binary_types.append(_type)
+
+CORS = CORSConfig(allow_origin="*", allow_headers=["Content-Type"], max_age=600)
+ANY_TYPE = ["*/*"]  # content types are checked by chalicelib.bodies (JSON 415 answers)
+
+STATIC_UI_ROUTES = {("/", "GET"), ("/{asset}", "GET")}
+"""Routes that serve the web UI in the local stack; not part of the API (not in openapi.yaml)."""
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(body=body, status_code=status, headers=dict(JSON_HEADERS))
+
+
+@app.route("/api/v1/build", methods=["POST"], cors=CORS, content_types=ANY_TYPE)
+@json_errors
+def build() -> Response:
+    """Submit a build: JSON with one source, or multipart with parts TarFile and Json → 202 JobIdentifier."""
+    request = app.current_request
+    parsed = bodies.parse_build_body(request.headers, request.raw_body, get_settings())
+    job_id = submit.submit_build(parsed.request, parsed.archive)
+    return _json({"JobIdentifier": job_id}, 202)
+
+
+@app.route("/api/v1/uploads", methods=["POST"], cors=CORS, content_types=ANY_TYPE)
+@json_errors
+def create_upload() -> Response:
+    """A presigned S3 POST for a large archive, and the upload_id to build it with."""
+    return _json(submit.create_upload())
+
+
+@app.route("/api/v1/{job_id}/status", methods=["GET"], cors=CORS, content_types=ANY_TYPE)
+@json_errors
+def job_status(job_id: str) -> Response:
+    """The job's status: the seed's Status word plus Phase, timestamps, attempt, digest."""
+    return _json(jobviews.status_body(validation.parse_job_id(job_id)))
+
+
+@app.route("/api/v1/{job_id}/logs", methods=["GET"], cors=CORS, content_types=ANY_TYPE)
+@json_errors
+def job_logs(job_id: str) -> Response:
+    """The job's log text; with ?since=<cursor> only what came after it."""
+    job_id = validation.parse_job_id(job_id)
+    params = app.current_request.query_params or {}
+    return _json(jobviews.logs_body(job_id, validation.parse_since(params.get("since"))))
+
+
+@app.route("/", methods=["GET"], content_types=ANY_TYPE)
+@json_errors
+def ui_index() -> Response:
+    """The web UI's page (local stack only)."""
+    return _asset("index.html")
+
+
+@app.route("/{asset}", methods=["GET"], content_types=ANY_TYPE)
+@json_errors
+def ui_asset(asset: str) -> Response:
+    """A file of the web UI (local stack only)."""
+    return _asset(asset)
+
+
+def _asset(name: str) -> Response:
+    found = static_ui.load_asset(name, get_settings())
+    return Response(body=found.body, status_code=200, headers={"Content-Type": found.content_type, "Cache-Control": "no-cache"})

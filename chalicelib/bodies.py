@@ -1,0 +1,102 @@
+"""The body of ``POST /api/v1/build``: content type, size, JSON or multipart → a :class:`BuildRequest`."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Mapping
+
+from chalicelib import archives, multipart
+from chalicelib.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from chalicelib.settings import Settings
+from chalicelib.validation import BuildRequest, validate_build
+
+JSON = "application/json"
+MULTIPART = "multipart/form-data"
+PARTS = ("TarFile", "Json")
+
+
+@dataclasses.dataclass
+class ParsedBuild:
+    """A validated build request and, for multipart, the archive bytes."""
+
+    request: BuildRequest
+    archive: memoryview | None = None
+
+
+def _too_large(size: int, settings: Settings) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the request body is {size} bytes, more than the {settings.max_inline_bytes} bytes a request may carry; "
+        "for a large archive ask POST /api/v1/uploads for an upload URL, upload the archive there, "
+        "then submit the build with its upload_id"
+    )
+
+
+def check_declared_length(headers: Mapping[str, str], settings: Settings) -> None:
+    """Refuse early (413) when Content-Length already says the body is too large."""
+    declared = (headers.get("content-length") or "").strip()
+    if declared.isdigit() and int(declared) > settings.max_inline_bytes:
+        raise _too_large(int(declared), settings)
+
+
+def media_type(headers: Mapping[str, str]) -> str:
+    """The lowercased media type of the request (``application/json`` when no Content-Type is sent)."""
+    value = headers.get("content-type") or JSON
+    return value.split(";", 1)[0].strip().lower()
+
+
+def parse_json(data: bytes, field: str | None = None) -> Any:
+    """Decode a UTF-8 JSON document; 400 naming ``field`` (or the body) when it is not one."""
+    where = f"the {field} part" if field else "the request body"
+    try:
+        return json.loads(bytes(data).decode("utf-8"))
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"{where} is not UTF-8 text", field=field) from None
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", field=field) from None
+    except RecursionError:
+        raise InvalidRequest(f"{where} is nested too deeply", field=field) from None
+
+
+def _parse_multipart(body: bytes, content_type: str, settings: Settings) -> ParsedBuild:
+    found: dict[str, multipart.Part] = {}
+    for part in multipart.parse(body, content_type):
+        if part.name not in PARTS:
+            raise InvalidRequest("unknown part; a multipart build has exactly the parts TarFile and Json", field=part.name)
+        if part.name in found:
+            raise InvalidRequest("appears more than once", field=part.name)
+        found[part.name] = part
+    for name in ("Json", "TarFile"):
+        if name not in found:
+            raise InvalidRequest(f"part is missing; a multipart build has the parts TarFile and Json", field=name)
+    fields = parse_json(found["Json"].data, field="Json")
+    if not isinstance(fields, dict):
+        raise InvalidRequest("must be a JSON object with the build fields", field="Json")
+    request = validate_build(fields, settings, archive_supplied=True)
+    archive = found["TarFile"].data
+    if not len(archive):
+        raise InvalidRequest("is empty", field="TarFile")
+    if archives.detect_format(bytes(archive[: archives.HEAD_BYTES])) is None:
+        raise InvalidRequest("is neither a gzip nor a tar archive", field="TarFile")
+    return ParsedBuild(request, archive)
+
+
+def parse_build_body(headers: Mapping[str, str], body: bytes | str | None, settings: Settings) -> ParsedBuild:
+    """Validate the whole build request: size (413), content type (415), syntax and fields (400)."""
+    check_declared_length(headers, settings)
+    kind = media_type(headers)
+    if kind not in (JSON, MULTIPART):
+        raise UnsupportedMediaType(
+            f"Content-Type {kind!r} is not accepted; send application/json or multipart/form-data "
+            "(parts TarFile and Json)"
+        )
+    raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
+    if len(raw) > settings.max_inline_bytes:
+        raise _too_large(len(raw), settings)
+    if not raw.strip():
+        raise InvalidRequest("the request body is empty; send the build fields as a JSON object")
+    if kind == MULTIPART:
+        return _parse_multipart(raw, headers.get("content-type", ""), settings)
+    data = parse_json(raw)
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request body must be a JSON object with the build fields")
+    return ParsedBuild(validate_build(data, settings))

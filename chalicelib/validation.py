@@ -1,0 +1,234 @@
+"""Validation of build requests and path/query parameters.
+
+Every rejection is an :class:`InvalidRequest` (400) or :class:`PayloadTooLarge`
+(413) naming the field, with a message a person can act on.  Values of
+credential fields are never echoed.  Unknown fields are ignored, as the seed did.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+import urllib.parse
+import uuid
+from typing import Any, Mapping
+
+from chalicelib.errors import InvalidRequest, JobNotFound, PayloadTooLarge
+from chalicelib.jobs import SourceKind
+from chalicelib.reference import InvalidReference, parse_reference
+from chalicelib.sealing import Credentials
+from chalicelib.settings import Settings
+
+MAX_URL_CHARS = 2048
+MAX_PASSWORD_CHARS = 1024
+MAX_USERNAME_CHARS = 256
+MAX_EMAIL_CHARS = 320
+MAX_CURSOR = 10**10 - 1
+
+GITHUB_FIELDS = ("github_username", "github_reponame", "github_tag")
+SOURCE_FIELDS = ("dockerfile", "tar_url", *GITHUB_FIELDS, "upload_id")
+SOURCES_HELP = (
+    "give exactly one source: dockerfile, tar_url, github_username+github_reponame+github_tag, "
+    "upload_id, or a multipart TarFile part"
+)
+
+_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII | re.IGNORECASE)
+_GITHUB_USER_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}", re.ASCII)
+_GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9._-]{1,100}", re.ASCII)
+_REF_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
+_CURSOR_RE = re.compile(r"[0-9]{1,10}", re.ASCII)
+
+
+@dataclasses.dataclass(frozen=True)
+class BuildRequest:
+    """A validated build request.
+
+    ``fields`` holds the validated source fields (``dockerfile``, ``tar_url``,
+    the three ``github_*`` or ``upload_id``); it is empty for a multipart
+    upload, whose archive travels beside the request.
+    """
+
+    image_name: str
+    kind: SourceKind
+    fields: dict[str, str]
+    credentials: Credentials = dataclasses.field(default_factory=Credentials, repr=False)
+
+
+def _has_control_chars(text: str) -> bool:
+    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+
+
+def _given(data: Mapping[str, Any], name: str) -> bool:
+    """A field counts as given unless it is absent, null or the empty string (the seed's UI sent blanks)."""
+    value = data.get(name)
+    return value is not None and value != ""
+
+
+def _string(data: Mapping[str, Any], name: str) -> str:
+    value = data.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidRequest("must be a string", field=name)
+    return value
+
+
+def validate_image_name(data: Mapping[str, Any]) -> str:
+    """The ``image_name`` field: required, a pushable Docker image reference."""
+    if not _given(data, "image_name"):
+        raise InvalidRequest("is required (the image to build and push, e.g. user/image:tag)", field="image_name")
+    value = _string(data, "image_name")
+    try:
+        parse_reference(value)
+    except InvalidReference as exc:
+        raise InvalidRequest(f"{value[:300]!r} is not a valid image reference: {exc}", field="image_name") from None
+    return value
+
+
+def validate_credentials(data: Mapping[str, Any]) -> Credentials:
+    """``username``, ``password``, ``email``: optional strings; values are never echoed."""
+    username = _string(data, "username")
+    password = _string(data, "password")
+    email = _string(data, "email")
+    if len(username) > MAX_USERNAME_CHARS or _has_control_chars(username):
+        raise InvalidRequest(f"must be at most {MAX_USERNAME_CHARS} characters without control characters", field="username")
+    if len(password) > MAX_PASSWORD_CHARS or _has_control_chars(password):
+        raise InvalidRequest(f"must be at most {MAX_PASSWORD_CHARS} characters without control characters", field="password")
+    if len(email) > MAX_EMAIL_CHARS or _has_control_chars(email):
+        raise InvalidRequest(f"must be at most {MAX_EMAIL_CHARS} characters without control characters", field="email")
+    return Credentials(username=username, password=password, email=email)
+
+
+def validate_dockerfile(text: str, settings: Settings) -> str:
+    """Dockerfile text: not blank, at most ``max_dockerfile_bytes`` UTF-8 bytes (413 beyond)."""
+    if not text.strip():
+        raise InvalidRequest("is empty", field="dockerfile")
+    size = len(text.encode("utf-8", errors="surrogatepass"))
+    if size > settings.max_dockerfile_bytes:
+        raise PayloadTooLarge(
+            f"dockerfile: is {size} bytes, more than the limit of {settings.max_dockerfile_bytes}; "
+            "send a tarball (tar_url, a multipart TarFile or POST /api/v1/uploads) instead"
+        )
+    return text
+
+
+def validate_tar_url(url: str) -> str:
+    """An absolute http(s) URL with a host, at most 2048 characters, no whitespace or credentials."""
+    if len(url) > MAX_URL_CHARS:
+        raise InvalidRequest(f"must be at most {MAX_URL_CHARS} characters", field="tar_url")
+    if any(c.isspace() for c in url) or _has_control_chars(url):
+        raise InvalidRequest("must not contain whitespace or control characters", field="tar_url")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError:
+        raise InvalidRequest("is not a valid URL", field="tar_url") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InvalidRequest("must be an http:// or https:// URL", field="tar_url")
+    if not parts.hostname:
+        raise InvalidRequest("must name a host", field="tar_url")
+    if parts.username is not None or parts.password is not None:
+        raise InvalidRequest("must not contain credentials (user:password@); use a public or pre-signed URL", field="tar_url")
+    return url
+
+
+def validate_git_ref(tag: str) -> str:
+    """A tag or branch name per git's check-ref-format rules, at most 255 characters."""
+    bad = (
+        len(tag) > 255
+        or _REF_FORBIDDEN_RE.search(tag) is not None
+        or ".." in tag
+        or "@{" in tag
+        or "//" in tag
+        or tag == "@"
+        or tag.startswith(("/", "-"))
+        or tag.endswith(("/", "."))
+        or any(c.startswith(".") or c.endswith(".lock") for c in tag.split("/"))
+    )
+    if bad:
+        raise InvalidRequest(
+            "is not a valid git tag or branch name (no spaces, control characters, ~ ^ : ? * [ \\, "
+            "'..', '@{', leading '-' or '/', trailing '/' or '.', at most 255 characters)",
+            field="github_tag",
+        )
+    return tag
+
+
+def validate_github(data: Mapping[str, Any]) -> dict[str, str]:
+    """The three GitHub fields, all required together."""
+    missing = [name for name in GITHUB_FIELDS if not _given(data, name)]
+    if missing:
+        raise InvalidRequest(
+            "a GitHub source needs github_username, github_reponame and github_tag together",
+            field=", ".join(missing),
+        )
+    user = _string(data, "github_username")
+    repo = _string(data, "github_reponame")
+    tag = _string(data, "github_tag")
+    if not _GITHUB_USER_RE.fullmatch(user):
+        raise InvalidRequest(
+            "must be 1 to 39 letters, digits or single hyphens, not starting or ending with a hyphen",
+            field="github_username",
+        )
+    if not _GITHUB_REPO_RE.fullmatch(repo) or repo in (".", ".."):
+        raise InvalidRequest("must be 1 to 100 letters, digits, '.', '_' or '-'", field="github_reponame")
+    return {"github_username": user, "github_reponame": repo, "github_tag": validate_git_ref(tag)}
+
+
+def validate_upload_id(value: str) -> str:
+    """An upload id as returned by ``POST /api/v1/uploads`` (a uuid, normalised to lowercase)."""
+    if not _UUID_RE.fullmatch(value):
+        raise InvalidRequest("is not an upload id from POST /api/v1/uploads", field="upload_id")
+    return value.lower()
+
+
+def _chosen_sources(data: Mapping[str, Any], archive_supplied: bool) -> list[str]:
+    chosen = [name for name in ("dockerfile", "tar_url") if _given(data, name)]
+    if any(_given(data, name) for name in GITHUB_FIELDS):
+        chosen.append("github_*")
+    if _given(data, "upload_id"):
+        chosen.append("upload_id")
+    if archive_supplied:
+        chosen.append("TarFile")
+    return chosen
+
+
+def validate_build(data: Any, settings: Settings, archive_supplied: bool = False) -> BuildRequest:
+    """Check a build request's fields (the JSON body, or a multipart's Json part)."""
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    image_name = validate_image_name(data)
+    chosen = _chosen_sources(data, archive_supplied)
+    if not chosen:
+        raise InvalidRequest(f"no build source given; {SOURCES_HELP}", field="source")
+    if len(chosen) > 1:
+        raise InvalidRequest(f"more than one build source given ({', '.join(chosen)}); {SOURCES_HELP}", field="source")
+    credentials = validate_credentials(data)
+    source = chosen[0]
+    if source == "TarFile":
+        return BuildRequest(image_name, SourceKind.UPLOAD, {}, credentials)
+    if source == "dockerfile":
+        text = validate_dockerfile(_string(data, "dockerfile"), settings)
+        return BuildRequest(image_name, SourceKind.DOCKERFILE, {"dockerfile": text}, credentials)
+    if source == "tar_url":
+        url = validate_tar_url(_string(data, "tar_url"))
+        return BuildRequest(image_name, SourceKind.TAR_URL, {"tar_url": url}, credentials)
+    if source == "upload_id":
+        upload_id = validate_upload_id(_string(data, "upload_id"))
+        return BuildRequest(image_name, SourceKind.UPLOAD, {"upload_id": upload_id}, credentials)
+    return BuildRequest(image_name, SourceKind.GITHUB, validate_github(data), credentials)
+
+
+def parse_job_id(value: str) -> str:
+    """A job id from the path (normalised to lowercase); anything that is not a uuid is a 404."""
+    if not _UUID_RE.fullmatch(value or ""):
+        raise JobNotFound("no job with that identifier (job identifiers are UUIDs)")
+    return value.lower()
+
+
+def parse_since(value: str | None) -> int | None:
+    """The ``since`` log cursor: absent, or a non-negative integer below 10^10."""
+    if value is None:
+        return None
+    if not _CURSOR_RE.fullmatch(value):
+        raise InvalidRequest("must be a non-negative integer cursor (the Next value of a previous answer)", field="since")
+    return int(value)
