@@ -3,7 +3,7 @@
 #
 #   bash infra/package.sh [STAGE]        (default: $STAGE or "dev")
 #
-# Writes build/infra/<STAGE>/:
+# Writes build/infra/<STAGE>/ (or $INFRA_OUT):
 #   sam.yaml         chalice's template (API Gateway + Lambda) merged with
 #                    infra/resources.yaml (storage, queue, key, workers)
 #   deployment.zip   the Lambda bundle (CodeUri in sam.yaml)
@@ -14,7 +14,7 @@ set -euo pipefail
 
 STAGE=${1:-${STAGE:-dev}}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-OUT="$ROOT/build/infra/$STAGE"
+OUT=${INFRA_OUT:-$ROOT/build/infra/$STAGE}
 # tools: $CHALICE / $PYTHON if set, else the project's virtualenv, else PATH
 if [ -z "${CHALICE:-}" ]; then
     if [ -x "$ROOT/.venv/bin/chalice" ]; then CHALICE="$ROOT/.venv/bin/chalice"; else CHALICE=chalice; fi

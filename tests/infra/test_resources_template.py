@@ -1,0 +1,298 @@
+"""infra/resources.yaml, lambda-policy.json and the worker's systemd units, read offline."""
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from typing import Any
+
+import pytest
+
+from chalicelib.settings import load_settings
+from tests.infra.conftest import INFRA, ROOT
+
+SETTINGS_SOURCE = (ROOT / "chalicelib" / "settings.py").read_text(encoding="utf-8")
+
+
+def _res(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return template["Resources"][logical_id]["Properties"]
+
+
+def _refs(value: Any) -> set[str]:
+    """Logical ids a piece of template references (Ref, GetAtt, ${X} / ${X.Attr} in Sub)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "Ref":
+                found.add(inner)
+            elif key == "Fn::GetAtt":
+                found.add(inner[0])
+            elif key == "Fn::Sub":
+                text = inner if isinstance(inner, str) else inner[0]
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+                if not isinstance(inner, str):
+                    found |= _refs(inner[1])
+            else:
+                found |= _refs(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _refs(inner)
+    return found
+
+
+def test_resources_template_passes_the_package_checks(ct, resources_template):
+    assert ct.check_resources(resources_template) == []
+
+
+def test_every_reference_resolves(resources_template, ct):
+    known = set(resources_template["Resources"]) | set(resources_template["Parameters"])
+    # chalice's own resources that the merge template and lambda-policy.json may use
+    known |= {"RestAPI", "APIHandler"}
+    pseudo = {"AWS::Region", "AWS::AccountId", "AWS::StackName", "AWS::Partition", "AWS::URLSuffix"}
+    used = _refs(resources_template) | _refs(ct.lambda_policy())
+    assert used - known - pseudo == set()
+
+
+# ---------------------------------------------------------------- storage and queue
+
+
+def test_table_matches_what_the_job_store_uses(resources_template):
+    table = _res(resources_template, "JobsTable")
+    assert table["BillingMode"] == "PAY_PER_REQUEST"
+    assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {("pk", "S"), ("sk", "S")}
+    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_contexts_bucket_is_private_encrypted_expiring_and_accepts_browser_posts(resources_template):
+    bucket = _res(resources_template, "ContextsBucket")
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values()) and len(bucket["PublicAccessBlockConfiguration"]) == 4
+    expiring = {r.get("Prefix"): r.get("ExpirationInDays") for r in bucket["LifecycleConfiguration"]["Rules"]}
+    assert expiring["contexts/"] and expiring["uploads/"]
+    (cors,) = bucket["CorsConfiguration"]["CorsRules"]
+    assert cors["AllowedMethods"] == ["POST"]
+    assert cors["AllowedOrigins"] == [{"Fn::GetAtt": ["UiBucket", "WebsiteURL"]}]
+
+
+def test_ui_bucket_is_a_website_readable_by_anyone_and_nothing_more(resources_template):
+    assert _res(resources_template, "UiBucket")["WebsiteConfiguration"]["IndexDocument"] == "index.html"
+    (statement,) = _res(resources_template, "UiBucketPolicy")["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow" and statement["Principal"] == "*"
+    assert statement["Action"] == "s3:GetObject"
+
+
+def test_queue_redrives_to_the_dead_letter_queue_after_attempts_plus_two(resources_template):
+    queue = _res(resources_template, "JobQueue")
+    dlq = _res(resources_template, "DeadLetterQueue")
+    redrive = queue["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert redrive["maxReceiveCount"] == {"Fn::FindInMap": ["ReceiveCount", {"Ref": "MaxAttempts"}, "MaxReceiveCount"]}
+    attempts = resources_template["Parameters"]["MaxAttempts"]
+    table = resources_template["Mappings"]["ReceiveCount"]
+    assert set(attempts["AllowedValues"]) == set(table)
+    for value in attempts["AllowedValues"]:
+        assert table[value]["MaxReceiveCount"] == int(value) + 2
+    assert int(attempts["Default"]) == load_settings({}).max_attempts
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"] > load_settings({}).queue_timeout_seconds
+    assert resources_template["Parameters"]["VisibilityTimeoutSeconds"]["Default"] == load_settings({}).visibility_timeout_seconds
+
+
+def test_credentials_key_rotates_has_an_alias_and_only_the_worker_decrypts(resources_template):
+    key = _res(resources_template, "CredentialsKey")
+    assert key["EnableKeyRotation"] is True
+    assert _res(resources_template, "CredentialsKeyAlias")["TargetKeyId"] == {"Ref": "CredentialsKey"}
+    deny = [s for s in key["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"]
+    assert deny == [
+        {
+            "Sid": "OnlyTheWorkerDecrypts",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "kms:Decrypt",
+            "Resource": "*",
+            "Condition": {"StringNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["WorkerRole", "Arn"]}}},
+        }
+    ]
+
+
+# ---------------------------------------------------------------- IAM
+
+API_ACTIONS = {
+    "logs:CreateLogStream", "logs:PutLogEvents",
+    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
+    "s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListBucket",
+    "sqs:SendMessage", "sqs:GetQueueUrl",
+    "kms:Encrypt",
+}  # fmt: skip
+WORKER_ACTIONS = {
+    "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:GetQueueAttributes",
+    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchWriteItem",
+    "s3:GetObject", "s3:DeleteObject", "s3:ListBucket",
+    "kms:Decrypt",
+    "autoscaling:CompleteLifecycleAction",
+}  # fmt: skip
+
+
+def test_api_role_has_exactly_what_the_api_uses_and_cannot_decrypt(ct):
+    policy = ct.lambda_policy()
+    assert ct.actions_of([policy]) == API_ACTIONS
+    assert not any("decrypt" in a.lower() for a in ct.actions_of([policy]))
+    assert ct.iam_problems(policy, "api", ct.API_FORBIDDEN_ACTIONS) == []
+
+
+def test_worker_role_has_exactly_what_the_worker_uses(ct, resources_template):
+    documents = ct.role_policy_documents(resources_template, "WorkerRole")
+    assert ct.actions_of(documents) == WORKER_ACTIONS
+    for document in documents:
+        assert ct.iam_problems(document, "worker") == []
+        for statement in document["Statement"]:
+            assert statement["Effect"] == "Allow"
+            assert not any(a.startswith("iam:") or "*" in a for a in ct._as_list(statement["Action"]))
+
+
+def test_every_statement_is_scoped_to_this_stack_s_resources(ct, resources_template):
+    """No "*" and no foreign ARNs: each resource is an ARN built from a stack resource or the stack name."""
+    documents = [ct.lambda_policy(), *ct.role_policy_documents(resources_template, "WorkerRole")]
+    for document in documents:
+        for statement in document["Statement"]:
+            for resource in ct._as_list(statement["Resource"]):
+                assert resource != "*"
+                assert isinstance(resource, dict), resource  # an intrinsic: GetAtt of ours, or Sub with our names
+                text = json.dumps(resource)
+                ours = _refs(resource) & set(resources_template["Resources"])
+                assert ours or "${AWS::StackName}" in text or "${ArtifactBucket}/${WorkerArtifactKey}" in text, text
+
+
+def test_iam_checker_catches_what_it_must(ct):
+    bad = {
+        "Statement": [
+            {"Effect": "Allow", "Action": "iam:PassRole", "Resource": "arn:aws:iam::1:role/x"},
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "arn:aws:s3:::b/*"},
+            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"},
+        ]
+    }
+    problems = ct.iam_problems(bad, "bad", ct.API_FORBIDDEN_ACTIONS)
+    assert len(problems) == 4
+
+
+# ---------------------------------------------------------------- workers
+
+
+def test_launch_template_requires_imdsv2_with_one_hop(resources_template):
+    data = _res(resources_template, "WorkerLaunchTemplate")["LaunchTemplateData"]
+    assert data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["MetadataOptions"]["HttpPutResponseHopLimit"] == 1
+    assert data["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
+
+
+def test_worker_env_file_sets_every_setting_from_the_stack(ct, resources_template):
+    env = ct.worker_env_file(resources_template)
+    for name in env:
+        if name.startswith("BOATYARD_") or name == "DOCKER_HOST":
+            assert f'"{name}"' in SETTINGS_SOURCE, f"{name} is not read by chalicelib/settings.py"
+    expected = {
+        "AWS_DEFAULT_REGION": "${AWS::Region}",
+        "BOATYARD_TABLE": "${JobsTable}",
+        "BOATYARD_BUCKET": "${ContextsBucket}",
+        "BOATYARD_QUEUE_NAME": "${JobQueue.QueueName}",
+        "BOATYARD_QUEUE_URL": "${JobQueue}",
+        "BOATYARD_DLQ_NAME": "${DeadLetterQueue.QueueName}",
+        "BOATYARD_KMS_KEY_ID": "${CredentialsKey.Arn}",
+        "BOATYARD_WORKER_CONCURRENCY": "${WorkerConcurrency}",
+        "BOATYARD_MAX_ATTEMPTS": "${MaxAttempts}",
+        "BOATYARD_VISIBILITY_TIMEOUT_SECONDS": "${VisibilityTimeoutSeconds}",
+        "BOATYARD_SHUTDOWN_GRACE_SECONDS": "${ShutdownGraceSeconds}",
+    }
+    assert {k: env[k] for k in expected} == expected
+    assert set(ct.WORKER_ENV_VARS) <= set(env)
+
+
+def test_lambda_env_names_are_settings_the_app_reads(ct, resources_template):
+    variables = _res(resources_template, "APIHandler")["Environment"]["Variables"]
+    assert "AWS_DEFAULT_REGION" not in variables  # reserved by Lambda, set by the runtime
+    for name in variables:
+        assert f'"{name}"' in SETTINGS_SOURCE, f"{name} is not read by chalicelib/settings.py"
+
+
+def test_user_data_installs_docker_the_worker_and_its_units(ct, resources_template):
+    script = ct.user_data_script(resources_template)
+    assert script.startswith("#!/bin/bash\n")
+    assert "dnf install -y docker" in script and "systemctl enable --now docker" in script
+    assert "${ArtifactBucket}/${WorkerArtifactKey}" in script
+    assert "pip install --quiet -r /opt/boatyard/app/requirements-worker.txt" in script
+    installed = re.findall(r"/opt/boatyard/app/(infra/worker/[\w.-]+)", script)
+    assert set(installed) == {
+        "infra/worker/boatyard-worker.service",
+        "infra/worker/boatyard-lifecycle.service",
+        "infra/worker/boatyard-lifecycle.sh",
+    }
+    for path in installed:
+        assert (ROOT / path).is_file()
+    assert "TimeoutStopSec=$(( ${ShutdownGraceSeconds} + 60 ))" in script
+    assert "systemctl enable --now boatyard-worker.service boatyard-lifecycle.service" in script
+    # the bundle infra/package.sh builds has what the user data unpacks
+    package = (INFRA / "package.sh").read_text(encoding="utf-8")
+    for part in ("chalicelib", "worker", "requirements-worker.txt", "infra/worker"):
+        assert part in package
+
+
+def _unit(path) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            values.setdefault(key.strip(), []).append(value.strip())
+    return values
+
+
+def test_worker_unit_restarts_stops_gently_and_waits_out_the_grace(resources_template):
+    unit = _unit(INFRA / "worker" / "boatyard-worker.service")
+    assert unit["ExecStart"] == ["/opt/boatyard/venv/bin/python -m worker"]
+    assert unit["EnvironmentFile"] == ["/etc/boatyard/worker.env"]  # what the user data writes
+    assert unit["Restart"] == ["always"]
+    assert unit["KillSignal"] == ["SIGTERM"]
+    assert unit["KillMode"] == ["mixed"]  # SIGTERM to the worker only; SIGKILL to all after the timeout
+    assert "docker.service" in unit["Requires"][0]
+    grace_default = load_settings({}).shutdown_grace_seconds
+    assert int(unit["TimeoutStopSec"][0]) >= grace_default
+    assert int(unit["TimeoutStopSec"][0]) >= resources_template["Parameters"]["ShutdownGraceSeconds"]["Default"]
+    assert f"BOATYARD_SHUTDOWN_GRACE_SECONDS={grace_default}" in unit["Environment"]
+
+
+def test_termination_hook_outlasts_the_grace_and_the_drain_script_completes_it(resources_template):
+    group = _res(resources_template, "WorkerGroup")
+    (hook,) = group["LifecycleHookSpecificationList"]
+    assert hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
+    assert hook["DefaultResult"] == "CONTINUE"
+    grace = resources_template["Parameters"]["ShutdownGraceSeconds"]
+    assert hook["HeartbeatTimeout"] >= grace["MaxValue"] + 60
+    assert group["AutoScalingGroupName"] == {"Fn::Sub": "${AWS::StackName}-workers"}
+    script = (INFRA / "worker" / "boatyard-lifecycle.sh").read_text(encoding="utf-8")
+    assert "autoscaling/target-lifecycle-state" in script
+    assert script.index("systemctl stop boatyard-worker.service") < script.index("complete-lifecycle-action")
+    assert f"BOATYARD_LIFECYCLE_HOOK={hook['LifecycleHookName']}" in _res(resources_template, "WorkerLaunchTemplate")[
+        "LaunchTemplateData"
+    ]["UserData"]["Fn::Base64"]["Fn::Sub"]
+
+
+def test_group_scales_on_backlog_per_in_service_instance(resources_template):
+    group = _res(resources_template, "WorkerGroup")
+    assert {"Granularity": "1Minute", "Metrics": ["GroupInServiceInstances"]} in group["MetricsCollection"]
+    policy = _res(resources_template, "WorkerBacklogScaling")
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    queries = {q["Id"]: q for q in policy["TargetTrackingConfiguration"]["CustomizedMetricSpecification"]["Metrics"]}
+    backlog = queries["backlog"]["MetricStat"]["Metric"]
+    hosts = queries["hosts"]["MetricStat"]["Metric"]
+    assert (backlog["Namespace"], backlog["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert backlog["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["JobQueue", "QueueName"]}}]
+    assert (hosts["Namespace"], hosts["MetricName"]) == ("AWS/AutoScaling", "GroupInServiceInstances")
+    assert [q["Id"] for q in queries.values() if q["ReturnData"]] == ["backlogPerInstance"]
+    assert queries["backlogPerInstance"]["Expression"] == "backlog / hosts"
+
+
+@pytest.mark.parametrize("script", ["package.sh", "deploy.sh", "worker/boatyard-lifecycle.sh"])
+def test_scripts_are_valid_bash(script):
+    subprocess.run(["bash", "-n", str(INFRA / script)], check=True)
