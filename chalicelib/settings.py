@@ -87,6 +87,8 @@ class Settings:
     # static UI served by the API (local stack only)
     serve_ui: bool = False
     ui_dir: str = ""
+    # worker: network mode for RUN steps ("" = the daemon's default bridge; "none" or "host" where no bridge exists)
+    build_network: str = ""
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -130,6 +132,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dlq_name=env.get("BOATYARD_DLQ_NAME", queue_name + "-dlq"),
         serve_ui=_bool(env, "BOATYARD_SERVE_UI", False),
         ui_dir=env.get("BOATYARD_UI_DIR") or _DEFAULT_UI_DIR,
+        build_network=env.get("BOATYARD_BUILD_NETWORK", "").strip(),
     )
 
 
