@@ -1,0 +1,66 @@
+"""Fixtures for worker tests against the real Docker daemon and registry (AWS is moto in process)."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import docker
+import pytest
+
+from tests.docker import jobkit
+
+
+@pytest.fixture
+def docker_api(docker_host: str) -> Iterator[docker.APIClient]:
+    """A low-level client for assertions (pull back, run, inspect)."""
+    api = docker.APIClient(base_url=docker_host, timeout=300)
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def worker_env(aws_env, docker_host, registry, base_image, archive_server, monkeypatch):
+    """Worker settings for docker tests: the real daemon, local archive server allowed, quick flushes."""
+    jobkit.set_env(
+        monkeypatch,
+        DOCKER_HOST=docker_host,
+        BOATYARD_ALLOW_PRIVATE_URLS="true",
+        BOATYARD_GITHUB_ARCHIVE_BASE=archive_server.base_url,
+        BOATYARD_VISIBILITY_TIMEOUT_SECONDS=30,
+        BOATYARD_HEARTBEAT_SECONDS=2,
+        BOATYARD_LOG_FLUSH_SECONDS=0.5,
+        BOATYARD_BUILD_TIMEOUT_SECONDS=300,
+        BOATYARD_BUILD_NETWORK="none",  # no internet for tests (and this host has no docker0 bridge)
+    )
+    return aws_env
+
+
+@pytest.fixture
+def make_worker(worker_env):
+    """Build in-process workers on the current settings; shuts them down after the test."""
+    from worker.loop import Worker
+
+    made = []
+
+    def factory(**kwargs) -> Worker:
+        worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, **kwargs)
+        made.append(worker)
+        return worker
+
+    yield factory
+    for worker in made:
+        worker.shutdown(grace_seconds=5)
+
+
+def pull_and_run(api: docker.APIClient, image: str, registry) -> str:
+    """Pull ``image`` from the registry with its credentials, run it, return its output; removes both after."""
+    repository, _, tag = image.rpartition(":")
+    for message in api.pull(repository, tag=tag, auth_config=registry.auth_config, stream=True, decode=True):
+        assert "error" not in message, message
+    container = api.create_container(image, host_config=api.create_host_config(network_mode="none"))
+    try:
+        api.start(container)
+        api.wait(container, timeout=60)
+        return api.logs(container).decode()
+    finally:
+        api.remove_container(container, force=True)
+        api.remove_image(image)

@@ -1,0 +1,98 @@
+"""Helpers for worker tests: submit jobs the way the API does, run a worker until a job ends, read results.
+
+Used by tests/docker (real daemon and registry) and tests/aws/test_worker_* (moto only).
+"""
+from __future__ import annotations
+
+import io
+import tarfile
+import time
+import uuid
+from typing import Mapping
+
+import pytest
+
+from chalicelib import contexts, jobstore, logstore, queue, sealing
+from chalicelib.jobs import Job, SourceKind
+from chalicelib.queue import JobMessage
+from chalicelib.settings import get_settings
+
+
+def set_env(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:
+    """Set ``BOATYARD_*``-style variables (names as given) and reload the settings."""
+    for name, value in values.items():
+        monkeypatch.setenv(name, str(value))
+    get_settings.cache_clear()
+
+
+def make_tar(files: Mapping[str, bytes | str], gz: bool = True, top: str = "") -> bytes:
+    """A (gzipped) tar of ``files``, optionally under a top folder."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz" if gz else "w") as tar:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(f"{top}/{name}" if top else name)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def submit(
+    image_name: str,
+    *,
+    dockerfile: str | None = None,
+    archive: bytes | None = None,
+    tar_url: str | None = None,
+    github: tuple[str, str, str] | None = None,
+    username: str = "",
+    password: str = "",
+    copies: int = 1,
+) -> str:
+    """Create a job, store its context, seal its credentials and enqueue it (like the API); returns its id."""
+    job_id = str(uuid.uuid4())
+    if dockerfile is not None or archive is not None:
+        kind = SourceKind.DOCKERFILE if dockerfile is not None else SourceKind.UPLOAD
+        data = make_tar({"Dockerfile": dockerfile}) if dockerfile is not None else archive
+        assert data is not None
+        key = contexts.context_key(job_id)
+        contexts.put_bytes(key, data)
+        source = {"context_key": key}
+    elif tar_url is not None:
+        kind, source = SourceKind.TAR_URL, {"tar_url": tar_url}
+    elif github is not None:
+        kind = SourceKind.GITHUB
+        source = dict(zip(("github_username", "github_reponame", "github_tag"), github))
+    else:
+        raise ValueError("no source")
+    jobstore.create_job(Job(job_id, image_name, kind, source))
+    sealed = sealing.seal(job_id, sealing.Credentials(username, password))
+    for _ in range(copies):
+        queue.send(JobMessage(job_id, 0, sealed))
+    return job_id
+
+
+def run_until_terminal(worker, job_id: str, timeout: float = 180, wait: int = 1) -> list:
+    """Run ``worker.run_once`` until the job is terminal; returns every ProcessResult seen."""
+    results = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        results.extend(worker.run_once(wait_seconds=wait))
+        job = jobstore.get_job(job_id)
+        if job.phase.is_terminal:
+            return results
+    raise AssertionError(f"job {job_id} still {jobstore.get_job(job_id).phase.value} after {timeout} s")
+
+
+def full_log(job_id: str) -> str:
+    """The whole stored log of a job."""
+    return logstore.read_logs(job_id, 0, max_bytes=10**10).text
+
+
+def status(job_id: str) -> str:
+    """The seed's ``Status`` word of a job."""
+    return jobstore.get_job(job_id).status_word
+
+
+def image_for(registry_host: str, name: str, tag: str = "v1") -> str:
+    """A unique test image name in the test registry."""
+    return f"{registry_host}/tests/{name}-{uuid.uuid4().hex[:8]}:{tag}"

@@ -1,0 +1,31 @@
+"""``python -m worker``: run a boatyard build worker until SIGTERM/SIGINT.
+
+Configuration comes from the environment (see ``chalicelib/settings.py``);
+the two options below only tune polling.
+"""
+from __future__ import annotations
+
+import argparse
+import signal
+
+from worker.logs import setup_logging
+from worker.loop import Worker
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse options, install signal handlers, and run the worker."""
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser.add_argument("--poll-wait", type=int, default=20, help="SQS long-poll wait in seconds (0-20; default 20)")
+    parser.add_argument("--dlq-sweep", type=float, default=300.0, help="seconds between dead-letter sweeps (default 300)")
+    parser.add_argument("--log-level", default="INFO")
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    worker = Worker(poll_wait_seconds=max(0, min(20, args.poll_wait)), dlq_sweep_seconds=args.dlq_sweep)
+    signal.signal(signal.SIGTERM, worker.request_stop)
+    signal.signal(signal.SIGINT, worker.request_stop)
+    worker.run_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""Building and pushing with the Docker daemon's low-level API (``docker.APIClient``).
+
+Each job gets its own :class:`JobAPIClient`, so a job's streams can be cut by
+its :class:`~worker.control.JobControl` and no credentials are ever cached on a
+client another job uses (pushes pass ``auth_config`` per call; ``login()`` is
+never called).  The context is the local sanitized tar (``custom_context``).
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from typing import Any, BinaryIO, Callable, Iterable
+
+import docker
+import docker.errors
+import requests
+import urllib3
+
+from chalicelib.errors import BuildFailed
+from chalicelib.sealing import Credentials
+from chalicelib.settings import Settings
+from worker.control import Aborted, JobControl
+from worker.images import ImageRef
+
+log = logging.getLogger("boatyard.worker")
+
+_RUNNING_IN = re.compile(r"Running in ([0-9a-f]{12,64})")
+_TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)
+DISK_CHECK_INTERVAL_SECONDS = 60.0
+
+
+class JobAPIClient(docker.APIClient):
+    """An APIClient whose streamed responses are registered with a job's control (so they can be cut)."""
+
+    def __init__(self, *args: Any, control: JobControl | None = None, **kwargs: Any) -> None:
+        self.control = control
+        super().__init__(*args, **kwargs)
+
+    def _stream_helper(self, response: Any, decode: bool = False) -> Any:
+        if self.control is not None:
+            self.control.register(response)
+        return super()._stream_helper(response, decode=decode)
+
+
+def _error_of(message: dict[str, Any]) -> str | None:
+    """Docker's error text in a stream message, if it is an error."""
+    detail = message.get("errorDetail")
+    if isinstance(detail, dict) and detail.get("message"):
+        return str(detail["message"]).strip()
+    if message.get("error"):
+        return str(message["error"]).strip()
+    return None
+
+
+def _status_line(message: dict[str, Any]) -> str | None:
+    """A pull/push status message as one log line; progress-bar updates are skipped."""
+    status = message.get("status")
+    if not status or message.get("progress"):
+        return None
+    return f"{message['id']}: {status}" if message.get("id") else str(status)
+
+
+class Builder:
+    """Docker operations for jobs: build, push, remove, and the disk budget."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._version: str | None = None
+        self._disk_lock = threading.Lock()
+        self._last_disk_check = 0.0
+
+    def client(self, control: JobControl | None = None) -> JobAPIClient:
+        """A fresh client for one job (the API version is looked up once per worker)."""
+        api = JobAPIClient(
+            base_url=self.settings.docker_host,
+            version=self._version or "auto",
+            timeout=self.settings.build_timeout_seconds + 60,  # the watchdog, not the socket, ends slow builds
+            control=control,
+        )
+        self._version = api.api_version
+        return api
+
+    def _consume(
+        self, stream: Iterable[dict[str, Any]], control: JobControl, on_message: Callable[[dict[str, Any]], None]
+    ) -> None:
+        """Run through a decoded stream; an abort that cut it raises :class:`Aborted`."""
+        try:
+            for message in stream:
+                control.check()
+                on_message(message)
+        except (Aborted, BuildFailed):
+            raise
+        except docker.errors.APIError as exc:
+            control.check()
+            raise BuildFailed(str(exc.explanation or exc).strip()) from None
+        except _TRANSPORT_ERRORS as exc:
+            control.check()
+            raise BuildFailed(f"lost the connection to the Docker daemon ({type(exc).__name__})") from None
+        control.check()
+
+    def build(self, context: BinaryIO, image: str, write: Callable[[str], None], control: JobControl) -> str:
+        """Build the tar in ``context`` as ``image``; returns the image id. Docker's error → :class:`BuildFailed`."""
+        api = self.client(control)
+        image_id = ""
+
+        def on_message(message: dict[str, Any]) -> None:
+            nonlocal image_id
+            error = _error_of(message)
+            if error is not None:
+                write(error + "\n")
+                raise BuildFailed(error)
+            text = message.get("stream")
+            if text:
+                write(text)
+                for cid in _RUNNING_IN.findall(text):
+                    control.containers.append(cid)
+            line = _status_line(message)
+            if line:
+                write(line + "\n")
+            aux = message.get("aux")
+            if isinstance(aux, dict) and aux.get("ID"):
+                image_id = str(aux["ID"])
+
+        try:
+            stream = api.build(
+                fileobj=context,
+                custom_context=True,
+                tag=image,
+                decode=True,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                timeout=self.settings.build_timeout_seconds + 60,
+                use_config_proxy=False,
+                network_mode=self.settings.build_network or None,
+            )
+            self._consume(stream, control, on_message)
+            if not image_id:
+                found = api.images(name=image, quiet=True)
+                image_id = found[0] if found else ""
+        except docker.errors.APIError as exc:  # refused before streaming (e.g. a bad Dockerfile)
+            control.check()
+            message = str(exc.explanation or exc).strip()
+            write(message + "\n")
+            raise BuildFailed(message) from None
+        except docker.errors.DockerException as exc:
+            raise BuildFailed(str(exc).strip()) from None
+        finally:
+            if control.aborted:
+                self.remove_containers(control.containers)
+            api.close()
+        if not image_id:
+            raise BuildFailed("the Docker daemon finished the build without producing an image")
+        return image_id
+
+    def push(self, ref: ImageRef, credentials: Credentials, write: Callable[[str], None], control: JobControl) -> str:
+        """Push ``ref`` with the job's own credentials; returns the pushed digest."""
+        api = self.client(control)
+        auth: dict[str, str] = {}
+        if credentials.present:
+            auth = {"username": credentials.username, "password": credentials.password, "serveraddress": ref.auth_server}
+        digest = ""
+
+        def on_message(message: dict[str, Any]) -> None:
+            nonlocal digest
+            error = _error_of(message)
+            if error is not None:
+                write(error + "\n")
+                raise BuildFailed(error)
+            line = _status_line(message)
+            if line:
+                write(line + "\n")
+            aux = message.get("aux")
+            if isinstance(aux, dict) and aux.get("Digest"):
+                digest = str(aux["Digest"])
+
+        try:
+            stream = api.push(ref.repository, tag=ref.tag, auth_config=auth, stream=True, decode=True)
+            self._consume(stream, control, on_message)
+        except docker.errors.APIError as exc:
+            control.check()
+            message = str(exc.explanation or exc).strip()
+            write(message + "\n")
+            raise BuildFailed(message) from None
+        finally:
+            api.close()
+        if not digest:
+            raise BuildFailed("the registry did not report a digest for the pushed image")
+        return digest
+
+    def remove_image(self, image: str) -> None:
+        """Remove a tag from the host (and its untagged parents), as the original did; errors are logged."""
+        api = self.client()
+        try:
+            api.remove_image(image, noprune=False)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            log.warning("could not remove image %s from the host: %s", image, exc.explanation)
+        finally:
+            api.close()
+
+    def remove_containers(self, container_ids: Iterable[str]) -> None:
+        """Force-remove the build containers of an aborted build (the daemon usually already did)."""
+        ids = list(dict.fromkeys(container_ids))
+        if not ids:
+            return
+        api = self.client()
+        try:
+            for cid in ids:
+                for _ in range(3):
+                    try:
+                        api.remove_container(cid, force=True)
+                        break
+                    except docker.errors.NotFound:
+                        break
+                    except docker.errors.APIError as exc:  # "removal already in progress": wait for the daemon
+                        log.info("retrying removal of build container %s: %s", cid[:12], exc.explanation)
+                        time.sleep(1)
+        finally:
+            api.close()
+
+    def keep_disk_budget(self, force: bool = False) -> int:
+        """Prune build cache and dangling images when Docker uses more than the disk budget; returns bytes freed."""
+        with self._disk_lock:
+            now = time.monotonic()
+            if not force and now - self._last_disk_check < DISK_CHECK_INTERVAL_SECONDS:
+                return 0
+            self._last_disk_check = now
+            api = self.client()
+            try:
+                usage = api.df()
+                used = int(usage.get("LayersSize") or 0) + sum(int(c.get("Size") or 0) for c in usage.get("BuildCache") or [])
+                if used <= self.settings.disk_budget_bytes:
+                    return 0
+                freed = int(api.prune_builds().get("SpaceReclaimed") or 0)
+                freed += int(api.prune_images(filters={"dangling": True}).get("SpaceReclaimed") or 0)
+                log.info("docker used %d bytes (budget %d); pruned %d bytes", used, self.settings.disk_budget_bytes, freed)
+                return freed
+            except docker.errors.DockerException as exc:
+                log.warning("could not check Docker's disk use: %s", exc)
+                return 0
+            finally:
+                api.close()

@@ -1,0 +1,146 @@
+"""Keeping registry credentials out of every log the worker writes.
+
+:class:`Redactor` replaces the password and the encodings it could appear in
+(base64 of the password and of ``user:password`` — a Basic auth header — in
+standard and URL-safe alphabets, with and without padding; JSON and URL
+escaped).  :class:`RedactingSink` feeds text to a log writer in whole lines so
+that a secret split across two stream messages is still found.
+:data:`SECRETS` is a process-wide registry the stderr log handler consults.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import threading
+import urllib.parse
+from typing import Callable, Iterable
+
+MARK = "[redacted]"
+
+
+def secret_forms(username: str, password: str) -> list[str]:
+    """Every string form of the password worth hiding, longest first."""
+    if not password:
+        return []
+    forms = {password, json.dumps(password)[1:-1], urllib.parse.quote(password, safe=""), urllib.parse.quote_plus(password)}
+    for raw in (password, f"{username}:{password}"):
+        data = raw.encode("utf-8")
+        for encoded in (base64.b64encode(data), base64.urlsafe_b64encode(data)):
+            text = encoded.decode("ascii")
+            forms.add(text)
+            forms.add(text.rstrip("="))
+    return sorted((f for f in forms if f), key=len, reverse=True)
+
+
+class Redactor:
+    """A callable that hides a fixed set of secrets in text."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.max_len = max((len(s) for s in self.secrets), default=0)
+
+    @classmethod
+    def for_credentials(cls, username: str, password: str) -> "Redactor":
+        """The redactor for one job's credentials."""
+        return cls(secret_forms(username, password))
+
+    def __call__(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MARK)
+        return text
+
+
+class RedactingSink:
+    """Line-buffers text, redacts it and hands it to ``write`` (a LogWriter's).
+
+    A partial line longer than ``max_partial`` characters is written anyway,
+    keeping back only as many characters as a secret could still need.
+    """
+
+    def __init__(self, write: Callable[[str], None], redactor: Redactor, max_partial: int = 8192) -> None:
+        self._write = write
+        self._redactor = redactor
+        self._max_partial = max_partial
+        self._partial = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        """Add text; complete lines go out at once."""
+        if not text:
+            return
+        with self._lock:
+            buffer = self._partial + text
+            cut = buffer.rfind("\n")
+            if cut >= 0:
+                self._write(self._redactor(buffer[: cut + 1]))
+                buffer = buffer[cut + 1 :]
+            if len(buffer) > self._max_partial:
+                redacted = self._redactor(buffer)
+                keep = max(self._redactor.max_len - 1, 0)
+                if keep:
+                    self._write(redacted[:-keep])
+                    buffer = redacted[-keep:]
+                else:
+                    self._write(redacted)
+                    buffer = ""
+            self._partial = buffer
+
+    def line(self, text: str) -> None:
+        """Write one line of boatyard's own (ends any partial line first)."""
+        with self._lock:
+            pending, self._partial = self._partial, ""
+        if pending:
+            self._write(self._redactor(pending + "\n"))
+        self.write(text.rstrip("\n") + "\n")
+
+    def flush(self) -> None:
+        """Write out a pending partial line."""
+        with self._lock:
+            pending, self._partial = self._partial, ""
+        if pending:
+            self._write(self._redactor(pending))
+
+
+class _SecretRegistry:
+    """The secrets of the jobs running in this process, for the stderr log filter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._active: dict[int, Redactor] = {}
+
+    def add(self, redactor: Redactor) -> None:
+        with self._lock:
+            self._active[id(redactor)] = redactor
+
+    def remove(self, redactor: Redactor) -> None:
+        with self._lock:
+            self._active.pop(id(redactor), None)
+
+    def redact(self, text: str) -> str:
+        with self._lock:
+            redactors = list(self._active.values())
+        for redactor in redactors:
+            text = redactor(text)
+        return text
+
+
+SECRETS = _SecretRegistry()
+
+
+class SecretFilter(logging.Filter):
+    """A logging filter that redacts the secrets of running jobs from every record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string is not ours to fix here
+            return True
+        cleaned = SECRETS.redact(message)
+        if cleaned != message or record.args:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            record.exc_text = SECRETS.redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True

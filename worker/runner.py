@@ -1,0 +1,278 @@
+"""One delivery, from claim to a terminal phase (or a clean hand-back).
+
+:meth:`JobRunner.process` is the whole life of a job in this worker:
+
+claim (lease + attempt) → ``fetching`` → sanitize the context → ``building``
+→ docker build → ``pushing`` → push with the job's own credentials →
+``finished`` with the digest; the message is deleted once the job is terminal.
+Any failure writes its reason as the last log line, flushes the log, then
+fails the job (as the lease holder).  A job never stays live when this
+returns, except when its lease was lost (another worker owns it) or the worker
+is shutting down (the lease is released and the message given back).
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import logging
+import os
+import tempfile
+import time
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import jobstore, logstore, queue, sealing
+from chalicelib.errors import BuildFailed, TransitionConflict
+from chalicelib.jobs import Job, Phase
+from chalicelib.jobstore import ClaimOutcome
+from chalicelib.queue import Delivery
+from chalicelib.sealing import Credentials
+from chalicelib.settings import Settings
+from worker.builder import Builder
+from worker.control import AbortKind, Aborted, JobControl, Watchdog
+from worker.heartbeat import Heartbeat
+from worker.images import parse_image
+from worker.redact import SECRETS, RedactingSink, Redactor
+from worker.sources import describe_source, fetch_context
+
+log = logging.getLogger("boatyard.worker")
+
+MAX_VISIBILITY_SECONDS = 43200
+
+
+class Outcome(str, enum.Enum):
+    """What processing a delivery ended in."""
+
+    FINISHED = "finished"  # built and pushed; message deleted
+    FAILED = "failed"  # failed with a reason; message deleted
+    BUSY = "busy"  # another worker holds the job; message left (hidden until its lease ends)
+    DONE_ALREADY = "done_already"  # terminal, exhausted or missing job; message deleted
+    POISON = "poison"  # not a job message; left for the dead-letter queue
+    RELEASED = "released"  # worker shutting down; lease released, message given back
+    LOST = "lost"  # the lease was lost mid-job; the other owner finishes it
+
+
+@dataclasses.dataclass
+class ProcessResult:
+    """The outcome of one delivery, with figures for tests and benchmarks."""
+
+    outcome: Outcome
+    job_id: str | None = None
+    reason: str | None = None
+    digest: str | None = None
+    log_batch_calls: int = 0
+    log_bytes: int = 0
+    seconds: float = 0.0
+    delivery: Delivery | None = None
+
+
+def _parse_iso(text: str) -> float:
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _unseal(job: Job, sealed: str) -> Credentials:
+    try:
+        return sealing.unseal(job.job_id, sealed)
+    except (ClientError, BotoCoreError, ValueError, TypeError) as exc:
+        log.warning("job %s: credentials could not be unsealed (%s)", job.job_id, type(exc).__name__)
+        raise BuildFailed("could not decrypt the registry credentials of this job; submit the build again") from None
+
+
+class JobRunner:
+    """Runs deliveries for one worker identity."""
+
+    def __init__(self, settings: Settings, worker_id: str, builder: Builder) -> None:
+        self.settings = settings
+        self.worker_id = worker_id
+        self.builder = builder
+
+    # --- the message --------------------------------------------------------------------
+
+    def _delete(self, delivery: Delivery) -> None:
+        try:
+            queue.delete(delivery.receipt_handle)
+        except ClientError as exc:  # e.g. the handle expired: the next delivery finds the job terminal
+            log.warning("could not delete message %s: %s", delivery.message_id, exc.response.get("Error", {}).get("Code"))
+
+    def _hide(self, delivery: Delivery, seconds: int) -> None:
+        try:
+            queue.extend(delivery.receipt_handle, max(0, min(seconds, MAX_VISIBILITY_SECONDS)))
+        except ClientError as exc:
+            log.warning("could not change visibility of message %s: %s", delivery.message_id, exc.response.get("Error", {}).get("Code"))
+
+    # --- entry point --------------------------------------------------------------------
+
+    def process(self, delivery: Delivery, control: JobControl | None = None) -> ProcessResult:
+        """Handle one delivery; see the module doc."""
+        started = time.monotonic()
+        result = self._process(delivery, control or JobControl())
+        result.delivery = delivery
+        result.seconds = time.monotonic() - started
+        log.info(
+            "delivery %s: job %s %s%s",
+            delivery.message_id,
+            result.job_id,
+            result.outcome.value,
+            f" ({result.reason})" if result.reason else "",
+        )
+        return result
+
+    def _process(self, delivery: Delivery, control: JobControl) -> ProcessResult:
+        message = delivery.message
+        if message is None:
+            log.warning(
+                "message %s is not a job message (received %d times); leaving it for the dead-letter queue",
+                delivery.message_id,
+                delivery.receive_count,
+            )
+            return ProcessResult(Outcome.POISON)
+        lease = self.settings.visibility_timeout_seconds
+        claim = jobstore.claim(message.job_id, self.worker_id, lease, self.settings.max_attempts)
+        if claim.outcome == ClaimOutcome.BUSY:
+            remaining = int((claim.job.lease_expires if claim.job else 0) - time.time()) + 1
+            self._hide(delivery, max(remaining, 1))
+            return ProcessResult(Outcome.BUSY, message.job_id)
+        if claim.outcome != ClaimOutcome.CLAIMED:
+            self._delete(delivery)
+            reason = claim.job.reason if claim.job and claim.outcome == ClaimOutcome.EXHAUSTED else None
+            return ProcessResult(Outcome.DONE_ALREADY, message.job_id, reason=reason)
+        assert claim.job is not None
+        return self._run(claim.job, delivery, message.sealed_credentials, control)
+
+    # --- a claimed job ------------------------------------------------------------------
+
+    def _run(self, job: Job, delivery: Delivery, sealed: str, control: JobControl) -> ProcessResult:
+        settings = self.settings
+        heartbeat = Heartbeat(
+            job.job_id, self.worker_id, delivery.receipt_handle, control, settings.heartbeat_seconds,
+            settings.visibility_timeout_seconds,
+        ).start()
+        redactor = Redactor()
+        writer: logstore.LogWriter | None = None
+        sink: RedactingSink | None = None
+        built_image: str | None = None
+        try:
+            try:
+                credentials = _unseal(job, sealed)
+                redactor = Redactor.for_credentials(credentials.username, credentials.password)
+                SECRETS.add(redactor)
+            except BuildFailed:
+                credentials = None
+            previous = logstore.stored_bytes(job.job_id) if job.attempt > 1 else 0
+            writer = logstore.LogWriter(job.job_id, settings, already_written=previous, redact=redactor).start()
+            sink = RedactingSink(writer.write, redactor)
+            if credentials is None:
+                raise BuildFailed("could not decrypt the registry credentials of this job; submit the build again")
+            if job.attempt > 1:
+                sink.line(
+                    f"[boatyard] attempt {job.attempt} of {settings.max_attempts}: the previous worker stopped; starting again"
+                )
+            if job.attempt == 1 and time.time() - _parse_iso(job.created_at) > settings.queue_timeout_seconds:
+                raise BuildFailed(
+                    f"the job waited in the queue longer than {settings.queue_timeout_seconds} s; submit the build again"
+                )
+            try:
+                ref = parse_image(job.image_name)
+            except ValueError:
+                raise BuildFailed(f"{job.image_name!r} is not a valid image name") from None
+            os.makedirs(settings.work_dir, exist_ok=True)
+            with tempfile.TemporaryFile(dir=settings.work_dir, prefix=f"ctx-{job.job_id[:8]}-") as context:
+                sink.line(f"[boatyard] fetching the build context from {describe_source(job)}")
+                with Watchdog(control, settings.build_timeout_seconds):  # a trickling download cannot hang the job
+                    fetch_context(job, context, settings, control.check)
+                context.seek(0)
+                control.check()
+                jobstore.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
+                with Watchdog(control, settings.build_timeout_seconds):
+                    self.builder.build(context, ref.reference, sink.write, control)
+                    built_image = ref.reference
+                    sink.flush()
+                    jobstore.transition(job.job_id, self.worker_id, Phase.BUILDING, Phase.PUSHING)
+                    digest = self.builder.push(ref, credentials, sink.write, control)
+            sink.line(f"[boatyard] pushed {ref.reference} ({digest})")
+            sink.flush()
+            writer.close()
+            jobstore.transition(job.job_id, self.worker_id, Phase.PUSHING, Phase.FINISHED, image_digest=digest)
+            self._delete(delivery)
+            return self._result(Outcome.FINISHED, job, writer, digest=digest)
+        except BuildFailed as exc:
+            return self._fail(job, redactor(exc.message), delivery, sink, writer)
+        except Aborted as exc:
+            return self._aborted(job, exc, delivery, sink, writer)
+        except TransitionConflict:
+            self._close_log(sink, writer)
+            log.warning("job %s: the job changed under this worker (lease lost or cancelled); leaving it", job.job_id)
+            return self._result(Outcome.LOST, job, writer)
+        except Exception as exc:  # a bug or an outage: never leave the job live
+            log.exception("job %s: unexpected error", job.job_id)
+            return self._fail(
+                job, f"internal error in the worker ({type(exc).__name__}); it has been logged", delivery, sink, writer
+            )
+        finally:
+            heartbeat.stop()
+            SECRETS.remove(redactor)
+            if built_image:
+                self.builder.remove_image(built_image)
+            try:
+                self.builder.keep_disk_budget()
+            except Exception:  # housekeeping must not change the job's outcome
+                log.exception("disk budget check failed")
+
+    def _result(self, outcome: Outcome, job: Job, writer: logstore.LogWriter | None, **kw: Any) -> ProcessResult:
+        return ProcessResult(
+            outcome,
+            job.job_id,
+            log_batch_calls=writer.batch_calls if writer else 0,
+            log_bytes=writer._written if writer else 0,  # noqa: SLF001 (figures for benchmarks)
+            **kw,
+        )
+
+    def _close_log(self, sink: RedactingSink | None, writer: logstore.LogWriter | None, last_line: str | None = None) -> None:
+        try:
+            if sink is not None:
+                if last_line:
+                    sink.line(last_line)
+                sink.flush()
+            if writer is not None:
+                writer.close()
+        except Exception:  # the job's phase matters more than its last log line
+            log.exception("could not flush the log")
+
+    def _fail(
+        self,
+        job: Job,
+        reason: str,
+        delivery: Delivery,
+        sink: RedactingSink | None,
+        writer: logstore.LogWriter | None,
+    ) -> ProcessResult:
+        self._close_log(sink, writer, f"[boatyard] Failed: {reason}")
+        try:
+            jobstore.fail(job.job_id, reason, worker_id=self.worker_id)
+        except TransitionConflict:
+            log.warning("job %s: could not record the failure: the lease is no longer ours", job.job_id)
+            return self._result(Outcome.LOST, job, writer, reason=reason)
+        self._delete(delivery)
+        return self._result(Outcome.FAILED, job, writer, reason=reason)
+
+    def _aborted(
+        self,
+        job: Job,
+        exc: Aborted,
+        delivery: Delivery,
+        sink: RedactingSink | None,
+        writer: logstore.LogWriter | None,
+    ) -> ProcessResult:
+        if exc.kind == AbortKind.TIMEOUT:
+            return self._fail(job, exc.message, delivery, sink, writer)
+        if exc.kind == AbortKind.SHUTDOWN:
+            self._close_log(sink, writer, "[boatyard] the worker is shutting down; the build will start again on another worker")
+            try:
+                jobstore.release_lease(job.job_id, self.worker_id)
+            finally:
+                self._hide(delivery, 0)
+            return self._result(Outcome.RELEASED, job, writer)
+        self._close_log(sink, writer)
+        return self._result(Outcome.LOST, job, writer)

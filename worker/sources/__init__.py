@@ -1,0 +1,60 @@
+"""Build-context fetchers: each turns a job's source into a sanitized local tar file.
+
+:func:`fetch_context` picks the fetcher for the job's source kind.  Every
+fetcher streams (S3 body, HTTP body) straight through
+:func:`worker.archive.sanitize` into ``dest``: the archive is never whole in
+memory, and nothing but the sanitized tar reaches the Docker daemon (no URL is
+ever handed to the daemon as a remote context).
+"""
+from __future__ import annotations
+
+from typing import BinaryIO, Callable
+
+from chalicelib.errors import BuildFailed
+from chalicelib.jobs import Job, SourceKind
+from chalicelib.settings import Settings
+from worker.archive import ContextLimits, ContextStats
+from worker.sources import github, s3, tarurl
+
+
+def limits_from(settings: Settings) -> ContextLimits:
+    """The archive limits configured for this worker."""
+    return ContextLimits(settings.max_context_bytes, settings.max_context_files, settings.max_context_ratio)
+
+
+def describe_source(job: Job) -> str:
+    """A short, credential-free description of where the context comes from."""
+    if job.source_kind == SourceKind.TAR_URL:
+        from worker.netguard import describe_url
+
+        return f"the tarball at {describe_url(job.source.get('tar_url', ''))}"
+    if job.source_kind == SourceKind.GITHUB:
+        return (
+            f"GitHub {job.source.get('github_username', '')}/{job.source.get('github_reponame', '')}"
+            f" at {job.source.get('github_tag', '')}"
+        )
+    if job.source_kind == SourceKind.DOCKERFILE:
+        return "the Dockerfile in the request"
+    return "the uploaded archive"
+
+
+def fetch_context(job: Job, dest: BinaryIO, settings: Settings, check: Callable[[], None]) -> ContextStats:
+    """Write the job's sanitized build context (an uncompressed tar) to ``dest``."""
+    limits = limits_from(settings)
+    kind = job.source_kind
+    if kind in (SourceKind.DOCKERFILE, SourceKind.UPLOAD):
+        return s3.fetch(job, dest, limits, check)
+    if kind == SourceKind.TAR_URL:
+        url = job.source.get("tar_url", "")
+        return tarurl.fetch(url, dest, limits, settings, check)
+    if kind == SourceKind.GITHUB:
+        return github.fetch(
+            job.source.get("github_username", ""),
+            job.source.get("github_reponame", ""),
+            job.source.get("github_tag", ""),
+            dest,
+            limits,
+            settings,
+            check,
+        )
+    raise BuildFailed(f"unknown source kind {kind!r}")

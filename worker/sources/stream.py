@@ -1,0 +1,24 @@
+"""A read-only stream wrapper that turns transport errors into a clear job failure."""
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.errors import BuildFailed
+
+
+class SafeStream:
+    """``read(n)`` on ``source``; the listed exception types become :class:`BuildFailed`."""
+
+    def __init__(self, source: Any, what: str, errors: tuple[type[BaseException], ...], read: Any = None) -> None:
+        self._read = read or source.read
+        self._what = what
+        self._errors = errors + (OSError,)
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to ``size`` bytes."""
+        try:
+            return self._read(size)
+        except BuildFailed:
+            raise
+        except self._errors as exc:
+            raise BuildFailed(f"{self._what} was interrupted ({type(exc).__name__}); try again") from None
