@@ -1,0 +1,12 @@
+"""The benchmark scenarios, in report order."""
+from __future__ import annotations
+
+from bench.scenarios import api, logs, small, throughput, upload
+
+SCENARIOS = {
+    "small": small.run,
+    "logs": logs.run,
+    "upload": upload.run,
+    "throughput": throughput.run,
+    "api": api.run,
+}

@@ -1,0 +1,93 @@
+"""In-process handler latency: ``python -m bench.scenarios.api_inproc <requests> <runs>`` prints JSON.
+
+Runs boatyard's Chalice app with ``chalice.test.Client`` inside
+``moto.mock_aws`` (no network, no servers): the figure is the handler's own
+cost plus moto's in-memory AWS, which stands in for AWS here.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+for _key, _value in {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}.items():
+    os.environ[_key] = _value
+for _key in ("AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN", "BOATYARD_QUEUE_URL"):
+    os.environ.pop(_key, None)
+
+
+def _percentiles(samples: list[float]) -> dict[str, float]:
+    from bench.stats import percentile
+
+    return {"p50": percentile(samples, 50), "p99": percentile(samples, 99)}
+
+
+def main(requests_per_run: int, runs: int) -> dict:
+    """Time each handler ``requests_per_run`` times, ``runs`` times; medians of the per-run p50/p99."""
+    from chalice.test import Client
+    from moto import mock_aws
+
+    from bench.stats import median
+
+    with mock_aws():
+        from chalicelib.logstore import LogWriter
+        from chalicelib.resources import ensure_resources
+
+        ensure_resources()
+        import app as boatyard_app
+
+        body = json.dumps(
+            {
+                "image_name": "127.0.0.1:5060/bench/inproc:latest",
+                "dockerfile": "FROM scratch\nCMD [\"true\"]\n",
+                "username": "bench",
+                "password": "not-a-real-password",
+                "email": "bench@example.com",
+            }
+        )
+        headers = {"Content-Type": "application/json"}
+        with Client(boatyard_app.app) as client:
+            answer = client.http.post("/api/v1/build", headers=headers, body=body)
+            assert answer.status_code == 202, answer.body
+            job_id = json.loads(answer.body)["JobIdentifier"]
+            writer = LogWriter(job_id)
+            text = "".join(f"{n}\n" for n in range(1, 20001))
+            for start in range(0, len(text), 4096):
+                writer.write(text[start : start + 4096])
+            writer.close()
+            full = json.loads(client.http.get(f"/api/v1/{job_id}/logs?since=0").body)
+            cursor = full["Next"]
+            paths = {
+                "status": f"/api/v1/{job_id}/status",
+                "logs_full": f"/api/v1/{job_id}/logs",
+                "logs_tail": f"/api/v1/{job_id}/logs?since={cursor}",
+            }
+            per_run: dict[str, list[dict[str, float]]] = {name: [] for name in (*paths, "build")}
+            for _ in range(runs):
+                for name, path in paths.items():
+                    samples = []
+                    for _ in range(requests_per_run):
+                        start = time.perf_counter()
+                        answer = client.http.get(path)
+                        samples.append(time.perf_counter() - start)
+                        assert answer.status_code == 200, answer.body
+                    per_run[name].append(_percentiles(samples))
+                samples = []
+                for _ in range(max(requests_per_run // 3, 20)):
+                    start = time.perf_counter()
+                    answer = client.http.post("/api/v1/build", headers=headers, body=body)
+                    samples.append(time.perf_counter() - start)
+                    assert answer.status_code == 202, answer.body
+                per_run["build"].append(_percentiles(samples))
+    out: dict = {name: {k: median([r[k] for r in runs_]) for k in ("p50", "p99")} for name, runs_ in per_run.items()}
+    out["log_kib"] = len(full["Logs"].encode()) / 1024
+    return out
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(int(sys.argv[1]), int(sys.argv[2]))))
