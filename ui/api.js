@@ -1,0 +1,121 @@
+// The boatyard HTTP API (v1), as the browser sees it. See /DESIGN.md.
+
+const config = window.BOATYARD_CONFIG || {};
+/** Where the API lives: "" is this page's origin. No trailing slash. */
+export const apiBase = String(config.apiBase || "").replace(/\/+$/, "");
+
+/** A refusal or failure, with the API's {Code, Message} when it sent one. */
+export class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;   // HTTP status; 0 when the request never got an answer
+    this.code = code;
+    // The API names the field it refuses at the start of Message: "image_name: ...".
+    const match = /^([a-z_]+):\s*(.*)$/s.exec(message || "");
+    this.field = match ? match[1] : null;
+    this.fieldMessage = match ? match[2] : message;
+  }
+}
+
+/** Milliseconds the server's clock is ahead of ours (from the Date header; 0 if unknown). */
+export let clockSkewMs = 0;
+
+function noteServerDate(response) {
+  const header = response.headers.get("Date");
+  if (!header) return;
+  const server = Date.parse(header);
+  if (!Number.isNaN(server)) clockSkewMs = server - Date.now();
+}
+
+async function request(method, path, body) {
+  const init = {method, headers: {Accept: "application/json"}, cache: "no-store"};
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(apiBase + path, init);
+  } catch (err) {
+    throw new ApiError(0, "NetworkError", `Can't reach the build service (${err.message || err}).`);
+  }
+  noteServerDate(response);
+  let data = null;
+  const text = await response.text();
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+  if (!response.ok) {
+    const code = (data && data.Code) || `HTTP${response.status}`;
+    const message = (data && data.Message) || `The build service answered ${response.status} ${response.statusText}.`;
+    throw new ApiError(response.status, code, message);
+  }
+  if (data === null || typeof data !== "object") {
+    throw new ApiError(response.status, "BadResponse", "The build service sent an answer that is not JSON.");
+  }
+  return data;
+}
+
+/** POST /api/v1/build with JSON; resolves to the job id. */
+export async function submitBuild(payload) {
+  const data = await request("POST", "/api/v1/build", payload);
+  if (!data.JobIdentifier) throw new ApiError(202, "BadResponse", "The build service did not return a job id.");
+  return data.JobIdentifier;
+}
+
+/** POST /api/v1/uploads: a presigned S3 POST {UploadId, Url, Fields, MaxBytes, ExpiresIn}. */
+export function createUpload(meta) {
+  return request("POST", "/api/v1/uploads", meta);
+}
+
+/** GET /api/v1/{id}/status */
+export function getStatus(jobId) {
+  return request("GET", `/api/v1/${encodeURIComponent(jobId)}/status`);
+}
+
+/** GET /api/v1/{id}/logs[?since=cursor] → {Logs, Next, Complete} */
+export function getLogs(jobId, since) {
+  const query = since ? `?since=${encodeURIComponent(since)}` : "";
+  return request("GET", `/api/v1/${encodeURIComponent(jobId)}/logs${query}`);
+}
+
+function s3ErrorMessage(xhr) {
+  // S3 answers errors as XML: <Error><Code>EntityTooLarge</Code><Message>...</Message></Error>
+  const text = xhr.responseText || "";
+  const code = /<Code>([^<]*)<\/Code>/.exec(text);
+  const message = /<Message>([^<]*)<\/Message>/.exec(text);
+  if (code || message) return `${code ? code[1] : "Error"}: ${message ? message[1] : ""}`.trim();
+  return `HTTP ${xhr.status}`;
+}
+
+/**
+ * Sends the file to the presigned POST: every field of `Fields` first, in
+ * order, then `file` last (S3 ignores anything after the file).
+ * onProgress(loadedBytes, totalBytes) is called as the bytes go out.
+ * Uses XMLHttpRequest because fetch has no upload progress.
+ */
+export function uploadFile(ticket, file, onProgress) {
+  return new Promise((resolve, reject) => {
+    const form = new FormData();
+    for (const [name, value] of Object.entries(ticket.Fields || {})) form.append(name, value);
+    form.append("file", file, file.name);
+
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", ticket.Url);
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        onProgress(file.size, file.size);
+        resolve();
+      } else {
+        reject(new ApiError(xhr.status, "UploadRefused", `upload_file: storage refused the upload (${s3ErrorMessage(xhr)}).`));
+      }
+    });
+    xhr.addEventListener("error", () => {
+      reject(new ApiError(0, "NetworkError", "upload_file: the upload could not reach storage (network error or CORS)."));
+    });
+    xhr.addEventListener("timeout", () => reject(new ApiError(0, "Timeout", "upload_file: the upload timed out.")));
+    xhr.send(form);
+  });
+}
