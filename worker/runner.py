@@ -153,6 +153,7 @@ class JobRunner:
         writer: logstore.LogWriter | None = None
         sink: RedactingSink | None = None
         built_image: str | None = None
+        used_docker = False
         try:
             try:
                 credentials = _unseal(job, sealed)
@@ -185,6 +186,7 @@ class JobRunner:
                 context.seek(0)
                 control.check()
                 jobstore.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
+                used_docker = True
                 with Watchdog(control, settings.build_timeout_seconds):
                     self.builder.build(context, ref.reference, sink.write, control)
                     built_image = ref.reference
@@ -215,10 +217,11 @@ class JobRunner:
             SECRETS.remove(redactor)
             if built_image:
                 self.builder.remove_image(built_image)
-            try:
-                self.builder.keep_disk_budget()
-            except Exception:  # housekeeping must not change the job's outcome
-                log.exception("disk budget check failed")
+            if used_docker:
+                try:
+                    self.builder.keep_disk_budget()
+                except Exception:  # housekeeping must not change the job's outcome
+                    log.exception("disk budget check failed")
 
     def _result(self, outcome: Outcome, job: Job, writer: logstore.LogWriter | None, **kw: Any) -> ProcessResult:
         return ProcessResult(

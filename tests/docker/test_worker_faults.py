@@ -1,0 +1,191 @@
+"""Duplicates, timeouts, cancellation, shutdown and a killed worker: no job runs twice, none stays live."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import docker
+import pytest
+
+from chalicelib import aws, jobstore, queue
+from chalicelib.jobs import Phase
+from tests.docker import jobkit
+from tests.docker.conftest import pull_and_run
+
+pytestmark = pytest.mark.docker
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def _build_containers(job_id: str) -> list[str]:
+    return re.findall(r"Running in ([0-9a-f]{12})", jobkit.full_log(job_id))
+
+
+def _assert_containers_gone(api: docker.APIClient, ids: list[str]) -> None:
+    assert ids, "the build should have started a container"
+
+    def gone() -> bool:
+        return all(not api.containers(all=True, filters={"id": cid}) for cid in ids)
+
+    _wait_for(gone, 20, f"build containers {ids} to be removed")
+
+
+def test_duplicate_delivery_builds_once(make_worker, registry, base_image, test_password):
+    job_id = jobkit.submit(
+        jobkit.image_for(registry.host, "dup"),
+        dockerfile=f"FROM {base_image}\nRUN echo building-now\n",
+        username=registry.username,
+        password=test_password,
+        copies=2,
+    )
+    worker = make_worker()
+    results = jobkit.run_until_terminal(worker, job_id)
+    outcomes = sorted(r.outcome.value for r in results)
+    assert outcomes.count("finished") == 1
+    busy = [r for r in results if r.outcome.value == "busy"]
+    for result in busy:  # let the duplicate come back now instead of after the lease
+        queue.extend(result.delivery.receipt_handle, 0)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and int(queue.attributes()["ApproximateNumberOfMessages"]) + int(
+        queue.attributes()["ApproximateNumberOfMessagesNotVisible"]
+    ):
+        results += worker.run_once(wait_seconds=1)
+    assert set(r.outcome.value for r in results) <= {"finished", "busy", "done_already"}
+    logs = jobkit.full_log(job_id)
+    assert logs.count("Successfully built") == 1 and logs.count("\nbuilding-now\n") == 1
+    job = jobstore.get_job(job_id)
+    assert job.status_word == "Finished" and job.attempt == 1
+    attrs = queue.attributes()
+    assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def test_build_timeout_fails_and_removes_the_container(make_worker, registry, base_image, docker_api, monkeypatch):
+    jobkit.set_env(monkeypatch, BOATYARD_BUILD_TIMEOUT_SECONDS=4)
+    job_id = jobkit.submit(jobkit.image_for(registry.host, "slow"), dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n")
+    started = time.monotonic()
+    jobkit.run_until_terminal(make_worker(), job_id, timeout=90)
+    assert time.monotonic() - started < 40
+    assert jobkit.status(job_id) == "Failed: timed out after 4 s"
+    assert jobkit.full_log(job_id).rstrip().endswith("[boatyard] Failed: timed out after 4 s")
+    _assert_containers_gone(docker_api, _build_containers(job_id))
+
+
+def test_cancelled_job_stops_its_build(make_worker, registry, base_image, docker_api):
+    job_id = jobkit.submit(jobkit.image_for(registry.host, "cancel"), dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n")
+    worker = make_worker()
+    [future] = worker.poll(wait_seconds=1)
+    _wait_for(lambda: "sleeping" in jobkit.full_log(job_id), 60, "the build to start")
+    jobstore.fail(job_id, "cancelled by the user", target=Phase.CANCELLED)
+    result = future.result(timeout=30)  # the heartbeat (every 2 s) notices the lost lease
+    assert result.outcome.value == "lost"
+    assert jobkit.status(job_id) == "Cancelled"
+    _assert_containers_gone(docker_api, _build_containers(job_id))
+
+
+def test_shutdown_gives_a_running_job_back(make_worker, registry, base_image, docker_api):
+    job_id = jobkit.submit(jobkit.image_for(registry.host, "shutdown"), dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n")
+    worker = make_worker()
+    [future] = worker.poll(wait_seconds=1)
+    _wait_for(lambda: "sleeping" in jobkit.full_log(job_id), 60, "the build to start")
+    worker.shutdown(grace_seconds=1)
+    result = future.result(timeout=5)
+    assert result.outcome.value == "released"
+    job = jobstore.get_job(job_id)
+    assert job.phase.is_live and job.lease_owner is None and job.attempt == 0  # not counted as an attempt
+    assert "shutting down" in jobkit.full_log(job_id)
+    assert len(queue.receive(1, 1, 30)) == 1, "the message is visible again at once"
+    _assert_containers_gone(docker_api, _build_containers(job_id))
+
+
+@pytest.fixture
+def moto_server(monkeypatch, docker_host, registry, base_image):
+    """A moto server (several processes share AWS) with boatyard's resources; the test process points at it."""
+    from moto.server import ThreadedMotoServer
+
+    from chalicelib.resources import ensure_resources
+    from devstack.services import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "DOCKER_HOST": docker_host,
+        "BOATYARD_VISIBILITY_TIMEOUT_SECONDS": "5",
+        "BOATYARD_HEARTBEAT_SECONDS": "1",
+        "BOATYARD_LOG_FLUSH_SECONDS": "0.3",
+        "BOATYARD_BUILD_NETWORK": "none",
+        "BOATYARD_TABLE": "killtest-jobs",
+        "BOATYARD_QUEUE_NAME": "killtest-jobs",
+        "BOATYARD_BUCKET": "killtest-contexts",
+    }
+    monkeypatch.delenv("BOATYARD_QUEUE_URL", raising=False)
+    jobkit.set_env(monkeypatch, **env)
+    aws.reset_clients()
+    queue.reset()
+    ensure_resources()
+    yield env
+    aws.reset_clients()
+    queue.reset()
+    server.stop()
+
+
+def test_worker_killed_mid_build_leaves_no_job_stuck(moto_server, registry, base_image, docker_api, test_password, tmp_path):
+    from worker.loop import Worker
+
+    image = jobkit.image_for(registry.host, "killed")
+    job_id = jobkit.submit(
+        image,
+        dockerfile=f"FROM {base_image}\nRUN echo started && sleep 8\nCMD [\"echo\", \"survived\"]\n",
+        username=registry.username,
+        password=test_password,
+    )
+    stderr = open(tmp_path / "worker1.log", "wb")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "worker", "--poll-wait", "1"],
+        cwd=REPO,
+        env={**os.environ, **moto_server},
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+    )
+    try:
+        _wait_for(
+            lambda: jobstore.get_job(job_id).phase == Phase.BUILDING and "started" in jobkit.full_log(job_id),
+            90,
+            "the first worker to be mid-build",
+        )
+        first.send_signal(signal.SIGKILL)
+        first.wait(10)
+    finally:
+        if first.poll() is None:
+            first.kill()
+        stderr.close()
+    killed_containers = _build_containers(job_id)
+    assert jobstore.get_job(job_id).phase.is_live
+
+    second = Worker(poll_wait_seconds=1, dlq_sweep_seconds=3600)
+    try:
+        jobkit.run_until_terminal(second, job_id, timeout=120)
+    finally:
+        second.shutdown(grace_seconds=5)
+    job = jobstore.get_job(job_id)
+    assert job.status_word == "Finished", jobkit.full_log(job_id)
+    assert job.attempt == 2
+    assert "attempt 2 of 3" in jobkit.full_log(job_id)
+    worker_log = (tmp_path / "worker1.log").read_text()
+    assert test_password not in worker_log
+    _assert_containers_gone(docker_api, killed_containers[:1])
+    assert pull_and_run(docker_api, image, registry) == "survived\n"
