@@ -75,8 +75,12 @@ export function checkForm(source, values) {
   const put = (field, message) => { if (message) errors[field] = message; };
 
   put("image_name", checkImageName(values.image_name || ""));
-  put("username", required(values.username || "", "the registry username"));
-  put("password", (values.password || "") ? "" : "Enter the registry password.");
+  // Credentials are optional (a registry may take pushes without login), but
+  // one without the other is always a mistake.
+  const username = (values.username || "").trim();
+  const password = values.password || "";
+  if (password && !username) put("username", "Enter the registry username that goes with the password.");
+  if (username && !password) put("password", "Enter the registry password for this username.");
   const email = (values.email || "").trim();
   if (email && !/^[^\s@]+@[^\s@]+$/.test(email)) put("email", "Enter an email address like name@example.com, or leave it empty.");
 

@@ -6,6 +6,7 @@ import {ApiError, getLogs, getStatus} from "./api.js";
 export const TERMINAL_PHASES = new Set(["finished", "failed", "cancelled"]);
 const POLL_MS = 1000;
 const DRAIN_MS = 150;          // a terminal job whose log is not complete yet
+const CONTINUATION_NOTE = /\n\[boatyard\] the log is longer than one answer; read the rest with GET \S+\n$/;
 const HIDDEN_POLL_MS = 5000;
 const MAX_BACKOFF_MS = 15000;
 
@@ -78,8 +79,10 @@ export class JobWatcher {
 
       const logs = await getLogs(this.jobId, this.cursor);
       if (this.stopped) return 0;
-      const text = typeof logs.Logs === "string" ? logs.Logs : "";
+      let text = typeof logs.Logs === "string" ? logs.Logs : "";
       if (typeof logs.Next === "string" && logs.Next !== "") {
+        // A first read of a long log ends with a note on how to read the rest; we read the rest anyway.
+        text = text.replace(CONTINUATION_NOTE, "");
         if (text) this.h.onLogText(text);
         this.cursor = logs.Next;
       } else if (text !== this.legacyText) {

@@ -292,6 +292,7 @@ class FakeApi:
                 self._json(202, {"JobIdentifier": job_id})
 
             def _job_read(self, job_id: str, what: str, query: dict[str, list[str]]) -> None:
+                # The request was recorded by this thread just before; under the lock it is ours to annotate.
                 with fake.lock:
                     job = fake.jobs.get(job_id)
                     if job is None:
@@ -303,14 +304,15 @@ class FakeApi:
                     since = (query.get("since") or [""])[0]
                     start = 0
                     if since:
-                        match = re.fullmatch(r"c(\d+)", since)
+                        match = re.fullmatch(r"(\d+)", since)
                         if not match or int(match.group(1)) > len(job.chunks):
                             self._error(400, "InvalidField", "since: not a cursor this job gave out")
                             return
                         start = int(match.group(1))
                     text = "".join(job.chunks[start:])
                     complete = job.phase in TERMINAL
-                    self._json(200, {"Logs": text, "Next": f"c{len(job.chunks)}", "Complete": complete})
+                    fake.requests[-1]["next"] = str(len(job.chunks))  # so tests can check the UI follows it
+                    self._json(200, {"Logs": text, "Next": str(len(job.chunks)), "Complete": complete})
 
             def _new_upload(self) -> None:
                 try:
