@@ -50,12 +50,12 @@ def forbidden_reason(ip: IPAddress, allow_private: bool = False) -> str | None:
         return "a multicast address"
     if ip.is_loopback:
         return None if allow_private else "a loopback address"
+    if ip.is_reserved:
+        return "a reserved address"
     if ip in _CGNAT:
         return None if allow_private else "a carrier-grade NAT address (100.64.0.0/10)"
     if ip.is_private:
         return None if allow_private else "a private address"
-    if ip.is_reserved:
-        return "a reserved address"
     if not ip.is_global:
         return None if allow_private else "an address that is not publicly routable"
     return None

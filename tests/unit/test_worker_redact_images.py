@@ -1,0 +1,113 @@
+"""Credentials never reach a log; image names map to the right registry."""
+from __future__ import annotations
+
+import base64
+import io
+import logging
+
+import pytest
+
+from worker.images import DOCKER_HUB, parse_image, registry_of
+from worker.redact import MARK, SECRETS, RedactingSink, Redactor, SecretFilter
+
+PASSWORD = "pw-Zq8!leak-canary-7731"
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        PASSWORD,
+        _b64(PASSWORD),
+        _b64(f"alice:{PASSWORD}"),
+        _b64(f"alice:{PASSWORD}").rstrip("="),
+        base64.urlsafe_b64encode(f"alice:{PASSWORD}".encode()).decode(),
+    ],
+)
+def test_every_form_of_the_password_is_redacted(leak):
+    redact = Redactor.for_credentials("alice", PASSWORD)
+    out = redact(f"Authorization: Basic {leak} and more")
+    assert leak not in out and MARK in out and out.endswith(" and more")
+
+
+def test_no_password_means_nothing_is_redacted():
+    assert Redactor.for_credentials("alice", "")("alice:anything") == "alice:anything"
+
+
+def test_sink_finds_a_password_split_across_writes():
+    written: list[str] = []
+    sink = RedactingSink(written.append, Redactor.for_credentials("u", PASSWORD))
+    sink.write("token=" + PASSWORD[:7])
+    sink.write(PASSWORD[7:] + " end\nnext")
+    sink.flush()
+    text = "".join(written)
+    assert PASSWORD not in text and text == f"token={MARK} end\nnext"
+
+
+def test_sink_writes_long_partial_lines_without_leaking():
+    written: list[str] = []
+    sink = RedactingSink(written.append, Redactor.for_credentials("u", PASSWORD), max_partial=100)
+    filler = "x" * 95
+    sink.write(filler + PASSWORD[:10])  # over the partial limit, secret incomplete
+    assert written, "a long partial line is written before its end arrives"
+    sink.write(PASSWORD[10:] + "\n")
+    text = "".join(written)
+    assert PASSWORD not in text and text == filler + MARK + "\n"
+
+
+def test_stderr_filter_redacts_running_jobs_secrets():
+    redactor = Redactor.for_credentials("bob", PASSWORD)
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(SecretFilter())
+    logger = logging.getLogger("test.redact")
+    logger.addHandler(handler)
+    logger.propagate = False
+    SECRETS.add(redactor)
+    try:
+        logger.warning("push failed for %s with %s", "bob", PASSWORD)
+        try:
+            raise RuntimeError(f"boom {_b64('bob:' + PASSWORD)}")
+        except RuntimeError:
+            logger.exception("oops")
+    finally:
+        SECRETS.remove(redactor)
+        logger.removeHandler(handler)
+    text = stream.getvalue()
+    assert PASSWORD not in text and _b64("bob:" + PASSWORD) not in text
+    assert "push failed for bob with [redacted]" in text and "RuntimeError: boom [redacted]" in text
+
+
+@pytest.mark.parametrize(
+    "name, registry, repository, tag",
+    [
+        ("user/image", DOCKER_HUB, "user/image", "latest"),
+        ("user/image:1.0", DOCKER_HUB, "user/image", "1.0"),
+        ("busybox", DOCKER_HUB, "busybox", "latest"),
+        ("registry.example.com:5000/team/image:1.0", "registry.example.com:5000", "registry.example.com:5000/team/image", "1.0"),
+        ("127.0.0.1:5000/tests/x:v1", "127.0.0.1:5000", "127.0.0.1:5000/tests/x", "v1"),
+        ("localhost/app", "localhost", "localhost/app", "latest"),
+        ("ghcr.io/org/app", "ghcr.io", "ghcr.io/org/app", "latest"),
+        ("myhost:5000/app", "myhost:5000", "myhost:5000/app", "latest"),
+        ("team/sub/app:2", DOCKER_HUB, "team/sub/app", "2"),
+    ],
+)
+def test_image_names_map_to_their_registry(name, registry, repository, tag):
+    ref = parse_image(name)
+    assert (ref.registry, ref.repository, ref.tag) == (registry, repository, tag)
+    assert registry_of(name) == registry
+    assert ref.reference == f"{repository}:{tag}"
+
+
+def test_docker_hub_credentials_go_to_the_index():
+    assert parse_image("user/app").auth_server == "https://index.docker.io/v1/"
+    assert parse_image("r.example.com/app").auth_server == "r.example.com"
+
+
+@pytest.mark.parametrize("bad", ["", "app@sha256:abc", "http://r/app", "a b", "app:", "team/"])
+def test_malformed_image_names_are_rejected(bad):
+    with pytest.raises(ValueError):
+        parse_image(bad)
