@@ -46,4 +46,13 @@ echo "infra/package.sh: worker bundle"
     infra/worker infra/README.md)
 
 "$PYTHON" "$ROOT/infra/check_template.py" "$OUT/sam.yaml"
+if [ -z "${CFN_LINT:-}" ]; then
+    if [ -x "$ROOT/.venv/bin/cfn-lint" ]; then CFN_LINT="$ROOT/.venv/bin/cfn-lint"; else CFN_LINT=$(command -v cfn-lint || true); fi
+fi
+if [ -n "$CFN_LINT" ]; then
+    echo "infra/package.sh: cfn-lint"
+    "$CFN_LINT" -- "$OUT/sam.yaml"
+else
+    echo "infra/package.sh: cfn-lint not installed; template not linted" >&2
+fi
 echo "infra/package.sh: wrote $OUT/sam.yaml, $OUT/deployment.zip, $OUT/worker.tar.gz"
