@@ -1,0 +1,189 @@
+"""The worker against moto (no Docker needed): claims, message handling, failures before the build, DLQ sweep."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from chalicelib import aws, jobstore, queue
+from chalicelib.jobs import Phase
+from chalicelib.queue import JobMessage
+from tests.docker import jobkit
+from worker.loop import DLQ_REASON, Worker
+from worker.runner import Outcome
+
+
+@pytest.fixture
+def env(aws_env, monkeypatch, archive_server):
+    jobkit.set_env(
+        monkeypatch,
+        BOATYARD_GITHUB_ARCHIVE_BASE=archive_server.base_url,
+        BOATYARD_ALLOW_PRIVATE_URLS="true",
+        BOATYARD_VISIBILITY_TIMEOUT_SECONDS=30,
+        BOATYARD_HEARTBEAT_SECONDS=1,
+        DOCKER_HOST="unix:///nonexistent/docker.sock",  # these jobs must fail before any Docker call
+    )
+    return aws_env
+
+
+@pytest.fixture
+def worker(env):
+    made = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600)
+    yield made
+    made.shutdown(grace_seconds=2)
+
+
+def _queue_counts() -> tuple[int, int]:
+    attrs = queue.attributes()
+    return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+
+def _one(worker: Worker):
+    [result] = worker.run_once(wait_seconds=1)
+    return result
+
+
+def test_tar_url_refused_by_the_ssrf_guard(worker, archive_server, monkeypatch, test_password):
+    jobkit.set_env(monkeypatch, BOATYARD_ALLOW_PRIVATE_URLS="false")
+    worker = Worker(poll_wait_seconds=0)
+    url = archive_server.add_file("guarded.tar.gz", jobkit.make_tar({"Dockerfile": "FROM scratch\n"}))
+    job_id = jobkit.submit("127.0.0.1:5000/t/x", tar_url=url, username="u", password=test_password)
+    result = _one(worker)
+    assert result.outcome == Outcome.FAILED
+    status = jobkit.status(job_id)
+    assert status.startswith("Failed: refused to download from 127.0.0.1: it resolves to 127.0.0.1, a loopback address")
+    assert f"/files/guarded.tar.gz" not in archive_server.requests
+    assert jobkit.full_log(job_id).rstrip().endswith(status.replace("Failed: ", "[boatyard] Failed: "))
+    assert _queue_counts() == (0, 0)
+
+
+def test_missing_github_tag_says_so(worker, archive_server):
+    archive_server.add_repo("octo", "exists", "v1", {"Dockerfile": "FROM scratch\n"})
+    job_id = jobkit.submit("octo/exists", github=("octo", "exists", "v404"))
+    assert _one(worker).outcome == Outcome.FAILED
+    assert jobkit.status(job_id) == (
+        "Failed: GitHub repository octo/exists or tag v404 not found; check them (private repositories are not supported)"
+    )
+
+
+def test_tar_url_404_fails_with_the_status(worker, archive_server):
+    job_id = jobkit.submit("u/app", tar_url=f"{archive_server.base_url}/files/absent.tar.gz")
+    _one(worker)
+    assert jobkit.status(job_id) == (
+        f"Failed: could not download {archive_server.base_url}/files/absent.tar.gz: the server answered HTTP 404 Not Found"
+    )
+
+
+@pytest.mark.parametrize(
+    "files, reason",
+    [
+        ({"README": "no dockerfile"}, "Failed: no Dockerfile at the root of the archive"),
+        ({"Dockerfile": "FROM x", "../escape": "x"}, "Failed: the archive holds a path that leaves the build context ('../escape') in its name"),
+    ],
+)
+def test_bad_uploaded_archives_fail_with_a_reason(worker, files, reason):
+    job_id = jobkit.submit("u/app", archive=jobkit.make_tar(files))
+    assert _one(worker).outcome == Outcome.FAILED
+    assert jobkit.status(job_id) == reason
+    job = jobstore.get_job(job_id)
+    assert job.attempt == 1 and job.finished_at
+
+
+def test_expired_context_fails_clearly(worker):
+    from chalicelib import contexts
+
+    job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
+    contexts.delete(contexts.context_key(job_id))
+    _one(worker)
+    assert "no longer stored" in jobkit.status(job_id)
+
+
+def test_poison_message_is_left_for_the_dead_letter_queue(worker):
+    aws.client("sqs").send_message(QueueUrl=queue.queue_url(), MessageBody="{not json")
+    result = _one(worker)
+    assert result.outcome == Outcome.POISON
+    assert _queue_counts() == (0, 1)  # not deleted: it comes back and finally goes to the DLQ
+
+
+@pytest.mark.parametrize("state", ["finished", "missing"])
+def test_messages_of_terminal_or_unknown_jobs_are_deleted(worker, state):
+    if state == "missing":
+        queue.send(JobMessage("00000000-0000-4000-8000-000000000000", 0, ""))
+    else:
+        job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
+        jobstore.fail(job_id, "done elsewhere")
+    assert _one(worker).outcome == Outcome.DONE_ALREADY
+    assert _queue_counts() == (0, 0)
+
+
+def test_busy_job_is_not_run_and_its_message_waits_for_the_lease(worker):
+    job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
+    jobstore.claim(job_id, "other-worker", 30, 3)
+    result = _one(worker)
+    assert result.outcome == Outcome.BUSY
+    assert _queue_counts() == (0, 1)
+    job = jobstore.get_job(job_id)
+    assert job.lease_owner == "other-worker" and job.attempt == 1
+
+
+def test_job_queued_too_long_fails_on_claim(worker, monkeypatch):
+    jobkit.set_env(monkeypatch, BOATYARD_QUEUE_TIMEOUT_SECONDS=1)
+    worker = Worker(poll_wait_seconds=0)
+    job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
+    time.sleep(1.5)
+    assert _one(worker).outcome == Outcome.FAILED
+    assert jobkit.status(job_id) == "Failed: the job waited in the queue longer than 1 s; submit the build again"
+    assert _queue_counts() == (0, 0)
+
+
+def test_redelivery_after_the_last_attempt_fails_the_job(worker):
+    job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
+    for n in range(3):  # three workers died holding it (their leases expired)
+        jobstore.claim(job_id, f"dead-{n}", -1, 3)
+    result = _one(worker)
+    assert result.outcome == Outcome.DONE_ALREADY
+    assert jobkit.status(job_id).startswith("Failed: the build was interrupted 3 times")
+    assert _queue_counts() == (0, 0)
+
+
+def test_dead_letter_sweep_fails_live_jobs(worker):
+    stuck = jobkit.submit("u/app", dockerfile="FROM x\n")
+    jobstore.claim(stuck, "dead-worker", -1, 3)  # live, lease expired
+    held = jobkit.submit("u/app2", dockerfile="FROM x\n")
+    jobstore.claim(held, "live-worker", 60, 3)  # a worker holds it right now
+    done = jobkit.submit("u/app3", dockerfile="FROM x\n")
+    jobstore.fail(done, "already failed")
+    dlq = queue.dead_letter_url()
+    sqs = aws.client("sqs")
+    for job_id in (stuck, held, done):
+        sqs.send_message(QueueUrl=dlq, MessageBody=JobMessage(job_id, 0, "").to_body())
+    assert worker.sweep_dead_letters() == 1
+    assert jobkit.status(stuck) == f"Failed: {DLQ_REASON}"
+    assert jobstore.get_job(held).phase == Phase.FETCHING  # left alone while its lease is live
+    assert jobkit.status(done) == "Failed: already failed"
+    left = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
+    assert left["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"  # only the held job's message remains
+
+
+def test_only_as_many_messages_as_free_slots_are_received(worker, monkeypatch):
+    release = threading.Event()
+    started: list[str] = []
+
+    def slow_process(delivery, control=None):
+        started.append(delivery.message.job_id)
+        release.wait(20)
+
+    monkeypatch.setattr(worker.runner, "process", slow_process)
+    for i in range(3):
+        jobkit.submit(f"u/app{i}", dockerfile="FROM x\n")
+    first = worker.poll(wait_seconds=1)
+    while len(first) < 2:
+        first += worker.poll(wait_seconds=1)
+    assert worker.free_slots() == 0
+    assert worker.poll(wait_seconds=1) == []
+    assert _queue_counts() == (1, 2)  # the third message stays available to other workers
+    release.set()
+    for future in first:
+        future.result(timeout=10)
+    assert worker.free_slots() == 2
