@@ -1,6 +1,6 @@
 """``python -m bench`` (``make bench``): run the scenarios against a local stack, write BENCHMARKS.md.
 
-    python -m bench                  # every scenario, --runs 3 (about 15 min on 2 cores)
+    python -m bench                  # every scenario, --runs 5 (about 15 min on 2 cores)
     python -m bench --runs 5         # more runs per figure
     python -m bench --quick          # smoke run: small sizes, 1 run; writes var/bench/BENCHMARKS-quick.md
     python -m bench --only small,logs
@@ -27,13 +27,18 @@ from devstack.services import REPO_ROOT
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=None, help="runs per figure (median); default 3, --quick 1")
+    parser.add_argument("--runs", type=int, default=None, help="runs per figure (median); default 5, --quick 1")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 run, small sizes and counts")
     parser.add_argument("--only", default="", help=f"comma-separated scenarios of: {', '.join(SCENARIOS)}")
     parser.add_argument("--jobs", type=int, default=None, help="jobs per concurrency level in scenario 4 (default 100)")
     parser.add_argument("--upload-runs", type=int, default=None, help="runs of the 1 GiB upload scenario (default 2)")
     parser.add_argument("--upload-mib", type=int, default=None, help="size of the upload context in MiB (default 1024)")
     parser.add_argument("--output", type=Path, default=None, help="report path (default BENCHMARKS.md; --quick: var/bench/BENCHMARKS-quick.md)")
+    parser.add_argument(
+        "--build-network", default="none",
+        help="network of RUN steps on both sides (worker BOATYARD_BUILD_NETWORK, CLI --network); default none "
+        "(this host's daemon has no docker0 bridge); '' for the daemon default",
+    )
     parser.add_argument("--registry-port", type=int, default=REGISTRY_PORT, help="port of the bench's own registry (default 5060)")
     return parser.parse_args(argv)
 
@@ -52,6 +57,7 @@ def options_from(args: argparse.Namespace) -> Options:
         opts.jobs = max(1, args.jobs)
     if args.upload_runs is not None:
         opts.upload_runs = max(1, args.upload_runs)
+    opts.build_network = args.build_network
     if args.upload_mib is not None:
         opts.upload_mib = max(4, args.upload_mib)
     return opts
@@ -81,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"bench: Docker {svc.docker_host}, registry {svc.registry.host} (user {svc.registry.username}), base {svc.base_image}")
     desc = machine.describe({"DOCKER_HOST": svc.docker_host})
     results: list[report.ScenarioResult] = []
-    with DockerCLI(svc) as docker:
+    with DockerCLI(svc, opts.build_network) as docker:
         ctx = BenchContext(opts, svc, docker, log)
         for name in chosen:
             log(f"scenario {name} ...")

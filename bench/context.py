@@ -14,7 +14,7 @@ from bench.stack import BenchStack, Services
 class Options:
     """Sizes and counts of one benchmark run (``--quick`` shrinks them)."""
 
-    runs: int = 3
+    runs: int = 5
     quick: bool = False
     warmup: bool = True
     log_lines: int = 200_000
@@ -23,9 +23,10 @@ class Options:
     jobs: int = 100
     concurrency_levels: tuple[int, ...] = (1, 2, 4)
     idle_samples: int = 8
-    api_seconds: float = 4.0
+    api_seconds: float = 3.0
     api_threads: int = 4
     inproc_requests: int = 300
+    build_network: str = "none"
 
 
 @dataclasses.dataclass
@@ -39,7 +40,7 @@ class BenchContext:
 
     def stack(self, name: str, extra_env: dict[str, str] | None = None) -> BenchStack:
         """A fresh local stack (not started)."""
-        return BenchStack(self.svc, name, extra_env)
+        return BenchStack(self.svc, name, extra_env, self.options.build_network)
 
     def image(self, name: str, nonce: str) -> str:
         """A unique image reference in the bench registry."""

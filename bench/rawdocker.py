@@ -20,8 +20,9 @@ from bench.stack import Services
 class DockerCLI:
     """``docker build`` + ``docker push`` timed from outside, as a person would run them."""
 
-    def __init__(self, svc: Services) -> None:
+    def __init__(self, svc: Services, network: str = "") -> None:
         self.svc = svc
+        self.network = ["--network", network] if network else []
         self.config_dir = Path(tempfile.mkdtemp(prefix="bench-docker-config-"))
         self.env = dict(os.environ)
         self.env.update({"DOCKER_CONFIG": str(self.config_dir), "DOCKER_BUILDKIT": "0", "DOCKER_HOST": svc.docker_host})
@@ -62,9 +63,9 @@ class DockerCLI:
         with open(output, "wb") if output else open(os.devnull, "wb") as out:
             if context_tar is not None:
                 with open(context_tar, "rb") as stdin:
-                    build = self._run([self.docker, "build", "-t", tag, "-"], out, stdin=stdin)
+                    build = self._run([self.docker, "build", *self.network, "-t", tag, "-"], out, stdin=stdin)
             else:
-                build = self._run([self.docker, "build", "-t", tag, str(context_dir)], out)
+                build = self._run([self.docker, "build", *self.network, "-t", tag, str(context_dir)], out)
             push = self._run([self.docker, "push", tag], subprocess.DEVNULL)
         return build, push
 

@@ -82,7 +82,7 @@ def descendants(pid: int) -> list[int]:
 class BenchStack:
     """One local stack (moto server, ``chalice local``, one ``python -m worker``) on free ports."""
 
-    def __init__(self, svc: Services, name: str, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(self, svc: Services, name: str, extra_env: dict[str, str] | None = None, build_network: str = "") -> None:
         self.svc = svc
         self.name = name
         self.work_dir = BENCH_DIR / "work" / name
@@ -92,6 +92,8 @@ class BenchStack:
             "BOATYARD_WORK_DIR": str(self.work_dir),
             # moto's request recorder (off until a scenario switches it on): how DynamoDB writes are counted
             "MOTO_RECORDER_FILEPATH": str(self.recording),
+            # RUN steps' network: the same mode the Docker CLI baseline gets (``--network``)
+            "BOATYARD_BUILD_NETWORK": build_network,
         }
         env.update(extra_env or {})
         self.config = StackConfig(
@@ -104,6 +106,7 @@ class BenchStack:
         )
         self.stack = LocalStack(self.config)
         self._worker_seq = 1
+        self._log_offsets: dict[str, int] = {}
 
     @property
     def api_url(self) -> str:
@@ -120,10 +123,29 @@ class BenchStack:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
             self.stack.start(timeout=90)
+            self.wait_worker_ready()
         except Exception:
             self.stack.stop()
             raise
         return self
+
+    def wait_worker_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the newest worker logged that it started polling (so no figure includes its start-up)."""
+        name = self.worker_names()[-1]
+        path = self.log_path(name)
+        offset = self._log_offsets.get(name, 0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                with open(path, "rb") as handle:
+                    handle.seek(offset)
+                    if b" started: " in handle.read():
+                        return
+            except OSError:
+                pass
+            self.stack._check_alive()
+            time.sleep(0.1)
+        raise RuntimeError(f"worker {name} did not report being started within {timeout:.0f} s; see {path}")
 
     def stop(self) -> None:
         """Stop the processes this stack started."""
@@ -169,9 +191,11 @@ class BenchStack:
                 proc.wait(timeout=10)
         self.stack.env.update(extra_env)
         self._worker_seq += 1
-        self.stack.start_worker(f"worker{self._worker_seq}")
-        time.sleep(0.5)
-        self.stack._check_alive()
+        name = f"worker{self._worker_seq}"
+        path = self.log_path(name)
+        self._log_offsets[name] = path.stat().st_size if path.exists() else 0
+        self.stack.start_worker(name)
+        self.wait_worker_ready()
 
     def check_alive(self) -> None:
         """Raise if a stack process died."""

@@ -79,6 +79,36 @@ def count_batch_writes(recording: Path, table: str, job_id: str) -> tuple[int, i
     return requests_count, items, writes
 
 
+def live_tail(ctx: BenchContext, stack: BenchStack, lines: int) -> dict:
+    """Submit one more build and follow its log with ``?since`` while it runs (untimed)."""
+    client = Client(stack.api_url)
+    token = nonce()
+    job_id = client.submit(ctx.build_body(ctx.image("loglines", "tail-" + token), dockerfile(ctx.svc.base_image, token, lines)))
+    pages = 0
+    cursor = "0"
+    parts: list[str] = []
+    complete = False
+    start = time.monotonic()
+    requests_made = 0
+    while requests_made < 20_000 and time.monotonic() - start < 600:
+        body = client.logs(job_id, cursor)
+        requests_made += 1
+        if body.get("Logs"):
+            pages += 1
+            parts.append(body["Logs"])
+        cursor = str(body.get("Next", cursor))
+        if body.get("Complete"):
+            complete = True
+            break
+        if not body.get("Logs"):
+            time.sleep(0.1)
+    done = client.wait(job_id, interval=0.2)
+    client.close()
+    ok, count = numbered_lines_in_order("".join(parts), lines)
+    ctx.log(f"  live tail: {count} numbered lines in {pages} pages ({requests_made} reads), in order {ok}, complete {complete}")
+    return {"ok": ok and complete and done.ok, "numbered": count, "pages": pages, "requests": requests_made}
+
+
 def run(ctx: BenchContext) -> ScenarioResult:
     """Interleave boatyard and CLI runs of the 200k-line build; check the log and count the writes."""
     lines = ctx.options.log_lines
@@ -87,6 +117,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
     by_times, raw_times, ratios = [], [], []
     batch_requests, log_items, log_bytes, all_writes, read_seconds, read_requests = [], [], [], [], [], []
     in_order: list[bool] = []
+    server_s: list[float] = []
     counted: list[int] = []
     with ctx.stack("logs") as stack:
         client = Client(stack.api_url)
@@ -106,6 +137,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
                 _recorder(stack, "stop-recording")
             if not done.ok:
                 raise BenchError(f"boatyard job {job_id} ended {done.status.get('Status')!r}")
+            server_s.append(done.span("CreatedAt", "FinishedAt") or float("nan"))
             read = client.read_all_logs(job_id)
             ok, count = numbered_lines_in_order(read.text, lines)
             in_order.append(ok and read.complete)
@@ -136,6 +168,12 @@ def run(ctx: BenchContext) -> ScenarioResult:
                     raise BenchError(f"the CLI's own output had {count} numbered lines, not 1..{lines} in order")
             return build + push
 
+        if ctx.options.warmup:
+            ctx.log("  warm-up (not counted)")
+            boatyard()
+            raw()
+            for series in (batch_requests, log_items, log_bytes, all_writes, read_seconds, read_requests, in_order, counted, server_s):
+                series.clear()
         for index in range(runs):
             first_raw = index % 2 == 1
             if first_raw:
@@ -152,6 +190,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
                 f"BatchWriteItem {batch_requests[-1]} ({log_items[-1]} chunks)"
             )
             time.sleep(0.2)
+        tail = live_tail(ctx, stack, lines)
         client.close()
     ratio = median(ratios)
     result.add("boatyard submit → Finished", fmt(median(by_times), 2, " s"))
@@ -164,6 +203,13 @@ def run(ctx: BenchContext) -> ScenarioResult:
         f"all {lines:,}, in order",
         all_ok,
     )
+    result.add(
+        "live tail: lines 1..N in order, following the running build with ?since",
+        f"{'yes' if tail['ok'] else 'NO'}: {tail['numbered']:,} numbered lines in {tail['pages']} non-empty pages "
+        f"({tail['requests']} reads)",
+        f"all {lines:,}, in order",
+        tail["ok"],
+    )
     result.add("log size / reads to page through it", f"{median(log_bytes) / 1024:.0f} KiB / {median(read_requests):.0f} reads in {median(read_seconds):.2f} s")
     per_16k = [r / (b / FLUSH_BYTES) for r, b in zip(batch_requests, log_bytes) if b]
     worst = max(per_16k, default=float("nan"))
@@ -175,12 +221,19 @@ def run(ctx: BenchContext) -> ScenarioResult:
         bool(per_16k) and worst <= 1.0,
     )
     result.add("all DynamoDB writes naming the job (incl. job item updates)", f"{median(all_writes):.0f}")
+    result.add("boatyard CreatedAt → FinishedAt (server clock)", fmt(median(server_s), 2, " s"))
     result.notes += [
-        f"{runs} interleaved runs (order alternates), no warm-up (each run builds a fresh RUN step on both sides).",
+        f"{runs} interleaved runs (order alternates)"
+        + (", after one uncounted warm-up of each side" if ctx.options.warmup else ", no warm-up")
+        + "; each run builds a fresh RUN step on both sides (nonce), so neither hits the cache.",
         f"Dockerfile: `RUN echo bench-<nonce> && seq 1 {lines}` on the busybox base; the CLI's build output goes "
         "to a file and is checked the same way.",
         "Log completeness: the log is read from cursor 0 with `?since=<Next>` until `Complete` is true; the "
         "all-digit lines must be exactly 1..N in order.",
+        "Live tail: one more (untimed) boatyard run whose log is followed from cursor 0 while it builds, "
+        "reading `?since=<Next>` again at once after a non-empty answer and after 0.1 s after an empty one, until "
+        "`Complete`; the concatenated pages are checked the same way. (After the build, the whole log fits one "
+        "answer of at most 4 MiB, so the post-hoc read is a single page.)",
         "DynamoDB writes: counted from moto's request recorder (every request that reached the moto server "
         "while the job ran), BatchWriteItem requests carrying this job's log chunks; the goal is judged on the "
         "worst run. Default log settings (chunk 32 KiB, flush at 16 KiB or 1 s).",
