@@ -189,3 +189,54 @@ def test_worker_killed_mid_build_leaves_no_job_stuck(moto_server, registry, base
     assert test_password not in worker_log
     _assert_containers_gone(docker_api, killed_containers[:1])
     assert pull_and_run(docker_api, image, registry) == "survived\n"
+
+
+def test_sigterm_stops_an_idle_worker_promptly(moto_server):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "--poll-wait", "2"],
+        cwd=REPO,
+        env={**os.environ, **moto_server},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(3)
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    lines = err.decode().splitlines()
+    assert any('"stop requested' in line for line in lines) and any("stopped" in line for line in lines)
+    assert all(line.startswith("{") for line in lines), "stderr logging is structured JSON lines"
+
+
+def test_disk_budget_prunes_without_touching_tagged_images(worker_env, base_image, docker_api, monkeypatch):
+    from chalicelib.settings import get_settings
+    from worker.builder import Builder
+
+    import io
+    import uuid
+
+    jobkit.set_env(monkeypatch, BOATYARD_DISK_BUDGET_BYTES=1)
+    dockerfile = io.BytesIO(f"FROM {base_image}\nLABEL boatyard.test={uuid.uuid4().hex}\n".encode())
+    built = [m for m in docker_api.build(fileobj=dockerfile, rm=True, decode=True) if "aux" in m]
+    dangling = built[-1]["aux"]["ID"]  # an untagged image: what the budget may drop
+    assert docker_api.images(all=True, quiet=True, filters={"dangling": True}).count(dangling) == 1
+    Builder(get_settings()).keep_disk_budget(force=True)
+    assert dangling not in docker_api.images(all=True, quiet=True)
+    assert docker_api.images(name=base_image), "the base image (tagged) survives pruning"
+
+
+def test_password_printed_by_a_build_is_redacted(make_worker, registry, base_image, test_password):
+    job_id = jobkit.submit(
+        jobkit.image_for(registry.host, "leak"),
+        dockerfile=f"FROM {base_image}\nRUN echo token-{test_password}-end\n",
+        username=registry.username,
+        password=test_password,
+    )
+    jobkit.run_until_terminal(make_worker(), job_id)
+    logs = jobkit.full_log(job_id)
+    assert jobkit.status(job_id) == "Finished"
+    assert test_password not in logs and "\ntoken-[redacted]-end\n" in logs
