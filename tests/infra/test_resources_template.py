@@ -207,6 +207,8 @@ def test_worker_env_file_sets_every_setting_from_the_stack(ct, resources_templat
     }
     assert {k: env[k] for k in expected} == expected
     assert set(ct.WORKER_ENV_VARS) <= set(env)
+    # builds stay on Docker's bridge network: with the hop limit of 1 they cannot reach the host's IMDS
+    assert env.get("BOATYARD_BUILD_NETWORK", "") != "host"
 
 
 def test_lambda_env_names_are_settings_the_app_reads(ct, resources_template):
