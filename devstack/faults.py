@@ -282,10 +282,17 @@ def registry_tags(registry: Registry, repository: str) -> list[str]:
 # --- a Docker daemon of our own --------------------------------------------------------------
 
 class PrivateDockerd:
-    """A ``dockerd`` with its own socket, data and exec roots and no bridge network.
+    """A ``dockerd`` with its own socket, data and exec roots and its own bridge (``byfaults0``).
 
     A test may kill and restart it without touching the daemon everyone else uses.
+    Never start it with ``--bridge none``: dockerd then *deletes the host's docker0*
+    (moby's initNetworkController calls removeDefaultBridgeInterface), which breaks
+    every build of the shared daemon.  Its own bridge, created here, avoids that;
+    ``--iptables=false`` keeps it away from the host's firewall rules.
     """
+
+    BRIDGE = "byfaults0"
+    BRIDGE_CIDR = "10.213.77.1/24"
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root or STATE_DIR / "faults-dockerd")
@@ -310,15 +317,17 @@ class PrivateDockerd:
     def start(self, timeout: float = 60.0) -> "PrivateDockerd":
         """Start the daemon and wait until it answers."""
         self.root.mkdir(parents=True, exist_ok=True)
+        self._ensure_bridge()
         argv = [
             "dockerd",
             "--host", self.host,
             "--data-root", str(self.root / "data"),
             "--exec-root", str(self.root / "exec"),
             "--pidfile", str(self.root / "docker.pid"),
-            "--bridge", "none",
+            "--bridge", self.BRIDGE,
             "--iptables=false",
             "--ip-masq=false",
+            "--ip-forward=false",
             "--cgroup-parent", "/boatyard-faults",
         ]
         log = open(self.root / "dockerd.log", "ab")
@@ -335,6 +344,16 @@ class PrivateDockerd:
             time.sleep(0.3)
         tail = (self.root / "dockerd.log").read_text(errors="replace")[-2000:]
         raise services.ServiceError(f"the private dockerd did not start; its log ends:\n{tail}")
+
+    def _ensure_bridge(self) -> None:
+        if subprocess.run(["ip", "link", "show", self.BRIDGE], capture_output=True).returncode == 0:
+            return
+        for argv in (
+            ["ip", "link", "add", self.BRIDGE, "type", "bridge"],
+            ["ip", "addr", "add", self.BRIDGE_CIDR, "dev", self.BRIDGE],
+            ["ip", "link", "set", self.BRIDGE, "up"],
+        ):
+            subprocess.run(argv, check=True, capture_output=True)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Kill this daemon (SIGKILL by default: a crash) and wait until it is gone."""
