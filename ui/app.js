@@ -263,6 +263,11 @@ function renderElapsed() {
   elapsedBox.textContent = formatDuration(end - times.start);
 }
 
+/**
+ * Marks the phase chips: the ones the job is known to have passed are done.
+ * A failed or cancelled job shows that in the last chip; polling once a
+ * second can miss phases, so the UI never guesses which step it failed in.
+ */
 function renderPhaseSteps(phase) {
   if (!TERMINAL_PHASES.has(phase)) lastLivePhase = phase;
   const reached = phase === "finished" ? PHASE_ORDER.length : PHASE_ORDER.indexOf(lastLivePhase);
@@ -270,11 +275,15 @@ function renderPhaseSteps(phase) {
     const i = PHASE_ORDER.indexOf(li.dataset.phase);
     li.className = "";
     li.removeAttribute("aria-current");
-    if (i < reached || phase === "finished") li.classList.add("done");
-    else if (i === reached && phase === "failed") li.classList.add("failed");
-    else if (i === reached && !TERMINAL_PHASES.has(phase)) {
+    if (li.dataset.phase === "finished") li.textContent = "Finished";
+    if (i < reached) {
+      li.classList.add("done");
+    } else if (i === reached && !TERMINAL_PHASES.has(phase)) {
       li.classList.add("current");
       li.setAttribute("aria-current", "step");
+    } else if (li.dataset.phase === "finished" && (phase === "failed" || phase === "cancelled")) {
+      li.textContent = phase === "failed" ? "Failed" : "Cancelled";
+      li.classList.add(phase);
     }
   }
 }

@@ -56,7 +56,8 @@ export function checkImageName(raw) {
   return "";
 }
 
-const GITHUB_USER = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/;
+// 1 to 39 letters, digits or single hyphens, not starting or ending with a hyphen.
+const GITHUB_USER = /^(?=.{1,39}$)[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*$/;
 const GITHUB_REPO = /^[A-Za-z0-9._-]{1,100}$/;
 const ARCHIVE_NAME = /\.(tar|tar\.gz|tgz)$/i;
 
@@ -91,9 +92,9 @@ export function checkForm(source, values) {
     const repo = (values.github_reponame || "").trim();
     const tag = (values.github_tag || "").trim();
     put("github_username", !user ? "Enter the GitHub user or organisation." :
-      GITHUB_USER.test(user) ? "" : "A GitHub user has letters, digits and single hyphens (up to 39).");
+      GITHUB_USER.test(user) ? "" : "A GitHub user is up to 39 letters, digits and single hyphens, not starting or ending with one.");
     put("github_reponame", !repo ? "Enter the repository name." :
-      GITHUB_REPO.test(repo) ? "" : "A repository name has letters, digits, . _ and -.");
+      GITHUB_REPO.test(repo) && repo !== "." && repo !== ".." ? "" : "A repository name has letters, digits, . _ and -.");
     put("github_tag", !tag ? "Enter the tag to build, e.g. v1.0.0." :
       /\s|\.\.|^[-/]|[~^:?*[\\]/.test(tag) ? "That is not a valid git tag." : "");
   } else if (source === "tar_url") {
