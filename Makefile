@@ -39,7 +39,7 @@ bench: system-deps venv
 
 ## package: deployable CloudFormation templates in build/infra (no AWS credentials needed)
 package: venv
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash infra/package.sh
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash infra/package.sh $(STAGE)
 
 ## deploy: package and deploy STAGE to AWS, then upload the UI
 deploy: venv

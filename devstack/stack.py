@@ -143,18 +143,20 @@ class LocalStack:
                 raise ServiceError(f"{name} exited with {proc.returncode}; its log ends:\n{tail}")
 
     def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM every child (workers first), then SIGKILL what is left after ``grace``."""
-        order = sorted(self.procs, key=lambda n: (not n.startswith("worker"), n))
-        for name in order:
-            _signal(self.procs[name], signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for name in order:
-            proc = self.procs[name]
-            try:
-                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-            except subprocess.TimeoutExpired:
-                _signal(proc, signal.SIGKILL)
-                proc.wait(timeout=5)
+        """SIGTERM the workers and wait, then the API and moto; SIGKILL what outlives ``grace``."""
+        workers = [n for n in self.procs if n.startswith("worker")]
+        others = [n for n in self.procs if n not in workers]
+        for group in (workers, others):
+            for name in group:
+                _signal(self.procs[name], signal.SIGTERM)
+            deadline = time.monotonic() + grace
+            for name in group:
+                proc = self.procs[name]
+                try:
+                    proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+                except subprocess.TimeoutExpired:
+                    _signal(proc, signal.SIGKILL)
+                    proc.wait(timeout=5)
         self.procs.clear()
 
     def __enter__(self) -> "LocalStack":
