@@ -127,6 +127,7 @@ def local_stack(registry, base_image: str, archive_server, docker_host: str):
             "BOATYARD_VISIBILITY_TIMEOUT_SECONDS": "30",
             "BOATYARD_HEARTBEAT_SECONDS": "5",
             "BOATYARD_LOG_FLUSH_SECONDS": "0.5",
+            "BOATYARD_BUILD_NETWORK": "none",  # RUN steps need no network in tests (and no docker0 bridge)
             "DOCKER_HOST": docker_host,
         },
     )
