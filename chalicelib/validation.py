@@ -12,13 +12,16 @@ import urllib.parse
 import uuid
 from typing import Any, Mapping
 
+from chalicelib import patterns
 from chalicelib.errors import InvalidRequest, JobNotFound, PayloadTooLarge
 from chalicelib.jobs import SourceKind
 from chalicelib.reference import InvalidReference, parse_reference
 from chalicelib.sealing import Credentials
 from chalicelib.settings import Settings
 
+MAX_IMAGE_NAME_CHARS = 255
 MAX_URL_CHARS = 2048
+MAX_GITHUB_USERNAME_CHARS = 39
 MAX_PASSWORD_CHARS = 1024
 MAX_USERNAME_CHARS = 256
 MAX_EMAIL_CHARS = 320
@@ -31,11 +34,8 @@ SOURCES_HELP = (
     "upload_id, or a multipart TarFile part"
 )
 
-_UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII | re.IGNORECASE)
-_GITHUB_USER_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}", re.ASCII)
-_GITHUB_REPO_RE = re.compile(r"[A-Za-z0-9._-]{1,100}", re.ASCII)
-_REF_FORBIDDEN_RE = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]")
 _CURSOR_RE = re.compile(r"[0-9]{1,10}", re.ASCII)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,7 +54,7 @@ class BuildRequest:
 
 
 def _has_control_chars(text: str) -> bool:
-    return any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in text)
+    return not patterns.matches(patterns.NO_CONTROL_CHARS, text)
 
 
 def _given(data: Mapping[str, Any], name: str) -> bool:
@@ -69,6 +69,8 @@ def _string(data: Mapping[str, Any], name: str) -> str:
         return ""
     if not isinstance(value, str):
         raise InvalidRequest("must be a string", field=name)
+    if _SURROGATE_RE.search(value):
+        raise InvalidRequest("must be valid Unicode text (it holds an unpaired surrogate)", field=name)
     return value
 
 
@@ -77,10 +79,14 @@ def validate_image_name(data: Mapping[str, Any]) -> str:
     if not _given(data, "image_name"):
         raise InvalidRequest("is required (the image to build and push, e.g. user/image:tag)", field="image_name")
     value = _string(data, "image_name")
+    if len(value) > MAX_IMAGE_NAME_CHARS:
+        raise InvalidRequest(f"must be at most {MAX_IMAGE_NAME_CHARS} characters", field="image_name")
     try:
         parse_reference(value)
     except InvalidReference as exc:
         raise InvalidRequest(f"{value[:300]!r} is not a valid image reference: {exc}", field="image_name") from None
+    if not patterns.matches(patterns.IMAGE_NAME, value):  # the documented pattern is the final word
+        raise InvalidRequest(f"{value[:300]!r} is not a valid image reference", field="image_name")
     return value
 
 
@@ -100,7 +106,7 @@ def validate_credentials(data: Mapping[str, Any]) -> Credentials:
 
 def validate_dockerfile(text: str, settings: Settings) -> str:
     """Dockerfile text: not blank, at most ``max_dockerfile_bytes`` UTF-8 bytes (413 beyond)."""
-    if not text.strip():
+    if not re.search(r"\S", text):
         raise InvalidRequest("is empty", field="dockerfile")
     size = len(text.encode("utf-8", errors="surrogatepass"))
     if size > settings.max_dockerfile_bytes:
@@ -126,25 +132,20 @@ def validate_tar_url(url: str) -> str:
         raise InvalidRequest("must be an http:// or https:// URL", field="tar_url")
     if not parts.hostname:
         raise InvalidRequest("must name a host", field="tar_url")
-    if parts.username is not None or parts.password is not None:
+    if "@" in parts.netloc:
         raise InvalidRequest("must not contain credentials (user:password@); use a public or pre-signed URL", field="tar_url")
+    if not patterns.matches(patterns.TAR_URL, url):
+        raise InvalidRequest(
+            "must be a plain-ASCII http(s) URL: a host name, an optional port up to 65535, then a path "
+            "(percent-encode anything else)",
+            field="tar_url",
+        )
     return url
 
 
 def validate_git_ref(tag: str) -> str:
     """A tag or branch name per git's check-ref-format rules, at most 255 characters."""
-    bad = (
-        len(tag) > 255
-        or _REF_FORBIDDEN_RE.search(tag) is not None
-        or ".." in tag
-        or "@{" in tag
-        or "//" in tag
-        or tag == "@"
-        or tag.startswith(("/", "-"))
-        or tag.endswith(("/", "."))
-        or any(c.startswith(".") or c.endswith(".lock") for c in tag.split("/"))
-    )
-    if bad:
+    if not patterns.matches(patterns.GIT_REF, tag):
         raise InvalidRequest(
             "is not a valid git tag or branch name (no spaces, control characters, ~ ^ : ? * [ \\, "
             "'..', '@{', leading '-' or '/', trailing '/' or '.', at most 255 characters)",
@@ -158,25 +159,26 @@ def validate_github(data: Mapping[str, Any]) -> dict[str, str]:
     missing = [name for name in GITHUB_FIELDS if not _given(data, name)]
     if missing:
         raise InvalidRequest(
-            "a GitHub source needs github_username, github_reponame and github_tag together",
-            field=", ".join(missing),
+            "a GitHub source needs github_username, github_reponame and github_tag together; "
+            f"missing: {', '.join(missing)}",
+            field=missing[0],
         )
     user = _string(data, "github_username")
     repo = _string(data, "github_reponame")
     tag = _string(data, "github_tag")
-    if not _GITHUB_USER_RE.fullmatch(user):
+    if len(user) > MAX_GITHUB_USERNAME_CHARS or not patterns.matches(patterns.GITHUB_USERNAME, user):
         raise InvalidRequest(
             "must be 1 to 39 letters, digits or single hyphens, not starting or ending with a hyphen",
             field="github_username",
         )
-    if not _GITHUB_REPO_RE.fullmatch(repo) or repo in (".", ".."):
+    if not patterns.matches(patterns.GITHUB_REPONAME, repo) or repo in (".", ".."):
         raise InvalidRequest("must be 1 to 100 letters, digits, '.', '_' or '-'", field="github_reponame")
     return {"github_username": user, "github_reponame": repo, "github_tag": validate_git_ref(tag)}
 
 
 def validate_upload_id(value: str) -> str:
     """An upload id as returned by ``POST /api/v1/uploads`` (a uuid, normalised to lowercase)."""
-    if not _UUID_RE.fullmatch(value):
+    if not patterns.matches(patterns.UUID, value):
         raise InvalidRequest("is not an upload id from POST /api/v1/uploads", field="upload_id")
     return value.lower()
 
@@ -220,7 +222,7 @@ def validate_build(data: Any, settings: Settings, archive_supplied: bool = False
 
 def parse_job_id(value: str) -> str:
     """A job id from the path (normalised to lowercase); anything that is not a uuid is a 404."""
-    if not _UUID_RE.fullmatch(value or ""):
+    if not patterns.matches(patterns.UUID, value or ""):
         raise JobNotFound("no job with that identifier (job identifiers are UUIDs)")
     return value.lower()
 
