@@ -101,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             results.append(result)
             for row in result.rows:
                 log(f"  {row.metric}: {row.value}" + (f"  [goal {row.goal}: {row.verdict}]" if row.goal else ""))
+            desc["Load average at end (1/5/15 min)"] = machine.load_average()
             report.write(output, report.render(desc, results, options, command, time.monotonic() - started))
             report.write_json(BENCH_DIR / "results.json", desc, results, options)
     total = time.monotonic() - started

@@ -30,6 +30,12 @@ class Finished:
     status: dict[str, Any]
     seen_at: float
     polls: int
+    phases: dict[str, float] = dataclasses.field(default_factory=dict)  # phase -> monotonic time first seen
+
+    def phase_seconds(self, phase: str, next_phase: str) -> float | None:
+        """Seconds from when ``phase`` was first seen to when ``next_phase`` was (client polls; ± one interval)."""
+        start, end = self.phases.get(phase), self.phases.get(next_phase)
+        return None if start is None or end is None else end - start
 
     @property
     def ok(self) -> bool:
@@ -78,11 +84,13 @@ class Client:
         """Poll status every ``interval`` s until the job ends (bounded by ``timeout``)."""
         deadline = time.monotonic() + timeout
         polls = 0
+        phases: dict[str, float] = {}
         while time.monotonic() < deadline:
             body = self.status(job_id)
             polls += 1
+            phases.setdefault(str(body.get("Phase")), time.monotonic())
             if str(body.get("Status", "")).startswith(TERMINAL):
-                return Finished(job_id, body, time.monotonic(), polls)
+                return Finished(job_id, body, time.monotonic(), polls, phases)
             time.sleep(interval)
         raise BenchError(f"job {job_id} still live after {timeout:.0f} s")
 

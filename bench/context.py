@@ -22,10 +22,10 @@ class Options:
     upload_runs: int = 2
     jobs: int = 100
     concurrency_levels: tuple[int, ...] = (1, 2, 4)
-    idle_samples: int = 8
+    idle_samples: int = 6
     api_seconds: float = 3.0
     api_threads: int = 4
-    inproc_requests: int = 300
+    inproc_requests: int = 200
     build_network: str = "none"
 
 

@@ -48,6 +48,12 @@ def _package_version(name: str) -> str:
         return "unknown"
 
 
+def load_average() -> str:
+    """The 1/5/15-minute load averages (other work on the machine skews every figure)."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
+    return " / ".join(f"{x:.2f}" for x in load)
+
+
 def describe(docker_env: dict[str, str] | None = None) -> dict[str, Any]:
     """CPU, cores, memory, kernel, Docker, Python, versions of the moving parts, date and commit."""
     env = dict(os.environ, **(docker_env or {}))
@@ -60,7 +66,6 @@ def describe(docker_env: dict[str, str] | None = None) -> dict[str, Any]:
     except (OSError, subprocess.TimeoutExpired):
         pass
     commit = _run(["git", "-C", os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rev-parse", "--short", "HEAD"])
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     return {
         "CPU": _cpu_model(),
         "Cores": str(os.cpu_count() or "unknown"),
@@ -73,5 +78,5 @@ def describe(docker_env: dict[str, str] | None = None) -> dict[str, Any]:
         ),
         "Date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "Commit": commit or "unknown",
-        "Load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in load),
+        "Load average at start (1/5/15 min)": load_average(),
     }

@@ -85,9 +85,11 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "Dockerfile: `FROM <bench registry>/boatyard/busybox` + `RUN echo bench-<nonce> > /nonce.txt` + `CMD`; "
         "a fresh nonce on each side in every run, so neither side hits the layer cache for the RUN step "
         "(both find the base image locally and its layer already in the registry).",
-        "boatyard: default settings (worker concurrency 2, one worker); the CLI side excludes `docker login` "
-        "(done once per bench run) and includes `docker rmi` neither side (the worker removes its tag after the "
-        "push, untimed from the client's view only if it happens after Finished).",
+        "boatyard: default settings (one worker, concurrency 2). The CLI side excludes `docker login` (done once "
+        "per bench run) and its `docker rmi`; the worker removes its tag after writing Finished, so neither "
+        "side's clean-up is timed.",
+        "The boatyard figure includes the client's polling granularity (0.1 s sleep + one status request, "
+        "~0.05 s on chalice local) — on average about half of one poll cycle.",
         "per-run ratios: " + ", ".join(f"{r:.2f}" for r in ratios),
     ]
     result.raw = {"boatyard_s": by_times, "cli_s": raw_times, "ratios": ratios, "server_s": server, "queue_wait_s": waits}

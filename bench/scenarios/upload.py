@@ -134,6 +134,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
     result = ScenarioResult("upload", f"{size_mib / 1024:g} GiB build context via the upload flow")
     folder = BENCH_DIR / "upload"
     upload_s, fetch_build_s, submit_s, e2e_s, raw_s, sizes, waits = [], [], [], [], [], [], []
+    post_s, fetch_s, build_s = [], [], []
     try:
         with Timer() as gen:
             blobs = make_blobs(folder, size_mib)
@@ -151,8 +152,12 @@ def run(ctx: BenchContext) -> ScenarioResult:
                     tar_path.unlink(missing_ok=True)
                 image = ctx.image("bigctx", "by-" + token)
                 with Timer() as timer:
-                    job_id = client.submit({"image_name": image, "upload_id": upload_id, **ctx.svc.credentials})
+                    with Timer() as post:
+                        job_id = client.submit({"image_name": image, "upload_id": upload_id, **ctx.svc.credentials})
                     done = client.wait(job_id, interval=0.1, timeout=1800)
+                post_s.append(post.seconds)
+                fetch_s.append(done.phase_seconds("fetching", "building") or float("nan"))
+                build_s.append(done.phase_seconds("building", "pushing") or float("nan"))
                 if not done.ok:
                     raise BenchError(f"boatyard job {job_id} ended {done.status.get('Status')!r}")
                 upload_s.append(up)
@@ -204,6 +209,10 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "worker fetch + build + push (StartedAt → FinishedAt)",
         f"{fmt(median(fetch_build_s), 1, ' s')} = {fmt(mib / median(fetch_build_s), 0)} MiB/s",
     )
+    result.add(
+        "  of which: POST /build with upload_id / fetching / building (phases as polled)",
+        f"{fmt(median(post_s), 1, ' s')} / {fmt(median(fetch_s), 1, ' s')} / {fmt(median(build_s), 1, ' s')}",
+    )
     result.add("end to end: upload + submit → Finished", f"{fmt(median(e2e_s), 1, ' s')} = {fmt(mib / median(e2e_s), 0)} MiB/s")
     result.add("docker build - < tar + push (CLI)", f"{fmt(median(raw_s), 1, ' s')} = {fmt(mib / median(raw_s), 0)} MiB/s")
     result.add("ratio end to end / CLI (informational)", fmt(median(ratio), 2))
@@ -234,6 +243,6 @@ def run(ctx: BenchContext) -> ScenarioResult:
     result.raw = {
         "sizes": sizes, "upload_s": upload_s, "submit_s": submit_s, "fetch_build_s": fetch_build_s, "e2e_s": e2e_s,
         "cli_s": raw_s, "worker_vmhwm_kib": worker_kib, "worker_children_vmhwm_kib": worker_kids_kib,
-        "api_vmhwm_kib": api_kib, "api_children_vmhwm_kib": api_kids_kib, "moto_vmhwm_kib": moto_kib,
+        "post_s": post_s, "fetch_s": fetch_s, "build_s": build_s, "api_vmhwm_kib": api_kib, "api_children_vmhwm_kib": api_kids_kib, "moto_vmhwm_kib": moto_kib,
     }
     return result
