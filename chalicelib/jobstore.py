@@ -146,19 +146,18 @@ def claim(job_id: str, worker_id: str, lease_seconds: float, max_attempts: int) 
         return ClaimResult(outcome, again)
 
 
-def renew_lease(job_id: str, worker_id: str, lease_seconds: float) -> bool:
-    """Extend this worker's lease; False if the lease was lost or the job is over."""
-    values: dict[str, Any] = {
-        ":me": dynamo.value(worker_id),
-        ":until": dynamo.value(int(time.time() + lease_seconds)),
-    }
+def _update_live_as_owner(job_id: str, worker_id: str, update: str, values: dict[str, Any]) -> bool:
+    """Apply ``update`` if ``worker_id`` holds the lease on the live job; False if it does not."""
+    values = {":me": dynamo.value(worker_id), **values}
+    condition = f"#owner = :me AND {_live_condition(values)}"
+    names = {k: v for k, v in _NAMES.items() if k in update or k in condition}
     try:
         aws.client("dynamodb").update_item(
             TableName=_table(),
             Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
-            UpdateExpression="SET #expires = :until",
-            ConditionExpression=f"#owner = :me AND {_live_condition(values)}",
-            ExpressionAttributeNames={k: _NAMES[k] for k in ("#expires", "#owner", "#phase")},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
         return True
@@ -166,30 +165,23 @@ def renew_lease(job_id: str, worker_id: str, lease_seconds: float) -> bool:
         if dynamo.is_conditional_failure(exc):
             return False
         raise
+
+
+def renew_lease(job_id: str, worker_id: str, lease_seconds: float) -> bool:
+    """Extend this worker's lease; False if the lease was lost or the job is over."""
+    return _update_live_as_owner(
+        job_id, worker_id, "SET #expires = :until", {":until": dynamo.value(int(time.time() + lease_seconds))}
+    )
 
 
 def release_lease(job_id: str, worker_id: str) -> bool:
     """Give the job back unfinished (graceful shutdown): the lease ends now and this attempt is not counted."""
-    values: dict[str, Any] = {
-        ":me": dynamo.value(worker_id),
-        ":zero": dynamo.value(0),
-        ":one": dynamo.value(1),
-        ":ts": dynamo.value(now_iso()),
-    }
-    try:
-        aws.client("dynamodb").update_item(
-            TableName=_table(),
-            Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
-            UpdateExpression="SET #expires = :zero, #attempt = #attempt - :one, #updated = :ts REMOVE #owner",
-            ConditionExpression=f"#owner = :me AND {_live_condition(values)}",
-            ExpressionAttributeNames=_NAMES,
-            ExpressionAttributeValues=values,
-        )
-        return True
-    except ClientError as exc:
-        if dynamo.is_conditional_failure(exc):
-            return False
-        raise
+    return _update_live_as_owner(
+        job_id,
+        worker_id,
+        "SET #expires = :zero, #attempt = #attempt - :one, #updated = :ts REMOVE #owner",
+        {":zero": dynamo.value(0), ":one": dynamo.value(1), ":ts": dynamo.value(now_iso())},
+    )
 
 
 def transition(
