@@ -82,9 +82,6 @@ def screenshot(page, name: str, full_page: bool = True) -> Path:
 
 
 @pytest.fixture
-def stack(request: pytest.FixtureRequest):
-    """The lead's session-scoped ``local_stack`` (tests/conftest.py); skipped until it exists."""
-    try:
-        return request.getfixturevalue("local_stack")
-    except pytest.FixtureLookupError:
-        pytest.skip("the local_stack fixture (tests/conftest.py) is not available yet")
+def stack(local_stack):
+    """The session-scoped local stack of tests/conftest.py (api_url, registry, base_image)."""
+    return local_stack
