@@ -7,6 +7,7 @@ credential fields are never echoed.  Unknown fields are ignored, as the seed did
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import urllib.parse
 import uuid
@@ -26,6 +27,7 @@ MAX_PASSWORD_CHARS = 1024
 MAX_USERNAME_CHARS = 256
 MAX_EMAIL_CHARS = 320
 MAX_CURSOR = 10**10 - 1
+MAX_SEALED_BYTES = 4096  # KMS Encrypt's plaintext limit; chalicelib.sealing encrypts the JSON of the credentials
 
 GITHUB_FIELDS = ("github_username", "github_reponame", "github_tag")
 SOURCE_FIELDS = ("dockerfile", "tar_url", *GITHUB_FIELDS, "upload_id")
@@ -101,7 +103,13 @@ def validate_credentials(data: Mapping[str, Any]) -> Credentials:
         raise InvalidRequest(f"must be at most {MAX_PASSWORD_CHARS} characters without control characters", field="password")
     if len(email) > MAX_EMAIL_CHARS or _has_control_chars(email):
         raise InvalidRequest(f"must be at most {MAX_EMAIL_CHARS} characters without control characters", field="email")
-    return Credentials(username=username, password=password, email=email)
+    credentials = Credentials(username=username, password=password, email=email)
+    if len(json.dumps(dataclasses.asdict(credentials)).encode("utf-8")) > MAX_SEALED_BYTES:
+        raise InvalidRequest(
+            f"username, password and email together are too long to seal (KMS takes at most {MAX_SEALED_BYTES} bytes)",
+            field="password",
+        )
+    return credentials
 
 
 def validate_dockerfile(text: str, settings: Settings) -> str:

@@ -219,3 +219,11 @@ def test_since_cursor():
     for bad in ["-1", "1.0", "", "x", "10000000000", "1\n"]:
         with pytest.raises(InvalidRequest, match="^since: "):
             parse_since(bad)
+
+
+def test_credentials_that_kms_cannot_seal_are_refused_up_front():
+    """KMS encrypts at most 4096 bytes; non-ASCII text grows when sealing.py serialises it."""
+    _build(image_name="u/i", dockerfile="FROM x", username="u" * 256, password="p" * 1024, email="e" * 320)
+    with pytest.raises(InvalidRequest, match="too long to seal") as info:
+        _build(image_name="u/i", dockerfile="FROM x", password="\U0001f600" * 1000)
+    assert info.value.field == "password"
