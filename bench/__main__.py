@@ -48,7 +48,7 @@ def options_from(args: argparse.Namespace) -> Options:
     opts = Options()
     if args.quick:
         opts = dataclasses.replace(
-            opts, runs=1, quick=True, warmup=False, log_lines=20_000, upload_mib=64, upload_runs=1, jobs=6,
+            opts, runs=1, quick=True, log_lines=20_000, upload_mib=64, upload_runs=1, jobs=6,
             idle_samples=3, api_seconds=1.0, inproc_requests=30,
         )
     if args.runs is not None:

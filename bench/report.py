@@ -35,6 +35,7 @@ class ScenarioResult:
     raw: dict[str, Any] = dataclasses.field(default_factory=dict)  # per-run numbers, kept in the JSON
     error: str = ""
     seconds: float = 0.0
+    short: str = ""  # the scenario column of the table (``title`` heads its notes)
 
     def add(self, metric: str, value: str, goal: str = "", met: Optional[bool] = None) -> None:
         """Append a row."""
@@ -64,10 +65,10 @@ def render(
     out += ["", "## Results", "", "| # | scenario | figure | value | goal | goal met? |", "| --- | --- | --- | --- | --- | --- |"]
     for index, result in enumerate(results, 1):
         if result.error:
-            out.append(f"| {index} | {_cell(result.title)} | scenario failed | {_cell(result.error[:300])} | | **NOT met** |")
+            out.append(f"| {index} | {_cell(result.short or result.title)} | scenario failed | {_cell(result.error[:300])} | | **NOT met** |")
         for row in result.rows:
             out.append(
-                f"| {index} | {_cell(result.title)} | {_cell(row.metric)} | {_cell(row.value)} | {_cell(row.goal)} | {row.verdict} |"
+                f"| {index} | {_cell(result.short or result.title)} | {_cell(row.metric)} | {_cell(row.value)} | {_cell(row.goal)} | {row.verdict} |"
             )
     goals = [row for r in results for row in r.rows if row.met is not None]
     met = sum(1 for row in goals if row.met)

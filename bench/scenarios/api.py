@@ -62,7 +62,9 @@ def hammer(url: str, threads: int, seconds: float) -> tuple[float, int, int]:
 def run(ctx: BenchContext) -> ScenarioResult:
     """HTTP reads per second (median of runs), then in-process latency."""
     opts = ctx.options
-    result = ScenarioResult("api", "API reads: HTTP throughput (chalice local) and in-process handler latency")
+    result = ScenarioResult(
+        "api", "API reads: HTTP throughput (chalice local) and in-process handler latency", short="API"
+    )
     figures: dict[str, list[float]] = {"status": [], "logs_full": [], "logs_tail": []}
     errors = 0
     with ctx.stack("api") as stack:

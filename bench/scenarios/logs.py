@@ -112,7 +112,9 @@ def live_tail(ctx: BenchContext, stack: BenchStack, lines: int) -> dict:
 def run(ctx: BenchContext) -> ScenarioResult:
     """Interleave boatyard and CLI runs of the 200k-line build; check the log and count the writes."""
     lines = ctx.options.log_lines
-    result = ScenarioResult("logs", f"Build printing {lines:,} lines: time, log completeness, DynamoDB writes")
+    result = ScenarioResult(
+        "logs", f"Build printing {lines:,} lines: time, log completeness, DynamoDB writes", short=f"{lines:,} log lines"
+    )
     runs = ctx.options.runs
     by_times, raw_times, ratios = [], [], []
     batch_requests, log_items, log_bytes, all_writes, read_seconds, read_requests = [], [], [], [], [], []

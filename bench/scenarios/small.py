@@ -45,7 +45,7 @@ def raw_once(ctx: BenchContext, name: str = "small") -> float:
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Interleave boatyard and CLI runs; report medians and the median per-run ratio."""
-    result = ScenarioResult("small", "Small Dockerfile: submit → Finished vs docker build + push")
+    result = ScenarioResult("small", "Small Dockerfile: submit → Finished vs docker build + push", short="small build")
     runs = ctx.options.runs
     with ctx.stack("small") as stack:
         client = Client(stack.api_url)

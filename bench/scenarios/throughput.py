@@ -58,7 +58,10 @@ def wait_all(client: Client, job_ids: list[str], timeout: float) -> list[Finishe
 def run(ctx: BenchContext) -> ScenarioResult:
     """Each concurrency level: warm-up, idle waits, then the burst."""
     opts = ctx.options
-    result = ScenarioResult("throughput", f"{opts.jobs} small jobs, one worker, concurrency {'/'.join(map(str, opts.concurrency_levels))}")
+    levels = "/".join(map(str, opts.concurrency_levels))
+    result = ScenarioResult(
+        "throughput", f"{opts.jobs} small jobs, one worker, concurrency {levels}", short=f"{opts.jobs} jobs, c={levels}"
+    )
     per_level: dict[int, dict] = {}
     with ctx.stack("throughput", {"BOATYARD_WORKER_CONCURRENCY": str(opts.concurrency_levels[0])}) as stack:
         client = Client(stack.api_url)
@@ -133,7 +136,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "of 100 jobs at concurrency 1 takes minutes on this machine.",
         f"Free-slot waits: each job submitted {IDLE_GAP_SECONDS:g} s after the previous one ended. Back-to-back: "
         "submitted the moment the previous job read Finished; at concurrency 1 the worker's only slot is then "
-        "often still removing the previous image (post-Finished clean-up), so that wait is not a free-slot wait.",
+        "possibly still removing the previous image (post-Finished clean-up), so that wait is not a free-slot wait.",
         "The burst's queue waits are dominated by the backlog (100 jobs submitted at once); the free-slot waits "
         "are the figure the goal is about.",
         "Each job: the small Dockerfile of scenario 1 with its own nonce (no cache hits), pushed to the bench registry.",

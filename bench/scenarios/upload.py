@@ -131,7 +131,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
     """Interleave boatyard (upload + build) and CLI (build from the tar on stdin + push)."""
     size_mib = ctx.options.upload_mib
     runs = ctx.options.upload_runs
-    result = ScenarioResult("upload", f"{size_mib / 1024:g} GiB build context via the upload flow")
+    size_text = f"{size_mib / 1024:g} GiB" if size_mib >= 1024 else f"{size_mib} MiB"
+    result = ScenarioResult("upload", f"{size_text} build context via the upload flow (presigned POST)", short=f"{size_text} upload")
     folder = BENCH_DIR / "upload"
     upload_s, fetch_build_s, submit_s, e2e_s, raw_s, sizes, waits = [], [], [], [], [], [], []
     post_s, fetch_s, build_s = [], [], []
