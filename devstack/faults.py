@@ -494,7 +494,11 @@ def inject_aws_errors(
         if unprocessed:
             from botocore.awsrequest import AWSResponse
 
-            items = (params or {}).get("RequestItems", {})
+            # ``params`` is the serialised request here: the items are in its JSON body
+            body = (params or {}).get("body") or b"{}"
+            items = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body).get("RequestItems", {})
+            if not items:
+                raise AssertionError("inject_aws_errors(unprocessed=True) found no RequestItems to hand back")
             return AWSResponse("https://fault.invalid/", 200, {}, None), {
                 "UnprocessedItems": items,
                 "ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": "injected-fault", "HTTPHeaders": {}},

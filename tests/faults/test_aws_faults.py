@@ -33,6 +33,14 @@ class Scenario:
     times: int | None = None  # None: for the whole faulty run
     unprocessed: bool = False
     expect: str = "finished-or-failed"  # or "finished"
+    only: str | None = None  # inject only into calls whose request body contains this text
+
+
+def _body_has(text: str):
+    def predicate(params: dict) -> bool:
+        body = params.get("body") or b""
+        return text in (body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body))
+    return predicate
 
 
 SCENARIOS = [
@@ -42,7 +50,10 @@ SCENARIOS = [
     Scenario("log BatchWriteItem UnprocessedItems throughout", "dynamodb", ["dynamodb.BatchWriteItem"], unprocessed=True),
     Scenario("UpdateItem throttled throughout (claim, lease, transitions)", "dynamodb", ["dynamodb.UpdateItem"]),
     Scenario("UpdateItem throttled x2", "dynamodb", ["dynamodb.UpdateItem"], times=2),
-    Scenario("UpdateItem throttled x6 (past the claim)", "dynamodb", ["dynamodb.UpdateItem"], times=6),
+    Scenario("phase-transition UpdateItem throttled throughout (after the claim)", "dynamodb", ["dynamodb.UpdateItem"],
+             only=":target"),
+    Scenario("lease-renewal UpdateItem throttled throughout", "dynamodb", ["dynamodb.UpdateItem"],
+             only="SET #expires = :until", expect="finished"),
     Scenario("GetItem/Query throttled throughout", "dynamodb", ["dynamodb.GetItem", "dynamodb.Query"]),
     Scenario("SQS ChangeMessageVisibility throttled (heartbeat)", "sqs", ["sqs.ChangeMessageVisibility"],
              code="ThrottlingException", expect="finished"),
@@ -102,12 +113,14 @@ def test_aws_faults_never_lose_or_strand_a_job(faulty, registry, base_image):
     from chalicelib import aws
 
     harness = faulty
-    rows, problems = [], []
+    rows, problems, jobs = [], [], []
     for n, scenario in enumerate(SCENARIOS):
         job_id = _submit(harness, registry, base_image, n)
+        jobs.append(job_id)
         client = aws.client(scenario.service)
         with inject_aws_errors(client, scenario.operations, code=scenario.code, times=scenario.times,
-                               unprocessed=scenario.unprocessed) as stats:
+                               unprocessed=scenario.unprocessed,
+                               predicate=_body_has(scenario.only) if scenario.only else None) as stats:
             crashed = ""
             try:
                 harness.run_queue(rounds=1)
@@ -134,7 +147,16 @@ def test_aws_faults_never_lose_or_strand_a_job(faulty, registry, base_image):
     for row in rows:
         report(f"  AWS FAULT {row}")
     assert not problems, line + "\n" + "\n".join(problems)
+    # a message whose delete failed is still there: its next delivery finds the job over and deletes it
+    before = {j: harness.status(j) for j in jobs}
+    deadline = time.monotonic() + VISIBILITY * 4
+    while _queue_total("") and time.monotonic() < deadline:
+        harness.run_queue(rounds=2)
+        time.sleep(0.5)
     assert _queue_total("") == 0, "messages left in the queue after every job ended"
+    after = {j: harness.status(j) for j in jobs}
+    assert [(a["Status"], a["Attempt"]) for a in after.values()] == [(b["Status"], b["Attempt"]) for b in before.values()], \
+        "a redelivery changed a job that was already over"
 
 
 def test_receive_throttling_only_delays_the_worker_loop(faulty, registry, base_image):
