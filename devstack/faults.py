@@ -365,12 +365,16 @@ class PrivateDockerd:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
-        # a SIGKILLed dockerd leaves its containerd (our child's child) behind: end that one too
+        # a crashed dockerd's containerd either dies with it or keeps running (the next dockerd adopts it);
+        # never signal it: a containerd caught half-way through stopping makes the next dockerd time out
         pidfile = self.root / "exec" / "containerd" / "containerd.pid"
-        if sig == signal.SIGKILL and pidfile.exists():
-            with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-                os.kill(int(pidfile.read_text().strip()), signal.SIGTERM)
-                time.sleep(1)
+        deadline = time.monotonic() + 10
+        while pidfile.exists() and time.monotonic() < deadline:
+            try:
+                os.kill(int(pidfile.read_text().strip()), 0)
+            except (ValueError, ProcessLookupError, OSError):
+                break
+            time.sleep(0.2)
         with contextlib.suppress(FileNotFoundError):
             self.sock.unlink()
 
