@@ -25,10 +25,15 @@ _CONFIG = Config(
 )
 
 
+# S3 presigned POSTs must be SigV4: regions opened since 2014 accept nothing older.
+_SERVICE_CONFIG = {"s3": _CONFIG.merge(Config(signature_version="s3v4"))}
+
+
 @functools.lru_cache(maxsize=None)
 def _cached_client(service: str, region: str) -> Any:
     with _LOCK:  # boto3's default session is not thread-safe while creating clients
-        return boto3.session.Session().client(service, region_name=region, config=_CONFIG)
+        config = _SERVICE_CONFIG.get(service, _CONFIG)
+        return boto3.session.Session().client(service, region_name=region, config=config)
 
 
 def client(service: str) -> Any:
