@@ -198,6 +198,37 @@ def scan_aws(endpoint: str | None, secret: str, include_sqs: bool = True) -> lis
     return findings
 
 
+def without_user_instructions(doc: Any) -> Any:
+    """An image config / inspect / history document minus what the user's own Dockerfile wrote.
+
+    A Dockerfile that itself contains a secret (``RUN echo <password>``, as the redaction tests
+    do on purpose) puts it in the image's history ``created_by`` and the classic builder's
+    ``ContainerConfig.Cmd``: that is the user's text, not a leak by boatyard.  Everything else
+    (``Env``, ``Labels``, auth, ``Comment``, ...) is still scanned.
+    """
+    if isinstance(doc, list):  # docker history
+        return [{k: v for k, v in e.items() if k != "CreatedBy"} if isinstance(e, dict) else e for e in doc]
+    if not isinstance(doc, dict):
+        return doc
+    out = dict(doc)
+    if isinstance(out.get("history"), list):
+        out["history"] = [{k: v for k, v in h.items() if k != "created_by"} for h in out["history"] if isinstance(h, dict)]
+    for key in ("container_config", "ContainerConfig"):
+        if isinstance(out.get(key), dict):
+            out[key] = {k: v for k, v in out[key].items() if k != "Cmd"}
+    return out
+
+
+def _image_config(data: bytes) -> Any | None:
+    if not data[:1] == b"{" or len(data) > 4 * 1024 * 1024:
+        return None
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) and "rootfs" in doc and "history" in doc else None
+
+
 def scan_files(paths: Iterable[Path], secret: str, max_bytes: int = 64 * 1024 * 1024) -> list[str]:
     """Findings of ``secret`` in files (recursively for folders), archives unpacked."""
     findings = []
@@ -213,6 +244,9 @@ def scan_files(paths: Iterable[Path], secret: str, max_bytes: int = 64 * 1024 * 
                 data = path.read_bytes()
             except OSError:
                 continue
+            config = _image_config(data)
+            if config is not None:  # a registry's image config blob: the user's own instructions do not count
+                data = json.dumps(without_user_instructions(config)).encode()
             for where in find_secret(data, secret):
                 findings.append(f"{path} {where}")
     return findings
@@ -230,8 +264,8 @@ def scan_docker(docker_host: str, secret: str, repo_prefixes: tuple[str, ...] = 
         tags = image.get("RepoTags") or []
         if repo_prefixes and tags and not any(t.startswith(repo_prefixes) for t in tags):
             continue
-        inspected = api.inspect_image(image["Id"])
-        history = api.history(image["Id"])
+        inspected = without_user_instructions(api.inspect_image(image["Id"]))
+        history = without_user_instructions(api.history(image["Id"]))
         if find_secret(json.dumps(inspected), secret) or find_secret(json.dumps(history), secret):
             findings.append(f"docker image {tags or image['Id']} (inspect/history)")
     for container in api.containers(all=True):
