@@ -54,6 +54,13 @@ def job_status(job_id: str) -> Response:
     return _json(jobviews.status_body(validation.parse_job_id(job_id)))
 
 
+@app.route("/api/v1/{job_id}/cancel", methods=["POST"], cors=CORS, content_types=ANY_TYPE)
+@json_errors
+def cancel_job(job_id: str) -> Response:
+    """Cancel a queued or running job (its worker stops the build at the next heartbeat)."""
+    return _json(jobviews.cancel(validation.parse_job_id(job_id)))
+
+
 @app.route("/api/v1/{job_id}/logs", methods=["GET"], cors=CORS, content_types=ANY_TYPE)
 @json_errors
 def job_logs(job_id: str) -> Response:

@@ -4,12 +4,25 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib import jobstore, logstore
+from chalicelib.errors import TransitionConflict
+from chalicelib.jobs import Phase
 from chalicelib.settings import get_settings
+
+CANCEL_REASON = "cancelled by the user"
 
 
 def status_body(job_id: str) -> dict[str, Any]:
     """The job's status (the seed's ``Status`` word plus extra fields); 404 if unknown."""
     return jobstore.get_job(job_id).status_body()
+
+
+def cancel(job_id: str) -> dict[str, Any]:
+    """Cancel a live job and return its status; 404 if unknown, 409 if it has already ended."""
+    try:
+        return jobstore.fail(job_id, CANCEL_REASON, target=Phase.CANCELLED).status_body()
+    except TransitionConflict:
+        job = jobstore.get_job(job_id)  # raises JobNotFound for an unknown id
+        raise TransitionConflict(f"job {job_id} has already ended ({job.status_word}); only a live job can be cancelled")
 
 
 def continuation_marker(job_id: str, cursor: int) -> str:

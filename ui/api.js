@@ -72,6 +72,11 @@ export function getStatus(jobId) {
   return request("GET", `/api/v1/${encodeURIComponent(jobId)}/status`);
 }
 
+/** POST /api/v1/{id}/cancel → the job's status (409 if it has already ended). */
+export function cancelJob(jobId) {
+  return request("POST", `/api/v1/${encodeURIComponent(jobId)}/cancel`);
+}
+
 /** GET /api/v1/{id}/logs[?since=cursor] → {Logs, Next, Complete} */
 export function getLogs(jobId, since) {
   const query = since ? `?since=${encodeURIComponent(since)}` : "";

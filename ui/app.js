@@ -1,6 +1,6 @@
 // boatyard web UI: the build form, the job view (#job=<id>) and the recent jobs list.
 
-import {ApiError, apiBase, clockSkewMs, createUpload, submitBuild, uploadFile} from "./api.js";
+import {ApiError, apiBase, cancelJob, clockSkewMs, createUpload, submitBuild, uploadFile} from "./api.js";
 import {checkForm} from "./validate.js";
 import {LogPane} from "./logpane.js";
 import {JobWatcher, TERMINAL_PHASES} from "./watcher.js";
@@ -302,6 +302,8 @@ function onStatus(status, phase) {
     document.title = `${{success: "✔", failure: "⚠", cancelled: "⊘"}[state] || "…"} ${status.ImageName} — boatyard`;
   }
   renderPhaseSteps(phase);
+  const cancelButton = $("cancel-build");
+  cancelButton.hidden = TERMINAL_PHASES.has(phase);
 
   // Failed: Docker's (or the fetcher's) message, which says what to fix.
   if (phase === "failed") {
@@ -345,6 +347,7 @@ function resetJobView(jobId) {
   $("digest-row").hidden = true;
   $("digest").textContent = "";
   $("attempt-row").hidden = true;
+  $("cancel-build").hidden = true;
   const known = loadRecent().find((e) => e.id === jobId);
   $("job-image").textContent = known ? known.imageName : "";
   const link = $("job-link");
@@ -419,6 +422,24 @@ $("new-build").addEventListener("click", () => {
   history.pushState(null, "", location.pathname + location.search);
   closeJob();
   $("image_name").focus();
+});
+
+$("cancel-build").addEventListener("click", async () => {
+  const button = $("cancel-build");
+  button.disabled = true;
+  button.textContent = "Cancelling…";
+  try {
+    await cancelJob(openJobId);  // the watcher shows the new status on its next read
+  } catch (err) {
+    // 409: it ended meanwhile, which the next status read shows; anything else is worth saying.
+    if (!(err instanceof ApiError && err.status === 409)) {
+      pollError.textContent = `Could not cancel: ${err.message}`;
+      pollError.hidden = false;
+    }
+  } finally {
+    button.disabled = false;
+    button.textContent = "Cancel build";
+  }
 });
 
 $("copy-link").addEventListener("click", async () => {

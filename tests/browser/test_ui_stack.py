@@ -7,8 +7,10 @@ import gzip
 import io
 import re
 import tarfile
+import time
 import uuid
 
+import docker
 import pytest
 import requests
 from playwright.sync_api import Page, expect
@@ -177,3 +179,31 @@ def test_upload_tab_build_works(ui_page: Page, stack) -> None:
     expect(ui_page.get_by_role("log")).to_contain_text(f"uploaded-context-{token}")
     assert DIGEST_RE.match(ui_page.locator("#digest").inner_text())
     screenshot(ui_page, "stack-upload-finished")
+
+
+def test_cancel_stops_a_running_build(ui_page: Page, stack) -> None:
+    image = unique_image(stack, "cancel")
+    dockerfile = f"FROM {stack.base_image}\nRUN echo started-long-step && sleep 300\n"
+    open_stack_ui(ui_page, stack)
+    fill_credentials(ui_page, stack, image)
+    ui_page.get_by_role("textbox", name="Dockerfile").fill(dockerfile)
+    ui_page.get_by_role("button", name="Build it!").click()
+    job = job_id_from_url(ui_page)
+
+    expect(ui_page.get_by_role("log")).to_contain_text("started-long-step", timeout=BUILD_TIMEOUT_MS)
+    ui_page.get_by_role("button", name="Cancel build").click()
+    status = ui_page.get_by_role("status")
+    expect(status).to_contain_text("Cancelled", timeout=30_000)
+    expect(ui_page.get_by_role("button", name="Cancel build")).to_be_hidden()
+    screenshot(ui_page, "stack-cancelled")
+    assert requests.get(f"{stack.api_url}/api/v1/{job}/status", timeout=10).json()["Status"] == "Cancelled"
+    # the worker stops the build at its next heartbeat: no container keeps sleeping
+    client = docker.APIClient(base_url=stack.stack.env.get("DOCKER_HOST", "unix:///var/run/docker.sock"))
+    deadline = time.monotonic() + 60
+    sleeping = ["not checked yet"]
+    while time.monotonic() < deadline:
+        sleeping = [c for c in client.containers() if "sleep 300" in c.get("Command", "")]
+        if not sleeping:
+            break
+        time.sleep(1)
+    assert not sleeping, sleeping
