@@ -19,9 +19,11 @@ from pathlib import Path
 
 import requests
 
+from bench.breakdown import BoatyardRun, CliRun, image_events, summarize
 from bench.client import BenchError, Client
 from bench.context import BenchContext, Timer, nonce
 from bench.report import ScenarioResult
+from bench.scenarios.small import BREAKDOWN_NOTE
 from bench.stack import BenchStack
 from bench.stats import fmt, median
 
@@ -120,6 +122,9 @@ def run(ctx: BenchContext) -> ScenarioResult:
     batch_requests, log_items, log_bytes, all_writes, read_seconds, read_requests = [], [], [], [], [], []
     in_order: list[bool] = []
     server_s: list[float] = []
+    by_runs: list[BoatyardRun] = []
+    cli_runs: list[CliRun] = []
+    window_start = time.time() - 1
     counted: list[int] = []
     with ctx.stack("logs") as stack:
         client = Client(stack.api_url)
@@ -131,12 +136,15 @@ def run(ctx: BenchContext) -> ScenarioResult:
             stack.recording.unlink(missing_ok=True)
             _recorder(stack, "reset-recording")
             _recorder(stack, "start-recording")
+            submitted = time.time()
             try:
                 with Timer() as timer:
                     job_id = client.submit(ctx.build_body(image, dockerfile(ctx.svc.base_image, token, lines)))
                     done = client.wait(job_id, interval=0.1)
+                seen = time.time()
             finally:
                 _recorder(stack, "stop-recording")
+            by_runs.append(BoatyardRun(image, submitted, seen, done))
             if not done.ok:
                 raise BenchError(f"boatyard job {job_id} ended {done.status.get('Status')!r}")
             server_s.append(done.span("CreatedAt", "FinishedAt") or float("nan"))
@@ -161,8 +169,10 @@ def run(ctx: BenchContext) -> ScenarioResult:
             with tempfile.TemporaryDirectory(prefix="bench-ctx-") as tmp:
                 (Path(tmp) / "Dockerfile").write_text(dockerfile(ctx.svc.base_image, token, lines))
                 out = Path(tmp) / "build-output.txt"
+                started = time.time()
                 try:
                     build, push = ctx.docker.build_push(tag, context_dir=Path(tmp), output=out)
+                    cli_runs.append(CliRun(tag, started, time.time()))
                 finally:
                     ctx.docker.remove(tag)
                 ok, count = numbered_lines_in_order(out.read_text(errors="replace"), lines)
@@ -174,7 +184,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
             ctx.log("  warm-up (not counted)")
             boatyard()
             raw()
-            for series in (batch_requests, log_items, log_bytes, all_writes, read_seconds, read_requests, in_order, counted, server_s):
+            for series in (batch_requests, log_items, log_bytes, all_writes, read_seconds, read_requests, in_order, counted,
+                           server_s, by_runs, cli_runs):
                 series.clear()
         for index in range(runs):
             first_raw = index % 2 == 1
@@ -194,6 +205,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
             time.sleep(0.2)
         tail = live_tail(ctx, stack, lines)
         client.close()
+    events = image_events(window_start, time.time() + 1, {r.ref for r in by_runs} | {r.ref for r in cli_runs}, ctx.docker.env)
+    by_line, cli_line, parts = summarize(by_runs, cli_runs, events)
     ratio = median(ratios)
     result.add("boatyard submit → Finished", fmt(median(by_times), 2, " s"))
     result.add("docker build + push (CLI)", fmt(median(raw_times), 2, " s"))
@@ -224,6 +237,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
     )
     result.add("all DynamoDB writes naming the job (incl. job item updates)", f"{median(all_writes):.0f}")
     result.add("boatyard CreatedAt → FinishedAt (server clock)", fmt(median(server_s), 2, " s"))
+    result.add("where boatyard's time goes (medians)", by_line)
+    result.add("where the CLI's time goes (medians)", cli_line)
     result.notes += [
         f"{runs} interleaved runs (order alternates)"
         + (", after one uncounted warm-up of each side" if ctx.options.warmup else ", no warm-up")
@@ -240,9 +255,10 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "while the job ran), BatchWriteItem requests carrying this job's log chunks; the goal is judged on the "
         "worst run. Default log settings (chunk 32 KiB, flush at 16 KiB or 1 s).",
         "per-run ratios: " + ", ".join(f"{r:.2f}" for r in ratios),
+        BREAKDOWN_NOTE,
     ]
     result.raw = {
-        "boatyard_s": by_times, "cli_s": raw_times, "ratios": ratios, "batch_requests": batch_requests,
+        "breakdown": parts, "boatyard_s": by_times, "cli_s": raw_times, "ratios": ratios, "batch_requests": batch_requests,
         "log_items": log_items, "log_bytes": log_bytes, "read_s": read_seconds, "read_requests": read_requests,
         "numbered_lines": counted, "in_order": in_order, "all_writes": all_writes,
     }

@@ -11,42 +11,59 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.client import BenchError, Client
+from bench.breakdown import BoatyardRun, CliRun, image_events, summarize
+from bench.client import BenchError, Client, Finished
 from bench.context import BenchContext, Timer, nonce, small_dockerfile
 from bench.report import ScenarioResult
 from bench.stats import fmt, median
 
 GOAL_RATIO = 1.2
+BREAKDOWN_NOTE = (
+    "Breakdown (Docker's `tag` and `push` events for each image, the job's CreatedAt/FinishedAt, the client's "
+    "wall clock; one machine, one clock): boatyard = to CreatedAt (POST sent until the API stamped the job; "
+    "the rest of the POST's time overlaps the queue) + queue (until StartedAt: SQS receive, claim) + fetch+build "
+    "(until the daemon tagged the image: S3 fetch, context to the daemon, build) + push + "
+    "to Finished (push done until FinishedAt: last log flush, phase write) + seen (until a 0.1 s poll read it); "
+    "CLI = build (`docker build` start until tagged) + push (until pushed, incl. starting `docker push`) + exit."
+)
 
 
-def boatyard_once(ctx: BenchContext, client: Client, name: str = "small"):
-    """Submit one small build and wait; returns (client-side seconds, Finished)."""
+def boatyard_once(ctx: BenchContext, client: Client, name: str = "small") -> tuple[float, Finished, BoatyardRun]:
+    """Submit one small build and wait; (client-side seconds, the final status, the run for the breakdown)."""
     token = nonce()
+    ref = ctx.image(name, "by-" + token)
+    submitted = time.time()
     with Timer() as timer:
-        job_id = client.submit(ctx.build_body(ctx.image(name, "by-" + token), small_dockerfile(ctx.svc.base_image, token)))
+        job_id = client.submit(ctx.build_body(ref, small_dockerfile(ctx.svc.base_image, token)))
         done = client.wait(job_id, interval=0.1)
+    seen = time.time()
     if not done.ok:
         raise BenchError(f"boatyard job {job_id} ended {done.status.get('Status')!r}")
-    return timer.seconds, done
+    return timer.seconds, done, BoatyardRun(ref, submitted, seen, done)
 
 
-def raw_once(ctx: BenchContext, name: str = "small") -> float:
-    """Build and push the same kind of context with the Docker CLI; returns seconds (build + push)."""
+def raw_once(ctx: BenchContext, name: str = "small") -> tuple[float, CliRun]:
+    """Build and push the same kind of context with the Docker CLI; (seconds of build + push, the run)."""
     token = nonce()
     tag = ctx.image(name, "cli-" + token)
     with tempfile.TemporaryDirectory(prefix="bench-ctx-") as tmp:
         (Path(tmp) / "Dockerfile").write_text(small_dockerfile(ctx.svc.base_image, token))
+        started = time.time()
         try:
             build, push = ctx.docker.build_push(tag, context_dir=Path(tmp))
+            ended = time.time()
         finally:
             ctx.docker.remove(tag)
-    return build + push
+    return build + push, CliRun(tag, started, ended)
 
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Interleave boatyard and CLI runs; report medians and the median per-run ratio."""
     result = ScenarioResult("small", "Small Dockerfile: submit → Finished vs docker build + push", short="small build")
     runs = ctx.options.runs
+    by_runs: list[BoatyardRun] = []
+    cli_runs: list[CliRun] = []
+    window_start = time.time() - 1
     with ctx.stack("small") as stack:
         client = Client(stack.api_url)
         if ctx.options.warmup:
@@ -61,10 +78,12 @@ def run(ctx: BenchContext) -> ScenarioResult:
         for index in range(runs):
             first_raw = index % 2 == 1  # alternate who goes first
             if first_raw:
-                raw = raw_once(ctx)
-            by, done = boatyard_once(ctx, client)
+                raw, cli_run = raw_once(ctx)
+            by, done, by_run = boatyard_once(ctx, client)
             if not first_raw:
-                raw = raw_once(ctx)
+                raw, cli_run = raw_once(ctx)
+            by_runs.append(by_run)
+            cli_runs.append(cli_run)
             by_times.append(by)
             raw_times.append(raw)
             ratios.append(by / raw)
@@ -73,12 +92,16 @@ def run(ctx: BenchContext) -> ScenarioResult:
             ctx.log(f"  run {index + 1}/{runs}: boatyard {by:.2f} s, docker CLI {raw:.2f} s, ratio {by / raw:.2f}")
             time.sleep(0.2)
         client.close()
+    events = image_events(window_start, time.time() + 1, {r.ref for r in by_runs} | {r.ref for r in cli_runs}, ctx.docker.env)
+    by_line, cli_line, parts = summarize(by_runs, cli_runs, events)
     ratio = median(ratios)
     result.add("boatyard submit → Finished (client, 0.1 s polls)", fmt(median(by_times), 2, " s"))
     result.add("docker build + docker push (CLI, classic builder)", fmt(median(raw_times), 2, " s"))
     result.add("ratio boatyard / CLI (median of per-run ratios)", fmt(ratio, 2), f"≤ {GOAL_RATIO}", ratio <= GOAL_RATIO)
     result.add("boatyard CreatedAt → FinishedAt (server clock)", fmt(median(server), 2, " s"))
     result.add("queue wait StartedAt − CreatedAt (idle worker)", fmt(median(waits), 3, " s"))
+    result.add("where boatyard's time goes (medians)", by_line)
+    result.add("where the CLI's time goes (medians)", cli_line)
     result.notes += [
         f"{runs} interleaved runs (the order alternates), after one uncounted warm-up of each side"
         if ctx.options.warmup else f"{runs} interleaved runs, no warm-up",
@@ -91,6 +114,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "The boatyard figure includes the client's polling granularity (0.1 s sleep + one status request, "
         "~0.05 s on chalice local) — on average about half of one poll cycle.",
         "per-run ratios: " + ", ".join(f"{r:.2f}" for r in ratios),
+        BREAKDOWN_NOTE,
     ]
-    result.raw = {"boatyard_s": by_times, "cli_s": raw_times, "ratios": ratios, "server_s": server, "queue_wait_s": waits}
+    result.raw = {"breakdown": parts, "boatyard_s": by_times, "cli_s": raw_times, "ratios": ratios, "server_s": server, "queue_wait_s": waits}
     return result
