@@ -92,12 +92,17 @@ def main(argv: list[str] | None = None) -> int:
         for name in chosen:
             log(f"scenario {name} ...")
             begun = time.monotonic()
+            load_before = machine.load_average()
             try:
                 result = SCENARIOS[name](ctx)
             except Exception as exc:  # keep going: report what failed and why
                 traceback.print_exc()
                 result = report.ScenarioResult(name, name, error=f"{type(exc).__name__}: {exc}")
             result.seconds = time.monotonic() - begun
+            result.notes.append(
+                f"Load average (1/5/15 min) before: {load_before}; after: {machine.load_average()} "
+                "(the Docker daemon and the cores are shared with whatever else runs on this machine)."
+            )
             results.append(result)
             for row in result.rows:
                 log(f"  {row.metric}: {row.value}" + (f"  [goal {row.goal}: {row.verdict}]" if row.goal else ""))
