@@ -333,6 +333,7 @@ class PrivateDockerd:
         self.sock = self.root / "docker.sock"
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self._made_bridge = False
 
     @property
     def host(self) -> str:
@@ -388,6 +389,7 @@ class PrivateDockerd:
             ["ip", "link", "set", self.BRIDGE, "up"],
         ):
             subprocess.run(argv, check=True, capture_output=True)
+        self._made_bridge = True
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Kill this daemon (SIGKILL by default: a crash) and wait until it is gone."""
@@ -418,8 +420,11 @@ class PrivateDockerd:
         self.start()
 
     def stop(self) -> None:
-        """Stop gracefully."""
+        """Stop gracefully, and remove the bridge if this object created it."""
         self.kill(signal.SIGTERM)
+        if self._made_bridge:
+            subprocess.run(["ip", "link", "del", self.BRIDGE], capture_output=True)
+            self._made_bridge = False
 
     def load_image(self, image: str, from_host: str) -> None:
         """Copy ``image`` from another daemon (``docker save | docker load``): no registry pull needed."""
