@@ -12,29 +12,64 @@ from __future__ import annotations
 import dataclasses
 import json
 import subprocess
+import tempfile
+import time
 
 from bench.client import Finished, parse_ts
 from bench.stats import median
 
 
-def image_events(since: float, until: float, refs: set[str], env: dict[str, str]) -> dict[str, dict[str, float]]:
-    """``{ref: {"tag": epoch, "push": epoch}}`` for the images in ``refs`` between ``since`` and ``until``."""
-    answer = subprocess.run(
-        ["docker", "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}", "--filter", "type=image",
-         "--filter", "event=tag", "--filter", "event=push", "--format", "{{json .}}"],
-        capture_output=True, text=True, timeout=60, env=env,
-    )
-    found: dict[str, dict[str, float]] = {}
-    for line in answer.stdout.splitlines():
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
-        action = event.get("Action") or event.get("status")
-        ref = event.get("Actor", {}).get("Attributes", {}).get("name") if action == "tag" else event.get("id")
-        if ref in refs:
-            found.setdefault(ref, {}).setdefault(action, int(event["timeNano"]) / 1e9)
-    return found
+class ImageEvents:
+    """Follows the daemon's image ``tag``/``push`` events live while a scenario runs.
+
+    (``docker events --since`` only replays the daemon's last 256 events, too few on
+    a daemon shared with test suites, so the stream is subscribed to up front.)
+    ``with ImageEvents(env) as events: ...; events.times(refs)``.
+    """
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self._file = tempfile.TemporaryFile()
+        self._proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "ImageEvents":
+        self._proc = subprocess.Popen(
+            ["docker", "events", "--filter", "type=image", "--filter", "event=tag", "--filter", "event=push",
+             "--format", "{{json .}}"],
+            stdout=self._file, stderr=subprocess.DEVNULL, env=self.env,
+        )
+        time.sleep(0.3)  # subscribed before the first build
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        """End the ``docker events`` process this object started."""
+        if self._proc is not None and self._proc.poll() is None:
+            time.sleep(0.3)  # let the last events arrive
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=10)
+
+    def times(self, refs: set[str]) -> dict[str, dict[str, float]]:
+        """``{ref: {"tag": epoch, "push": epoch}}`` for the images in ``refs`` (call after :meth:`stop`)."""
+        self._file.seek(0)
+        found: dict[str, dict[str, float]] = {}
+        for raw in self._file.read().decode(errors="replace").splitlines():
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            action = event.get("Action") or event.get("status")
+            ref = event.get("Actor", {}).get("Attributes", {}).get("name") if action == "tag" else event.get("id")
+            if ref in refs:
+                found.setdefault(ref, {}).setdefault(action, int(event["timeNano"]) / 1e9)
+        self._file.close()
+        return found
 
 
 @dataclasses.dataclass
@@ -89,3 +124,23 @@ def summarize(by_runs: list[BoatyardRun], cli_runs: list[CliRun], events: dict[s
         return " + ".join(f"{name} {median(values):.3f}" for name, values in parts.items()) + " s"
 
     return line(by_parts), line(cli_parts), {"boatyard": by_parts, "cli": cli_parts}
+
+
+def gap_note(parts: dict) -> str:
+    """One sentence: how the medians of the two breakdowns differ, part by part."""
+    by, cli = parts.get("boatyard", {}), parts.get("cli", {})
+    if not by or not cli or not all(by.values()) or not all(cli.values()):
+        return "No breakdown: Docker events did not match every run."
+
+    def m(values: list[float]) -> float:
+        return median(values)
+
+    build_gap = m(by["fetch+build"]) - m(cli["build"])
+    push_gap = m(by["push"]) - m(cli["push"])
+    rest = m(by["to CreatedAt"]) + m(by["queue"]) + m(by["to Finished"])
+    return (
+        f"Gap to the CLI, by part (medians): boatyard's fetch+build is {build_gap * 1000:+.0f} ms against the CLI's "
+        f"build (which includes starting the `docker` process), its push {push_gap * 1000:+.0f} ms against the "
+        f"CLI's push, API stamping + queue + final write add {rest * 1000:.0f} ms, and the 0.1 s status polling "
+        f"adds {m(by['seen']) * 1000:.0f} ms before the client sees Finished."
+    )

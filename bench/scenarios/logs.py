@@ -19,7 +19,7 @@ from pathlib import Path
 
 import requests
 
-from bench.breakdown import BoatyardRun, CliRun, image_events, summarize
+from bench.breakdown import BoatyardRun, CliRun, ImageEvents, gap_note, summarize
 from bench.client import BenchError, Client
 from bench.context import BenchContext, Timer, nonce
 from bench.report import ScenarioResult
@@ -124,9 +124,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
     server_s: list[float] = []
     by_runs: list[BoatyardRun] = []
     cli_runs: list[CliRun] = []
-    window_start = time.time() - 1
     counted: list[int] = []
-    with ctx.stack("logs") as stack:
+    with ctx.stack("logs") as stack, ImageEvents(ctx.docker.env) as watcher:
         client = Client(stack.api_url)
         table = stack.stack.resources.get("table", "boatyard-jobs")
 
@@ -205,7 +204,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
             time.sleep(0.2)
         tail = live_tail(ctx, stack, lines)
         client.close()
-    events = image_events(window_start, time.time() + 1, {r.ref for r in by_runs} | {r.ref for r in cli_runs}, ctx.docker.env)
+        watcher.stop()
+    events = watcher.times({r.ref for r in by_runs} | {r.ref for r in cli_runs})
     by_line, cli_line, parts = summarize(by_runs, cli_runs, events)
     ratio = median(ratios)
     result.add("boatyard submit → Finished", fmt(median(by_times), 2, " s"))
@@ -256,6 +256,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "worst run. Default log settings (chunk 32 KiB, flush at 16 KiB or 1 s).",
         "per-run ratios: " + ", ".join(f"{r:.2f}" for r in ratios),
         BREAKDOWN_NOTE,
+        gap_note(parts),
     ]
     result.raw = {
         "breakdown": parts, "boatyard_s": by_times, "cli_s": raw_times, "ratios": ratios, "batch_requests": batch_requests,

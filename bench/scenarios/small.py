@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.breakdown import BoatyardRun, CliRun, image_events, summarize
+from bench.breakdown import BoatyardRun, CliRun, ImageEvents, gap_note, summarize
 from bench.client import BenchError, Client, Finished
 from bench.context import BenchContext, Timer, nonce, small_dockerfile
 from bench.report import ScenarioResult
@@ -63,8 +63,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
     runs = ctx.options.runs
     by_runs: list[BoatyardRun] = []
     cli_runs: list[CliRun] = []
-    window_start = time.time() - 1
-    with ctx.stack("small") as stack:
+    with ctx.stack("small") as stack, ImageEvents(ctx.docker.env) as watcher:
         client = Client(stack.api_url)
         if ctx.options.warmup:
             ctx.log("  warm-up (not counted)")
@@ -92,7 +91,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
             ctx.log(f"  run {index + 1}/{runs}: boatyard {by:.2f} s, docker CLI {raw:.2f} s, ratio {by / raw:.2f}")
             time.sleep(0.2)
         client.close()
-    events = image_events(window_start, time.time() + 1, {r.ref for r in by_runs} | {r.ref for r in cli_runs}, ctx.docker.env)
+        watcher.stop()
+    events = watcher.times({r.ref for r in by_runs} | {r.ref for r in cli_runs})
     by_line, cli_line, parts = summarize(by_runs, cli_runs, events)
     ratio = median(ratios)
     result.add("boatyard submit → Finished (client, 0.1 s polls)", fmt(median(by_times), 2, " s"))
@@ -115,6 +115,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "~0.05 s on chalice local) — on average about half of one poll cycle.",
         "per-run ratios: " + ", ".join(f"{r:.2f}" for r in ratios),
         BREAKDOWN_NOTE,
+        gap_note(parts),
     ]
     result.raw = {"breakdown": parts, "boatyard_s": by_times, "cli_s": raw_times, "ratios": ratios, "server_s": server, "queue_wait_s": waits}
     return result
