@@ -13,7 +13,10 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from chalicelib import aws, dynamo
+from chalicelib.errors import ServiceUnavailable
 from chalicelib.jobs import ttl_epoch
 from chalicelib.settings import Settings, get_settings
 
@@ -236,7 +239,13 @@ class LogWriter:
         delay = 0.05
         for _ in range(12):
             self.batch_calls += 1
-            answer = client.batch_write_item(RequestItems={table: pending})
+            try:
+                answer = client.batch_write_item(RequestItems={table: pending})
+            except ClientError as exc:  # botocore already retried throttling with backoff
+                code = exc.response.get("Error", {}).get("Code", "error")
+                raise ServiceUnavailable(f"could not store the build log (DynamoDB answered {code})") from exc
+            except BotoCoreError as exc:
+                raise ServiceUnavailable(f"could not store the build log (DynamoDB unreachable: {type(exc).__name__})") from exc
             self.items_written += len(pending)
             unprocessed = answer.get("UnprocessedItems", {}).get(table, [])
             self.items_written -= len(unprocessed)
@@ -245,7 +254,7 @@ class LogWriter:
             pending = unprocessed
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
-        raise RuntimeError(f"DynamoDB kept {len(pending)} log chunks unprocessed for job {self.job_id}")
+        raise ServiceUnavailable(f"could not store the build log (DynamoDB left {len(pending)} chunks unprocessed)")
 
     def start(self) -> "LogWriter":
         """Start the background timer that flushes on age."""

@@ -102,10 +102,9 @@ class LocalStack:
         if answer.returncode != 0:
             raise ServiceError(f"creating the AWS resources on moto failed:\n{answer.stderr[-3000:]}")
         self.resources = json.loads(answer.stdout.strip().splitlines()[-1])
-        chalice = str(Path(python).with_name("chalice"))
         self._start(
             "api",
-            [chalice, "local", "--host", self.config.host, "--port", str(self.config.api_port), "--stage", "local", "--no-autoreload"],
+            [python, "-m", "devstack.chalice_local", "local", "--host", self.config.host, "--port", str(self.config.api_port), "--stage", "local", "--no-autoreload"],
         )
         self._wait(self._api_answers, timeout, "API (chalice local)")
         for index in range(self.config.workers):

@@ -7,11 +7,12 @@ never called).  The context is the local sanitized tar (``custom_context``).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
 import time
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import docker
 import docker.errors
@@ -70,6 +71,9 @@ class Builder:
         self._version: str | None = None
         self._disk_lock = threading.Lock()
         self._last_disk_check = 0.0
+        self._running_since: dict[int, float] = {}  # build token -> wall-clock start, for safe pruning
+        self._running_lock = threading.Lock()
+        self._next_token = 0
 
     def client(self, control: JobControl | None = None) -> JobAPIClient:
         """A fresh client for one job (the API version is looked up once per worker)."""
@@ -102,6 +106,35 @@ class Builder:
 
     def build(self, context: BinaryIO, image: str, write: Callable[[str], None], control: JobControl) -> str:
         """Build the tar in ``context`` as ``image``; returns the image id. Docker's error → :class:`BuildFailed`."""
+        with self.running_build():
+            return self._build(context, image, write, control)
+
+    @contextlib.contextmanager
+    def running_build(self) -> Iterator[None]:
+        """Mark a build as running on this host for as long as the block lasts (see :meth:`prune_filters`)."""
+        with self._running_lock:
+            token = self._next_token
+            self._next_token += 1
+            self._running_since[token] = time.time()
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                del self._running_since[token]
+
+    def prune_filters(self) -> dict[str, Any]:
+        """Filters for pruning dangling images that leave every running build's step images alone.
+
+        A classic build's step images stay untagged ("dangling") until its last step, so
+        while builds run here only images created before the oldest of them may go.
+        """
+        with self._running_lock:
+            oldest = min(self._running_since.values(), default=None)
+        if oldest is None:
+            return {"dangling": True}
+        return {"dangling": True, "until": str(int(oldest) - 1)}
+
+    def _build(self, context: BinaryIO, image: str, write: Callable[[str], None], control: JobControl) -> str:
         api = self.client(control)
         image_id = ""
 
@@ -236,7 +269,7 @@ class Builder:
                 if used <= self.settings.disk_budget_bytes:
                     return 0
                 freed = int(api.prune_builds().get("SpaceReclaimed") or 0)
-                freed += int(api.prune_images(filters={"dangling": True}).get("SpaceReclaimed") or 0)
+                freed += int(api.prune_images(filters=self.prune_filters()).get("SpaceReclaimed") or 0)
                 log.info("docker used %d bytes (budget %d); pruned %d bytes", used, self.settings.disk_budget_bytes, freed)
                 return freed
             except docker.errors.DockerException as exc:

@@ -24,7 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import jobstore, logstore, queue, sealing
-from chalicelib.errors import BuildFailed, TransitionConflict
+from chalicelib.errors import BuildFailed, ServiceUnavailable, TransitionConflict
 from chalicelib.jobs import Job, Phase
 from chalicelib.jobstore import ClaimOutcome
 from chalicelib.queue import Delivery
@@ -70,6 +70,16 @@ class ProcessResult:
 
 def _parse_iso(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _aws_failure(exc: ClientError) -> str:
+    """A failure reason a person can act on for an AWS error that outlived the retries."""
+    error = exc.response.get("Error", {})
+    operation = getattr(exc, "operation_name", "a request")
+    return (
+        f"the build service could not complete {operation} ({error.get('Code', 'error')}); "
+        "this is on our side, not in your build: submit the build again"
+    )
 
 
 def _unseal(job: Job, sealed: str) -> Credentials:
@@ -207,6 +217,12 @@ class JobRunner:
             self._close_log(sink, writer)
             log.warning("job %s: the job changed under this worker (lease lost or cancelled); leaving it", job.job_id)
             return self._result(Outcome.LOST, job, writer)
+        except ServiceUnavailable as exc:  # the job store or log store gave up after its retries
+            log.exception("job %s: storage unavailable", job.job_id)
+            return self._fail(job, f"{exc.message}; submit the build again", delivery, sink, writer)
+        except ClientError as exc:  # an AWS service failed past botocore's retries
+            log.exception("job %s: AWS error", job.job_id)
+            return self._fail(job, _aws_failure(exc), delivery, sink, writer)
         except Exception as exc:  # a bug or an outage: never leave the job live
             log.exception("job %s: unexpected error", job.job_id)
             return self._fail(

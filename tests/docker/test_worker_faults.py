@@ -229,6 +229,27 @@ def test_disk_budget_prunes_without_touching_tagged_images(worker_env, base_imag
     assert docker_api.images(name=base_image), "the base image (tagged) survives pruning"
 
 
+def test_disk_budget_spares_the_step_images_of_a_build_still_running(worker_env, base_image, docker_api, monkeypatch):
+    """A classic build's step images are untagged until it ends: pruning after one job must not break another."""
+    from chalicelib.settings import get_settings
+    from worker.builder import Builder
+
+    import io
+    import uuid
+
+    jobkit.set_env(monkeypatch, BOATYARD_DISK_BUDGET_BYTES=1)
+    builder = Builder(get_settings())
+    with builder.running_build():  # another slot's build started before the step image below
+        time.sleep(1.1)
+        dockerfile = io.BytesIO(f"FROM {base_image}\nLABEL boatyard.test={uuid.uuid4().hex}\n".encode())
+        built = [m for m in docker_api.build(fileobj=dockerfile, rm=True, decode=True) if "aux" in m]
+        step_image = built[-1]["aux"]["ID"]
+        builder.keep_disk_budget(force=True)
+        assert step_image in docker_api.images(all=True, quiet=True), "a running build's image was pruned"
+    builder.keep_disk_budget(force=True)
+    assert step_image not in docker_api.images(all=True, quiet=True), "once no build runs, dangling images go"
+
+
 def test_password_printed_by_a_build_is_redacted(make_worker, registry, base_image, test_password):
     job_id = jobkit.submit(
         jobkit.image_for(registry.host, "leak"),
