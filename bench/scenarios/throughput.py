@@ -23,7 +23,7 @@ import time
 from bench.client import TERMINAL, BenchError, Client, Finished, parse_ts
 from bench.context import BenchContext, nonce, small_dockerfile
 from bench.report import ScenarioResult
-from bench.stats import fmt, median, percentile
+from bench.stats import fmt, percentile
 
 GOAL_IDLE_P95 = 1.0
 IDLE_GAP_SECONDS = 2.0

@@ -239,6 +239,10 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "Peak memory: VmHWM from /proc/<pid>/status of the worker process and of `chalice local` (and the "
         "largest of their children, if any), read after all runs of this scenario on a stack started for it: "
         "the peak over all runs, not a median. MB = 10^6 bytes.",
+        "POST /build with upload_id checks the upload (HEAD, then a ranged GET of its first bytes). moto answers a "
+        "ranged GET by materialising the whole object before slicing it (moto/s3/responses.py, "
+        "_handle_range_header uses len(response_content)), so that POST's time here grows with the upload size; "
+        "the same is true of the moto server's memory (its peak is listed).",
         "Queue wait of these jobs: " + ", ".join(f"{w:.2f} s" for w in waits),
     ]
     result.raw = {
