@@ -131,10 +131,18 @@ def read_logs(job_id: str, since: int = 0, max_bytes: int | None = None) -> LogP
 class LogWriter:
     """Buffers a job's log text and writes it as ordered chunks in batches.
 
-    Thread-safe: the build loop calls :meth:`write`; a timer thread (started
-    with :meth:`start`) flushes text older than ``log_flush_seconds``.  Call
-    :meth:`close` to flush everything before the job's terminal write.
+    Thread-safe.  The build loop calls :meth:`write`, which only buffers: once
+    started (:meth:`start`), a background thread writes the buffer when it
+    holds ``log_flush_bytes`` or its oldest text is ``log_flush_seconds`` old,
+    so the build's output is never held up by a DynamoDB round trip.  ``write``
+    waits only when more than ``MAX_PENDING_BYTES`` are waiting (backpressure).
+    One writer at a time takes the buffer and numbers its chunks, so chunks are
+    stored in the order the text came.  A write that failed is raised by the
+    next :meth:`write`, :meth:`flush` or :meth:`close`.  Call :meth:`close` to
+    flush everything before the job's terminal write.
     """
+
+    MAX_PENDING_BYTES = 1024 * 1024
 
     def __init__(
         self,
@@ -150,12 +158,14 @@ class LogWriter:
         self._buffer: list[str] = []
         self._buffered_bytes = 0
         self._oldest: float | None = None
-        self._written = already_written
-        self._truncated = self._written >= self.settings.log_cap_bytes
+        self._accepted = already_written  # bytes taken into the log, written or not: what the cap counts
+        self._truncated = self._accepted >= self.settings.log_cap_bytes
         self._redact = redact
-        self._lock = threading.RLock()
+        self._lock = threading.Condition(threading.RLock())  # guards the buffer
+        self._write_lock = threading.Lock()  # one writer at a time: takes the buffer, numbers, stores
         self._stop = threading.Event()
-        self._timer: threading.Thread | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         self.batch_calls = 0  # BatchWriteItem requests sent (for benchmarks)
         self.items_written = 0
         self.dropped_bytes = 0
@@ -165,29 +175,40 @@ class LogWriter:
         """True once the cap was reached."""
         return self._truncated
 
+    @property
+    def bytes_accepted(self) -> int:
+        """Bytes of log this job holds, written or buffered (what the cap counts)."""
+        return self._accepted
+
     def write(self, text: str) -> None:
-        """Add text to the log (redacted); flushes when the buffer is full."""
+        """Add text to the log (redacted); the background thread writes it out."""
         if not text:
             return
         if self._redact is not None:
             text = self._redact(text)
+        self._raise_error()
         with self._lock:
             if self._truncated:
                 self.dropped_bytes += len(text.encode("utf-8"))
                 return
             size = len(text.encode("utf-8"))
-            room = self.settings.log_cap_bytes - self._written - self._buffered_bytes
+            room = self.settings.log_cap_bytes - self._accepted
             if size > room:
                 kept = text.encode("utf-8")[: max(room, 0)].decode("utf-8", errors="ignore")
                 self.dropped_bytes += size - len(kept.encode("utf-8"))
                 self._append(kept)
                 self._append(truncation_marker(self.settings.log_cap_bytes))
                 self._truncated = True
-                self._flush_locked()
+            else:
+                self._append(text)
+            full = self._buffered_bytes >= self.settings.log_flush_bytes
+            if full and self._thread is not None:
+                self._lock.notify_all()
+                while self._buffered_bytes > self.MAX_PENDING_BYTES and self._error is None and self._thread.is_alive():
+                    self._lock.wait(0.5)
                 return
-            self._append(text)
-            if self._buffered_bytes >= self.settings.log_flush_bytes:
-                self._flush_locked()
+        if full or self._truncated:
+            self.flush()  # not started: write on the caller's thread
 
     def _append(self, text: str) -> None:
         if not text:
@@ -195,23 +216,45 @@ class LogWriter:
         if self._oldest is None:
             self._oldest = time.monotonic()
         self._buffer.append(text)
-        self._buffered_bytes += len(text.encode("utf-8"))
+        size = len(text.encode("utf-8"))
+        self._buffered_bytes += size
+        self._accepted += size
+
+    def _take(self) -> str:
+        with self._lock:
+            text = "".join(self._buffer)
+            self._buffer.clear()
+            self._buffered_bytes = 0
+            self._oldest = None
+            self._lock.notify_all()  # wake writers waiting on backpressure
+            return text
+
+    def _due(self) -> bool:
+        with self._lock:
+            if self._buffered_bytes >= self.settings.log_flush_bytes:
+                return True
+            return self._oldest is not None and time.monotonic() - self._oldest >= self.settings.log_flush_seconds
 
     def flush(self) -> None:
-        """Write out everything buffered."""
-        with self._lock:
-            self._flush_locked()
+        """Write out everything buffered, on this thread; raises a failure of an earlier write."""
+        self._raise_error()
+        with self._write_lock:
+            self._store(self._take())
 
     def flush_if_due(self) -> None:
-        """Write out the buffer if its oldest text is older than the flush interval."""
-        with self._lock:
-            if self._oldest is not None and time.monotonic() - self._oldest >= self.settings.log_flush_seconds:
-                self._flush_locked()
+        """Write out the buffer if it is full or its oldest text is older than the flush interval."""
+        if self._due():
+            with self._write_lock:
+                if self._due():
+                    self._store(self._take())
 
-    def _flush_locked(self) -> None:
-        if not self._buffer:
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _store(self, text: str) -> None:
+        if not text:
             return
-        text = "".join(self._buffer)
         expires = ttl_epoch(self.settings.job_ttl_days)
         items = []
         for piece in split_utf8(text, self.settings.log_chunk_bytes):
@@ -227,10 +270,6 @@ class LogWriter:
             )
         for start in range(0, len(items), MAX_BATCH):
             self._batch_write(items[start : start + MAX_BATCH])
-        self._written += self._buffered_bytes
-        self._buffer.clear()
-        self._buffered_bytes = 0
-        self._oldest = None
 
     def _batch_write(self, requests: list[dict]) -> None:
         client = aws.client("dynamodb")
@@ -246,9 +285,8 @@ class LogWriter:
                 raise ServiceUnavailable(f"could not store the build log (DynamoDB answered {code})") from exc
             except BotoCoreError as exc:
                 raise ServiceUnavailable(f"could not store the build log (DynamoDB unreachable: {type(exc).__name__})") from exc
-            self.items_written += len(pending)
             unprocessed = answer.get("UnprocessedItems", {}).get(table, [])
-            self.items_written -= len(unprocessed)
+            self.items_written += len(pending) - len(unprocessed)
             if not unprocessed:
                 return
             pending = unprocessed
@@ -257,25 +295,35 @@ class LogWriter:
         raise ServiceUnavailable(f"could not store the build log (DynamoDB left {len(pending)} chunks unprocessed)")
 
     def start(self) -> "LogWriter":
-        """Start the background timer that flushes on age."""
-        if self._timer is None:
-            self._timer = threading.Thread(target=self._run_timer, name=f"logflush-{self.job_id[:8]}", daemon=True)
-            self._timer.start()
+        """Start the background thread that writes full or old buffers."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name=f"logflush-{self.job_id[:8]}", daemon=True)
+            self._thread.start()
         return self
 
-    def _run_timer(self) -> None:
-        interval = max(self.settings.log_flush_seconds / 4, 0.05)
-        while not self._stop.wait(interval):
+    def _run(self) -> None:
+        tick = max(min(self.settings.log_flush_seconds / 4, 0.25), 0.01)
+        while not self._stop.is_set():
+            with self._lock:
+                if not self._due():
+                    self._lock.wait(tick)
+            if self._stop.is_set():
+                return
             try:
                 self.flush_if_due()
-            except Exception:  # the final flush in close() reports failures
-                pass
+            except BaseException as exc:  # kept for the build loop's next write, flush or close
+                self._error = exc
+                with self._lock:
+                    self._lock.notify_all()
+                return
 
     def close(self) -> None:
-        """Stop the timer and flush what is left."""
+        """Stop the background thread and write what is left; raises a failed write."""
         self._stop.set()
-        if self._timer is not None:
-            self._timer.join(timeout=5)
+        with self._lock:
+            self._lock.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
         self.flush()
 
     def __enter__(self) -> "LogWriter":

@@ -244,7 +244,7 @@ class JobRunner:
             outcome,
             job.job_id,
             log_batch_calls=writer.batch_calls if writer else 0,
-            log_bytes=writer._written if writer else 0,  # noqa: SLF001 (figures for benchmarks)
+            log_bytes=writer.bytes_accepted if writer else 0,  # figures for benchmarks
             **kw,
         )
 

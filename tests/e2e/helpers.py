@@ -42,10 +42,12 @@ def pull_and_run(docker_host: str, registry, image: str, command: list[str] | No
     import docker
 
     client = docker.DockerClient(base_url=docker_host)
-    try:
-        client.images.remove(image, force=True)
-    except docker.errors.ImageNotFound:
-        pass
+    # The worker removes the pushed tag from its host right after it writes Finished, and this
+    # host is that host: wait for it, so the copy pulled below is not removed under the test.
+    deadline = time.monotonic() + 30
+    while client.api.images(name=image, quiet=True) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not client.api.images(name=image, quiet=True), f"the worker left {image} on the build host"
     repository, tag = image.rsplit(":", 1)
     client.api.pull(repository, tag=tag, auth_config=registry.auth_config)
     try:
