@@ -261,9 +261,9 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "per-run ratios: " + ", ".join(f"{r:.2f}" for r in ratios),
         BREAKDOWN_NOTE,
         gap_note(parts),
-        "Code fact relevant to the gap: LogWriter.write flushes inline, on the thread that reads Docker's build "
-        "stream, once 16 KiB are buffered (chalicelib/logstore.py, write → _flush_locked → BatchWriteItem), so "
-        "each BatchWriteItem round trip (counted above) pauses the reading of the build output.",
+        "How the worker writes the log: LogWriter.write only buffers; a background writer stores the buffer "
+        "once it holds 16 KiB or its oldest text is 1 s old (chalicelib/logstore.py), so reading the build's "
+        "output does not wait for BatchWriteItem round trips (unless more than 1 MiB is pending).",
     ]
     result.raw = {
         "breakdown": parts, "boatyard_s": by_times, "cli_s": raw_times, "ratios": ratios, "batch_requests": batch_requests,
