@@ -67,7 +67,7 @@ def _parse_multipart(body: bytes, content_type: str, settings: Settings) -> Pars
         found[part.name] = part
     for name in ("Json", "TarFile"):
         if name not in found:
-            raise InvalidRequest(f"part is missing; a multipart build has the parts TarFile and Json", field=name)
+            raise InvalidRequest("part is missing; a multipart build has the parts TarFile and Json", field=name)
     fields = parse_json(found["Json"].data, field="Json")
     if not isinstance(fields, dict):
         raise InvalidRequest("must be a JSON object with the build fields", field="Json")

@@ -10,7 +10,6 @@ import dataclasses
 import json
 import re
 import urllib.parse
-import uuid
 from typing import Any, Mapping
 
 from chalicelib import patterns

@@ -6,9 +6,7 @@ import logging
 import uuid
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib import archives, contexts, jobstore, queue, sealing
 from chalicelib.jobs import Phase, SourceKind
 from tests.aws.api_helpers import (
@@ -23,12 +21,6 @@ from tests.aws.api_helpers import (
 )
 
 IMAGE = "registry.example.com:5000/team/image:1.0"
-
-
-@pytest.fixture
-def client(aws_env):
-    with Client(app) as test_client:
-        yield test_client
 
 
 @pytest.fixture

@@ -4,24 +4,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib import jobstore
 from chalicelib.errors import TransitionConflict
 from chalicelib.jobs import Phase
-from tests.aws.api_helpers import answer, post_json
-
-
-@pytest.fixture
-def client(aws_env):
-    with Client(app) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def job_id(client) -> str:
-    return answer(post_json(client, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}))["JobIdentifier"]
+from tests.aws.api_helpers import answer
 
 
 def test_cancel_a_queued_job(client, job_id):

@@ -4,20 +4,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib.settings import get_settings
 from tests.aws.api_helpers import answer, assert_no_leak, make_tar, post_json, post_multipart, stored_text_everywhere
 
 OK = {"image_name": "user/image", "dockerfile": "FROM busybox\n"}
 ARCHIVE = make_tar({"Dockerfile": "FROM busybox\n"})
-
-
-@pytest.fixture
-def client(aws_env):
-    with Client(app) as test_client:
-        yield test_client
 
 
 def _error(response, status: int, code: str, *words: str) -> str:

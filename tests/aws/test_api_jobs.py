@@ -4,25 +4,11 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from chalicelib import jobstore, logstore
 from chalicelib.jobs import Phase
 from chalicelib.settings import get_settings
-from tests.aws.api_helpers import answer, post_json
-
-
-@pytest.fixture
-def client(aws_env):
-    with Client(app) as test_client:
-        yield test_client
-
-
-@pytest.fixture
-def job_id(client) -> str:
-    response = post_json(client, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"})
-    return answer(response)["JobIdentifier"]
+from tests.aws.api_helpers import answer
 
 
 def _write(job_id: str, *texts: str) -> None:

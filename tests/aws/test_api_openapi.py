@@ -5,9 +5,7 @@ import uuid
 
 import pytest
 import yaml
-from chalice.test import Client
 
-from app import app
 from chalicelib import jobstore, logstore
 from chalicelib.jobs import Phase
 from tests.aws.api_helpers import answer, post_json
@@ -17,12 +15,6 @@ from tests.unit.test_openapi import DOC_PATH, schema_validator
 @pytest.fixture(scope="module")
 def doc():
     return yaml.safe_load(DOC_PATH.read_text())
-
-
-@pytest.fixture
-def client(aws_env):
-    with Client(app) as test_client:
-        yield test_client
 
 
 def _documented(doc, path: str, method: str, status: int) -> str:

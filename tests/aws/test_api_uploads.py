@@ -5,20 +5,11 @@ import base64
 import json
 import uuid
 
-import pytest
 import requests
-from chalice.test import Client
 
-from app import app
 from chalicelib import contexts, jobstore
 from chalicelib.settings import get_settings
 from tests.aws.api_helpers import answer, make_tar, post_json, read_object
-
-
-@pytest.fixture
-def client(aws_env):
-    with Client(app) as test_client:
-        yield test_client
 
 
 def test_upload_answer_shape(client):
