@@ -55,6 +55,14 @@ def _error_of(message: dict[str, Any]) -> str | None:
     return None
 
 
+def _fail_on_error(message: dict[str, Any], write: Callable[[str], None]) -> None:
+    """If a build or push stream message is Docker's error, write it to the log and fail the job with it."""
+    error = _error_of(message)
+    if error is not None:
+        write(error + "\n")
+        raise BuildFailed(error)
+
+
 def _status_line(message: dict[str, Any]) -> str | None:
     """A pull/push status message as one log line; progress-bar updates are skipped."""
     status = message.get("status")
@@ -140,10 +148,7 @@ class Builder:
 
         def on_message(message: dict[str, Any]) -> None:
             nonlocal image_id
-            error = _error_of(message)
-            if error is not None:
-                write(error + "\n")
-                raise BuildFailed(error)
+            _fail_on_error(message, write)
             text = message.get("stream")
             if text:
                 write(text)
@@ -198,10 +203,7 @@ class Builder:
 
         def on_message(message: dict[str, Any]) -> None:
             nonlocal digest
-            error = _error_of(message)
-            if error is not None:
-                write(error + "\n")
-                raise BuildFailed(error)
+            _fail_on_error(message, write)
             line = _status_line(message)
             if line:
                 write(line + "\n")
