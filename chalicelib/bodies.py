@@ -41,7 +41,12 @@ def check_declared_length(headers: Mapping[str, str], settings: Settings) -> Non
 def media_type(headers: Mapping[str, str]) -> str:
     """The lowercased media type of the request (``application/json`` when no Content-Type is sent)."""
     value = headers.get("content-type") or JSON
-    return value.split(";", 1)[0].strip().lower()
+    return value.split(";", 1)[0].strip().lower() or JSON
+
+
+def declares_json(kind: str) -> bool:
+    """Whether a media type says JSON (``application/json`` or a ``+json`` suffix type)."""
+    return kind == JSON or kind.endswith("+json")
 
 
 def parse_json(data: bytes, field: str | None = None) -> Any:
@@ -80,15 +85,33 @@ def _parse_multipart(body: bytes, content_type: str, settings: Settings) -> Pars
     return ParsedBuild(request, archive)
 
 
+def _parse_json_body(raw: bytes, kind: str) -> Any:
+    """The JSON document of a non-multipart body, whatever its Content-Type (the seed's relaxed mode).
+
+    Clients of the seed send JSON as ``application/x-www-form-urlencoded`` (``curl -d``, jQuery's
+    default), ``text/plain`` or with no Content-Type; all of them are read as JSON.  A body that
+    declared JSON and is not gets a 400 with the syntax error; a body of another type that is
+    not JSON either is neither of the two accepted formats: 415.
+    """
+    try:
+        return parse_json(raw)
+    except InvalidRequest:
+        if declares_json(kind):
+            raise
+        raise UnsupportedMediaType(
+            f"the body (Content-Type {kind[:100]!r}) is neither JSON nor multipart/form-data; send the build "
+            "fields as a JSON object (as application/json, or any type but multipart) or multipart/form-data "
+            "(parts TarFile and Json)"
+        ) from None
+
+
 def parse_build_body(headers: Mapping[str, str], body: bytes | str | None, settings: Settings) -> ParsedBuild:
-    """Validate the whole build request: size (413), content type (415), syntax and fields (400)."""
+    """Validate the whole build request: size (413), format (415: neither JSON nor multipart), fields (400).
+
+    Any body that is not ``multipart/form-data`` is read as JSON whatever its Content-Type.
+    """
     check_declared_length(headers, settings)
     kind = media_type(headers)
-    if kind not in (JSON, MULTIPART):
-        raise UnsupportedMediaType(
-            f"Content-Type {kind!r} is not accepted; send application/json or multipart/form-data "
-            "(parts TarFile and Json)"
-        )
     raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
     if len(raw) > settings.max_inline_bytes:
         raise _too_large(len(raw), settings)
@@ -96,7 +119,7 @@ def parse_build_body(headers: Mapping[str, str], body: bytes | str | None, setti
         raise InvalidRequest("the request body is empty; send the build fields as a JSON object")
     if kind == MULTIPART:
         return _parse_multipart(raw, headers.get("content-type", ""), settings)
-    data = parse_json(raw)
+    data = _parse_json_body(raw, kind)
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object with the build fields")
     return ParsedBuild(validate_build(data, settings))

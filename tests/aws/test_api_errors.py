@@ -6,7 +6,16 @@ import json
 import pytest
 
 from chalicelib.settings import get_settings
-from tests.aws.api_helpers import answer, assert_no_leak, make_tar, post_json, post_multipart, stored_text_everywhere
+from tests.aws.api_helpers import (
+    answer,
+    assert_no_leak,
+    job_item,
+    make_tar,
+    post_json,
+    post_multipart,
+    queue_bodies,
+    stored_text_everywhere,
+)
 
 OK = {"image_name": "user/image", "dockerfile": "FROM busybox\n"}
 ARCHIVE = make_tar({"Dockerfile": "FROM busybox\n"})
@@ -100,11 +109,53 @@ def test_empty_body_is_400(client, raw):
     _error(post_json(client, raw), 400, "InvalidRequest", "empty")
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
-def test_wrong_content_type_is_415(client, content_type):
-    response = client.http.post("/api/v1/build", headers={"Content-Type": content_type}, body=json.dumps(OK))
-    _error(response, 415, "UnsupportedMediaType", "application/json", "multipart/form-data")
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Content-Type": "application/x-www-form-urlencoded"},  # curl -d without -H
+        {"Content-Type": "application/x-www-form-urlencoded; charset=UTF-8"},  # jQuery $.ajax's default
+        {"Content-Type": "text/plain;charset=UTF-8"},  # fetch() with a string body
+        {"Content-Type": "application/xml"},
+        {"Content-Type": ""},
+        {},  # no Content-Type at all
+    ],
+    ids=["form", "jquery", "text", "xml", "empty-type", "no-type"],
+)
+def test_json_body_is_accepted_whatever_the_content_type(client, headers):
+    """The seed's relaxed mode: any non-multipart body is read as JSON."""
+    response = client.http.post("/api/v1/build", headers=headers, body=json.dumps(OK))
+    assert response.status_code == 202, response.body
+    job_id = json.loads(response.body)["JobIdentifier"]
+    assert job_item(job_id)["image_name"]["S"] == OK["image_name"]
+    assert len(queue_bodies()) == 1
+
+
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("text/plain", b"build me an image"),
+        ("application/x-www-form-urlencoded", b"image_name=user%2Fimage&dockerfile=FROM+busybox"),
+        ("application/xml", b"<build><image_name>u/i</image_name></build>"),
+        ("application/octet-stream", b"\x1f\x8b\x08\x00binary"),
+    ],
+)
+def test_body_neither_json_nor_multipart_is_415(client, content_type, body):
+    response = client.http.post("/api/v1/build", headers={"Content-Type": content_type}, body=body)
+    _error(response, 415, "UnsupportedMediaType", "JSON", "multipart/form-data")
     _nothing_stored()
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "application/vnd.api+json", None])
+def test_body_that_declares_json_and_is_not_is_400(client, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.http.post("/api/v1/build", headers=headers, body=b'{"image_name": ')
+    _error(response, 400, "InvalidRequest", "not valid JSON")
+    _nothing_stored()
+
+
+def test_non_object_json_with_another_type_is_400(client):
+    response = client.http.post("/api/v1/build", headers={"Content-Type": "text/plain"}, body=b"[1, 2]")
+    _error(response, 400, "InvalidRequest", "JSON object")
 
 
 def test_dockerfile_over_the_limit_is_413_naming_dockerfile(client):

@@ -176,16 +176,18 @@ def corpus() -> list[Case]:
     add(_json_case("username with a newline", 400, _build(dockerfile=GOOD_DOCKERFILE, username="bob\nadmin")))
     # --- content types -----------------------------------------------------------------------
     good = json.dumps(_build(dockerfile=GOOD_DOCKERFILE))
-    for content_type in (
-        "text/plain",
-        "application/xml",
-        "application/x-www-form-urlencoded",
-        "application/x-gzip",
-        "application/octet-stream",
-        "application/json-patch+json",
-        "image/png",
+    # any non-multipart body is read as JSON (the seed's relaxed mode): 415 only for a body that is not JSON
+    for content_type, body in (
+        ("text/plain", b"image_name: user/image"),
+        ("application/xml", b"<build><image_name>user/image</image_name></build>"),
+        ("application/x-www-form-urlencoded", b"image_name=user%2Fimage&dockerfile=FROM+busybox"),
+        ("application/x-gzip", GOOD_TAR),
+        ("application/octet-stream", b"\x00\x01\x02 not json"),
+        ("image/png", b"\x89PNG\r\n\x1a\n"),
     ):
-        add(Case(f"Content-Type {content_type}", 415, headers={"Content-Type": content_type}, body=good))
+        add(Case(f"Content-Type {content_type}", 415, headers={"Content-Type": content_type}, body=body))
+    add(Case("Content-Type +json with a broken body", 400, headers={"Content-Type": "application/json-patch+json"},
+             body=b'[{"op": '))
     # --- multipart ---------------------------------------------------------------------------
     add(Case("multipart without boundary", 400, headers={"Content-Type": "multipart/form-data"}, body=b"--x\r\n\r\n--x--\r\n"))
     headers, body = _multipart([("Json", _json_part(_build())), ("TarFile", _tar_part(GOOD_TAR))], boundary="realboundary")
