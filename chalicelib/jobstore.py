@@ -129,7 +129,10 @@ def claim(job_id: str, worker_id: str, lease_seconds: float, max_attempts: int) 
         return ClaimResult(ClaimOutcome.MISSING, None)
     if job.phase.is_terminal:
         return ClaimResult(ClaimOutcome.TERMINAL, job)
-    if job.lease_expires >= now:
+    # The condition compares whole seconds: a lease that ends in this very second is
+    # still held, and a job with attempts left that failed the condition anyway (a
+    # concurrent claim or renewal) is busy, never exhausted.
+    if job.lease_expires >= int(now) or job.attempt < max_attempts:
         return ClaimResult(ClaimOutcome.BUSY, job)
     # live, lease free, but no attempts left: the last worker died.
     reason = (

@@ -116,3 +116,23 @@ def test_sealed_credentials_round_trip_and_hide_password(aws_env, test_password)
     assert sealing.unseal("job-1", sealed) == creds
     with pytest.raises(Exception):
         sealing.unseal("job-2", sealed)  # bound to its job by the encryption context
+
+
+def test_a_lease_ending_in_the_claims_own_second_is_busy_not_exhausted(aws_env, monkeypatch):
+    """A redelivery that arrives in the second the dead worker's lease ends must not fail the job.
+
+    The claim's condition compares whole seconds (``lease_expires < int(now)``); before the fix the
+    fallback compared with the fractional ``now`` and read "lease free, no attempts left" for a job
+    on attempt 1 of 3, failing it as exhausted (seen as a random failure of the SIGKILL fault test).
+    """
+    job = _new_job()
+    assert jobstore.claim(job.job_id, "w1", 60, 3).outcome == ClaimOutcome.CLAIMED
+    lease_end = jobstore.get_job(job.job_id).lease_expires
+    clock = iter([lease_end + 0.9])  # the claim's own reading; later readings are a second on
+    monkeypatch.setattr(jobstore.time, "time", lambda: next(clock, lease_end + 1.1))
+    second = jobstore.claim(job.job_id, "w2", 60, 3)
+    assert second.outcome == ClaimOutcome.BUSY
+    assert jobstore.get_job(job.job_id).phase == Phase.FETCHING
+    monkeypatch.setattr(jobstore.time, "time", lambda: lease_end + 1.5)
+    third = jobstore.claim(job.job_id, "w2", 60, 3)
+    assert third.outcome == ClaimOutcome.CLAIMED and third.job.attempt == 2
