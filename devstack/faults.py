@@ -455,7 +455,7 @@ class OwnRegistry:
         return self.registry
 
     def _pid(self) -> int | None:
-        pidfile = STATE_DIR / f"registry-{self.port}" / "pid"
+        pidfile = services.registry_state_dir(self.port) / "pid"
         try:
             return int(pidfile.read_text().strip())
         except (OSError, ValueError):
@@ -476,7 +476,7 @@ class OwnRegistry:
                 os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(pid, os.WNOHANG)
-        (STATE_DIR / f"registry-{self.port}" / "pid").unlink(missing_ok=True)
+        (services.registry_state_dir(self.port) / "pid").unlink(missing_ok=True)
 
 
 # --- AWS faults ------------------------------------------------------------------------------

@@ -29,6 +29,12 @@ from typing import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("BOATYARD_DEV_DIR", REPO_ROOT / "var"))
+# A registry's port is one per machine, so its state (password, htpasswd, data, log) is too:
+# every checkout on the machine finds the same password for the registry already running.
+REGISTRY_ROOT = Path(
+    os.environ.get("BOATYARD_REGISTRY_DIR")
+    or (STATE_DIR if "BOATYARD_DEV_DIR" in os.environ else Path.home() / ".local" / "state" / "boatyard")
+)
 DOCKER_SOCK = "/var/run/docker.sock"
 BASE_REPOSITORY = "boatyard/busybox"
 
@@ -38,9 +44,10 @@ class ServiceError(RuntimeError):
 
 
 @contextlib.contextmanager
-def _locked(name: str) -> Iterator[None]:
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(STATE_DIR / f"{name}.lock", "w") as handle:
+def _locked(name: str, root: Path | None = None) -> Iterator[None]:
+    root = root or STATE_DIR
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f"{name}.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -148,6 +155,11 @@ class Registry:
             return err.code, err.read()
 
 
+def registry_state_dir(port: int) -> Path:
+    """Where the registry on 127.0.0.1:``port`` keeps its password, htpasswd, data, log and pid."""
+    return REGISTRY_ROOT / f"registry-{port}"
+
+
 def _registry_answers(registry: Registry) -> int | None:
     try:
         return registry.get("/v2/")[0]
@@ -162,11 +174,11 @@ def ensure_registry(
 
     Credentials come from the arguments, else ``BOATYARD_REGISTRY_USER`` /
     ``BOATYARD_REGISTRY_PASSWORD``, else a user ``boatyard`` with a password
-    generated once and kept in ``var/registry/password``.
+    generated once and kept in ``registry_state_dir(port) / "password"``.
     """
     port = port or int(os.environ.get("BOATYARD_REGISTRY_PORT", "5000"))
-    state = STATE_DIR / f"registry-{port}"
-    with _locked(f"registry-{port}"):
+    state = registry_state_dir(port)
+    with _locked(f"registry-{port}", REGISTRY_ROOT):
         state.mkdir(parents=True, exist_ok=True)
         username = username or os.environ.get("BOATYARD_REGISTRY_USER") or "boatyard"
         password_file = state / "password"

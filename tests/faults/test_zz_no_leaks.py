@@ -14,7 +14,7 @@ import pytest
 import requests
 
 from devstack import faults
-from devstack.services import STATE_DIR
+from devstack.services import REGISTRY_ROOT, STATE_DIR
 from tests.conftest import TEST_PASSWORD, TEST_REGISTRY_USER
 from tests.faults.conftest import SESSION_STARTED
 from tests.faults.helpers import credentials, logs, submit, wait_terminal
@@ -62,14 +62,14 @@ def test_no_leak_anywhere(local_stack, docker_host, registry, base_image):
     findings += [f"{entry['where']}: {f}" for entry in recorded for f in entry["findings"]]
     # worker, API and moto output of every stack; the services' own logs
     log_files = sorted((STATE_DIR / "logs").glob("*.log")) + sorted(STATE_DIR.glob("*.log"))
-    log_files += sorted(STATE_DIR.glob("registry-*/registry.log")) + [STATE_DIR / "faults-dockerd" / "dockerd.log"]
+    log_files += sorted(REGISTRY_ROOT.glob("registry-*/registry.log")) + [STATE_DIR / "faults-dockerd" / "dockerd.log"]
     findings += faults.scan_files(log_files, TEST_PASSWORD)
     # the Docker daemon: info, images under 127.0.0.1:* (history, labels, env), containers
     findings += faults.scan_docker(docker_host, TEST_PASSWORD)
     findings += faults.scan_registry_auths(TEST_PASSWORD, TEST_REGISTRY_USER)
     findings += faults.scan_files(faults.docker_client_config_files(), TEST_PASSWORD)
     # the registries' stored manifests, image configs and layers
-    registry_data = sorted(STATE_DIR.glob("registry-*/data"))
+    registry_data = sorted(REGISTRY_ROOT.glob("registry-*/data"))
     findings += faults.scan_files(registry_data, TEST_PASSWORD)
     scanned_logs = sum(1 for p in log_files if p.exists())
     line = faults.report(
