@@ -18,6 +18,9 @@ import dataclasses
 import re
 
 NAME_TOTAL_LENGTH_MAX = 255
+RESERVED_REGISTRY = "boatyard.invalid"
+"""The registry part of the local tags the worker builds jobs to (``.invalid`` is reserved by
+RFC 2606, so no real registry has it); a job may not push to it, so no user name equals one."""
 
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
@@ -46,6 +49,11 @@ class ImageReference:
 
     def __str__(self) -> str:
         return f"{self.name}:{self.tag}" if self.tag else self.name
+
+
+def is_reserved(domain: str) -> bool:
+    """True for the build service's own registry name (any letter case, with or without a port)."""
+    return domain.lower().partition(":")[0] == RESERVED_REGISTRY
 
 
 def _is_domain(component: str) -> bool:
@@ -81,6 +89,8 @@ def parse_reference(text: str) -> ImageReference:
         domain = components.pop(0)
         if not _DOMAIN_RE.fullmatch(domain):
             raise InvalidReference(f"the registry {domain!r} is not a valid host[:port]")
+        if is_reserved(domain):
+            raise InvalidReference(f"the registry {domain!r} is reserved for the build service's own use")
     for component in components:
         if _PATH_COMPONENT_RE.fullmatch(component):
             continue

@@ -89,6 +89,8 @@ class Settings:
     ui_dir: str = ""
     # worker: network mode for RUN steps ("" = the daemon's default bridge; "none" or "host" where no bridge exists)
     build_network: str = ""
+    # worker: where per-image-name lock files live; every worker process sharing a Docker daemon must use the same one
+    image_lock_dir: str = "/tmp/boatyard-image-locks"
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -133,6 +135,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         serve_ui=_bool(env, "BOATYARD_SERVE_UI", False),
         ui_dir=env.get("BOATYARD_UI_DIR") or _DEFAULT_UI_DIR,
         build_network=env.get("BOATYARD_BUILD_NETWORK", "").strip(),
+        image_lock_dir=env.get("BOATYARD_IMAGE_LOCK_DIR", "/tmp/boatyard-image-locks"),
     )
 
 

@@ -23,7 +23,8 @@ from chalicelib.errors import BuildFailed
 from chalicelib.sealing import Credentials
 from chalicelib.settings import Settings
 from worker.control import Aborted, JobControl
-from worker.images import ImageRef
+from worker.images import ImageRef, RegistryAuths, host_name
+from worker.targetlock import target_lock
 
 log = logging.getLogger("boatyard.worker")
 
@@ -32,12 +33,35 @@ _TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OS
 DISK_CHECK_INTERVAL_SECONDS = 60.0
 
 
-class JobAPIClient(docker.APIClient):
-    """An APIClient whose streamed responses are registered with a job's control (so they can be cut)."""
+class _JobAuthConfig(docker.auth.AuthConfig):
+    """A job's registry auths, never "empty": docker-py reloads ``~/.docker/config.json`` into an empty one."""
 
-    def __init__(self, *args: Any, control: JobControl | None = None, **kwargs: Any) -> None:
+    @property
+    def is_empty(self) -> bool:
+        return False
+
+
+class JobAPIClient(docker.APIClient):
+    """An APIClient for one job: its streams are registered with the job's control (so they can be cut),
+    and the only registry credentials it ever sends are the job's own (``registry_auths``).
+
+    docker-py's ``build()`` would otherwise send the worker user's whole Docker config
+    (``X-Registry-Config``), and ``pull``/``push`` without ``auth_config`` would read it too.
+    """
+
+    def __init__(
+        self, *args: Any, control: JobControl | None = None, registry_auths: RegistryAuths | None = None, **kwargs: Any
+    ) -> None:
         self.control = control
         super().__init__(*args, **kwargs)
+        self.registry_auths: RegistryAuths = {k: dict(v) for k, v in (registry_auths or {}).items()}
+        self._auth_configs = _JobAuthConfig({"auths": self.registry_auths})
+
+    def reload_config(self, dockercfg_path: str | None = None) -> None:
+        """Never read the worker's Docker config."""
+
+    def _set_auth_headers(self, headers: dict[str, str]) -> None:
+        headers["X-Registry-Config"] = docker.auth.encode_header(self.registry_auths).decode("ascii")
 
     def _stream_helper(self, response: Any, decode: bool = False) -> Any:
         if self.control is not None:
@@ -83,13 +107,14 @@ class Builder:
         self._running_lock = threading.Lock()
         self._next_token = 0
 
-    def client(self, control: JobControl | None = None) -> JobAPIClient:
-        """A fresh client for one job (the API version is looked up once per worker)."""
+    def client(self, control: JobControl | None = None, registry_auths: RegistryAuths | None = None) -> JobAPIClient:
+        """A fresh client for one job (the API version is looked up once per worker); it sends only ``registry_auths``."""
         api = JobAPIClient(
             base_url=self.settings.docker_host,
             version=self._version or "auto",
             timeout=self.settings.build_timeout_seconds + 60,  # the watchdog, not the socket, ends slow builds
             control=control,
+            registry_auths=registry_auths,
         )
         self._version = api.api_version
         return api
@@ -112,10 +137,21 @@ class Builder:
             raise BuildFailed(f"lost the connection to the Docker daemon ({type(exc).__name__})") from None
         control.check()
 
-    def build(self, context: BinaryIO, image: str, write: Callable[[str], None], control: JobControl) -> str:
-        """Build the tar in ``context`` as ``image``; returns the image id. Docker's error → :class:`BuildFailed`."""
+    def build(
+        self,
+        context: BinaryIO,
+        image: str,
+        write: Callable[[str], None],
+        control: JobControl,
+        registry_auths: RegistryAuths | None = None,
+    ) -> str:
+        """Build the tar in ``context`` as ``image`` (the job's private tag); returns the image id.
+
+        Bases are pulled fresh (``pull``) with ``registry_auths`` only, so a stale or shadowed
+        local copy of a base is never used.  Docker's error → :class:`BuildFailed`.
+        """
         with self.running_build():
-            return self._build(context, image, write, control)
+            return self._build(context, image, write, control, registry_auths or {})
 
     @contextlib.contextmanager
     def running_build(self) -> Iterator[None]:
@@ -142,8 +178,10 @@ class Builder:
             return {"dangling": True}
         return {"dangling": True, "until": str(int(oldest) - 1)}
 
-    def _build(self, context: BinaryIO, image: str, write: Callable[[str], None], control: JobControl) -> str:
-        api = self.client(control)
+    def _build(
+        self, context: BinaryIO, image: str, write: Callable[[str], None], control: JobControl, registry_auths: RegistryAuths
+    ) -> str:
+        api = self.client(control, registry_auths)
         image_id = ""
 
         def on_message(message: dict[str, Any]) -> None:
@@ -169,7 +207,7 @@ class Builder:
                 decode=True,
                 rm=True,
                 forcerm=True,
-                pull=False,
+                pull=True,
                 timeout=self.settings.build_timeout_seconds + 60,
                 use_config_proxy=False,
                 network_mode=self.settings.build_network or None,
@@ -193,9 +231,69 @@ class Builder:
             raise BuildFailed("the Docker daemon finished the build without producing an image")
         return image_id
 
-    def push(self, ref: ImageRef, credentials: Credentials, write: Callable[[str], None], control: JobControl) -> str:
-        """Push ``ref`` with the job's own credentials; returns the pushed digest."""
-        api = self.client(control)
+    def publish(
+        self, image_id: str, ref: ImageRef, credentials: Credentials, write: Callable[[str], None], control: JobControl
+    ) -> str:
+        """Push the built image ``image_id`` as ``ref`` with the job's own credentials; returns the pushed digest.
+
+        The user's name exists on the host only inside the per-name lock: tag → check it is
+        ``image_id`` → push → check the daemon records the pushed digest for ``image_id`` →
+        put the name back as it was (another image's tag is restored, ours removed).
+        """
+        name = host_name(ref)
+        with target_lock(name, self.settings.image_lock_dir, control):
+            api = self.client(control)
+            try:
+                previous = self._image_id(api, ref.reference)
+                api.tag(image_id, ref.repository, ref.tag, force=True)
+                try:
+                    if self._image_id(api, ref.reference) != image_id:
+                        raise BuildFailed(f"{ref.reference} changed on the build host before the push; submit the build again")
+                    digest = self._push(api, ref, credentials, write, control)
+                    found = self._inspect(api, ref.reference)
+                    pushed = any(str(d).endswith("@" + digest) for d in found.get("RepoDigests") or [])
+                    if found.get("Id") != image_id or not pushed:
+                        raise BuildFailed(f"the registry's digest for {ref.reference} is not the image this job built")
+                    return digest
+                finally:
+                    self._restore_name(api, ref, image_id, previous)
+            except docker.errors.APIError as exc:  # tag or inspect refused by the daemon
+                control.check()
+                raise BuildFailed(str(exc.explanation or exc).strip()) from None
+            finally:
+                api.close()
+
+    @staticmethod
+    def _inspect(api: JobAPIClient, name: str) -> dict[str, Any]:
+        try:
+            return dict(api.inspect_image(name))
+        except docker.errors.NotFound:
+            return {}
+
+    def _image_id(self, api: JobAPIClient, name: str) -> str | None:
+        return self._inspect(api, name).get("Id")
+
+    def _restore_name(self, api: JobAPIClient, ref: ImageRef, image_id: str, previous: str | None) -> None:
+        """After a push: the user's name goes back to the image it named before (if any), else it is removed."""
+        if previous == image_id:
+            return
+        if previous:
+            try:
+                api.tag(previous, ref.repository, ref.tag, force=True)
+                return
+            except docker.errors.APIError:  # the old image is gone meanwhile: just remove our tag
+                pass
+        try:
+            if self._image_id(api, ref.reference) == image_id:
+                api.remove_image(ref.reference, noprune=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            log.warning("could not remove the tag %s from the host: %s", ref.reference, exc.explanation)
+
+    def _push(
+        self, api: JobAPIClient, ref: ImageRef, credentials: Credentials, write: Callable[[str], None], control: JobControl
+    ) -> str:
         auth: dict[str, str] = {}
         if credentials.present:
             auth = {"username": credentials.username, "password": credentials.password, "serveraddress": ref.auth_server}
@@ -219,17 +317,19 @@ class Builder:
             message = str(exc.explanation or exc).strip()
             write(message + "\n")
             raise BuildFailed(message) from None
-        finally:
-            api.close()
         if not digest:
             raise BuildFailed("the registry did not report a digest for the pushed image")
         return digest
 
     def remove_image(self, image: str) -> None:
-        """Remove a tag from the host (and its untagged parents), as the original did; errors are logged."""
+        """Remove a job's tag from the host; errors are logged.
+
+        Never its untagged parents (``noprune``): a concurrent build may be using them as
+        cache.  Dangling images go with the disk-budget pruning, which spares running builds.
+        """
         api = self.client()
         try:
-            api.remove_image(image, noprune=False)
+            api.remove_image(image, noprune=True)
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:

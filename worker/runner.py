@@ -33,7 +33,7 @@ from chalicelib.settings import Settings
 from worker.builder import Builder
 from worker.control import AbortKind, Aborted, JobControl, Watchdog
 from worker.heartbeat import Heartbeat
-from worker.images import parse_image
+from worker.images import is_private, parse_image, private_tag, registry_auths
 from worker.redact import SECRETS, RedactingSink, Redactor
 from worker.sources import describe_source, fetch_context
 
@@ -188,6 +188,9 @@ class JobRunner:
                 ref = parse_image(job.image_name)
             except ValueError:
                 raise BuildFailed(f"{job.image_name!r} is not a valid image name") from None
+            if is_private(ref.registry):
+                raise BuildFailed(f"{job.image_name!r} is in a namespace reserved for the build service")
+            auths = registry_auths(ref, credentials.username, credentials.password)
             os.makedirs(settings.work_dir, exist_ok=True)
             with tempfile.TemporaryFile(dir=settings.work_dir, prefix=f"ctx-{job.job_id[:8]}-") as context:
                 sink.line(f"[boatyard] fetching the build context from {describe_source(job)}")
@@ -198,11 +201,11 @@ class JobRunner:
                 jobstore.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
                 used_docker = True
                 with Watchdog(control, settings.build_timeout_seconds):
-                    self.builder.build(context, ref.reference, sink.write, control)
-                    built_image = ref.reference
+                    built_image = private_tag(job.job_id, job.attempt)  # never the user's name: see Builder.publish
+                    image_id = self.builder.build(context, built_image, sink.write, control, registry_auths=auths)
                     sink.flush()
                     jobstore.transition(job.job_id, self.worker_id, Phase.BUILDING, Phase.PUSHING)
-                    digest = self.builder.push(ref, credentials, sink.write, control)
+                    digest = self.builder.publish(image_id, ref, credentials, sink.write, control)
             sink.line(f"[boatyard] pushed {ref.reference} ({digest})")
             sink.flush()
             writer.close()

@@ -227,3 +227,15 @@ def test_credentials_that_kms_cannot_seal_are_refused_up_front():
     with pytest.raises(InvalidRequest, match="too long to seal") as info:
         _build(image_name="u/i", dockerfile="FROM x", password="\U0001f600" * 1000)
     assert info.value.field == "password"
+
+
+@pytest.mark.parametrize(
+    "ref", ["boatyard.invalid/job/x:1", "BOATYARD.INVALID/job/x:1", "boatyard.invalid:5000/x", "Boatyard.Invalid/a"]
+)
+def test_the_build_services_private_namespace_is_refused(ref):
+    """The worker builds jobs to ``boatyard.invalid/job/<id>:<attempt>``: no user name may equal one."""
+    with pytest.raises(InvalidReference, match="reserved"):
+        parse_reference(ref)
+    with pytest.raises(InvalidRequest) as caught:
+        validate_build({"image_name": ref, "dockerfile": "FROM x"}, SETTINGS)
+    assert caught.value.field == "image_name"

@@ -111,3 +111,44 @@ def test_docker_hub_credentials_go_to_the_index():
 def test_malformed_image_names_are_rejected(bad):
     with pytest.raises(ValueError):
         parse_image(bad)
+
+
+def test_private_tags_are_per_attempt_and_outside_every_user_name():
+    from chalicelib.reference import InvalidReference, parse_reference
+    from worker.images import is_private, private_tag
+
+    job = "0b8c2e1a-1111-4222-8333-444455556666"
+    assert private_tag(job, 1) == f"boatyard.invalid/job/{job}:1" != private_tag(job, 2)
+    assert is_private(parse_image(private_tag(job, 1)).registry)
+    with pytest.raises(InvalidReference):
+        parse_reference(private_tag(job, 1))
+    odd = private_tag("../../Weird ID", 3)  # never trusted as a path component
+    assert odd.startswith("boatyard.invalid/job/") and ".." not in odd and " " not in odd
+
+
+@pytest.mark.parametrize(
+    "name, key",
+    [
+        ("busybox", "docker.io/library/busybox:latest"),
+        ("library/busybox", "docker.io/library/busybox:latest"),
+        ("docker.io/library/busybox:latest", "docker.io/library/busybox:latest"),
+        ("index.docker.io/library/busybox", "docker.io/library/busybox:latest"),
+        ("user/app:1", "docker.io/user/app:1"),
+        ("127.0.0.1:5000/a/b:2", "127.0.0.1:5000/a/b:2"),
+    ],
+)
+def test_one_lock_key_for_every_spelling_of_a_name(name, key):
+    from worker.images import host_name
+
+    assert host_name(parse_image(name)) == key
+
+
+def test_a_builds_registry_auths_hold_only_the_jobs_credentials():
+    from worker.images import registry_auths
+
+    hub = registry_auths(parse_image("user/app"), "me", "pw")
+    assert hub == {"https://index.docker.io/v1/": {"username": "me", "password": "pw", "serveraddress": "https://index.docker.io/v1/"}}
+    assert registry_auths(parse_image("127.0.0.1:5000/a"), "", "") == {}
+    both = registry_auths(parse_image("r.example.com/a"), "me", "pw", {"r.example.com": ("x", "y"), "ghcr.io": ("g", "h")})
+    assert both["r.example.com"]["username"] == "me", "the push registry's own credentials win"
+    assert both["ghcr.io"]["password"] == "h" and set(both) == {"r.example.com", "ghcr.io"}
