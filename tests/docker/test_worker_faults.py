@@ -72,9 +72,14 @@ def test_duplicate_delivery_builds_once(make_worker, registry, base_image, test_
     assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
 
 
-def test_build_timeout_fails_and_removes_the_container(make_worker, registry, base_image, docker_api, monkeypatch):
+def test_build_timeout_fails_and_removes_the_container(make_worker, registry, base_image, docker_api, monkeypatch, test_password):
     jobkit.set_env(monkeypatch, BOATYARD_BUILD_TIMEOUT_SECONDS=4)
-    job_id = jobkit.submit(jobkit.image_for(registry.host, "slow"), dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n")
+    job_id = jobkit.submit(
+        jobkit.image_for(registry.host, "slow"),
+        dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n",
+        username=registry.username,
+        password=test_password,  # the FROM is a private base: pulled fresh with the job's credentials
+    )
     started = time.monotonic()
     jobkit.run_until_terminal(make_worker(), job_id, timeout=90)
     assert time.monotonic() - started < 40
@@ -83,8 +88,13 @@ def test_build_timeout_fails_and_removes_the_container(make_worker, registry, ba
     _assert_containers_gone(docker_api, _build_containers(job_id))
 
 
-def test_cancelled_job_stops_its_build(make_worker, registry, base_image, docker_api):
-    job_id = jobkit.submit(jobkit.image_for(registry.host, "cancel"), dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n")
+def test_cancelled_job_stops_its_build(make_worker, registry, base_image, docker_api, test_password):
+    job_id = jobkit.submit(
+        jobkit.image_for(registry.host, "cancel"),
+        dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n",
+        username=registry.username,
+        password=test_password,  # the FROM is a private base: pulled fresh with the job's credentials
+    )
     worker = make_worker()
     [future] = worker.poll(wait_seconds=1)
     _wait_for(lambda: "sleeping" in jobkit.full_log(job_id), 60, "the build to start")
@@ -95,8 +105,13 @@ def test_cancelled_job_stops_its_build(make_worker, registry, base_image, docker
     _assert_containers_gone(docker_api, _build_containers(job_id))
 
 
-def test_shutdown_gives_a_running_job_back(make_worker, registry, base_image, docker_api):
-    job_id = jobkit.submit(jobkit.image_for(registry.host, "shutdown"), dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n")
+def test_shutdown_gives_a_running_job_back(make_worker, registry, base_image, docker_api, test_password):
+    job_id = jobkit.submit(
+        jobkit.image_for(registry.host, "shutdown"),
+        dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n",
+        username=registry.username,
+        password=test_password,  # the FROM is a private base: pulled fresh with the job's credentials
+    )
     worker = make_worker()
     [future] = worker.poll(wait_seconds=1)
     _wait_for(lambda: "sleeping" in jobkit.full_log(job_id), 60, "the build to start")
