@@ -1,0 +1,77 @@
+"""Follow a job: its log as it comes (``?since=`` cursors), then its final status and exit code."""
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Callable
+
+from boatyard.api import Client
+
+TERMINAL = ("Finished", "Failed", "Cancelled")
+POLL_SECONDS = 0.5
+# C0 controls but tab/newline, DEL and C1 controls: a build's log is written by whoever wrote the
+# Dockerfile, and escape sequences could rewrite the terminal (titles, clipboard, hidden text).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def clean(text: str) -> str:
+    """``text`` without terminal control characters (``\\r\\n`` → ``\\n``; a lone ``\\r`` → ``\\n``)."""
+    return _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+def is_terminal(status: dict[str, Any]) -> bool:
+    """Whether the job has ended (the seed's ``Status`` words)."""
+    return str(status.get("Status", "")).startswith(TERMINAL)
+
+
+def exit_code(status: dict[str, Any]) -> int:
+    """0 for Finished, 1 for Failed or Cancelled."""
+    return 0 if str(status.get("Status", "")) == "Finished" else 1
+
+
+def reason(status: dict[str, Any]) -> str:
+    """Why a job did not finish, for stderr."""
+    word = str(status.get("Status", ""))
+    if word.startswith("Failed"):
+        return clean(str(status.get("Reason") or word.partition(":")[2].strip() or "unknown error"))
+    return clean(word)
+
+
+def follow(client: Client, job_id: str, write: Callable[[str], None] | None,
+           interval: float = POLL_SECONDS, sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Print the job's log through ``write`` (None: do not fetch it) until the job ends; its last status.
+
+    Against boatyard the log is read with ``?since=`` cursors until ``Complete``; against the seed
+    (no ``Next`` in the answer) the whole log is re-read and only its new tail printed, until the
+    status is terminal.
+    """
+    cursor = "0"
+    printed = 0
+    while True:
+        if write is None:
+            status = client.status(job_id)
+            if is_terminal(status):
+                return status
+            sleep(interval)
+            continue
+        page = client.logs(job_id, cursor)
+        text = str(page.get("Logs") or "")
+        if "Next" in page:
+            if text:
+                write(clean(text))
+            cursor = str(page["Next"])
+            if page.get("Complete"):
+                return client.status(job_id)
+            if page.get("Truncated"):
+                continue  # more is waiting now: no pause
+        else:  # the seed's API: the whole log every time
+            if len(text) > printed:
+                write(clean(text[printed:]))
+                printed = len(text)
+            status = client.status(job_id)
+            if is_terminal(status):
+                tail = str(client.logs(job_id).get("Logs") or "")
+                if len(tail) > printed:
+                    write(clean(tail[printed:]))
+                return status
+        sleep(interval)
