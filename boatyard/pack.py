@@ -15,8 +15,6 @@ import tarfile
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
-from docker.utils.build import PatternMatcher
-
 DOCKERIGNORE = ".dockerignore"
 COMPRESS_LEVEL = 3  # fast; contexts are mostly source text, where 3 is close to 6 in size
 
@@ -56,6 +54,8 @@ def context_paths(root: Path, dockerfile: str = "Dockerfile", patterns: list[str
     ``.dockerignore`` themselves (as the Docker CLI's ``TrimBuildFilesFromExcludes`` does)."""
     patterns = list(read_dockerignore(root) if patterns is None else patterns)
     patterns += [f"!{dockerfile}", f"!{DOCKERIGNORE}"]
+    from docker.utils.build import PatternMatcher  # imported here: `docker` is slow to import
+
     matcher = PatternMatcher(patterns)
     return sorted(set(matcher.walk(str(root))))
 

@@ -1,10 +1,11 @@
 """The benchmark scenarios, in report order."""
 from __future__ import annotations
 
-from bench.scenarios import api, logs, small, throughput, upload
+from bench.scenarios import api, cli, logs, small, throughput, upload
 
 SCENARIOS = {
     "small": small.run,
+    "cli": cli.run,
     "logs": logs.run,
     "upload": upload.run,
     "throughput": throughput.run,

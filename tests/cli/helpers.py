@@ -108,3 +108,25 @@ KEPT_FILES = {
     "app.py", "important.log", "nested/deep.log", "buildfile.txt", "docs/README.md", "docs/sub/inner.md",
     "sub/rooted.txt", "cache/keep/c.bin", "xy.one", "c.range", ".hidden",
 }
+
+
+_PEAK_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[1:])\n"
+    "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)\n"
+    "sys.exit(code)\n"
+)
+
+
+def run_cli_peak_rss(args: list[str], env: dict[str, str], timeout: float = 900) -> tuple[subprocess.CompletedProcess, float]:
+    """Run the CLI under a tiny wrapper process and return (the run, the CLI's peak RSS in MiB).
+
+    The wrapper's ``RUSAGE_CHILDREN`` peak is the CLI's own (a child forked straight from pytest would
+    count the test process's memory too).
+    """
+    done = subprocess.run([sys.executable, "-c", _PEAK_WRAPPER, sys.executable, "-m", "boatyard", *args], env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    lines = done.stderr.splitlines()
+    peak = next(int(line.split()[1]) for line in reversed(lines) if line.startswith("PEAK_RSS_KIB "))
+    done.stderr = "\n".join(line for line in lines if not line.startswith("PEAK_RSS_KIB "))
+    return done, peak / 1024

@@ -348,6 +348,13 @@ def test_follow_against_the_seed_prints_only_new_text():
     assert "".join(printed) == "a\nb\nc\n" and status["Status"] == "Failed: x"
 
 
+def test_polls_start_fast_and_slow_down_while_nothing_happens():
+    assert watch.next_interval(0.1, news=False, elapsed=0.5) == pytest.approx(0.125)
+    assert watch.next_interval(0.5, news=False, elapsed=2) == pytest.approx(0.2)
+    assert watch.next_interval(0.8, news=False, elapsed=60) == pytest.approx(1.0)
+    assert watch.next_interval(1.0, news=True, elapsed=60) == watch.POLL_MIN_SECONDS
+
+
 def test_error_bodies_other_than_the_apis_are_never_shown():
     """A gateway's 403 for an unknown route echoes the Authorization header: it must not reach the terminal."""
     import requests
