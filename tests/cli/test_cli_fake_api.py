@@ -1,0 +1,119 @@
+"""The CLI over real HTTP against a scripted API: the seed's API, where the API key goes, the Ctrl-C question."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+
+from tests.cli.fake_api import JOB_ID, FakeApi, multipart_parts
+from tests.cli.helpers import REPO_ROOT, cli_env, run_cli, write_tree
+
+
+def _context(tmp_path, size: int):
+    root = write_tree(tmp_path / "ctx", {"Dockerfile": "FROM busybox\n", "app.txt": "app\n"})
+    (root / "blob.bin").write_bytes(os.urandom(size))
+    return root
+
+
+def test_against_the_seeds_api_a_context_goes_inline_and_the_log_is_not_repeated(tmp_path):
+    """No /uploads (404) → a 1.5 MiB context goes in the multipart request; logs without cursors print once."""
+    with FakeApi(seed=True) as api:
+        done = run_cli(["build", str(_context(tmp_path, 1536 * 1024)), "-t", "user/app", "-u", "me", "--password-stdin"],
+                       cli_env(api.url), stdin="s3cret\n", timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count("Step 1/2") == 1 and done.stdout.count("Step 2/2") == 1
+        assert "no upload endpoint" in done.stderr and "s3cret" not in done.stdout + done.stderr
+        (build,) = api.requests_to("/api/v1/build")
+        parts = multipart_parts(build)
+        assert json.loads(parts["Json"]) == {"image_name": "user/app", "username": "me", "password": "s3cret"}
+        with tarfile.open(fileobj=io.BytesIO(parts["TarFile"]), mode="r:gz") as tar:
+            assert set(tar.getnames()) == {"Dockerfile", "app.txt", "blob.bin"}
+
+
+def test_the_api_key_goes_to_the_api_and_never_to_storage(tmp_path):
+    with FakeApi() as api:
+        env = cli_env(api.url, BOATYARD_TOKEN="by_canary_token")
+        done = run_cli(["build", str(_context(tmp_path, 1536 * 1024)), "-t", "user/app"], env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        (storage,) = api.requests_to("/storage")
+        assert "authorization" not in storage.headers
+        assert multipart_parts(storage)["key"] == b"uploads/u-1"
+        (build,) = api.requests_to("/api/v1/build")
+        assert build.headers["authorization"] == "Bearer by_canary_token"
+        assert json.loads(build.body) == {"image_name": "user/app", "upload_id": "u-1"}
+        assert all(s.headers.get("authorization") == "Bearer by_canary_token" for s in api.seen if s.path != "/storage")
+        assert "by_canary_token" not in done.stdout + done.stderr
+
+
+def test_a_failed_seed_job_exits_1_with_its_reason(tmp_path):
+    with FakeApi(seed=True, final="Failed: The command '/bin/sh -c exit 3' returned a non-zero code: 3") as api:
+        done = run_cli(["build", str(_context(tmp_path, 10)), "-t", "user/app", "-o", "json"], cli_env(api.url), timeout=120)
+        assert done.returncode == 1
+        assert "failed: The command '/bin/sh -c exit 3' returned a non-zero code: 3" in done.stderr
+        assert json.loads(done.stdout)["JobIdentifier"] == JOB_ID
+
+
+def _read_until(fd: int, needle: bytes, timeout: float = 60) -> bytes:
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while needle not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            try:
+                seen += os.read(fd, 4096)
+            except OSError:
+                break
+    assert needle in seen, seen.decode(errors="replace")
+    return seen
+
+
+def test_ctrl_c_in_a_terminal_asks_before_cancelling(tmp_path):
+    """On a terminal, Ctrl-C asks; 'y' cancels the remote build and the command exits 130."""
+    with FakeApi(final=None) as api:
+        main, child = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "boatyard", "build", str(_context(tmp_path, 10)), "-t", "user/app"],
+            env=cli_env(api.url), stdin=child, stdout=child, stderr=child, cwd=REPO_ROOT, start_new_session=True,
+        )
+        os.close(child)
+        try:
+            _read_until(main, b"Step 1/2")
+            proc.send_signal(signal.SIGINT)
+            _read_until(main, b"Cancel the remote build " + JOB_ID.encode() + b"? [y/N]")
+            os.write(main, b"y\n")
+            output = _read_until(main, b"is Cancelled")
+            assert proc.wait(timeout=60) == 130, output
+            assert api.cancelled
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(main)
+
+
+def test_ctrl_c_in_a_terminal_answered_no_leaves_the_build(tmp_path):
+    with FakeApi(final=None) as api:
+        main, child = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "boatyard", "build", str(_context(tmp_path, 10)), "-t", "user/app"],
+            env=cli_env(api.url), stdin=child, stdout=child, stderr=child, cwd=REPO_ROOT, start_new_session=True,
+        )
+        os.close(child)
+        try:
+            _read_until(main, b"Step 1/2")
+            proc.send_signal(signal.SIGINT)
+            _read_until(main, b"[y/N]")
+            os.write(main, b"\n")
+            _read_until(main, b"goes on")
+            assert proc.wait(timeout=60) == 130
+            assert not api.cancelled
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(main)
