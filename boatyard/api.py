@@ -12,7 +12,10 @@ from typing import Any, BinaryIO, Callable, Iterable
 
 import requests
 from requests.adapters import HTTPAdapter
-from requests_toolbelt.multipart.encoder import MultipartEncoder, MultipartEncoderMonitor
+from requests_toolbelt.multipart.encoder import (
+    MultipartEncoder,
+    MultipartEncoderMonitor,
+)
 from urllib3.util.retry import Retry
 
 from boatyard import __version__

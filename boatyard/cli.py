@@ -11,6 +11,7 @@ storage could not be reached or failed; 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import re
@@ -18,12 +19,13 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
-from boatyard import __version__, config as configuration, credentials, pack
+from boatyard import __version__, credentials, pack
+from boatyard import config as configuration
 from boatyard.api import ApiError, Client, RouteMissing
 from boatyard.progress import ByteProgress, human_bytes
-from boatyard.watch import clean, exit_code, follow, is_terminal, reason
+from boatyard.watch import clean, exit_code, follow, reason
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 INLINE_MAX_BYTES = 1024 * 1024
@@ -84,9 +86,10 @@ def _summary(status: dict[str, Any], job_id: str) -> dict[str, Any]:
 
 
 # --- build ------------------------------------------------------------------------------------------------
-def parse_build_args(items: list[str], env: dict[str, str] | None = None) -> dict[str, str]:
+def parse_build_args(items: list[str], env: Mapping[str, str] | None = None) -> dict[str, str]:
     """``K=V`` pairs (a bare ``K`` takes ``$K``, as ``docker build`` does; unset → left out)."""
-    env = os.environ if env is None else env
+    if env is None:
+        env = os.environ
     args: dict[str, str] = {}
     for item in items or []:
         name, sep, value = item.partition("=")
@@ -352,7 +355,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
             out.error("this boatyard API has no build history (GET /api/v1/jobs); "
                       "use boatyard status JOB for a job you know")
             return EXIT_USAGE
-    items = page.get("Jobs") if isinstance(page.get("Jobs"), list) else page.get("Items", [])
+    items = page.get("Jobs")
+    if not isinstance(items, list):
+        items = []
     rows = [_summary(item, str(item.get("JobIdentifier", ""))) for item in items if isinstance(item, dict)]
     if out.json:
         out.result({**{k: v for k, v in page.items() if k not in ("Jobs", "Items")}, "Jobs": rows}, "")
@@ -442,8 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--cursor", help="the next page (printed after a full page)")
     jobs.set_defaults(func=cmd_jobs)
 
-    try:
-        from boatyard import admin
+    try:  # `boatyard admin` (API keys, issue 12) where its module and the service's code are present
+        admin = importlib.import_module("boatyard.admin")
     except ImportError:
         admin = None
     if admin is not None:

@@ -54,7 +54,9 @@ def context_paths(root: Path, dockerfile: str = "Dockerfile", patterns: list[str
     ``.dockerignore`` themselves (as the Docker CLI's ``TrimBuildFilesFromExcludes`` does)."""
     patterns = list(read_dockerignore(root) if patterns is None else patterns)
     patterns += [f"!{dockerfile}", f"!{DOCKERIGNORE}"]
-    from docker.utils.build import PatternMatcher  # imported here: `docker` is slow to import
+    from docker.utils.build import (
+        PatternMatcher,  # imported here: `docker` is slow to import
+    )
 
     matcher = PatternMatcher(patterns)
     return sorted(set(matcher.walk(str(root))))
@@ -93,7 +95,6 @@ def pack(root: Path, out: BinaryIO, dockerfile: str = "Dockerfile", dockerfile_s
     if dockerfile_source is not None:
         paths = [p for p in paths if p != "Dockerfile"]
     with tarfile.open(mode="w:gz", fileobj=out, compresslevel=COMPRESS_LEVEL, format=tarfile.PAX_FORMAT) as archive:
-        archive.inodes = {}  # hard links only within this archive
         for name, path in iter_entries(root, paths):
             try:
                 info = archive.gettarinfo(str(path), arcname=name)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
 
 
 def human_bytes(count: float) -> str:
@@ -30,8 +30,8 @@ class ByteProgress:
         self.stream = stream or sys.stderr
         self.interval = interval
         self.tty = self.enabled and self.stream.isatty()
-        self._bar = None
-        self._task = None
+        self._bar: Any = None
+        self._task: Any = None
         self._started = 0.0
         self._last_line = 0.0
         self._done = 0
@@ -40,8 +40,14 @@ class ByteProgress:
         self._started = self._last_line = time.monotonic()
         if self.tty:
             from rich.console import Console
-            from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                                       TransferSpeedColumn)
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
 
             self._bar = Progress(
                 TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),

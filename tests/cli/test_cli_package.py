@@ -5,7 +5,6 @@ import ast
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 if sys.version_info >= (3, 11):
     import tomllib

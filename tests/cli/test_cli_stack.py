@@ -13,7 +13,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.cli.helpers import DOCKERIGNORE_TREE, KEPT_FILES, cli_env, run_cli, run_cli_peak_rss, spawn_cli, write_tree
+from tests.cli.helpers import (
+    DOCKERIGNORE_TREE,
+    KEPT_FILES,
+    cli_env,
+    run_cli,
+    run_cli_peak_rss,
+    spawn_cli,
+    write_tree,
+)
 from tests.e2e.helpers import pull_and_run, unique_image, wait_terminal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
@@ -130,7 +138,7 @@ def _spawn_long_build(local_stack, env, tmp_path, name: str, *flags: str) -> tup
 def test_ctrl_c_with_cancel_on_interrupt_cancels_the_build(local_stack, env, tmp_path):
     proc, job_id = _spawn_long_build(local_stack, env, tmp_path, "cli-sigint", "--cancel-on-interrupt")
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert f"build {job_id} is Cancelled" in stderr
     assert wait_terminal(local_stack.api_url, job_id)["Status"] == "Cancelled"
@@ -140,7 +148,7 @@ def test_ctrl_c_in_a_script_leaves_the_build_running(local_stack, env, tmp_path)
     """Without a terminal to ask on and without --cancel-on-interrupt, Ctrl-C only stops watching."""
     proc, job_id = _spawn_long_build(local_stack, env, tmp_path, "cli-sigint-keep")
     proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=120)
+    _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert f"boatyard logs -f {job_id}" in stderr
     status = requests.get(f"{local_stack.api_url}/api/v1/{job_id}/status", timeout=10).json()

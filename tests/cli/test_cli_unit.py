@@ -6,7 +6,6 @@ import base64
 import io
 import json
 import os
-import stat
 import sys
 import tarfile
 import types
