@@ -117,3 +117,22 @@ def test_ctrl_c_in_a_terminal_answered_no_leaves_the_build(tmp_path):
             if proc.poll() is None:
                 proc.kill()
             os.close(main)
+
+
+def test_a_terminal_gets_a_progress_bar_with_bytes_rate_and_eta(tmp_path):
+    with FakeApi() as api:
+        main, child = pty.openpty()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "boatyard", "build", str(_context(tmp_path, 3 * 1024 * 1024)), "-t", "user/app"],
+            env={**cli_env(api.url), "COLUMNS": "120", "TERM": "xterm"}, stdin=child, stdout=child, stderr=child,
+            cwd=REPO_ROOT, start_new_session=True,
+        )
+        os.close(child)
+        try:
+            output = _read_until(main, b"Finished").decode(errors="replace")
+            assert proc.wait(timeout=60) == 0, output
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            os.close(main)
+    assert "Uploading" in output and "3.0/3.0 MiB" in output and "/s" in output and "0:00:00" in output
