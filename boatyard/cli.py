@@ -18,6 +18,7 @@ import re
 import signal
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
@@ -33,6 +34,7 @@ INLINE_MAX_BYTES = 1024 * 1024
 presigned upload.  The API's inline limit is 6 MiB; a seed-compatible API without ``/uploads`` takes
 up to that inline."""
 SEED_INLINE_MAX_BYTES = 6 * 1024 * 1024 - 64 * 1024  # room for the Json part and the multipart framing
+UPLOAD_ATTEMPTS = 3
 _GITHUB = re.compile(r"^(?P<user>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<repo>[A-Za-z0-9._-]{1,100})@(?P<tag>[^\s@]{1,255})$")
 _BUILD_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -216,8 +218,17 @@ def _submit_folder(client: Client, fields: dict[str, Any], spool: Any, size: int
     limit = int(grant.get("MaxBytes") or 0)
     if limit and size > limit:
         raise ApiError(413, "", f"the context ({human_bytes(size)}) is over the service's limit ({human_bytes(limit)})")
-    with ByteProgress("Uploading", size, enabled=progress and not out.quiet) as bar:
-        client.upload(grant, spool, lambda sent: bar.update(min(sent, size)))
+    for attempt in range(1, UPLOAD_ATTEMPTS + 1):
+        spool.seek(0)
+        try:
+            with ByteProgress("Uploading", size, enabled=progress and not out.quiet) as bar:
+                client.upload(grant, spool, lambda sent: bar.update(min(sent, size)))
+            break
+        except ApiError as exc:  # the presigned POST stays valid: send the file again
+            if attempt == UPLOAD_ATTEMPTS or 400 <= exc.status < 500:
+                raise
+            out.note(f"The upload failed ({exc}); trying again ({attempt + 1}/{UPLOAD_ATTEMPTS})")
+            time.sleep(2 * attempt)
     return client.submit({**fields, "upload_id": grant["UploadId"]})
 
 

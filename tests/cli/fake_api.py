@@ -27,12 +27,13 @@ class FakeApi:
     """``with FakeApi(seed=True) as api: ... api.url ... api.seen``.
 
     ``seed``: no ``/api/v1/uploads`` (404) and logs without ``Next``; otherwise uploads are granted to
-    ``/storage`` on this same server.  ``final``: the Status the job reaches on the third status or log
+    ``/storage`` on this same server (which answers 503 to the first ``storage_failures`` posts).  ``final``: the Status the job reaches on the third status or log
     read (None: it stays Building until cancelled).
     """
 
-    def __init__(self, seed: bool = False, final: str | None = "Finished") -> None:
+    def __init__(self, seed: bool = False, final: str | None = "Finished", storage_failures: int = 0) -> None:
         self.seed = seed
+        self.storage_failures = storage_failures
         self.final = final
         self.seen: list[Seen] = []
         self.ticks = 0  # status and log reads so far: the job moves on with them
@@ -62,6 +63,9 @@ class FakeApi:
                 if self.path == "/api/v1/uploads" and not fake.seed:
                     self._answer(200, {"UploadId": "u-1", "Url": f"{fake.url}/storage", "Fields": {"key": "uploads/u-1"},
                                        "MaxBytes": 1 << 30, "ExpiresIn": 3600})
+                elif self.path == "/storage" and fake.storage_failures > 0:
+                    fake.storage_failures -= 1
+                    self._answer(503, None)
                 elif self.path == "/storage":
                     self._answer(204, None)
                 elif self.path == "/api/v1/build":

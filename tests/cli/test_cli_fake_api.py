@@ -52,6 +52,17 @@ def test_the_api_key_goes_to_the_api_and_never_to_storage(tmp_path):
         assert "by_canary_token" not in done.stdout + done.stderr
 
 
+def test_a_failed_upload_is_sent_again_whole(tmp_path):
+    with FakeApi(storage_failures=1) as api:
+        done = run_cli(["build", str(_context(tmp_path, 1536 * 1024)), "-t", "user/app"], cli_env(api.url), timeout=120)
+        assert done.returncode == 0, done.stderr
+        first, second = api.requests_to("/storage")
+        assert multipart_parts(first)["file"] == multipart_parts(second)["file"]
+        assert len(multipart_parts(second)["file"]) > 1536 * 1024
+        assert "trying again (2/3)" in done.stderr
+        assert len(api.requests_to("/api/v1/build")) == 1
+
+
 def test_a_failed_seed_job_exits_1_with_its_reason(tmp_path):
     with FakeApi(seed=True, final="Failed: The command '/bin/sh -c exit 3' returned a non-zero code: 3") as api:
         done = run_cli(["build", str(_context(tmp_path, 10)), "-t", "user/app", "-o", "json"], cli_env(api.url), timeout=120)
