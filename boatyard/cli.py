@@ -211,7 +211,7 @@ def _submit_folder(client: Client, fields: dict[str, Any], spool: Any, size: int
         grant = client.create_upload()
     except RouteMissing:
         if size > SEED_INLINE_MAX_BYTES:
-            raise ApiError(0, "", f"this API has no /api/v1/uploads and the context ({human_bytes(size)}) is over "
+            raise ApiError(413, "", f"this API has no /api/v1/uploads and the context ({human_bytes(size)}) is over "
                                   f"its inline limit; shrink it with .dockerignore") from None
         out.note("This API has no upload endpoint; sending the context in the request")
         return client.submit_archive(fields, spool, size)
@@ -239,9 +239,10 @@ def _interrupted(client: Client, job_id: str | None, args: argparse.Namespace, o
         return EXIT_INTERRUPTED
     cancel = bool(getattr(args, "cancel_on_interrupt", False))
     if not cancel and sys.stdin.isatty() and sys.stderr.isatty():
-        try:
-            answer = input(f"\nCancel the remote build {job_id}? [y/N] ")
-        except (KeyboardInterrupt, EOFError):
+        try:  # the question goes to stderr: stdout may be a file of the log
+            print(f"\nCancel the remote build {job_id}? [y/N] ", end="", file=sys.stderr, flush=True)
+            answer = sys.stdin.readline()
+        except KeyboardInterrupt:
             answer = ""
         cancel = answer.strip().lower() in ("y", "yes")
     if cancel:

@@ -37,6 +37,13 @@ def test_against_the_seeds_api_a_context_goes_inline_and_the_log_is_not_repeated
             assert set(tar.getnames()) == {"Dockerfile", "app.txt", "blob.bin"}
 
 
+def test_against_the_seeds_api_a_context_over_its_limit_is_refused_before_sending(tmp_path):
+    with FakeApi(seed=True) as api:
+        done = run_cli(["build", str(_context(tmp_path, 7 * 1024 * 1024)), "-t", "user/app"], cli_env(api.url), timeout=120)
+        assert done.returncode == 2 and "no /api/v1/uploads" in done.stderr, done.stderr
+        assert not api.requests_to("/api/v1/build")
+
+
 def test_the_api_key_goes_to_the_api_and_never_to_storage(tmp_path):
     with FakeApi() as api:
         env = cli_env(api.url, BOATYARD_TOKEN="by_canary_token")
