@@ -19,7 +19,8 @@ for _type in ("multipart/form-data", "application/x-gzip", "application/gzip", *
     if _type not in app.api.binary_types:
         app.api.binary_types.append(_type)
 
-CORS = CORSConfig(allow_origin="*", allow_headers=["Content-Type"], max_age=600)
+# "*" locally; deployed, only the UI's CloudFront origin (BOATYARD_CORS_ORIGIN from infra/resources.yaml)
+CORS = CORSConfig(allow_origin=get_settings().cors_origin, allow_headers=["Content-Type"], max_age=600)
 ANY_TYPE = ["*/*"]  # content types are checked by chalicelib.bodies (JSON 415 answers)
 
 STATIC_UI_ROUTES = {("/", "GET"), ("/{asset}", "GET")}

@@ -91,6 +91,14 @@ class Settings:
     build_network: str = ""
     # worker: where per-image-name lock files live; every worker process sharing a Docker daemon must use the same one
     image_lock_dir: str = "/tmp/boatyard-image-locks"
+    # operations: the origin the API answers CORS for ("*" locally; the UI's CloudFront origin when deployed)
+    cors_origin: str = "*"
+    # worker: the Stack dimension of its EMF build metrics, and its spot interruption watch (IMDSv2)
+    stack_name: str = "local"
+    metrics_enabled: bool = True
+    spot_watch: bool = False
+    imds_url: str = "http://169.254.169.254"
+    spot_poll_seconds: float = 5.0
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -136,6 +144,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ui_dir=env.get("BOATYARD_UI_DIR") or _DEFAULT_UI_DIR,
         build_network=env.get("BOATYARD_BUILD_NETWORK", "").strip(),
         image_lock_dir=env.get("BOATYARD_IMAGE_LOCK_DIR", "/tmp/boatyard-image-locks"),
+        cors_origin=env.get("BOATYARD_CORS_ORIGIN", "*").strip() or "*",
+        stack_name=env.get("BOATYARD_STACK_NAME", "local").strip() or "local",
+        metrics_enabled=_bool(env, "BOATYARD_METRICS", True),
+        spot_watch=_bool(env, "BOATYARD_SPOT_WATCH", False),
+        imds_url=env.get("BOATYARD_IMDS_URL", "http://169.254.169.254").rstrip("/"),
+        spot_poll_seconds=_float(env, "BOATYARD_SPOT_POLL_SECONDS", 5.0),
     )
 
 

@@ -15,7 +15,8 @@
 #   AWS_REGION / AWS_DEFAULT_REGION / AWS_PROFILE as for the aws CLI
 # Steps: package (chalice package + merge), upload the worker bundle,
 # `aws cloudformation package` + `deploy`, write ui/config.js with the API
-# URL and sync ui/ to the website bucket, then refresh the worker hosts.
+# URL, sync ui/ to the UI bucket and invalidate CloudFront's copy, then
+# refresh the worker hosts.
 set -euo pipefail
 
 STAGE=${1:-${STAGE:-}}
@@ -74,6 +75,7 @@ output() {
 }
 endpoint=$(output EndpointURL)
 ui_bucket=$(output UiBucketName)
+ui_distribution=$(output UiDistributionId)
 worker_group=$(output WorkerGroupName)
 api_base=${endpoint%/}
 if [ -z "$api_base" ] || [ -z "$ui_bucket" ] || [ "$api_base" = None ] || [ "$ui_bucket" = None ]; then
@@ -91,6 +93,10 @@ JS
 aws s3 sync "$OUT/ui/" "s3://$ui_bucket/" --delete --exclude config.js
 aws s3 cp "$OUT/ui/config.js" "s3://$ui_bucket/config.js" \
     --content-type "application/javascript" --cache-control "no-cache"
+# CloudFront caches the other files for up to a day: drop its copies of this release's predecessors
+if [ -n "$ui_distribution" ] && [ "$ui_distribution" != None ]; then
+    aws cloudfront create-invalidation --distribution-id "$ui_distribution" --paths "/*" >/dev/null
+fi
 
 # 4. hosts still on an older launch template version drain (lifecycle hook) and are replaced
 if [ -n "$worker_group" ] && [ "$worker_group" != None ]; then
@@ -101,4 +107,4 @@ fi
 
 echo "infra/deploy.sh: stage $STAGE deployed"
 echo "  API: $api_base"
-echo "  UI:  $(output UiWebsiteURL)"
+echo "  UI:  $(output UiURL)"

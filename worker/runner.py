@@ -30,6 +30,7 @@ from chalicelib.jobstore import ClaimOutcome
 from chalicelib.queue import Delivery
 from chalicelib.sealing import Credentials
 from chalicelib.settings import Settings
+from worker import metrics
 from worker.builder import Builder
 from worker.control import AbortKind, Aborted, JobControl, Watchdog
 from worker.heartbeat import Heartbeat
@@ -149,11 +150,17 @@ class JobRunner:
             reason = claim.job.reason if claim.job and claim.outcome == ClaimOutcome.EXHAUSTED else None
             return ProcessResult(Outcome.DONE_ALREADY, message.job_id, reason=reason)
         assert claim.job is not None
-        return self._run(claim.job, delivery, message.sealed_credentials, control)
+        timings = metrics.JobTimings(claim.job)
+        result = self._run(claim.job, delivery, message.sealed_credentials, control, timings)
+        if self.settings.metrics_enabled:
+            metrics.emit(timings, result.outcome.value, result.reason, result.log_bytes, self.settings.stack_name)
+        return result
 
     # --- a claimed job ------------------------------------------------------------------
 
-    def _run(self, job: Job, delivery: Delivery, sealed: str, control: JobControl) -> ProcessResult:
+    def _run(
+        self, job: Job, delivery: Delivery, sealed: str, control: JobControl, timings: metrics.JobTimings
+    ) -> ProcessResult:
         settings = self.settings
         heartbeat = Heartbeat(
             job.job_id, self.worker_id, delivery.receipt_handle, control, settings.heartbeat_seconds,
@@ -194,18 +201,22 @@ class JobRunner:
             os.makedirs(settings.work_dir, exist_ok=True)
             with tempfile.TemporaryFile(dir=settings.work_dir, prefix=f"ctx-{job.job_id[:8]}-") as context:
                 sink.line(f"[boatyard] fetching the build context from {describe_source(job)}")
+                timings.enter("fetch")
                 with Watchdog(control, settings.build_timeout_seconds):  # a trickling download cannot hang the job
-                    fetch_context(job, context, settings, control.check)
+                    timings.context_bytes = fetch_context(job, context, settings, control.check).compressed_bytes
                 context.seek(0)
                 control.check()
                 jobstore.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
+                timings.enter("build")
                 used_docker = True
                 with Watchdog(control, settings.build_timeout_seconds):
                     built_image = private_tag(job.job_id, job.attempt)  # never the user's name: see Builder.publish
                     image_id = self.builder.build(context, built_image, sink.write, control, registry_auths=auths)
                     sink.flush()
                     jobstore.transition(job.job_id, self.worker_id, Phase.BUILDING, Phase.PUSHING)
+                    timings.enter("push")
                     digest = self.builder.publish(image_id, ref, credentials, sink.write, control)
+                    timings.enter("done")
             sink.line(f"[boatyard] pushed {ref.reference} ({digest})")
             sink.flush()
             writer.close()

@@ -12,6 +12,7 @@ import base64
 import copy
 import json
 import os
+import re
 import uuid
 from typing import Any, Iterator
 
@@ -25,9 +26,32 @@ from chalicelib.settings import get_settings, load_settings
 
 STACK = "boatyard-infratest"
 UNSUPPORTED_BY_MOTO = {
-    "AWS::S3::BucketPolicy",  # ContextsBucketPolicy (TLS only), UiBucketPolicy (public read)
-    "AWS::AutoScaling::ScalingPolicy",  # WorkerBacklogScaling (target tracking on backlog per host)
+    "AWS::S3::BucketPolicy",  # ContextsBucketPolicy (TLS only), UiBucketPolicy (CloudFront only)
+    "AWS::AutoScaling::ScalingPolicy",  # backlog target tracking, scale out from / in to zero
+    "AWS::AutoScaling::WarmPool",  # WorkerWarmPool (only with WarmPoolSize > 0)
+    "AWS::CloudWatch::Alarm",  # scaling and operator alarms (test_operations_template.py checks them)
+    "AWS::CloudFront::Distribution",  # UiDistribution: HTTPS in front of the UI bucket
+    "AWS::CloudFront::OriginAccessControl",  # UiOriginAccessControl
+    "AWS::CloudFront::ResponseHeadersPolicy",  # UiResponseHeadersPolicy (CSP and security headers)
 }
+
+
+def _drop_references(value: Any, dropped: set[str]) -> Any:
+    """``value`` with every Ref/GetAtt/${...} of a dropped resource replaced by the text ``dropped-<id>``."""
+    if isinstance(value, list):
+        return [_drop_references(v, dropped) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get("Ref") in dropped:
+        return f"dropped-{value['Ref']}"
+    if "Fn::GetAtt" in value and value["Fn::GetAtt"][0] in dropped:
+        return f"dropped-{value['Fn::GetAtt'][0]}"
+    if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
+        text = value["Fn::Sub"]
+        for logical_id in dropped:
+            text = re.sub(r"\$\{" + logical_id + r"(\.[A-Za-z.]+)?\}", f"dropped-{logical_id}", text)
+        return {"Fn::Sub": text}
+    return {k: _drop_references(v, dropped) for k, v in value.items()}
 
 
 def _moto_template(template: dict[str, Any], ct) -> dict[str, Any]:
@@ -43,6 +67,7 @@ def _moto_template(template: dict[str, Any], ct) -> dict[str, Any]:
     template = copy.deepcopy(template)
     resources = template["Resources"]
     variables = resources.pop("APIHandler")["Properties"]["Environment"]["Variables"]
+    resources.pop("RestAPI")  # only a name merged into chalice's API
     for name, value in variables.items():
         template["Outputs"]["Env" + name.replace("_", "")] = {"Value": value}
     resources["ApiHandlerRole"] = {
@@ -58,6 +83,7 @@ def _moto_template(template: dict[str, Any], ct) -> dict[str, Any]:
     dropped = {k for k, r in resources.items() if r["Type"] in UNSUPPORTED_BY_MOTO}
     for logical_id in dropped:
         del resources[logical_id]
+    template = _drop_references(template, dropped)
     assert not any(d in json.dumps(template) for d in (f'"{x}"' for x in dropped))
     return template
 
@@ -145,9 +171,13 @@ def test_buckets_are_configured(stack):
     encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert encryption[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     # moto's CloudFormation applies only BucketEncryption and Tags to a bucket
-    # (moto 5.x): lifecycle, CORS, public access block and website settings
-    # are checked in the template by test_resources_template.py.
-    assert stack["outputs"]["UiWebsiteURL"].startswith(f"http://{stack['outputs']['UiBucketName']}.s3-website")
+    # (moto 5.x): lifecycle, CORS and public access block settings are checked
+    # in the template by test_resources_template.py.  moto has no CloudFront:
+    # the UI's URL and the API's CORS origin name the dropped distribution.
+    assert s3.get_bucket_encryption(Bucket=stack["outputs"]["UiBucketName"])
+    assert stack["outputs"]["UiURL"] == "https://dropped-UiDistribution"
+    assert stack["lambda_env"]["BOATYARD_CORS_ORIGIN"] == "https://dropped-UiDistribution"
+    assert load_settings(stack["lambda_env"]).cors_origin == "https://dropped-UiDistribution"
 
 
 def test_key_alias_and_roles_exist(stack):
@@ -194,6 +224,27 @@ def test_workers_launch_with_imdsv2_and_the_stack_s_settings(stack):
     assert "s3://boatyard-artifacts/boatyard/test/worker-0123.tar.gz" in script
     group = boto3.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[f"{STACK}-workers"])
     assert group["AutoScalingGroups"][0]["LaunchTemplate"]["LaunchTemplateId"] == template_id
+
+
+def test_workers_scale_from_zero_on_spot_and_ship_logs_to_their_group(stack):
+    (group,) = boto3.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[f"{STACK}-workers"])[
+        "AutoScalingGroups"
+    ]
+    assert group["MinSize"] == 0 and group["DesiredCapacity"] == 0
+    # (moto keeps little of a mixed-instances policy; test_operations_template.py checks it in the template)
+    groups = boto3.client("logs").describe_log_groups(logGroupNamePrefix=f"/boatyard/{STACK}/worker")["logGroups"]
+    assert [g["logGroupName"] for g in groups] == [stack["outputs"]["WorkerLogGroupName"]]
+
+
+def test_dashboard_body_resolves_to_json_naming_this_stack(stack):
+    body = boto3.client("cloudwatch").get_dashboard(DashboardName=f"{STACK}-operations")["DashboardBody"]
+    widgets = json.loads(body)["widgets"]
+    text = json.dumps(widgets)
+    assert "${" not in text
+    assert stack["outputs"]["JobQueueName"] in text and f"{STACK}-workers" in text
+    assert f'"Stack", "{STACK}"' in text
+    titles = [w["properties"]["title"] for w in widgets]
+    assert any("Failures by phase and reason" in t for t in titles)
 
 
 def test_the_api_and_worker_code_work_against_the_stack(stack, monkeypatch, test_password):

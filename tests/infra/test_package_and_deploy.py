@@ -108,7 +108,8 @@ with open(os.environ["FAKE_AWS_LOG"], "a") as log:
 outputs = {
     "EndpointURL": "https://abc123.execute-api.eu-west-1.amazonaws.com/api/",
     "UiBucketName": "boatyard-prod-uibucket-xyz",
-    "UiWebsiteURL": "http://boatyard-prod-uibucket-xyz.s3-website-eu-west-1.amazonaws.com",
+    "UiURL": "https://d111111abcdef8.cloudfront.net",
+    "UiDistributionId": "E2QWRUHEXAMPLE",
     "WorkerGroupName": "boatyard-prod-workers",
 }
 if args[:2] == ["cloudformation", "describe-stacks"]:
@@ -175,6 +176,10 @@ def test_deploy_packages_deploys_and_uploads_the_ui_with_the_api_url(tmp_path):
     assert (out / "ui" / "index.html").is_file()
     assert [c for c in calls if c[:2] == ["s3", "cp"] and c[3] == "s3://boatyard-prod-uibucket-xyz/config.js"]
     assert (ROOT / "ui" / "config.js").read_text() != config  # the repo's ui/ is not touched
+    (invalidation,) = [c for c in calls if c[:2] == ["cloudfront", "create-invalidation"]]
+    assert invalidation[invalidation.index("--distribution-id") + 1] == "E2QWRUHEXAMPLE"
+    assert first[("s3", "sync")] < first[("cloudfront", "create-invalidation")]
+    assert "UI:  https://d111111abcdef8.cloudfront.net" in answer.stdout
     refresh = [c for c in calls if c[:2] == ["autoscaling", "start-instance-refresh"]]
     assert refresh and "boatyard-prod-workers" in refresh[0]
 

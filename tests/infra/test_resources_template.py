@@ -29,7 +29,8 @@ def _refs(value: Any) -> set[str]:
                 found.add(inner[0])
             elif key == "Fn::Sub":
                 text = inner if isinstance(inner, str) else inner[0]
-                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)}
+                local = set() if isinstance(inner, str) else set(inner[1])  # names the Sub defines itself
+                found |= {m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text)} - local
                 if not isinstance(inner, str):
                     found |= _refs(inner[1])
             else:
@@ -48,7 +49,7 @@ def test_every_reference_resolves(resources_template, ct):
     known = set(resources_template["Resources"]) | set(resources_template["Parameters"])
     # chalice's own resources that the merge template and lambda-policy.json may use
     known |= {"RestAPI", "APIHandler"}
-    pseudo = {"AWS::Region", "AWS::AccountId", "AWS::StackName", "AWS::Partition", "AWS::URLSuffix"}
+    pseudo = {"AWS::Region", "AWS::AccountId", "AWS::StackName", "AWS::Partition", "AWS::URLSuffix", "AWS::NoValue"}
     used = _refs(resources_template) | _refs(ct.lambda_policy())
     assert used - known - pseudo == set()
 
@@ -73,14 +74,33 @@ def test_contexts_bucket_is_private_encrypted_expiring_and_accepts_browser_posts
     assert expiring["contexts/"] and expiring["uploads/"]
     (cors,) = bucket["CorsConfiguration"]["CorsRules"]
     assert cors["AllowedMethods"] == ["POST"]
-    assert cors["AllowedOrigins"] == [{"Fn::GetAtt": ["UiBucket", "WebsiteURL"]}]
+    assert cors["AllowedOrigins"] == [{"Fn::Sub": "https://${UiDistribution.DomainName}"}]
 
 
-def test_ui_bucket_is_a_website_readable_by_anyone_and_nothing_more(resources_template):
-    assert _res(resources_template, "UiBucket")["WebsiteConfiguration"]["IndexDocument"] == "index.html"
-    (statement,) = _res(resources_template, "UiBucketPolicy")["PolicyDocument"]["Statement"]
-    assert statement["Effect"] == "Allow" and statement["Principal"] == "*"
-    assert statement["Action"] == "s3:GetObject"
+def test_ui_bucket_is_private_and_only_its_distribution_reads_it(resources_template):
+    bucket = _res(resources_template, "UiBucket")
+    assert "WebsiteConfiguration" not in bucket  # no plain-HTTP website endpoint
+    assert all(bucket["PublicAccessBlockConfiguration"].values()) and len(bucket["PublicAccessBlockConfiguration"]) == 4
+    statements = _res(resources_template, "UiBucketPolicy")["PolicyDocument"]["Statement"]
+    allows = [s for s in statements if s["Effect"] == "Allow"]
+    assert allows == [
+        {
+            "Sid": "OnlyTheUiDistributionReads",
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudfront.amazonaws.com"},
+            "Action": "s3:GetObject",
+            "Resource": {"Fn::Sub": "${UiBucket.Arn}/*"},
+            "Condition": {
+                "StringEquals": {
+                    "AWS:SourceArn": {
+                        "Fn::Sub": "arn:${AWS::Partition}:cloudfront::${AWS::AccountId}:distribution/${UiDistribution}"
+                    }
+                }
+            },
+        }
+    ]
+    (deny,) = [s for s in statements if s["Effect"] == "Deny"]
+    assert deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
 
 
 def test_queue_redrives_to_the_dead_letter_queue_after_attempts_plus_two(resources_template):
@@ -128,11 +148,14 @@ API_ACTIONS = {
 }  # fmt: skip
 WORKER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:GetQueueAttributes",
-    "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchWriteItem",
-    "s3:GetObject", "s3:DeleteObject", "s3:ListBucket",
+    "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchWriteItem",
+    "s3:GetObject", "s3:ListBucket",
     "kms:Decrypt",
+    "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
     "autoscaling:CompleteLifecycleAction",
 }  # fmt: skip
+# The worker never creates a job (the API does: jobstore.create_job) nor deletes a context (S3 expires them);
+# its log chunks go through BatchWriteItem.  test_worker_code_calls_no_api_its_role_lacks checks the code.
 
 
 def test_api_role_has_exactly_what_the_api_uses_and_cannot_decrypt(ct):
@@ -266,7 +289,7 @@ def test_worker_unit_restarts_stops_gently_and_waits_out_the_grace(resources_tem
 
 def test_termination_hook_outlasts_the_grace_and_the_drain_script_completes_it(resources_template):
     group = _res(resources_template, "WorkerGroup")
-    (hook,) = group["LifecycleHookSpecificationList"]
+    (hook,) = [h for h in group["LifecycleHookSpecificationList"] if h["LifecycleHookName"] == "boatyard-drain"]
     assert hook["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
     assert hook["DefaultResult"] == "CONTINUE"
     grace = resources_template["Parameters"]["ShutdownGraceSeconds"]
@@ -282,9 +305,11 @@ def test_termination_hook_outlasts_the_grace_and_the_drain_script_completes_it(r
 
 def test_group_scales_on_backlog_per_in_service_instance(resources_template):
     group = _res(resources_template, "WorkerGroup")
-    assert {"Granularity": "1Minute", "Metrics": ["GroupInServiceInstances"]} in group["MetricsCollection"]
+    assert {"Granularity": "1Minute", "Metrics": ["GroupInServiceInstances", "GroupDesiredCapacity"]} in group["MetricsCollection"]
     policy = _res(resources_template, "WorkerBacklogScaling")
     assert policy["PolicyType"] == "TargetTrackingScaling"
+    # scale-in is the idle alarm's job only (test_operations_template.py): never under a running build
+    assert policy["TargetTrackingConfiguration"]["DisableScaleIn"] is True
     queries = {q["Id"]: q for q in policy["TargetTrackingConfiguration"]["CustomizedMetricSpecification"]["Metrics"]}
     backlog = queries["backlog"]["MetricStat"]["Metric"]
     hosts = queries["hosts"]["MetricStat"]["Metric"]
