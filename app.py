@@ -11,9 +11,12 @@ from chalice import Chalice, CORSConfig, Response
 
 from chalicelib import bodies, jobviews, static_ui, submit, validation
 from chalicelib.http_errors import JSON_HEADERS, json_errors
+from chalicelib.requestlog import configure_logging, log_requests
 from chalicelib.settings import get_settings
 
 app = Chalice(app_name="boatyard")
+configure_logging()
+app.register_middleware(log_requests, "http")  # one structured line per request
 # Raw bytes of uploads must reach raw_body intact behind API Gateway (it base64-encodes these types).
 for _type in ("multipart/form-data", "application/x-gzip", "application/gzip", *static_ui.BINARY_TYPES):
     if _type not in app.api.binary_types:

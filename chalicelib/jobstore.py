@@ -177,8 +177,17 @@ def renew_lease(job_id: str, worker_id: str, lease_seconds: float) -> bool:
     )
 
 
-def release_lease(job_id: str, worker_id: str) -> bool:
-    """Give the job back unfinished (graceful shutdown): the lease ends now and this attempt is not counted."""
+def release_lease(job_id: str, worker_id: str, count_attempt: bool = False) -> bool:
+    """Give the job back unfinished: the lease ends now.
+
+    A graceful shutdown does not count the attempt; an interruption of the host (``count_attempt``,
+    e.g. spot) does, so a build that never fits between interruptions still ends after its attempts.
+    """
+    if count_attempt:
+        return _update_live_as_owner(
+            job_id, worker_id, "SET #expires = :zero, #updated = :ts REMOVE #owner",
+            {":zero": dynamo.value(0), ":ts": dynamo.value(now_iso())},
+        )
     return _update_live_as_owner(
         job_id,
         worker_id,

@@ -10,6 +10,7 @@ import signal
 
 from worker.logs import setup_logging
 from worker.loop import Worker
+from worker.spot import start_watch
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     worker = Worker(poll_wait_seconds=max(0, min(20, args.poll_wait)), dlq_sweep_seconds=args.dlq_sweep)
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)
+    start_watch(worker.request_stop, worker.settings)  # spot interruption notice → the same drain
     worker.run_forever()
     return 0
 

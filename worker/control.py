@@ -23,6 +23,7 @@ class AbortKind(str, enum.Enum):
     TIMEOUT = "timeout"  # the job fails: "timed out after N s"
     LEASE_LOST = "lease_lost"  # another worker owns the job now: leave it alone
     SHUTDOWN = "shutdown"  # the worker stops: give the job back for another worker
+    INTERRUPTED = "interrupted"  # the host goes away (spot): give the job back; the attempt counts
 
 
 class Aborted(Exception):

@@ -61,6 +61,9 @@ class Worker:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._next_sweep = 0.0
+        self._drain_deadline: float | None = None  # monotonic; running builds are given back after it
+        self._interrupted = False  # the host is going away (spot): unfinished builds use up their attempt
+        self._drain_lock = threading.Lock()  # not taken by the plain signal-handler path (no re-entry there)
 
     # --- slots ----------------------------------------------------------------------------
 
@@ -137,23 +140,44 @@ class Worker:
                 backoff = min(backoff * 2, 30.0)
         self.shutdown()
 
-    def request_stop(self, *_: object) -> None:
-        """Take no new jobs (signal handler)."""
+    def request_stop(self, *_: object, grace_seconds: float | None = None, interrupted: bool = False) -> None:
+        """Take no new jobs (signal handler).
+
+        ``grace_seconds`` shortens the time running builds get (also during a shutdown already under way);
+        ``interrupted`` (a spot interruption notice, worker/spot.py) gives unfinished builds back as a used attempt.
+        """
+        if grace_seconds is not None or interrupted:  # the spot watch's thread, never a signal handler
+            with self._drain_lock:
+                if grace_seconds is not None:
+                    self._shorten_drain(time.monotonic() + max(0.0, grace_seconds))
+                self._interrupted = self._interrupted or interrupted
         if not self._stopping.is_set():
             log.info("stop requested; finishing %d running job(s)", len(self.active_futures()))
         self._stopping.set()
+
+    def _shorten_drain(self, deadline: float) -> None:
+        self._drain_deadline = deadline if self._drain_deadline is None else min(self._drain_deadline, deadline)
 
     def shutdown(self, grace_seconds: float | None = None) -> None:
         """Wait for running jobs up to the grace period, then abort and give back the rest."""
         self._stopping.set()
         grace = self.settings.shutdown_grace_seconds if grace_seconds is None else grace_seconds
-        running = self.active_futures()
-        if running:
-            _done, pending = concurrent.futures.wait(running, timeout=grace)
+        with self._drain_lock:
+            self._shorten_drain(time.monotonic() + grace)
+        assert self._drain_deadline is not None
+        pending = set(self.active_futures())
+        while pending and time.monotonic() < self._drain_deadline:  # re-read: a spot notice may shorten it
+            _done, pending = concurrent.futures.wait(pending, timeout=min(1.0, max(0.0, self._drain_deadline - time.monotonic())))
+        if pending:
             with self._lock:
                 controls = [self._active[f] for f in pending if f in self._active]
+            kind, why = (
+                (AbortKind.INTERRUPTED, "this build host is being reclaimed by EC2 (spot interruption)")
+                if self._interrupted
+                else (AbortKind.SHUTDOWN, "the worker is shutting down")
+            )
             for control in controls:
-                control.abort(AbortKind.SHUTDOWN, "the worker is shutting down")
+                control.abort(kind, why)
             concurrent.futures.wait(pending, timeout=120)
         self._pool.shutdown(wait=True)
         log.info("worker %s stopped", self.worker_id)

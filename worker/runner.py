@@ -300,10 +300,10 @@ class JobRunner:
     ) -> ProcessResult:
         if exc.kind == AbortKind.TIMEOUT:
             return self._fail(job, exc.message, delivery, sink, writer)
-        if exc.kind == AbortKind.SHUTDOWN:
-            self._close_log(sink, writer, "[boatyard] the worker is shutting down; the build will start again on another worker")
+        if exc.kind in (AbortKind.SHUTDOWN, AbortKind.INTERRUPTED):
+            self._close_log(sink, writer, f"[boatyard] {exc.message}; the build will start again on another worker")
             try:
-                jobstore.release_lease(job.job_id, self.worker_id)
+                jobstore.release_lease(job.job_id, self.worker_id, count_attempt=exc.kind == AbortKind.INTERRUPTED)
             finally:
                 self._hide(delivery, 0)
             return self._result(Outcome.RELEASED, job, writer)

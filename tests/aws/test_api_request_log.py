@@ -1,0 +1,73 @@
+"""chalicelib/requestlog.py: one JSON line per API request, with the route, status, latency and job id, never a secret."""
+from __future__ import annotations
+
+import json
+import logging
+from typing import Iterator
+
+import pytest
+
+from chalicelib import requestlog
+from tests.aws.api_helpers import answer, post_json
+
+
+class Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.entries: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.entries.append(json.loads(record.getMessage()))
+
+
+@pytest.fixture
+def lines() -> Iterator[Lines]:
+    handler = Lines()
+    requestlog.log.addHandler(handler)
+    yield handler
+    requestlog.log.removeHandler(handler)
+
+
+def test_each_request_logs_route_status_latency_and_job_id(client, lines, test_password):
+    job_id = answer(
+        post_json(client, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n", "username": "u", "password": test_password})
+    )["JobIdentifier"]
+    client.http.get(f"/api/v1/{job_id}/status")
+    client.http.get("/api/v1/not-a-job-id/status")
+    client.http.get(f"/api/v1/{job_id}/logs?since=abc")
+    submitted, status, bad, logs = lines.entries
+    assert submitted["route"] == "/api/v1/build" and submitted["method"] == "POST"
+    assert submitted["status"] == 202 and submitted["job_id"] == job_id
+    assert status == {**status, "type": "request", "route": "/api/v1/{job_id}/status", "status": 200, "job_id": job_id}
+    assert status["latency_ms"] >= 0
+    assert bad["status"] == 404 and "job_id" not in bad  # a malformed id is not logged
+    assert logs["route"] == "/api/v1/{job_id}/logs" and "since" not in json.dumps(logs)
+    text = json.dumps(lines.entries)
+    assert test_password not in text and '"u"' not in text
+
+
+def test_upload_policies_and_signatures_are_never_logged(client, lines):
+    body = answer(client.http.post("/api/v1/uploads", headers={"Content-Type": "application/json"}, body=b"{}"))
+    (entry,) = lines.entries
+    text = json.dumps(entry)
+    for value in body.get("Fields", body.get("fields", {})).values():
+        assert str(value) not in text
+    assert set(entry) <= {"type", "method", "route", "status", "latency_ms", "job_id", "request_id"}
+
+
+def test_hostile_job_ids_do_not_reach_the_log():
+    class Request:
+        method = "GET\nforged"
+        context = {"resourcePath": "/api/v1/{job_id}/status"}
+        uri_params = {"job_id": "x\n{\"type\": \"forged\"}"}
+
+    entry = requestlog.request_entry(Request(), 400, 0.01, body={"JobIdentifier": "../../etc"})
+    assert entry["method"] == "other" and "job_id" not in entry
+
+
+def test_logging_is_configured_for_the_lambda_once(capsys):
+    requestlog.configure_logging()
+    requestlog.configure_logging()
+    assert requestlog.log.level == logging.INFO and requestlog.log.propagate is False
+    requestlog.log.info('{"type":"request"}')
+    assert capsys.readouterr().out.count('{"type":"request"}') == 1
