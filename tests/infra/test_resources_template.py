@@ -155,7 +155,7 @@ WORKER_ACTIONS = {
     "autoscaling:CompleteLifecycleAction",
 }  # fmt: skip
 # The worker never creates a job (the API does: jobstore.create_job) nor deletes a context (S3 expires them);
-# its log chunks go through BatchWriteItem.  test_worker_code_calls_no_api_its_role_lacks checks the code.
+# its log chunks go through BatchWriteItem.  tests/aws/test_worker_iam.py records the calls a worker really makes.
 
 
 def test_api_role_has_exactly_what_the_api_uses_and_cannot_decrypt(ct):
