@@ -86,7 +86,7 @@ class UntilAbortedBuilder:
     def __init__(self) -> None:
         self.started = threading.Event()
 
-    def build(self, context, image, write, control) -> str:
+    def build(self, context, image, write, control, registry_auths=None) -> str:
         write("Step 1/1 : RUN sleep forever\n")
         self.started.set()
         while not control.wait(0.05):
@@ -94,7 +94,7 @@ class UntilAbortedBuilder:
         control.check()
         raise AssertionError("unreachable")
 
-    def push(self, ref, credentials, write, control) -> str:
+    def publish(self, image_id, ref, credentials, write, control) -> str:
         raise AssertionError("never pushed")
 
     def remove_image(self, image: str) -> None:
@@ -107,11 +107,11 @@ class UntilAbortedBuilder:
 class QuickBuilder(UntilAbortedBuilder):
     """A build and push that succeed at once."""
 
-    def build(self, context, image, write, control) -> str:
+    def build(self, context, image, write, control, registry_auths=None) -> str:
         write("Step 1/1 : RUN true\n")
         return "sha256:" + "1" * 64
 
-    def push(self, ref, credentials, write, control) -> str:
+    def publish(self, image_id, ref, credentials, write, control) -> str:
         write("pushed\n")
         return "sha256:" + "2" * 64
 
