@@ -36,6 +36,29 @@ def _table() -> str:
     return get_settings().table_name
 
 
+CONFLICT_TRIES = 6
+
+
+def _update_item(**kwargs: Any) -> dict[str, Any]:
+    """``UpdateItem`` on a job item, tried again while a log transaction holds the item.
+
+    The worker's fenced log writes (``chalicelib.logstore``) check the job item inside a
+    transaction; a plain write that meets one is refused with ``TransactionConflictException``
+    and changed nothing, so trying it again is safe.
+    """
+    client = aws.client("dynamodb")
+    delay = 0.02
+    for tries_left in range(CONFLICT_TRIES - 1, -1, -1):
+        try:
+            return client.update_item(**kwargs)
+        except ClientError as exc:
+            if tries_left == 0 or exc.response.get("Error", {}).get("Code") != "TransactionConflictException":
+                raise
+        time.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable")
+
+
 def _live_condition(values: dict[str, Any]) -> str:
     names = []
     for i, phase in enumerate(_LIVE_VALUES):
@@ -108,7 +131,7 @@ def claim(job_id: str, worker_id: str, lease_seconds: float, max_attempts: int) 
     }
     condition = f"{_live_condition(values)} AND #expires < :now AND #attempt < :max"
     try:
-        answer = aws.client("dynamodb").update_item(
+        answer = _update_item(
             TableName=_table(),
             Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
             UpdateExpression=(
@@ -155,7 +178,7 @@ def _update_live_as_owner(job_id: str, worker_id: str, update: str, values: dict
     condition = f"#owner = :me AND {_live_condition(values)}"
     names = {k: v for k, v in _NAMES.items() if k in update or k in condition}
     try:
-        aws.client("dynamodb").update_item(
+        _update_item(
             TableName=_table(),
             Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
             UpdateExpression=update,
@@ -227,7 +250,7 @@ def transition(
         values[":digest"] = dynamo.value(image_digest)
         sets.append("image_digest = :digest")
     try:
-        answer = aws.client("dynamodb").update_item(
+        answer = _update_item(
             TableName=_table(),
             Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
             UpdateExpression="SET " + ", ".join(sets),
@@ -278,7 +301,7 @@ def fail(
         condition += " AND #expires < :now"
         names["#expires"] = "lease_expires"
     try:
-        answer = aws.client("dynamodb").update_item(
+        answer = _update_item(
             TableName=_table(),
             Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
             UpdateExpression="SET #phase = :target, reason = :reason, #updated = :ts, finished_at = :ts",

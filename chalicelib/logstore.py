@@ -5,23 +5,42 @@ at most ``log_chunk_bytes`` (32 KB) of UTF-8 text in ``data``.  Writers buffer
 and flush on size (``log_flush_bytes``) or age (``log_flush_seconds``), never one
 write per line; a job's log stops at ``log_cap_bytes`` with an explicit marker.
 The read cursor is the sequence number of the last chunk a caller has.
+
+A worker's writer is *fenced* (:class:`LogFence`): each batch of chunks is one
+``TransactWriteItems`` that also checks the job item (this worker's lease, this
+attempt, a live phase) and puts each chunk only if its key is new.  A worker that
+lost its lease, or whose job was cancelled or already ended, can neither
+overwrite a newer attempt's chunks nor extend a log the API has called Complete:
+its write fails with :class:`~chalicelib.errors.TransitionConflict` and its
+buffer is dropped.
 """
 from __future__ import annotations
 
 import dataclasses
 import threading
 import time
+import uuid
 from typing import Callable, Iterator
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import aws, dynamo
-from chalicelib.errors import ServiceUnavailable
-from chalicelib.jobs import ttl_epoch
+from chalicelib.errors import ServiceUnavailable, TransitionConflict
+from chalicelib.jobs import LIVE_PHASES, ttl_epoch
 from chalicelib.settings import Settings, get_settings
 
 SEQ_DIGITS = 10
+LIVE_PHASE_VALUES = sorted(p.value for p in LIVE_PHASES)
 MAX_BATCH = 25
+TRANSACTION_TRIES = 8
+
+
+@dataclasses.dataclass(frozen=True)
+class LogFence:
+    """Who may write a job's log: the lease holder (``owner``) of one ``attempt``, while the job is live."""
+
+    owner: str
+    attempt: int
 
 
 def log_sort_key(seq: int) -> str:
@@ -151,8 +170,10 @@ class LogWriter:
         start_seq: int | None = None,
         already_written: int = 0,
         redact: Callable[[str], str] | None = None,
+        fence: LogFence | None = None,
     ) -> None:
         self.job_id = job_id
+        self.fence = fence  # None: unconditional batch writes (tools and tests that own the job outright)
         self.settings = settings or get_settings()
         self._seq = last_sequence(job_id) if start_seq is None else start_seq
         self._buffer: list[str] = []
@@ -169,6 +190,7 @@ class LogWriter:
         self.batch_calls = 0  # BatchWriteItem requests sent (for benchmarks)
         self.items_written = 0
         self.dropped_bytes = 0
+        self._abandoned = False
 
     @property
     def truncated(self) -> bool:
@@ -188,6 +210,8 @@ class LogWriter:
             text = self._redact(text)
         self._raise_error()
         with self._lock:
+            if self._abandoned:
+                return
             if self._truncated:
                 self.dropped_bytes += len(text.encode("utf-8"))
                 return
@@ -253,7 +277,7 @@ class LogWriter:
             raise self._error
 
     def _store(self, text: str) -> None:
-        if not text:
+        if not text or self._abandoned:
             return
         expires = ttl_epoch(self.settings.job_ttl_days)
         items = []
@@ -269,7 +293,70 @@ class LogWriter:
                 }
             )
         for start in range(0, len(items), MAX_BATCH):
-            self._batch_write(items[start : start + MAX_BATCH])
+            if self.fence is not None:
+                self._fenced_write(items[start : start + MAX_BATCH], self.fence)
+            else:
+                self._batch_write(items[start : start + MAX_BATCH])
+
+    def _fenced_write(self, requests: list[dict], fence: LogFence) -> None:
+        """Store chunks in one transaction that holds only while ``fence`` owns the live job; new keys only."""
+        table = self.settings.table_name
+        values = {":me": {"S": fence.owner}, ":attempt": {"N": str(fence.attempt)}}
+        live = []
+        for i, phase in enumerate(LIVE_PHASE_VALUES):
+            values[f":live{i}"] = {"S": phase}
+            live.append(f":live{i}")
+        actions: list[dict] = [
+            {
+                "ConditionCheck": {
+                    "TableName": table,
+                    "Key": {"pk": {"S": self.job_id}, "sk": {"S": "job"}},
+                    "ConditionExpression": f"#owner = :me AND #attempt = :attempt AND #phase IN ({', '.join(live)})",
+                    "ExpressionAttributeNames": {"#owner": "lease_owner", "#attempt": "attempt", "#phase": "phase"},
+                    "ExpressionAttributeValues": values,
+                }
+            }
+        ]
+        for request in requests:
+            actions.append(
+                {"Put": {"TableName": table, "Item": request["PutRequest"]["Item"], "ConditionExpression": "attribute_not_exists(sk)"}}
+            )
+        client = aws.client("dynamodb")
+        delay = 0.05
+        for _ in range(TRANSACTION_TRIES):
+            self.batch_calls += 1
+            try:  # the token makes botocore's own retries of this request idempotent
+                client.transact_write_items(TransactItems=actions, ClientRequestToken=uuid.uuid4().hex)
+                self.items_written += len(requests)
+                return
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "error")
+                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+                if code == "TransactionCanceledException" and "ConditionalCheckFailed" in reasons:
+                    with self._lock:
+                        self._abandoned = True
+                    raise TransitionConflict(
+                        f"job {self.job_id}: the log belongs to another attempt or the job ended; this writer stops"
+                    ) from None
+                if code not in ("TransactionCanceledException", "TransactionConflictException", "TransactionInProgressException"):
+                    raise ServiceUnavailable(f"could not store the build log (DynamoDB answered {code})") from exc
+            except BotoCoreError as exc:
+                raise ServiceUnavailable(f"could not store the build log (DynamoDB unreachable: {type(exc).__name__})") from exc
+            time.sleep(delay)  # a concurrent write to the job item (heartbeat, transition): try again
+            delay = min(delay * 2, 1.0)
+        raise ServiceUnavailable("could not store the build log (DynamoDB kept cancelling the write)")
+
+    def abandon(self) -> None:
+        """Stop writing for good and drop what is buffered (the job is no longer this writer's)."""
+        with self._lock:
+            self._abandoned = True
+            self._buffer.clear()
+            self._buffered_bytes = 0
+            self._oldest = None
+            self._lock.notify_all()
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=60)
 
     def _batch_write(self, requests: list[dict]) -> None:
         client = aws.client("dynamodb")

@@ -179,7 +179,10 @@ class JobRunner:
             except BuildFailed:
                 credentials = None
             previous = logstore.stored_bytes(job.job_id) if job.attempt > 1 else 0
-            writer = logstore.LogWriter(job.job_id, settings, already_written=previous, redact=redactor).start()
+            writer = logstore.LogWriter(
+                job.job_id, settings, already_written=previous, redact=redactor,
+                fence=logstore.LogFence(self.worker_id, job.attempt),  # a stale worker cannot touch a newer attempt's log
+            ).start()
             sink = RedactingSink(writer.write, redactor)
             if credentials is None:
                 raise BuildFailed("could not decrypt the registry credentials of this job; submit the build again")
@@ -228,7 +231,7 @@ class JobRunner:
         except Aborted as exc:
             return self._aborted(job, exc, delivery, sink, writer)
         except TransitionConflict:
-            self._close_log(sink, writer)
+            self._drop_log(writer)
             log.warning("job %s: the job changed under this worker (lease lost or cancelled); leaving it", job.job_id)
             return self._result(Outcome.LOST, job, writer)
         except ServiceUnavailable as exc:  # the job store or log store gave up after its retries
@@ -270,8 +273,16 @@ class JobRunner:
                 sink.flush()
             if writer is not None:
                 writer.close()
+        except TransitionConflict:  # the job is no longer ours: its log is not either
+            self._drop_log(writer)
         except Exception:  # the job's phase matters more than its last log line
             log.exception("could not flush the log")
+
+    @staticmethod
+    def _drop_log(writer: logstore.LogWriter | None) -> None:
+        """The lease is lost or the job ended elsewhere: drop the buffered log instead of flushing it."""
+        if writer is not None:
+            writer.abandon()
 
     def _fail(
         self,
@@ -307,5 +318,5 @@ class JobRunner:
             finally:
                 self._hide(delivery, 0)
             return self._result(Outcome.RELEASED, job, writer)
-        self._close_log(sink, writer)
+        self._drop_log(writer)  # the lease was lost (or the job cancelled): nothing more goes into its log
         return self._result(Outcome.LOST, job, writer)

@@ -136,3 +136,83 @@ def test_a_lease_ending_in_the_claims_own_second_is_busy_not_exhausted(aws_env, 
     monkeypatch.setattr(jobstore.time, "time", lambda: lease_end + 1.5)
     third = jobstore.claim(job.job_id, "w2", 60, 3)
     assert third.outcome == ClaimOutcome.CLAIMED and third.job.attempt == 2
+
+
+def _fenced(job_id: str, owner: str, attempt: int) -> logstore.LogWriter:
+    """The writer a worker makes for its claimed attempt (see worker/runner.py)."""
+    return logstore.LogWriter(job_id, fence=logstore.LogFence(owner, attempt))
+
+
+def test_a_stale_worker_cannot_overwrite_a_newer_attempts_log(aws_env):
+    """Issue 11 item 4: the first attempt's worker lost its lease but still flushes; its chunks must not land."""
+    job = _new_job()
+    assert jobstore.claim(job.job_id, "w1", -1, 3).job.attempt == 1  # a lease that has already run out
+    stale = _fenced(job.job_id, "w1", 1)
+    stale.write("attempt 1 starts\n")
+    stale.flush()
+    assert jobstore.claim(job.job_id, "w2", 60, 3).job.attempt == 2
+    fresh = _fenced(job.job_id, "w2", 2)
+    fresh.write("attempt 2 starts\n")
+    fresh.flush()
+    stale.write("stale output from attempt 1\n")  # same next sequence number as attempt 2's chunk
+    with pytest.raises(TransitionConflict):
+        stale.flush()
+    stale.write("more stale output\n")  # dropped: this writer is done
+    stale.close()
+    fresh.write("attempt 2 goes on\n")
+    fresh.close()
+    text = logstore.read_logs(job.job_id, 0).text
+    assert text == "attempt 1 starts\nattempt 2 starts\nattempt 2 goes on\n"
+    assert [c.seq for c in logstore.iter_chunks(job.job_id, 0)] == [1, 2, 3]  # the DESIGN layout: log#<seq>
+
+
+def test_no_writer_extends_a_log_once_the_job_is_over(aws_env):
+    job = _new_job()
+    jobstore.claim(job.job_id, "w1", 60, 3)
+    writer = _fenced(job.job_id, "w1", 1).start()
+    writer.write("building\n")
+    writer.flush()
+    jobstore.fail(job.job_id, "cancelled by the user", target=Phase.CANCELLED)  # the API now calls the log Complete
+    writer.write("still running after the cancel\n")
+    with pytest.raises(TransitionConflict):
+        writer.flush()
+    writer.abandon()
+    assert logstore.read_logs(job.job_id, 0).text == "building\n"
+
+
+def test_abandon_drops_the_buffer_without_writing(aws_env):
+    job = _new_job()
+    jobstore.claim(job.job_id, "w1", 60, 3)
+    writer = _fenced(job.job_id, "w1", 1).start()
+    writer.write("buffered, never flushed\n")
+    writer.abandon()
+    writer.write("after abandon\n")
+    writer.close()
+    assert logstore.read_logs(job.job_id, 0).text == ""
+    assert writer.batch_calls == 0
+
+
+def test_a_log_transaction_holding_the_job_item_does_not_fail_a_transition(aws_env, monkeypatch):
+    """A plain write that meets a log transaction is refused with TransactionConflictException: tried again."""
+    from botocore.exceptions import ClientError
+
+    from chalicelib import aws
+
+    job = _new_job()
+    jobstore.claim(job.job_id, "w1", 60, 3)
+    real = aws.client("dynamodb")
+    refusals = [2]
+
+    class Busy:
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        def update_item(self, **kwargs):
+            if refusals[0]:
+                refusals[0] -= 1
+                raise ClientError({"Error": {"Code": "TransactionConflictException", "Message": "busy"}}, "UpdateItem")
+            return real.update_item(**kwargs)
+
+    monkeypatch.setattr(aws, "client", lambda name: Busy())
+    assert jobstore.transition(job.job_id, "w1", Phase.FETCHING, Phase.BUILDING).phase == Phase.BUILDING
+    assert refusals == [0]

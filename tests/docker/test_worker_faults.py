@@ -97,7 +97,8 @@ def test_cancelled_job_stops_its_build(make_worker, registry, base_image, docker
     )
     worker = make_worker()
     [future] = worker.poll(wait_seconds=1)
-    _wait_for(lambda: "sleeping" in jobkit.full_log(job_id), 60, "the build to start")
+    # wait for the container's id in the stored log: a cancelled job's unflushed log is dropped, not written
+    _wait_for(lambda: _build_containers(job_id), 60, "the build to start its container")
     jobstore.fail(job_id, "cancelled by the user", target=Phase.CANCELLED)
     result = future.result(timeout=30)  # the heartbeat (every 2 s) notices the lost lease
     assert result.outcome.value == "lost"
