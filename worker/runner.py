@@ -213,8 +213,9 @@ class JobRunner:
                 timings.enter("build")
                 used_docker = True
                 with Watchdog(control, settings.build_timeout_seconds):
-                    built_image = private_tag(job.job_id, job.attempt)  # never the user's name: see Builder.publish
-                    image_id = self.builder.build(context, built_image, sink.write, control, registry_auths=auths)
+                    private = private_tag(job.job_id, job.attempt)  # never the user's name: see Builder.publish
+                    image_id = self.builder.build(context, private, sink.write, control, registry_auths=auths)
+                    built_image = private
                     sink.flush()
                     jobstore.transition(job.job_id, self.worker_id, Phase.BUILDING, Phase.PUSHING)
                     timings.enter("push")
@@ -229,6 +230,7 @@ class JobRunner:
         except BuildFailed as exc:
             return self._fail(job, redactor(exc.message), delivery, sink, writer)
         except Aborted as exc:
+            heartbeat.stop()  # before the message is given back: a late beat would hide it again
             return self._aborted(job, exc, delivery, sink, writer)
         except TransitionConflict:
             self._drop_log(writer)

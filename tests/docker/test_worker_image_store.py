@@ -65,6 +65,9 @@ def _own_base(api: docker.APIClient, registry, base_image: str) -> str:
     """A private base of this test's own in the registry, built FROM the shared one (never touch the shared tag)."""
     name = jobkit.image_for(registry.host, "base", "latest")
     repository, _, tag = name.rpartition(":")
+    base_repository, _, base_tag = base_image.rpartition(":")
+    for message in api.pull(base_repository, tag=base_tag, auth_config=registry.auth_config, stream=True, decode=True):
+        assert "error" not in message, message  # fresh: the shared base's local tag is not ours to rely on
     context = io.BytesIO(jobkit.make_tar({"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex} > /base-marker\n"}, gz=False))
     for message in api.build(fileobj=context, custom_context=True, tag=name, rm=True, decode=True, network_mode="none"):
         assert "error" not in message, message
