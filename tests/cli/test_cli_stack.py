@@ -17,12 +17,13 @@ from tests.cli.helpers import (
     DOCKERIGNORE_TREE,
     KEPT_FILES,
     cli_env,
+    pull_digest_and_run,
     run_cli,
     run_cli_peak_rss,
     spawn_cli,
     write_tree,
 )
-from tests.e2e.helpers import pull_and_run, unique_image, wait_terminal
+from tests.e2e.helpers import unique_image, wait_terminal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -64,10 +65,11 @@ def test_build_a_folder_honours_dockerignore_like_the_docker_cli(local_stack, do
     })
     (context / "random.bin").write_bytes(os.urandom(2 * 1024 * 1024))  # incompressible: > the inline limit
     image = unique_image(local_stack.registry.host, "cli-ignore")
-    done = run_cli(["build", str(context), "-t", image], env)
+    done = run_cli(["build", str(context), "-t", image, "-o", "json"], env)
     assert done.returncode == 0, done.stderr
-    assert "Uploading" in done.stderr and "Step 1/" in done.stdout
-    pushed = _relative(pull_and_run(docker_host, local_stack.registry, image))
+    assert "Uploading" in done.stderr and "Step 1/" in done.stderr
+    digest = json.loads(done.stdout)["ImageDigest"]
+    pushed = _relative(pull_digest_and_run(docker_host, local_stack.registry, image, digest))
     assert pushed == KEPT_FILES | {"random.bin", "Dockerfile"}
     assert pushed == _docker_cli_listing(docker_host, context, image.replace("cli-ignore", "cli-ignore-docker"))
 
@@ -172,9 +174,10 @@ def test_tar_url_source(local_stack, env, docker_host):
     archive = make_tar_gz({"Dockerfile": f"FROM {local_stack.base_image}\nCMD echo from-a-tar-url\n"})
     url = local_stack.archive_server.add_file(f"cli-{time.time_ns()}.tar.gz", archive)
     image = unique_image(local_stack.registry.host, "cli-tarurl")
-    done = run_cli(["build", "--tar-url", url, "-t", image, "-q"], env)
+    done = run_cli(["build", "--tar-url", url, "-t", image, "-q", "-o", "json"], env)
     assert done.returncode == 0, done.stderr
-    assert "from-a-tar-url" in pull_and_run(docker_host, local_stack.registry, image)
+    digest = json.loads(done.stdout)["ImageDigest"]
+    assert "from-a-tar-url" in pull_digest_and_run(docker_host, local_stack.registry, image, digest)
 
 
 def test_unknown_job_and_unreachable_api(local_stack, env):
