@@ -90,6 +90,8 @@ class Job:
     lease_owner: str | None = None
     lease_expires: float = 0.0
     expires_at: int = 0
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # chalicelib.buildoptions, defaults left out
+    tag_digests: dict[str, str] = dataclasses.field(default_factory=dict)  # extra tag -> pushed digest
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -126,6 +128,8 @@ class Job:
             body["FinishedAt"] = self.finished_at
         if self.image_digest:
             body["ImageDigest"] = self.image_digest
+        if self.tag_digests:
+            body["TagDigests"] = dict(self.tag_digests)
         if self.phase == Phase.FAILED:
             body["Reason"] = self.reason or "unknown error"
         return body
@@ -149,6 +153,9 @@ class Job:
             value = getattr(self, key)
             if value is not None:
                 item[key] = value
+        for key in ("options", "tag_digests"):
+            if getattr(self, key):
+                item[key] = dict(getattr(self, key))
         return item
 
     @classmethod
@@ -170,6 +177,8 @@ class Job:
             lease_owner=item.get("lease_owner"),
             lease_expires=float(item.get("lease_expires", 0)),
             expires_at=int(item.get("expires_at", 0)),
+            options=dict(item.get("options") or {}),
+            tag_digests={str(k): str(v) for k, v in (item.get("tag_digests") or {}).items()},
         )
 
 

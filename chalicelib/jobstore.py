@@ -226,6 +226,7 @@ def transition(
     target: Phase,
     reason: str | None = None,
     image_digest: str | None = None,
+    tag_digests: dict[str, str] | None = None,
 ) -> Job:
     """Move a job one step, as the lease holder, from the phase it must be in now.
 
@@ -249,6 +250,9 @@ def transition(
     if image_digest is not None:
         values[":digest"] = dynamo.value(image_digest)
         sets.append("image_digest = :digest")
+    if tag_digests:
+        values[":tags"] = dynamo.value(dict(tag_digests))
+        sets.append("tag_digests = :tags")
     try:
         answer = _update_item(
             TableName=_table(),

@@ -48,6 +48,27 @@ NO_CONTROL_CHARS = rf"^[^\x00-\x1f\x7f-\x9f]*{END}"
 UUID = rf"^[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}{END}"
 """A UUID in its canonical 8-4-4-4-12 hex form, either case."""
 
+BUILD_ARG_NAME = rf"^[A-Za-z_][A-Za-z0-9_]{{0,127}}{END}"
+"""A Dockerfile ``ARG`` name."""
+
+RELATIVE_PATH = (
+    r"^(?!/)(?!.*//)(?!.*/" + END + r")(?!(?:.*/)?\.\.?(?:/|" + END + r"))"
+    r"[^\x00-\x1f\x7f-\x9f\\]{1,255}" + END
+)
+"""A path inside the build context: relative, no ``.``/``..``/empty components, no backslash, no trailing ``/``."""
+
+STAGE_NAME = rf"^[A-Za-z][A-Za-z0-9_.-]{{0,127}}{END}"
+"""A multi-stage build's stage name (``FROM ... AS name``)."""
+
+LABEL_KEY = rf"^[A-Za-z0-9][A-Za-z0-9._/-]{{0,254}}{END}"
+"""An image label key (reverse-DNS style)."""
+
+IMAGE_TAG = rf"^{_TAG}{END}"
+"""A Docker tag (the part after ``:``)."""
+
+MEMORY = rf"^[1-9][0-9]{{0,14}}[bkmgBKMG]?{END}"
+"""A memory size as ``docker build --memory`` takes it: bytes, or a number with b, k, m or g."""
+
 ALL: dict[str, str] = {
     "IMAGE_NAME": IMAGE_NAME,
     "GITHUB_USERNAME": GITHUB_USERNAME,
@@ -56,6 +77,12 @@ ALL: dict[str, str] = {
     "TAR_URL": TAR_URL,
     "NO_CONTROL_CHARS": NO_CONTROL_CHARS,
     "UUID": UUID,
+    "BUILD_ARG_NAME": BUILD_ARG_NAME,
+    "RELATIVE_PATH": RELATIVE_PATH,
+    "STAGE_NAME": STAGE_NAME,
+    "LABEL_KEY": LABEL_KEY,
+    "IMAGE_TAG": IMAGE_TAG,
+    "MEMORY": MEMORY,
 }
 
 

@@ -99,6 +99,9 @@ class Settings:
     spot_watch: bool = False
     imds_url: str = "http://169.254.169.254"
     spot_poll_seconds: float = 5.0
+    # the most a build may ask for with its `memory` / `cpus` options (the API refuses more)
+    max_build_memory_bytes: int = 4 * GiB
+    max_build_cpus: float = 2.0
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -150,6 +153,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         spot_watch=_bool(env, "BOATYARD_SPOT_WATCH", False),
         imds_url=env.get("BOATYARD_IMDS_URL", "http://169.254.169.254").rstrip("/"),
         spot_poll_seconds=_float(env, "BOATYARD_SPOT_POLL_SECONDS", 5.0),
+        max_build_memory_bytes=_int(env, "BOATYARD_MAX_BUILD_MEMORY_BYTES", 4 * GiB),
+        max_build_cpus=_float(env, "BOATYARD_MAX_BUILD_CPUS", 2.0),
     )
 
 

@@ -13,6 +13,7 @@ import urllib.parse
 from typing import Any, Mapping
 
 from chalicelib import patterns
+from chalicelib.buildoptions import BuildOptions, validate_options
 from chalicelib.errors import InvalidRequest, JobNotFound, PayloadTooLarge
 from chalicelib.jobs import SourceKind
 from chalicelib.reference import InvalidReference, parse_reference
@@ -45,13 +46,15 @@ class BuildRequest:
 
     ``fields`` holds the validated source fields (``dockerfile``, ``tar_url``,
     the three ``github_*`` or ``upload_id``); it is empty for a multipart
-    upload, whose archive travels beside the request.
+    upload, whose archive travels beside the request.  ``options`` are the build
+    options (:mod:`chalicelib.buildoptions`).
     """
 
     image_name: str
     kind: SourceKind
     fields: dict[str, str]
     credentials: Credentials = dataclasses.field(default_factory=Credentials, repr=False)
+    options: BuildOptions = dataclasses.field(default_factory=BuildOptions)
 
 
 def _has_control_chars(text: str) -> bool:
@@ -213,18 +216,19 @@ def validate_build(data: Any, settings: Settings, archive_supplied: bool = False
         raise InvalidRequest(f"more than one build source given ({', '.join(chosen)}); {SOURCES_HELP}", field="source")
     credentials = validate_credentials(data)
     source = chosen[0]
+    options = validate_options(data, settings, inline_dockerfile=source == "dockerfile")
     if source == "TarFile":
-        return BuildRequest(image_name, SourceKind.UPLOAD, {}, credentials)
+        return BuildRequest(image_name, SourceKind.UPLOAD, {}, credentials, options)
     if source == "dockerfile":
         text = validate_dockerfile(_string(data, "dockerfile"), settings)
-        return BuildRequest(image_name, SourceKind.DOCKERFILE, {"dockerfile": text}, credentials)
+        return BuildRequest(image_name, SourceKind.DOCKERFILE, {"dockerfile": text}, credentials, options)
     if source == "tar_url":
         url = validate_tar_url(_string(data, "tar_url"))
-        return BuildRequest(image_name, SourceKind.TAR_URL, {"tar_url": url}, credentials)
+        return BuildRequest(image_name, SourceKind.TAR_URL, {"tar_url": url}, credentials, options)
     if source == "upload_id":
         upload_id = validate_upload_id(_string(data, "upload_id"))
-        return BuildRequest(image_name, SourceKind.UPLOAD, {"upload_id": upload_id}, credentials)
-    return BuildRequest(image_name, SourceKind.GITHUB, validate_github(data), credentials)
+        return BuildRequest(image_name, SourceKind.UPLOAD, {"upload_id": upload_id}, credentials, options)
+    return BuildRequest(image_name, SourceKind.GITHUB, validate_github(data), credentials, options)
 
 
 def parse_job_id(value: str) -> str:

@@ -1,11 +1,13 @@
 """A local HTTP server that serves archives: a stand-in for GitHub and for tarball URLs.
 
 ``/{user}/{repo}/archive/{tag}.tar.gz`` answers like GitHub's archive endpoint
-(everything under one top folder ``<repo>-<tag without a leading v>/``);
+(everything under one top folder ``<repo>-<tag without a leading v>/``, and the
+commit id in a pax global header's ``comment``, as ``git archive`` writes it);
 ``/files/<name>`` serves any blob added with :meth:`ArchiveServer.add_file`.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 import threading
@@ -13,10 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Mapping
 
 
-def make_tar_gz(files: Mapping[str, bytes | str], top: str = "") -> bytes:
-    """A tar.gz holding ``files`` (path → content), optionally under folder ``top``."""
+def make_tar_gz(files: Mapping[str, bytes | str], top: str = "", commit: str = "") -> bytes:
+    """A tar.gz holding ``files`` (path → content), optionally under folder ``top`` and naming a ``commit``."""
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+    extra = {"format": tarfile.PAX_FORMAT, "pax_headers": {"comment": commit}} if commit else {}
+    with tarfile.open(fileobj=buffer, mode="w:gz", **extra) as tar:
         if top:
             info = tarfile.TarInfo(top.rstrip("/"))
             info.type = tarfile.DIRTYPE
@@ -68,9 +71,15 @@ class ArchiveServer:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     def add_repo(self, user: str, repo: str, tag: str, files: Mapping[str, bytes | str]) -> None:
-        """Publish a repository archive at a tag."""
+        """Publish a repository archive at a tag (made from the commit :meth:`commit_of` names)."""
         top = f"{repo}-{tag[1:] if tag.startswith('v') else tag}"
-        self._blobs[f"/{user}/{repo}/archive/{tag}.tar.gz"] = make_tar_gz(files, top)
+        commit = self.commit_of(user, repo, tag)
+        self._blobs[f"/{user}/{repo}/archive/{tag}.tar.gz"] = make_tar_gz(files, top, commit)
+
+    @staticmethod
+    def commit_of(user: str, repo: str, tag: str) -> str:
+        """The (made-up, stable) commit id the archive of ``user/repo`` at ``tag`` says it was made from."""
+        return hashlib.sha1(f"{user}/{repo}@{tag}".encode()).hexdigest()
 
     def add_file(self, name: str, data: bytes) -> str:
         """Publish a blob; returns its URL."""

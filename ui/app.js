@@ -2,6 +2,7 @@
 
 import {ApiError, apiBase, cancelJob, clockSkewMs, createUpload, submitBuild, uploadFile} from "./api.js";
 import {checkForm} from "./validate.js";
+import {OPTION_FIELDS, readOptions, secretLookingArgs} from "./options.js";
 import {LogPane} from "./logpane.js";
 import {JobWatcher, TERMINAL_PHASES} from "./watcher.js";
 import {clearRecent, loadRecent, rememberJob, STORAGE_KEY, updateJob} from "./recent.js";
@@ -14,7 +15,7 @@ const formError = $("form-error");
 const tabs = Array.from(document.querySelectorAll('[role="tab"]'));
 const FIELD_IDS = [
   "image_name", "username", "password", "email", "dockerfile",
-  "github_username", "github_reponame", "github_tag", "tar_url", "upload_file",
+  "github_username", "github_reponame", "github_tag", "tar_url", "upload_file", ...OPTION_FIELDS,
 ];
 // Fields the API may name in a refusal, mapped to the input that shows it.
 const API_FIELD_TO_INPUT = {upload_id: "upload_file", TarFile: "upload_file", file: "upload_file"};
@@ -43,6 +44,7 @@ function selectTab(tab, focus) {
     t.tabIndex = on ? 0 : -1;
     $(t.getAttribute("aria-controls")).hidden = !on;
   }
+  $("options-paths").hidden = $("paths-hint").hidden = tab.dataset.source === "dockerfile";  // archives only
   if (focus) tab.focus();
 }
 
@@ -93,6 +95,17 @@ function showFormError(message) {
   formError.hidden = false;
 }
 
+// A build arg whose name looks like a secret gets a warning while it is typed.
+$("build_args").addEventListener("input", () => {
+  const names = $("build_args").value.split(/\r?\n/).map((line) => line.split("=", 1)[0].trim()).filter(Boolean);
+  const secret = secretLookingArgs(Object.fromEntries(names.map((name) => [name, ""])));
+  const warning = $("build_args-warning");
+  warning.hidden = !secret.length;
+  warning.textContent = secret.length
+    ? `${secret.join(", ")} looks like a secret: anyone who pulls the image can read build args. Don't pass secrets this way.`
+    : "";
+});
+
 // A field's error goes away as soon as the user edits it.
 for (const field of FIELD_IDS) {
   const input = $(field);
@@ -104,6 +117,8 @@ function focusField(field) {
   const input = $(field);
   const panel = input.closest('[role="tabpanel"]');
   if (panel && panel.hidden) selectTab(tabs.find((t) => t.getAttribute("aria-controls") === panel.id), false);
+  const details = input.closest("details");
+  if (details) details.open = true;
   input.focus();
 }
 
@@ -138,6 +153,8 @@ function readValues() {
   const values = {};
   for (const field of FIELD_IDS) if (field !== "upload_file") values[field] = $(field).value;
   values.file = $("upload_file").files[0] || null;
+  values.no_cache = $("no_cache").checked;
+  values.pull = $("pull").checked;
   return values;
 }
 
@@ -179,7 +196,8 @@ form.addEventListener("submit", async (event) => {
   clearErrors();
   const source = currentSource();
   const values = readValues();
-  const errors = checkForm(source, values);
+  const checked = readOptions(source, values);
+  const errors = {...checkForm(source, values), ...checked.errors};
   const wrong = Object.keys(errors);
   if (wrong.length) {
     for (const field of wrong) showFieldError(field, errors[field]);
@@ -192,6 +210,7 @@ form.addEventListener("submit", async (event) => {
     username: values.username.trim(),
     password: values.password,
     email: values.email.trim(),
+    ...checked.options,
   };
   setBusy("Submitting…");
   uploadBox.hidden = true;

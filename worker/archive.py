@@ -7,12 +7,15 @@ refuses — with a reason the user can act on — path traversal, absolute paths
 links that leave the context, device and FIFO entries, archives above the size,
 file-count or compression-ratio limits, and archives without a ``Dockerfile``
 at the root.  With ``strip_top`` (GitHub archives) the single top folder is
-removed from every path.
+removed from every path.  With ``context_path`` only that folder is kept, as the
+new root (the rest is read, counted against the limits, and dropped), and the
+Dockerfile is looked for at ``dockerfile_path`` inside it.
 """
 from __future__ import annotations
 
 import dataclasses
 import posixpath
+import re
 import tarfile
 import zlib
 from typing import BinaryIO, Callable
@@ -23,6 +26,7 @@ from chalicelib.errors import BuildFailed
 # makes a tiny archive "compress" 50-100 times.
 RATIO_FLOOR_BYTES = 8 * 1024 * 1024
 COPY_BUFSIZE = 64 * 1024
+_COMMIT = re.compile(r"[0-9a-f]{40}")
 
 
 class InvalidContext(BuildFailed):
@@ -45,6 +49,15 @@ class ContextStats:
     files: int = 0  # entries of any kind
     content_bytes: int = 0  # uncompressed file content
     compressed_bytes: int = 0  # bytes read from the source
+    commit: str = ""  # the commit a git archive was made from (its pax global header's comment), if it says
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where the context and its Dockerfile are inside an archive (validated relative paths)."""
+
+    context_path: str = ""
+    dockerfile_path: str = "Dockerfile"
 
 
 class CountingReader:
@@ -69,6 +82,15 @@ class CountingReader:
         return data
 
 
+def _check_ratio(stats: ContextStats, source: CountingReader, limits: ContextLimits) -> None:
+    expanded = stats.content_bytes
+    if expanded > RATIO_FLOOR_BYTES and expanded > limits.max_ratio * max(source.count, 1):
+        raise InvalidContext(
+            f"the archive expands more than {limits.max_ratio} times its compressed size "
+            "(a compression bomb?); it was refused"
+        )
+
+
 class _RatioGuard:
     """Reads a member's content while checking the total size and the compression ratio."""
 
@@ -82,12 +104,7 @@ class _RatioGuard:
         data = self._member.read(size)
         self._stats.content_bytes += len(data)
         self._stats.compressed_bytes = self._source.count
-        expanded = self._stats.content_bytes
-        if expanded > RATIO_FLOOR_BYTES and expanded > self._limits.max_ratio * max(self._source.count, 1):
-            raise InvalidContext(
-                f"the archive expands more than {self._limits.max_ratio} times its compressed size "
-                "(a compression bomb?); it was refused"
-            )
+        _check_ratio(self._stats, self._source, self._limits)
         return data
 
 
@@ -125,15 +142,20 @@ def sanitize(
     limits: ContextLimits,
     strip_top: bool = False,
     check: Callable[[], None] | None = None,
+    context_path: str = "",
+    dockerfile_path: str = "Dockerfile",
 ) -> ContextStats:
     """Copy the archive in ``source`` (tar or tar.gz) to ``dest`` as a safe uncompressed tar.
 
-    ``check`` is called on every read (it raises to abort the copy).  Raises
+    ``check`` is called on every read (it raises to abort the copy).  ``context_path``
+    (a validated relative folder) re-roots the context there.  Raises
     :class:`InvalidContext` with the reason the job fails.
     """
     counted = CountingReader(source, limits.max_bytes, check)
     stats = ContextStats()
     top = _TopFolder() if strip_top else None
+    root = [p for p in context_path.split("/") if p]
+    root_seen = not root
     files_seen: set[str] = set()
     has_dockerfile = False
     try:
@@ -149,6 +171,20 @@ def sanitize(
                 stats.files += 1
                 if stats.files > limits.max_files:
                     raise InvalidContext(f"the archive holds more than {limits.max_files} entries")
+                if root:
+                    if parts[: len(root)] != root:  # outside the context folder: counted, then dropped
+                        if member.isreg():
+                            stats.content_bytes += member.size
+                            if stats.content_bytes > limits.max_bytes:
+                                raise InvalidContext(
+                                    f"the archive is larger than the limit of {limits.max_bytes} bytes (uncompressed)"
+                                )
+                            _check_ratio(stats, counted, limits)
+                        continue
+                    root_seen = True
+                    parts = parts[len(root):]
+                    if not parts:  # the context folder itself
+                        continue
                 name = "/".join(parts)
                 info = tarfile.TarInfo(name)
                 info.mtime = member.mtime
@@ -163,7 +199,7 @@ def sanitize(
                     assert content is not None
                     out.addfile(info, _RatioGuard(content, stats, counted, limits))  # type: ignore[arg-type]
                     files_seen.add(name)
-                    if name == "Dockerfile":
+                    if name == dockerfile_path:
                         has_dockerfile = True
                 elif member.isdir():
                     info.type = tarfile.DIRTYPE
@@ -185,6 +221,8 @@ def sanitize(
                     link_parts = _clean_path(member.linkname, f"the hard link {name!r}")
                     if top is not None:
                         link_parts = top.strip(link_parts, member.linkname)
+                    if root:  # a link to a file outside the context folder is not in files_seen: refused below
+                        link_parts = link_parts[len(root):] if link_parts[: len(root)] == root else ["..", *link_parts]
                     target = "/".join(link_parts)
                     if target not in files_seen:
                         raise InvalidContext(
@@ -192,13 +230,15 @@ def sanitize(
                         )
                     info.type, info.linkname = tarfile.LNKTYPE, target
                     out.addfile(info)
-                    if name == "Dockerfile":
+                    if name == dockerfile_path:
                         has_dockerfile = True
                     files_seen.add(name)
                 elif member.ischr() or member.isblk() or member.isfifo():
                     raise InvalidContext(f"the archive holds a device or FIFO entry ({member.name!r}); only files, folders and links are allowed")
                 else:
                     raise InvalidContext(f"the archive holds an entry of an unsupported type ({member.name!r})")
+            comment = str(src.pax_headers.get("comment", ""))
+            stats.commit = comment if _COMMIT.fullmatch(comment) else ""
     except InvalidContext:
         raise
     except BuildFailed:
@@ -208,6 +248,11 @@ def sanitize(
             check()  # an abort that broke the stream wins over the read error
         raise InvalidContext(f"the archive is not a valid tar or tar.gz file ({type(exc).__name__}: {exc})") from None
     stats.compressed_bytes = counted.count
+    inside = " (inside its top folder)" if strip_top else ""
+    if not root_seen:
+        raise InvalidContext(f"the archive has no folder {context_path!r} (context_path){inside}")
     if not has_dockerfile:
-        raise InvalidContext("no Dockerfile at the root of the archive" + (" (inside its top folder)" if strip_top else ""))
+        where = f"in the folder {context_path!r} (context_path)" if root else "at the root of the archive"
+        what = "" if dockerfile_path == "Dockerfile" else f" at {dockerfile_path!r} (dockerfile_path)"
+        raise InvalidContext(f"no Dockerfile{what} {where}{inside}")
     return stats

@@ -22,6 +22,7 @@ import urllib3
 from chalicelib.errors import BuildFailed
 from chalicelib.sealing import Credentials
 from chalicelib.settings import Settings
+from worker.buildplan import BuildPlan
 from worker.control import Aborted, JobControl
 from worker.images import ImageRef, RegistryAuths, host_name
 from worker.targetlock import target_lock
@@ -53,6 +54,7 @@ class JobAPIClient(docker.APIClient):
         self, *args: Any, control: JobControl | None = None, registry_auths: RegistryAuths | None = None, **kwargs: Any
     ) -> None:
         self.control = control
+        self.extra_build_params: dict[str, str] = {}  # POST /build parameters docker-py has no argument for
         super().__init__(*args, **kwargs)
         self.registry_auths: RegistryAuths = {k: dict(v) for k, v in (registry_auths or {}).items()}
         self._auth_configs = _JobAuthConfig({"auths": self.registry_auths})
@@ -62,6 +64,11 @@ class JobAPIClient(docker.APIClient):
 
     def _set_auth_headers(self, headers: dict[str, str]) -> None:
         headers["X-Registry-Config"] = docker.auth.encode_header(self.registry_auths).decode("ascii")
+
+    def _post(self, url: str, **kwargs: Any) -> Any:
+        if self.extra_build_params and url.endswith("/build"):
+            kwargs["params"] = {**(kwargs.get("params") or {}), **self.extra_build_params}
+        return super()._post(url, **kwargs)
 
     def _stream_helper(self, response: Any, decode: bool = False) -> Any:
         if self.control is not None:
@@ -144,14 +151,16 @@ class Builder:
         write: Callable[[str], None],
         control: JobControl,
         registry_auths: RegistryAuths | None = None,
+        plan: BuildPlan | None = None,
     ) -> str:
-        """Build the tar in ``context`` as ``image`` (the job's private tag); returns the image id.
+        """Build the tar in ``context`` as ``image`` (the job's private tag) with the job's ``plan`` (its
+        options); returns the image id.
 
-        Bases are pulled fresh (``pull``) with ``registry_auths`` only, so a stale or shadowed
-        local copy of a base is never used.  Docker's error → :class:`BuildFailed`.
+        Bases are pulled fresh (``pull``, unless the plan says otherwise) with ``registry_auths`` only,
+        so a stale or shadowed local copy of a base is never used.  Docker's error → :class:`BuildFailed`.
         """
         with self.running_build():
-            return self._build(context, image, write, control, registry_auths or {})
+            return self._build(context, image, write, control, registry_auths or {}, plan)
 
     @contextlib.contextmanager
     def running_build(self) -> Iterator[None]:
@@ -179,9 +188,16 @@ class Builder:
         return {"dangling": True, "until": str(int(oldest) - 1)}
 
     def _build(
-        self, context: BinaryIO, image: str, write: Callable[[str], None], control: JobControl, registry_auths: RegistryAuths
+        self,
+        context: BinaryIO,
+        image: str,
+        write: Callable[[str], None],
+        control: JobControl,
+        registry_auths: RegistryAuths,
+        plan: BuildPlan | None,
     ) -> str:
         api = self.client(control, registry_auths)
+        api.extra_build_params = plan.extra_params() if plan else {}
         image_id = ""
 
         def on_message(message: dict[str, Any]) -> None:
@@ -200,7 +216,7 @@ class Builder:
                 image_id = str(aux["ID"])
 
         try:
-            stream = api.build(
+            arguments: dict[str, Any] = dict(
                 fileobj=context,
                 custom_context=True,
                 tag=image,
@@ -212,6 +228,7 @@ class Builder:
                 use_config_proxy=False,
                 network_mode=self.settings.build_network or None,
             )
+            stream = api.build(**{**arguments, **(plan.build_kwargs() if plan else {})})
             self._consume(stream, control, on_message)
             if not image_id:
                 found = api.images(name=image, quiet=True)

@@ -24,6 +24,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import jobstore, logstore, queue, sealing
+from chalicelib.buildoptions import BuildOptions
 from chalicelib.errors import BuildFailed, ServiceUnavailable, TransitionConflict
 from chalicelib.jobs import Job, Phase
 from chalicelib.jobstore import ClaimOutcome
@@ -32,6 +33,7 @@ from chalicelib.sealing import Credentials
 from chalicelib.settings import Settings
 from worker import metrics
 from worker.builder import Builder
+from worker.buildplan import plan_build
 from worker.control import AbortKind, Aborted, JobControl, Watchdog
 from worker.heartbeat import Heartbeat
 from worker.images import is_private, parse_image, private_tag, registry_auths
@@ -201,30 +203,46 @@ class JobRunner:
             if is_private(ref.registry):
                 raise BuildFailed(f"{job.image_name!r} is in a namespace reserved for the build service")
             auths = registry_auths(ref, credentials.username, credentials.password)
+            for name in BuildOptions.from_item(job.options).secret_looking_args():
+                sink.line(
+                    f"[boatyard] warning: the build arg {name} looks like a secret; build args are kept in the "
+                    "pushed image's history (docker history shows them): do not pass secrets as build args"
+                )
             os.makedirs(settings.work_dir, exist_ok=True)
+            tag_digests: dict[str, str] = {}
             with tempfile.TemporaryFile(dir=settings.work_dir, prefix=f"ctx-{job.job_id[:8]}-") as context:
                 sink.line(f"[boatyard] fetching the build context from {describe_source(job)}")
                 timings.enter("fetch")
                 with Watchdog(control, settings.build_timeout_seconds):  # a trickling download cannot hang the job
-                    timings.context_bytes = fetch_context(job, context, settings, control.check).compressed_bytes
+                    stats = fetch_context(job, context, settings, control.check)
+                    timings.context_bytes = stats.compressed_bytes
                 context.seek(0)
                 control.check()
+                plan = plan_build(job, ref, stats, settings)
                 jobstore.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
                 timings.enter("build")
                 used_docker = True
                 with Watchdog(control, settings.build_timeout_seconds):
                     private = private_tag(job.job_id, job.attempt)  # never the user's name: see Builder.publish
-                    image_id = self.builder.build(context, private, sink.write, control, registry_auths=auths)
+                    image_id = self.builder.build(
+                        context, private, sink.write, control, registry_auths=auths, plan=plan
+                    )
                     built_image = private
                     sink.flush()
                     jobstore.transition(job.job_id, self.worker_id, Phase.BUILDING, Phase.PUSHING)
                     timings.enter("push")
                     digest = self.builder.publish(image_id, ref, credentials, sink.write, control)
+                    sink.line(f"[boatyard] pushed {ref.reference} ({digest})")
+                    for tag in plan.extra_tags:  # the same image under the job's extra tags
+                        extra = dataclasses.replace(ref, tag=tag)
+                        tag_digests[tag] = self.builder.publish(image_id, extra, credentials, sink.write, control)
+                        sink.line(f"[boatyard] pushed {extra.reference} ({tag_digests[tag]})")
                     timings.enter("done")
-            sink.line(f"[boatyard] pushed {ref.reference} ({digest})")
             sink.flush()
             writer.close()
-            jobstore.transition(job.job_id, self.worker_id, Phase.PUSHING, Phase.FINISHED, image_digest=digest)
+            jobstore.transition(
+                job.job_id, self.worker_id, Phase.PUSHING, Phase.FINISHED, image_digest=digest, tag_digests=tag_digests
+            )
             self._delete(delivery)
             return self._result(Outcome.FINISHED, job, writer, digest=digest)
         except BuildFailed as exc:

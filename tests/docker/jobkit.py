@@ -13,6 +13,7 @@ from typing import Mapping
 import pytest
 
 from chalicelib import contexts, jobstore, logstore, queue, sealing
+from chalicelib.buildoptions import validate_options
 from chalicelib.jobs import Job, SourceKind
 from chalicelib.queue import JobMessage
 from chalicelib.settings import get_settings
@@ -47,8 +48,12 @@ def submit(
     username: str = "",
     password: str = "",
     copies: int = 1,
+    options: Mapping[str, object] | None = None,
 ) -> str:
-    """Create a job, store its context, seal its credentials and enqueue it (like the API); returns its id."""
+    """Create a job, store its context, seal its credentials and enqueue it (like the API); returns its id.
+
+    ``options`` are build options as the API takes them (validated the same way).
+    """
     job_id = str(uuid.uuid4())
     if dockerfile is not None or archive is not None:
         kind = SourceKind.DOCKERFILE if dockerfile is not None else SourceKind.UPLOAD
@@ -64,7 +69,8 @@ def submit(
         source = dict(zip(("github_username", "github_reponame", "github_tag"), github))
     else:
         raise ValueError("no source")
-    jobstore.create_job(Job(job_id, image_name, kind, source))
+    stored = validate_options(options or {}, get_settings()).to_item()
+    jobstore.create_job(Job(job_id, image_name, kind, source, options=stored))
     sealed = sealing.seal(job_id, sealing.Credentials(username, password))
     for _ in range(copies):
         queue.send(JobMessage(job_id, 0, sealed))

@@ -31,7 +31,8 @@ def test_dockerfile_source_builds_pushes_and_runs(make_worker, registry, base_im
     assert job.image_digest and job.image_digest.startswith("sha256:")
     assert results[-1].digest == job.image_digest
     logs = jobkit.full_log(job_id)
-    assert "Step 1/2 : FROM " + base_image in logs
+    assert "Step 1/3 : FROM " + base_image in logs  # FROM, CMD, then the automatic OCI labels
+    assert "LABEL org.opencontainers.image.created=" in logs
     assert job.image_digest in logs
     assert test_password not in logs
     _assert_not_on_host(docker_api, image)

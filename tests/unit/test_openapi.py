@@ -70,10 +70,24 @@ def test_every_operation_documents_its_errors_with_the_error_schema(doc):
         ("Username", "NO_CONTROL_CHARS"),
         ("Password", "NO_CONTROL_CHARS"),
         ("Email", "NO_CONTROL_CHARS"),
+        ("OptionValue", "NO_CONTROL_CHARS"),
+        ("ContextPath", "RELATIVE_PATH"),
     ],
 )
 def test_documented_patterns_are_the_validators_patterns(doc, schema_name, pattern_name):
     assert doc["components"]["schemas"][schema_name]["pattern"] == patterns.ALL[pattern_name]
+
+
+def test_documented_option_patterns_are_the_validators_patterns(doc):
+    options = doc["components"]["schemas"]["BuildOptions"]["properties"]
+    assert options["build_args"]["propertyNames"]["pattern"] == patterns.BUILD_ARG_NAME
+    assert options["labels"]["propertyNames"]["pattern"] == patterns.LABEL_KEY
+    assert options["tags"]["items"]["pattern"] == patterns.IMAGE_TAG
+    assert options["target"]["anyOf"][1]["pattern"] == patterns.STAGE_NAME
+    assert options["memory"]["anyOf"][2]["pattern"] == patterns.MEMORY
+    settings = load_settings({})
+    assert options["memory"]["anyOf"][1]["maximum"] == settings.max_build_memory_bytes
+    assert options["cpus"]["maximum"] == settings.max_build_cpus
 
 
 UUID = "3f1c1f0e-8c8b-4d47-9a53-6c1b0f5e2a10"
@@ -108,6 +122,41 @@ BODIES: list[dict[str, Any]] = [
     {"image_name": "u/i", "dockerfile": "FROM x", "password": "a\tb"},
     {"image_name": "u/i", "dockerfile": "FROM x", "password": "p" * 1025},
     {"image_name": "u/i", "dockerfile": "FROM x", "email": "e" * 321},
+    # build options
+    {"image_name": "u/i", "tar_url": "https://h/a", "build_args": {"VERSION": "1", "_x": ""}, "labels": {"a.b/c-d": "v"},
+     "dockerfile_path": "docker/Dockerfile.prod", "context_path": "services/api", "target": "runtime",
+     "no_cache": True, "pull": False, "tags": ["latest", "1.0"], "memory": "512m", "cpus": 1.5},
+    {"image_name": "u/i", "dockerfile": "FROM x", "build_args": None, "labels": None, "tags": None, "target": "",
+     "no_cache": None, "pull": None, "memory": None, "cpus": None, "dockerfile_path": "", "context_path": None},
+    {"image_name": "u/i", "dockerfile": "FROM x", "memory": 6291456, "cpus": 2},
+    {"image_name": "u/i", "dockerfile": "FROM x", "context_path": "app"},
+    {"image_name": "u/i", "dockerfile": "FROM x", "dockerfile_path": "Dockerfile"},
+    {"image_name": "u/i", "tar_url": "https://h/a", "context_path": "../up"},
+    {"image_name": "u/i", "tar_url": "https://h/a", "context_path": "/abs"},
+    {"image_name": "u/i", "tar_url": "https://h/a", "dockerfile_path": "a/./Dockerfile"},
+    {"image_name": "u/i", "tar_url": "https://h/a", "dockerfile_path": "a\\Dockerfile"},
+    {"image_name": "u/i", "tar_url": "https://h/a", "context_path": "app/"},
+    {"image_name": "u/i", "dockerfile": "FROM x", "build_args": {"1X": "v"}},
+    {"image_name": "u/i", "dockerfile": "FROM x", "build_args": {"X": 1}},
+    {"image_name": "u/i", "dockerfile": "FROM x", "build_args": {"X": "a\nb"}},
+    {"image_name": "u/i", "dockerfile": "FROM x", "build_args": {"X": "v" * 4097}},
+    {"image_name": "u/i", "dockerfile": "FROM x", "build_args": {f"A{i}": "v" for i in range(65)}},
+    {"image_name": "u/i", "dockerfile": "FROM x", "build_args": ["X=1"]},
+    {"image_name": "u/i", "dockerfile": "FROM x", "labels": {"-x": "v"}},
+    {"image_name": "u/i", "dockerfile": "FROM x", "target": "1stage"},
+    {"image_name": "u/i", "dockerfile": "FROM x", "no_cache": "true"},
+    {"image_name": "u/i", "dockerfile": "FROM x", "pull": 1},
+    {"image_name": "u/i", "dockerfile": "FROM x", "tags": ["a", "a"]},
+    {"image_name": "u/i", "dockerfile": "FROM x", "tags": [".hidden"]},
+    {"image_name": "u/i", "dockerfile": "FROM x", "tags": "latest"},
+    {"image_name": "u/i", "dockerfile": "FROM x", "tags": [f"t{i}" for i in range(11)]},
+    {"image_name": "u/i", "dockerfile": "FROM x", "memory": "lots"},
+    {"image_name": "u/i", "dockerfile": "FROM x", "memory": 1024},
+    {"image_name": "u/i", "dockerfile": "FROM x", "memory": 5 * 1024**3},
+    {"image_name": "u/i", "dockerfile": "FROM x", "memory": True},
+    {"image_name": "u/i", "dockerfile": "FROM x", "cpus": 0},
+    {"image_name": "u/i", "dockerfile": "FROM x", "cpus": 3},
+    {"image_name": "u/i", "dockerfile": "FROM x", "cpus": "1"},
 ]
 
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import BinaryIO, Callable
 
+from chalicelib.buildoptions import BuildOptions
 from chalicelib.errors import BuildFailed
 from chalicelib.jobs import Job, SourceKind
 from chalicelib.settings import Settings
-from worker.archive import ContextLimits, ContextStats
+from worker.archive import ContextLimits, ContextStats, Layout
 from worker.sources import github, s3, tarurl
 
 
@@ -39,14 +40,20 @@ def describe_source(job: Job) -> str:
 
 
 def fetch_context(job: Job, dest: BinaryIO, settings: Settings, check: Callable[[], None]) -> ContextStats:
-    """Write the job's sanitized build context (an uncompressed tar) to ``dest``."""
+    """Write the job's sanitized build context (an uncompressed tar) to ``dest``.
+
+    The job's ``context_path`` / ``dockerfile_path`` options say where in the archive the
+    context and its Dockerfile are.
+    """
     limits = limits_from(settings)
+    options = BuildOptions.from_item(job.options)
+    layout = Layout(options.context_path, options.dockerfile_path)
     kind = job.source_kind
     if kind in (SourceKind.DOCKERFILE, SourceKind.UPLOAD):
-        return s3.fetch(job, dest, limits, check)
+        return s3.fetch(job, dest, limits, check, layout)
     if kind == SourceKind.TAR_URL:
         url = job.source.get("tar_url", "")
-        return tarurl.fetch(url, dest, limits, settings, check)
+        return tarurl.fetch(url, dest, limits, settings, check, layout)
     if kind == SourceKind.GITHUB:
         return github.fetch(
             job.source.get("github_username", ""),
@@ -56,5 +63,6 @@ def fetch_context(job: Job, dest: BinaryIO, settings: Settings, check: Callable[
             limits,
             settings,
             check,
+            layout,
         )
     raise BuildFailed(f"unknown source kind {kind!r}")

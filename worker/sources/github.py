@@ -10,7 +10,7 @@ import requests
 from chalicelib.errors import BuildFailed
 from chalicelib.settings import Settings
 from worker import netguard
-from worker.archive import ContextLimits, ContextStats, sanitize
+from worker.archive import ContextLimits, ContextStats, Layout, sanitize
 from worker.sources.tarurl import download_stream
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -39,6 +39,7 @@ def fetch(
     limits: ContextLimits,
     settings: Settings,
     check: Callable[[], None],
+    layout: Layout = Layout(),
 ) -> ContextStats:
     """Download the archive (following redirects) and sanitize it into ``dest`` without its top folder."""
     url = archive_url(settings.github_archive_base, user, repo, tag)
@@ -52,5 +53,6 @@ def fetch(
     )
     with response:
         return sanitize(
-            download_stream(response, f"the download of {user}/{repo} at {tag}"), dest, limits, strip_top=True, check=check
+            download_stream(response, f"the download of {user}/{repo} at {tag}"), dest, limits, strip_top=True, check=check,
+            context_path=layout.context_path, dockerfile_path=layout.dockerfile_path,
         )

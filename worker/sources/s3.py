@@ -10,7 +10,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import contexts
 from chalicelib.errors import BuildFailed
 from chalicelib.jobs import Job
-from worker.archive import ContextLimits, ContextStats, sanitize
+from worker.archive import ContextLimits, ContextStats, Layout, sanitize
 from worker.sources.stream import SafeStream
 
 
@@ -30,7 +30,9 @@ def _inline_dockerfile(text: str) -> io.BytesIO:
     return buffer
 
 
-def fetch(job: Job, dest: BinaryIO, limits: ContextLimits, check: Callable[[], None]) -> ContextStats:
+def fetch(
+    job: Job, dest: BinaryIO, limits: ContextLimits, check: Callable[[], None], layout: Layout = Layout()
+) -> ContextStats:
     """Stream the job's archive from S3 through the sanitizer into ``dest``."""
     if "dockerfile" in job.source and "context_key" not in job.source:  # a small inline Dockerfile
         return sanitize(_inline_dockerfile(job.source["dockerfile"]), dest, limits, check=check)
@@ -44,6 +46,9 @@ def fetch(job: Job, dest: BinaryIO, limits: ContextLimits, check: Callable[[], N
             ) from None
         raise
     try:
-        return sanitize(SafeStream(body, "reading the build context from storage", (BotoCoreError,)), dest, limits, check=check)
+        return sanitize(
+            SafeStream(body, "reading the build context from storage", (BotoCoreError,)), dest, limits, check=check,
+            context_path=layout.context_path, dockerfile_path=layout.dockerfile_path,
+        )
     finally:
         body.close()

@@ -1,0 +1,110 @@
+"""The build form's "Options" section (shared by every source tab): headless Chromium against the fake API."""
+from __future__ import annotations
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import screenshot
+from tests.browser.test_ui_fake import error_of, fill_common, open_ui
+
+
+def open_options(page: Page) -> None:
+    page.locator("#options summary").click()
+    expect(page.get_by_label("Target")).to_be_visible()
+
+
+def test_untouched_options_send_nothing(ui_page: Page, fake_api) -> None:
+    open_ui(ui_page, fake_api)
+    fill_common(ui_page)
+    ui_page.get_by_role("textbox", name="Dockerfile").fill("FROM busybox\n")
+    ui_page.get_by_role("button", name="Build it!").click()
+    fake_api.wait_for_build()
+    sent = set(fake_api.builds[0]) - {"_job_id"}
+    assert sent == {"image_name", "username", "password", "email", "dockerfile"}
+
+
+def test_every_option_is_sent_with_a_github_source(ui_page: Page, fake_api) -> None:
+    open_ui(ui_page, fake_api)
+    fill_common(ui_page)
+    ui_page.get_by_role("tab", name="GitHub").click()
+    ui_page.get_by_label("GitHub user").fill("octo")
+    ui_page.get_by_label("Repository").fill("monorepo")
+    ui_page.get_by_label("Tag").fill("v2.0.0")
+    open_options(ui_page)
+    ui_page.get_by_label("Build args").fill("VERSION=2.0.0\nGREETING=a=b c\n")
+    ui_page.get_by_label("Context folder").fill("services/api")
+    ui_page.get_by_label("Dockerfile path").fill("docker/Dockerfile")
+    ui_page.get_by_label("Target").fill("runtime")
+    ui_page.get_by_label("Also push as").fill("latest, 2.0")
+    ui_page.get_by_label("Labels").fill("com.example.team=api")
+    ui_page.get_by_label("Memory limit").fill("512m")
+    ui_page.get_by_label("CPUs").fill("1.5")
+    ui_page.get_by_label("Build without cache").check()
+    ui_page.get_by_label("Pull fresh base images").uncheck()
+    screenshot(ui_page, "fake-options")
+    ui_page.get_by_role("button", name="Build it!").click()
+    fake_api.wait_for_build()
+    build = fake_api.builds[0]
+    assert build["github_reponame"] == "monorepo"
+    assert {k: build[k] for k in ("build_args", "context_path", "dockerfile_path", "target", "tags", "labels",
+                                  "memory", "cpus", "no_cache", "pull")} == {
+        "build_args": {"VERSION": "2.0.0", "GREETING": "a=b c"}, "context_path": "services/api",
+        "dockerfile_path": "docker/Dockerfile", "target": "runtime", "tags": ["latest", "2.0"],
+        "labels": {"com.example.team": "api"}, "memory": "512m", "cpus": 1.5, "no_cache": True, "pull": False,
+    }
+
+
+def test_path_options_are_for_archive_sources_only(ui_page: Page, fake_api) -> None:
+    open_ui(ui_page, fake_api)
+    open_options(ui_page)
+    ui_page.get_by_role("tab", name="Tarball URL").click()
+    ui_page.get_by_label("Context folder").fill("app")
+    ui_page.get_by_role("tab", name="Dockerfile").click()
+    expect(ui_page.get_by_label("Context folder")).to_be_hidden()
+    fill_common(ui_page)
+    ui_page.get_by_role("textbox", name="Dockerfile").fill("FROM busybox\n")
+    ui_page.get_by_role("button", name="Build it!").click()
+    fake_api.wait_for_build()
+    assert "context_path" not in fake_api.builds[0]  # the API would refuse it with Dockerfile text
+
+
+def test_bad_options_are_shown_beside_their_field_and_nothing_is_sent(ui_page: Page, fake_api) -> None:
+    open_ui(ui_page, fake_api)
+    fill_common(ui_page)
+    ui_page.get_by_role("tab", name="Tarball URL").click()
+    ui_page.get_by_role("textbox", name="Tarball URL").fill("https://example.com/a.tar.gz")
+    open_options(ui_page)
+    ui_page.get_by_label("Build args").fill("1BAD=x")
+    ui_page.get_by_label("Context folder").fill("../outside")
+    ui_page.get_by_label("Also push as").fill("ok, -bad")
+    ui_page.get_by_label("Memory limit").fill("lots")
+    ui_page.get_by_label("CPUs").fill("0")
+    ui_page.locator("#options summary").click()  # closed again: the first error reopens it
+    ui_page.get_by_role("button", name="Build it!").click()
+    for field in ("build_args", "context_path", "tags", "memory", "cpus"):
+        expect(error_of(ui_page, field)).to_be_visible()
+    expect(ui_page.locator("#build_args")).to_be_focused()
+    assert fake_api.api_requests("/api/v1/build") == []
+
+
+def test_secret_looking_build_arg_is_warned_about(ui_page: Page, fake_api) -> None:
+    open_ui(ui_page, fake_api)
+    open_options(ui_page)
+    expect(ui_page.locator("#build_args-hint")).to_contain_text("Not for secrets")
+    warning = ui_page.locator("#build_args-warning")
+    ui_page.get_by_label("Build args").fill("VERSION=1")
+    expect(warning).to_be_hidden()
+    ui_page.get_by_label("Build args").fill("VERSION=1\nNPM_TOKEN=abc")
+    expect(warning).to_contain_text("NPM_TOKEN looks like a secret")
+
+
+def test_api_refusal_of_an_option_opens_the_section_at_that_field(ui_page: Page, fake_api) -> None:
+    open_ui(ui_page, fake_api)
+    fake_api.refuse_next_build(400, "InvalidRequest", "memory: is more than this service's maximum of 4294967296 bytes per build")
+    fill_common(ui_page)
+    ui_page.get_by_role("textbox", name="Dockerfile").fill("FROM busybox\n")
+    open_options(ui_page)
+    ui_page.get_by_label("Memory limit").fill("8g")
+    ui_page.locator("#options summary").click()
+    ui_page.get_by_role("button", name="Build it!").click()
+    expect(error_of(ui_page, "memory")).to_have_text("is more than this service's maximum of 4294967296 bytes per build")
+    expect(ui_page.locator("#memory")).to_be_focused()

@@ -1,0 +1,93 @@
+// The "Options" section of the build form, shared by every source tab: reads the build options and
+// checks them before anything is sent (the API checks again; patterns mirror chalicelib/patterns.py).
+
+/** The option inputs; each id is the API field it fills, so a refusal naming the field shows beside it. */
+export const OPTION_FIELDS = [
+  "build_args", "dockerfile_path", "context_path", "target", "labels", "tags", "memory", "cpus",
+];
+/** Options that only apply to archive sources (not to Dockerfile text). */
+export const PATH_FIELDS = ["dockerfile_path", "context_path"];
+
+const ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+const LABEL_KEY = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,254}$/;
+const TAG = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/;
+const STAGE = /^[A-Za-z][A-Za-z0-9_.-]{0,127}$/;
+const MEMORY = /^[1-9][0-9]{0,14}[bkmgBKMG]?$/;
+const CONTROL = /[\u0000-\u001f\u007f-\u009f]/;
+const SECRET_LOOKING = /token|passw|pwd|secret|key|credential|auth|private|cert/i;
+const MAX_ENTRIES = 64;
+const MAX_VALUE = 4096;
+const MAX_TAGS = 10;
+
+/** "NAME=value" lines → {pairs} or {error}; blank lines are skipped. */
+export function parsePairs(text, namePattern, what) {
+  const pairs = {};
+  const lines = text.split(/\r?\n/).filter((line) => line.trim());
+  if (lines.length > MAX_ENTRIES) return {error: `At most ${MAX_ENTRIES} ${what}s.`};
+  for (const line of lines) {
+    const at = line.indexOf("=");
+    const name = (at === -1 ? line : line.slice(0, at)).trim();
+    const value = at === -1 ? "" : line.slice(at + 1);
+    if (at === -1) return {error: `Write each ${what} as NAME=value ("${name.slice(0, 40)}" has no =).`};
+    if (!namePattern.test(name)) return {error: `"${name.slice(0, 40)}" is not a valid ${what} name.`};
+    if (name in pairs) return {error: `"${name}" is given twice.`};
+    if (value.length > MAX_VALUE || CONTROL.test(value)) {
+      return {error: `The value of "${name}" must be at most ${MAX_VALUE} characters on one line.`};
+    }
+    pairs[name] = value;
+  }
+  return {pairs};
+}
+
+/** A relative path inside the archive: no leading or trailing "/", no ".", ".." or empty parts. */
+export function checkPath(value) {
+  if (value.length > 255 || CONTROL.test(value) || value.includes("\\")) return false;
+  return value.split("/").every((part) => part && part !== "." && part !== "..");
+}
+
+/** Build-arg names that look like secrets (they would end up in the image history). */
+export function secretLookingArgs(args) {
+  return Object.keys(args).filter((name) => SECRET_LOOKING.test(name));
+}
+
+/**
+ * Reads the option inputs for the chosen source.
+ * values: {build_args, labels, dockerfile_path, context_path, target, tags, memory, cpus} (strings),
+ * no_cache and pull (booleans). Returns {options, errors}: options holds only what differs from
+ * the defaults (so an untouched section sends nothing), errors is {field: message}.
+ */
+export function readOptions(source, values) {
+  const options = {};
+  const errors = {};
+  const args = parsePairs(values.build_args || "", ARG_NAME, "build arg");
+  if (args.error) errors.build_args = args.error;
+  else if (Object.keys(args.pairs).length) options.build_args = args.pairs;
+  const labels = parsePairs(values.labels || "", LABEL_KEY, "label");
+  if (labels.error) errors.labels = labels.error;
+  else if (Object.keys(labels.pairs).length) options.labels = labels.pairs;
+  if (source !== "dockerfile") {
+    for (const field of PATH_FIELDS) {
+      const path = (values[field] || "").trim();
+      if (!path) continue;
+      if (checkPath(path)) options[field] = path;
+      else errors[field] = "Give a path inside the archive, like docker/Dockerfile (no leading /, no .. parts).";
+    }
+  }
+  const target = (values.target || "").trim();
+  if (target && !STAGE.test(target)) errors.target = "A stage name starts with a letter: letters, digits, _ . -";
+  else if (target) options.target = target;
+  const tags = (values.tags || "").split(/[\s,]+/).filter(Boolean);
+  if (tags.length > MAX_TAGS) errors.tags = `At most ${MAX_TAGS} extra tags.`;
+  else if (tags.find((tag) => !TAG.test(tag))) errors.tags = `"${tags.find((tag) => !TAG.test(tag)).slice(0, 40)}" is not a valid tag.`;
+  else if (new Set(tags).size !== tags.length) errors.tags = "A tag is listed twice.";
+  else if (tags.length) options.tags = tags;
+  const memory = (values.memory || "").trim();
+  if (memory && !MEMORY.test(memory)) errors.memory = "Give a size like 512m or 2g.";
+  else if (memory) options.memory = memory;
+  const cpus = (values.cpus || "").trim();
+  if (cpus && !(Number(cpus) >= 0.01)) errors.cpus = "Give a number of CPUs like 0.5 or 2.";
+  else if (cpus) options.cpus = Number(cpus);
+  if (values.no_cache) options.no_cache = true;
+  if (values.pull === false) options.pull = false;
+  return {options, errors};
+}
