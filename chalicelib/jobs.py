@@ -92,6 +92,7 @@ class Job:
     expires_at: int = 0
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # chalicelib.buildoptions, defaults left out
     tag_digests: dict[str, str] = dataclasses.field(default_factory=dict)  # extra tag -> pushed digest
+    source_commit: str | None = None  # the commit the source archive says it was made from
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -130,6 +131,8 @@ class Job:
             body["ImageDigest"] = self.image_digest
         if self.tag_digests:
             body["TagDigests"] = dict(self.tag_digests)
+        if self.source_commit:
+            body["Commit"] = self.source_commit
         if self.phase == Phase.FAILED:
             body["Reason"] = self.reason or "unknown error"
         return body
@@ -149,7 +152,7 @@ class Job:
             "lease_expires": int(self.lease_expires),
             "expires_at": self.expires_at,
         }
-        for key in ("started_at", "finished_at", "reason", "image_digest", "lease_owner"):
+        for key in ("started_at", "finished_at", "reason", "image_digest", "lease_owner", "source_commit"):
             value = getattr(self, key)
             if value is not None:
                 item[key] = value
@@ -179,6 +182,7 @@ class Job:
             expires_at=int(item.get("expires_at", 0)),
             options=dict(item.get("options") or {}),
             tag_digests={str(k): str(v) for k, v in (item.get("tag_digests") or {}).items()},
+            source_commit=item.get("source_commit"),
         )
 
 

@@ -227,6 +227,7 @@ def transition(
     reason: str | None = None,
     image_digest: str | None = None,
     tag_digests: dict[str, str] | None = None,
+    source_commit: str | None = None,
 ) -> Job:
     """Move a job one step, as the lease holder, from the phase it must be in now.
 
@@ -253,6 +254,9 @@ def transition(
     if tag_digests:
         values[":tags"] = dynamo.value(dict(tag_digests))
         sets.append("tag_digests = :tags")
+    if source_commit:
+        values[":commit"] = dynamo.value(source_commit)
+        sets.append("source_commit = :commit")
     try:
         answer = _update_item(
             TableName=_table(),

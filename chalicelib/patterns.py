@@ -69,6 +69,12 @@ IMAGE_TAG = rf"^{_TAG}{END}"
 MEMORY = rf"^[1-9][0-9]{{0,14}}[bkmgBKMG]?{END}"
 """A memory size as ``docker build --memory`` takes it: bytes, or a number with b, k, m or g."""
 
+REGISTRY_HOST = rf"^{_DOMAIN}{END}"
+"""A registry host as the first part of an image name: ``host.domain[:port]``, ``host:port``, ``localhost``, ``[v6]:port``."""
+
+TOKEN = rf"^[\x21-\x7e]{{1,255}}{END}"
+"""An access token: 1 to 255 printable ASCII characters, no spaces."""
+
 ALL: dict[str, str] = {
     "IMAGE_NAME": IMAGE_NAME,
     "GITHUB_USERNAME": GITHUB_USERNAME,
@@ -83,6 +89,8 @@ ALL: dict[str, str] = {
     "LABEL_KEY": LABEL_KEY,
     "IMAGE_TAG": IMAGE_TAG,
     "MEMORY": MEMORY,
+    "REGISTRY_HOST": REGISTRY_HOST,
+    "TOKEN": TOKEN,
 }
 
 

@@ -1,8 +1,10 @@
 """Registry credentials sealed with KMS for the trip through SQS.
 
-The API seals ``{username, password, email}`` with the job id as KMS
-encryption context; only the worker unseals them, in memory, for the push.
-:class:`Credentials` never shows the password in ``repr``.
+The API seals ``{username, password, email}`` — plus, when given, the
+``registry_auths`` of base-image registries and a ``github_token`` — with the
+job id as KMS encryption context; only the worker unseals them, in memory,
+for the pull/fetch/push that needs them.  :class:`Credentials` never shows a
+secret in ``repr``.
 """
 from __future__ import annotations
 
@@ -21,16 +23,40 @@ class Credentials:
     username: str = ""
     password: str = dataclasses.field(default="", repr=False)
     email: str = ""
+    # {registry host: {"username": ..., "password": ...}} for private base images on other registries
+    registry_auths: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict, repr=False)
+    github_token: str = dataclasses.field(default="", repr=False)  # for a private GitHub repository
 
     @property
     def present(self) -> bool:
         """True when there is something to log in with."""
         return bool(self.username or self.password)
 
+    @property
+    def to_seal(self) -> bool:
+        """True when the job has anything worth sealing."""
+        return bool(self.present or self.email or self.registry_auths or self.github_token)
+
+    def secret_pairs(self) -> list[tuple[str, str]]:
+        """Every (username, secret) this job carries, for redaction (the token's user is GitHub's)."""
+        pairs = [(self.username, self.password)]
+        pairs += [(auth.get("username", ""), auth.get("password", "")) for auth in self.registry_auths.values()]
+        pairs += [("x-access-token", self.github_token)]
+        return [(user, secret) for user, secret in pairs if secret]
+
+
+def sealed_json(credentials: Credentials) -> str:
+    """The plaintext that :func:`seal` encrypts (empty extras left out; KMS takes at most 4096 bytes)."""
+    data = dataclasses.asdict(credentials)
+    for key in ("registry_auths", "github_token"):
+        if not data[key]:
+            del data[key]
+    return json.dumps(data)
+
 
 def seal(job_id: str, credentials: Credentials) -> str:
     """Encrypt credentials for ``job_id``; returns base64 ciphertext."""
-    plaintext = json.dumps(dataclasses.asdict(credentials)).encode("utf-8")
+    plaintext = sealed_json(credentials).encode("utf-8")
     answer = aws.client("kms").encrypt(
         KeyId=get_settings().kms_key_id,
         Plaintext=plaintext,
@@ -48,4 +74,14 @@ def unseal(job_id: str, sealed: str) -> Credentials:
         EncryptionContext={"job_id": job_id},
     )
     data = json.loads(answer["Plaintext"])
-    return Credentials(str(data.get("username", "")), str(data.get("password", "")), str(data.get("email", "")))
+    auths = data.get("registry_auths") or {}
+    return Credentials(
+        str(data.get("username", "")),
+        str(data.get("password", "")),
+        str(data.get("email", "")),
+        registry_auths={
+            str(host): {"username": str(auth.get("username", "")), "password": str(auth.get("password", ""))}
+            for host, auth in auths.items()
+        },
+        github_token=str(data.get("github_token", "")),
+    )

@@ -102,6 +102,8 @@ class Settings:
     # the most a build may ask for with its `memory` / `cpus` options (the API refuses more)
     max_build_memory_bytes: int = 4 * GiB
     max_build_cpus: float = 2.0
+    # GitHub's REST API (private repositories with a github_token)
+    github_api_base: str = "https://api.github.com"
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -155,6 +157,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         spot_poll_seconds=_float(env, "BOATYARD_SPOT_POLL_SECONDS", 5.0),
         max_build_memory_bytes=_int(env, "BOATYARD_MAX_BUILD_MEMORY_BYTES", 4 * GiB),
         max_build_cpus=_float(env, "BOATYARD_MAX_BUILD_CPUS", 2.0),
+        github_api_base=env.get("BOATYARD_GITHUB_API_BASE", "https://api.github.com").rstrip("/"),
     )
 
 

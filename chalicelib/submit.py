@@ -57,7 +57,7 @@ def check_upload(upload_id: str) -> str:
 def _enqueue(job: Job, credentials: sealing.Credentials) -> None:
     """Seal the credentials and send the job message; on failure fail the job and raise 503."""
     try:
-        sealed = sealing.seal(job.job_id, credentials) if (credentials.present or credentials.email) else ""
+        sealed = sealing.seal(job.job_id, credentials) if credentials.to_seal else ""
         queue.send(queue.JobMessage(job.job_id, 0, sealed))
     except _AWS_ERRORS as exc:
         log.error("job %s: could not seal or enqueue (%s)", job.job_id, type(exc).__name__)

@@ -7,12 +7,11 @@ credential fields are never echoed.  Unknown fields are ignored, as the seed did
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import urllib.parse
 from typing import Any, Mapping
 
-from chalicelib import patterns
+from chalicelib import patterns, sealing
 from chalicelib.buildoptions import BuildOptions, validate_options
 from chalicelib.errors import InvalidRequest, JobNotFound, PayloadTooLarge
 from chalicelib.jobs import SourceKind
@@ -27,6 +26,7 @@ MAX_PASSWORD_CHARS = 1024
 MAX_USERNAME_CHARS = 256
 MAX_EMAIL_CHARS = 320
 MAX_CURSOR = 10**10 - 1
+MAX_REGISTRY_AUTHS = 8
 MAX_SEALED_BYTES = 4096  # KMS Encrypt's plaintext limit; chalicelib.sealing encrypts the JSON of the credentials
 
 GITHUB_FIELDS = ("github_username", "github_reponame", "github_tag")
@@ -105,13 +105,55 @@ def validate_credentials(data: Mapping[str, Any]) -> Credentials:
         raise InvalidRequest(f"must be at most {MAX_PASSWORD_CHARS} characters without control characters", field="password")
     if len(email) > MAX_EMAIL_CHARS or _has_control_chars(email):
         raise InvalidRequest(f"must be at most {MAX_EMAIL_CHARS} characters without control characters", field="email")
-    credentials = Credentials(username=username, password=password, email=email)
-    if len(json.dumps(dataclasses.asdict(credentials)).encode("utf-8")) > MAX_SEALED_BYTES:
+    auths = validate_registry_auths(data.get("registry_auths"))
+    token = validate_token(data, "github_token")
+    credentials = Credentials(username=username, password=password, email=email, registry_auths=auths, github_token=token)
+    if len(sealing.sealed_json(credentials).encode("utf-8")) > MAX_SEALED_BYTES:
+        field = "registry_auths" if auths else "github_token" if token else "password"
         raise InvalidRequest(
-            f"username, password and email together are too long to seal (KMS takes at most {MAX_SEALED_BYTES} bytes)",
-            field="password",
+            "the credentials together (username, password, email, registry_auths, github_token) are too long "
+            f"to seal (KMS takes at most {MAX_SEALED_BYTES} bytes)",
+            field=field,
         )
     return credentials
+
+
+def validate_registry_auths(value: Any) -> dict[str, dict[str, str]]:
+    """``registry_auths``: {registry host: {username, password}} for private base images; never echoed."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidRequest("must be an object of registry host: {username, password}", field="registry_auths")
+    if len(value) > MAX_REGISTRY_AUTHS:
+        raise InvalidRequest(f"may name at most {MAX_REGISTRY_AUTHS} registries", field="registry_auths")
+    auths: dict[str, dict[str, str]] = {}
+    for host, auth in value.items():
+        if len(host) > MAX_IMAGE_NAME_CHARS or not patterns.matches(patterns.REGISTRY_HOST, host):
+            raise InvalidRequest(
+                f"{host[:100]!r} is not a registry host (e.g. registry.example.com, host:5000, docker.io)",
+                field="registry_auths",
+            )
+        if not isinstance(auth, dict) or set(auth) != {"username", "password"}:
+            raise InvalidRequest(f"the entry for {host!r} must be {{\"username\": ..., \"password\": ...}}", field="registry_auths")
+        for key, limit in (("username", MAX_USERNAME_CHARS), ("password", MAX_PASSWORD_CHARS)):
+            item = auth[key]
+            if not isinstance(item, str) or not item or len(item) > limit or _has_control_chars(item):
+                raise InvalidRequest(
+                    f"the {key} for {host!r} must be 1 to {limit} characters without control characters",
+                    field="registry_auths",
+                )
+        auths[host.lower()] = {"username": auth["username"], "password": auth["password"]}
+    return auths
+
+
+def validate_token(data: Mapping[str, Any], field: str) -> str:
+    """An access token field (``github_token``): printable ASCII without spaces, at most 255; never echoed."""
+    if not _given(data, field):
+        return ""
+    value = _string(data, field)
+    if not patterns.matches(patterns.TOKEN, value):
+        raise InvalidRequest("must be 1 to 255 printable ASCII characters without spaces", field=field)
+    return value
 
 
 def validate_dockerfile(text: str, settings: Settings) -> str:
@@ -216,6 +258,8 @@ def validate_build(data: Any, settings: Settings, archive_supplied: bool = False
         raise InvalidRequest(f"more than one build source given ({', '.join(chosen)}); {SOURCES_HELP}", field="source")
     credentials = validate_credentials(data)
     source = chosen[0]
+    if credentials.github_token and source != "github_*":
+        raise InvalidRequest("is only for a GitHub source (github_username, github_reponame, github_tag)", field="github_token")
     options = validate_options(data, settings, inline_dockerfile=source == "dockerfile")
     if source == "TarFile":
         return BuildRequest(image_name, SourceKind.UPLOAD, {}, credentials, options)

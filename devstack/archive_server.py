@@ -4,6 +4,13 @@
 (everything under one top folder ``<repo>-<tag without a leading v>/``, and the
 commit id in a pax global header's ``comment``, as ``git archive`` writes it);
 ``/files/<name>`` serves any blob added with :meth:`ArchiveServer.add_file`.
+``/repos/{owner}/{repo}/tarball/{ref}`` answers like GitHub's REST API for a
+private repository (:meth:`ArchiveServer.add_private_repo`): ``Authorization:
+Bearer <token>`` required (401 otherwise), 404 for an unknown repository or ref,
+403 with ``X-RateLimit-Remaining: 0`` and ``X-RateLimit-Reset`` once
+:meth:`ArchiveServer.rate_limit` is set, and a 302 to a download on another
+host name (``localhost``), as GitHub sends to codeload.github.com, whose archive
+folder is ``<owner>-<repo>-<short sha>/``.
 """
 from __future__ import annotations
 
@@ -40,12 +47,44 @@ class ArchiveServer:
     def __init__(self, port: int = 0) -> None:
         self._blobs: dict[str, bytes] = {}
         self.requests: list[str] = []
-        blobs, seen = self._blobs, self.requests
+        self.authorizations: dict[str, str] = {}  # path -> the Authorization header it came with ("" if none)
+        self.private: dict[str, str] = {}  # API path -> the token that may read it
+        self.rate_limit_reset: int | None = None
+        blobs, seen, server = self._blobs, self.requests, self
 
         class Handler(BaseHTTPRequestHandler):
+            def _plain(self, status: int, text: str, headers: Mapping[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(text.encode())
+
+            def _api(self, path: str) -> None:
+                token = server.private.get(path)
+                auth = self.headers.get("Authorization") or ""
+                if server.rate_limit_reset is not None:
+                    self._plain(403, '{"message": "API rate limit exceeded"}',
+                                {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(server.rate_limit_reset)})
+                elif not auth.startswith("Bearer ") or (token is not None and auth != f"Bearer {token}"):
+                    self._plain(401, '{"message": "Bad credentials"}')
+                elif token is None:
+                    self._plain(404, '{"message": "Not Found"}')
+                else:
+                    self.send_response(302)
+                    port = server._server.server_address[1]
+                    self.send_header("Location", f"http://localhost:{port}/_codeload{path}?token=temporary")
+                    self.end_headers()
+
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 seen.append(self.path)
-                body = blobs.get(self.path.split("?", 1)[0])
+                path = self.path.split("?", 1)[0]
+                server.authorizations[path] = self.headers.get("Authorization") or ""
+                if path.startswith("/repos/"):
+                    self._api(path)
+                    return
+                body = blobs.get(path)
                 if body is None:
                     self.send_response(404)
                     self.send_header("Content-Type", "text/plain")
@@ -75,6 +114,18 @@ class ArchiveServer:
         top = f"{repo}-{tag[1:] if tag.startswith('v') else tag}"
         commit = self.commit_of(user, repo, tag)
         self._blobs[f"/{user}/{repo}/archive/{tag}.tar.gz"] = make_tar_gz(files, top, commit)
+
+    def add_private_repo(self, user: str, repo: str, ref: str, files: Mapping[str, bytes | str], token: str) -> str:
+        """Publish a private repository at ``ref`` behind the API path, readable with ``token``; returns its commit."""
+        commit = self.commit_of(user, repo, ref)
+        path = f"/repos/{user}/{repo}/tarball/{ref}"
+        self.private[path] = token
+        self._blobs[f"/_codeload{path}"] = make_tar_gz(files, f"{user}-{repo}-{commit[:7]}", commit)
+        return commit
+
+    def rate_limit(self, reset_epoch: int | None) -> None:
+        """Answer every API call with GitHub's rate-limit 403 until ``reset_epoch`` (None: stop)."""
+        self.rate_limit_reset = reset_epoch
 
     @staticmethod
     def commit_of(user: str, repo: str, tag: str) -> str:

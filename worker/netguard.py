@@ -152,6 +152,7 @@ def open_url(
     timeout: float,
     max_bytes: int,
     on_status: Callable[[requests.Response], None] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> requests.Response:
     """GET ``url`` streamed through the guard; the caller reads ``response.raw`` and closes it.
 
@@ -162,7 +163,8 @@ def open_url(
     check_url(url)
     session = make_session(allow_private, timeout)
     try:
-        response = session.get(url, stream=True, allow_redirects=True)
+        # requests drops an Authorization header on a redirect to another host (GitHub's codeload)
+        response = session.get(url, stream=True, allow_redirects=True, headers=headers)
     except UrlRefused:
         raise
     except InvalidIPAddress as exc:  # defensive: the adapter translates these

@@ -43,7 +43,12 @@ class Redactor:
     @classmethod
     def for_credentials(cls, username: str, password: str) -> "Redactor":
         """The redactor for one job's credentials."""
-        return cls(secret_forms(username, password))
+        return cls.for_pairs([(username, password)])
+
+    @classmethod
+    def for_pairs(cls, pairs: Iterable[tuple[str, str]]) -> "Redactor":
+        """The redactor for every (username, secret) of a job: push password, base registries, tokens."""
+        return cls([form for username, secret in pairs for form in secret_forms(username, secret)])
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:

@@ -176,7 +176,7 @@ class JobRunner:
         try:
             try:
                 credentials = _unseal(job, sealed)
-                redactor = Redactor.for_credentials(credentials.username, credentials.password)
+                redactor = Redactor.for_pairs(credentials.secret_pairs())
                 SECRETS.add(redactor)
             except BuildFailed:
                 credentials = None
@@ -214,7 +214,7 @@ class JobRunner:
                 sink.line(f"[boatyard] fetching the build context from {describe_source(job)}")
                 timings.enter("fetch")
                 with Watchdog(control, settings.build_timeout_seconds):  # a trickling download cannot hang the job
-                    stats = fetch_context(job, context, settings, control.check)
+                    stats = fetch_context(job, context, settings, control.check, credentials.github_token)
                     timings.context_bytes = stats.compressed_bytes
                 context.seek(0)
                 control.check()
@@ -241,7 +241,8 @@ class JobRunner:
             sink.flush()
             writer.close()
             jobstore.transition(
-                job.job_id, self.worker_id, Phase.PUSHING, Phase.FINISHED, image_digest=digest, tag_digests=tag_digests
+                job.job_id, self.worker_id, Phase.PUSHING, Phase.FINISHED, image_digest=digest, tag_digests=tag_digests,
+                source_commit=stats.commit or None,
             )
             self._delete(delivery)
             return self._result(Outcome.FINISHED, job, writer, digest=digest)

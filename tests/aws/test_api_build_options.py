@@ -99,3 +99,26 @@ def test_tag_digests_appear_in_the_status(client, job_id):
                         tag_digests={"latest": "sha256:" + "1" * 64})
     status = answer(client.http.get(f"/api/v1/{job_id}/status"))
     assert status["TagDigests"] == {"latest": "sha256:" + "1" * 64}
+
+
+def test_registry_auths_and_github_token_travel_sealed_only(client, test_password, caplog):
+    import logging
+
+    from chalicelib import queue, sealing
+    from tests.aws.api_helpers import assert_no_leak
+
+    caplog.set_level(logging.DEBUG)
+    token = "ghp_" + test_password.replace("!", "x")
+    body = {
+        "image_name": "u/i", "github_username": "octo", "github_reponame": "private", "github_tag": "main",
+        "github_token": token, "registry_auths": {"ghcr.io": {"username": "base-user", "password": test_password}},
+    }
+    response = post_json(client, body)
+    assert response.status_code == 202, response.body
+    job_id = answer(response)["JobIdentifier"]
+    message = queue.JobMessage.from_body(queue_bodies()[0])
+    credentials = sealing.unseal(job_id, message.sealed_credentials)
+    assert credentials.github_token == token
+    assert credentials.registry_auths == {"ghcr.io": {"username": "base-user", "password": test_password}}
+    for secret in (token, test_password):
+        assert_no_leak(secret, response.body, caplog.text, client.http.get(f"/api/v1/{job_id}/status").body)

@@ -63,7 +63,7 @@ def test_missing_github_tag_says_so(worker, archive_server):
     job_id = jobkit.submit("octo/exists", github=("octo", "exists", "v404"))
     assert _one(worker).outcome == Outcome.FAILED
     assert jobkit.status(job_id) == (
-        "Failed: GitHub repository octo/exists or tag v404 not found; check them (private repositories are not supported)"
+        "Failed: GitHub repository octo/exists or tag v404 not found; check them (a private repository needs a github_token)"
     )
 
 

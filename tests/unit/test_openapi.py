@@ -157,6 +157,18 @@ BODIES: list[dict[str, Any]] = [
     {"image_name": "u/i", "dockerfile": "FROM x", "cpus": 0},
     {"image_name": "u/i", "dockerfile": "FROM x", "cpus": 3},
     {"image_name": "u/i", "dockerfile": "FROM x", "cpus": "1"},
+    # secrets beside the password
+    {"image_name": "u/i", "github_username": "o", "github_reponame": "r", "github_tag": "main", "github_token": "ghp_x",
+     "registry_auths": {"ghcr.io": {"username": "u", "password": "p"}, "127.0.0.1:5000": {"username": "a", "password": "b"}}},
+    {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": None, "github_token": ""},
+    {"image_name": "u/i", "dockerfile": "FROM x", "github_token": "ghp_x"},
+    {"image_name": "u/i", "tar_url": "https://h/a", "github_token": "ghp_x"},
+    {"image_name": "u/i", "github_username": "o", "github_reponame": "r", "github_tag": "v", "github_token": "a b"},
+    {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": {"no host": {"username": "u", "password": "p"}}},
+    {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": {"ghcr.io": {"username": "u"}}},
+    {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": {"ghcr.io": {"username": "u", "password": ""}}},
+    {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": {"ghcr.io": {"username": "u", "password": "p", "x": 1}}},
+    {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": ["ghcr.io"]},
 ]
 
 

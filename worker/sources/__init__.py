@@ -39,11 +39,13 @@ def describe_source(job: Job) -> str:
     return "the uploaded archive"
 
 
-def fetch_context(job: Job, dest: BinaryIO, settings: Settings, check: Callable[[], None]) -> ContextStats:
+def fetch_context(
+    job: Job, dest: BinaryIO, settings: Settings, check: Callable[[], None], github_token: str = ""
+) -> ContextStats:
     """Write the job's sanitized build context (an uncompressed tar) to ``dest``.
 
     The job's ``context_path`` / ``dockerfile_path`` options say where in the archive the
-    context and its Dockerfile are.
+    context and its Dockerfile are; ``github_token`` (unsealed) reads a private repository.
     """
     limits = limits_from(settings)
     options = BuildOptions.from_item(job.options)
@@ -64,5 +66,6 @@ def fetch_context(job: Job, dest: BinaryIO, settings: Settings, check: Callable[
             settings,
             check,
             layout,
+            github_token,
         )
     raise BuildFailed(f"unknown source kind {kind!r}")
