@@ -49,6 +49,7 @@ def submit(
     password: str = "",
     copies: int = 1,
     options: Mapping[str, object] | None = None,
+    github_token: str = "",
 ) -> str:
     """Create a job, store its context, seal its credentials and enqueue it (like the API); returns its id.
 
@@ -71,7 +72,7 @@ def submit(
         raise ValueError("no source")
     stored = validate_options(options or {}, get_settings()).to_item()
     jobstore.create_job(Job(job_id, image_name, kind, source, options=stored))
-    sealed = sealing.seal(job_id, sealing.Credentials(username, password))
+    sealed = sealing.seal(job_id, sealing.Credentials(username, password, github_token=github_token))
     for _ in range(copies):
         queue.send(JobMessage(job_id, 0, sealed))
     return job_id
