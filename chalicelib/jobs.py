@@ -64,6 +64,8 @@ class SourceKind(str, enum.Enum):
     TAR_URL = "tar_url"
     GITHUB = "github"
     UPLOAD = "upload"  # multipart TarFile or presigned upload; the archive is in S3
+    GITLAB = "gitlab"
+    BITBUCKET = "bitbucket"
 
 
 def now_iso() -> str:

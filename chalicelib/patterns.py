@@ -75,6 +75,12 @@ REGISTRY_HOST = rf"^{_DOMAIN}{END}"
 TOKEN = rf"^[\x21-\x7e]{{1,255}}{END}"
 """An access token: 1 to 255 printable ASCII characters, no spaces."""
 
+GITLAB_PROJECT = rf"^(?:[0-9]{{1,20}}|[A-Za-z0-9_][A-Za-z0-9_.-]{{0,254}}(?:/[A-Za-z0-9_][A-Za-z0-9_.-]{{0,254}}){{1,20}}){END}"
+"""A GitLab project: its numeric id or its full path (``group/subgroup/project``)."""
+
+BITBUCKET_NAME = rf"^[A-Za-z0-9_][A-Za-z0-9_.-]{{0,99}}{END}"
+"""A Bitbucket workspace, repository slug or username."""
+
 ALL: dict[str, str] = {
     "IMAGE_NAME": IMAGE_NAME,
     "GITHUB_USERNAME": GITHUB_USERNAME,
@@ -91,6 +97,8 @@ ALL: dict[str, str] = {
     "MEMORY": MEMORY,
     "REGISTRY_HOST": REGISTRY_HOST,
     "TOKEN": TOKEN,
+    "GITLAB_PROJECT": GITLAB_PROJECT,
+    "BITBUCKET_NAME": BITBUCKET_NAME,
 }
 
 

@@ -1,7 +1,8 @@
 """Registry credentials sealed with KMS for the trip through SQS.
 
 The API seals ``{username, password, email}`` — plus, when given, the
-``registry_auths`` of base-image registries and a ``github_token`` — with the
+``registry_auths`` of base-image registries and the token of a private git
+source (``github_token``, ``gitlab_token`` or ``bitbucket_app_password``) — with the
 job id as KMS encryption context; only the worker unseals them, in memory,
 for the pull/fetch/push that needs them.  :class:`Credentials` never shows a
 secret in ``repr``.
@@ -25,7 +26,8 @@ class Credentials:
     email: str = ""
     # {registry host: {"username": ..., "password": ...}} for private base images on other registries
     registry_auths: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict, repr=False)
-    github_token: str = dataclasses.field(default="", repr=False)  # for a private GitHub repository
+    source_token: str = dataclasses.field(default="", repr=False)  # a private repository's token / app password
+    source_user: str = ""  # the user that goes with source_token (Bitbucket app passwords)
 
     @property
     def present(self) -> bool:
@@ -35,20 +37,20 @@ class Credentials:
     @property
     def to_seal(self) -> bool:
         """True when the job has anything worth sealing."""
-        return bool(self.present or self.email or self.registry_auths or self.github_token)
+        return bool(self.present or self.email or self.registry_auths or self.source_token)
 
     def secret_pairs(self) -> list[tuple[str, str]]:
         """Every (username, secret) this job carries, for redaction (the token's user is GitHub's)."""
         pairs = [(self.username, self.password)]
         pairs += [(auth.get("username", ""), auth.get("password", "")) for auth in self.registry_auths.values()]
-        pairs += [("x-access-token", self.github_token)]
+        pairs += [(self.source_user or "x-access-token", self.source_token)]
         return [(user, secret) for user, secret in pairs if secret]
 
 
 def sealed_json(credentials: Credentials) -> str:
     """The plaintext that :func:`seal` encrypts (empty extras left out; KMS takes at most 4096 bytes)."""
     data = dataclasses.asdict(credentials)
-    for key in ("registry_auths", "github_token"):
+    for key in ("registry_auths", "source_token", "source_user"):
         if not data[key]:
             del data[key]
     return json.dumps(data)
@@ -83,5 +85,6 @@ def unseal(job_id: str, sealed: str) -> Credentials:
             str(host): {"username": str(auth.get("username", "")), "password": str(auth.get("password", ""))}
             for host, auth in auths.items()
         },
-        github_token=str(data.get("github_token", "")),
+        source_token=str(data.get("source_token", "")),
+        source_user=str(data.get("source_user", "")),
     )

@@ -104,6 +104,8 @@ class Settings:
     max_build_cpus: float = 2.0
     # GitHub's REST API (private repositories with a github_token)
     github_api_base: str = "https://api.github.com"
+    gitlab_base: str = "https://gitlab.com"  # a self-hosted GitLab's URL
+    bitbucket_base: str = "https://bitbucket.org"
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -158,6 +160,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_build_memory_bytes=_int(env, "BOATYARD_MAX_BUILD_MEMORY_BYTES", 4 * GiB),
         max_build_cpus=_float(env, "BOATYARD_MAX_BUILD_CPUS", 2.0),
         github_api_base=env.get("BOATYARD_GITHUB_API_BASE", "https://api.github.com").rstrip("/"),
+        gitlab_base=env.get("BOATYARD_GITLAB_BASE", "https://gitlab.com").rstrip("/"),
+        bitbucket_base=env.get("BOATYARD_BITBUCKET_BASE", "https://bitbucket.org").rstrip("/"),
     )
 
 

@@ -39,7 +39,7 @@ def _store_source(job_id: str, request: BuildRequest, archive: bytes | memoryvie
         return {"context_key": check_upload(request.fields["upload_id"])}
     if request.kind == SourceKind.TAR_URL:
         return {"tar_url": request.fields["tar_url"]}
-    return {name: request.fields[name] for name in ("github_username", "github_reponame", "github_tag")}
+    return dict(request.fields)  # a git host's fields (GitHub, GitLab, Bitbucket): names and ref, never tokens
 
 
 def check_upload(upload_id: str) -> str:

@@ -30,11 +30,17 @@ MAX_REGISTRY_AUTHS = 8
 MAX_SEALED_BYTES = 4096  # KMS Encrypt's plaintext limit; chalicelib.sealing encrypts the JSON of the credentials
 
 GITHUB_FIELDS = ("github_username", "github_reponame", "github_tag")
-SOURCE_FIELDS = ("dockerfile", "tar_url", *GITHUB_FIELDS, "upload_id")
+GITLAB_FIELDS = ("gitlab_project", "gitlab_ref")
+BITBUCKET_FIELDS = ("bitbucket_workspace", "bitbucket_repo", "bitbucket_ref")
+SOURCE_FIELDS = ("dockerfile", "tar_url", *GITHUB_FIELDS, *GITLAB_FIELDS, *BITBUCKET_FIELDS, "upload_id")
 SOURCES_HELP = (
     "give exactly one source: dockerfile, tar_url, github_username+github_reponame+github_tag, "
+    "gitlab_project+gitlab_ref, bitbucket_workspace+bitbucket_repo+bitbucket_ref, "
     "upload_id, or a multipart TarFile part"
 )
+# the secret that reads a private repository of each git host (sealed like the password)
+TOKEN_FIELDS = {"github_*": "github_token", "gitlab_*": "gitlab_token", "bitbucket_*": "bitbucket_app_password"}
+MAX_GITLAB_PROJECT_CHARS = 255
 
 _CURSOR_RE = re.compile(r"[0-9]{1,10}", re.ASCII)
 _SURROGATE_RE = re.compile("[\ud800-\udfff]")
@@ -94,8 +100,8 @@ def validate_image_name(data: Mapping[str, Any]) -> str:
     return value
 
 
-def validate_credentials(data: Mapping[str, Any]) -> Credentials:
-    """``username``, ``password``, ``email``: optional strings; values are never echoed."""
+def validate_credentials(data: Mapping[str, Any], source: str = "") -> Credentials:
+    """``username``, ``password``, ``email``, ``registry_auths`` and the source's token: values are never echoed."""
     username = _string(data, "username")
     password = _string(data, "password")
     email = _string(data, "email")
@@ -106,13 +112,29 @@ def validate_credentials(data: Mapping[str, Any]) -> Credentials:
     if len(email) > MAX_EMAIL_CHARS or _has_control_chars(email):
         raise InvalidRequest(f"must be at most {MAX_EMAIL_CHARS} characters without control characters", field="email")
     auths = validate_registry_auths(data.get("registry_auths"))
-    token = validate_token(data, "github_token")
-    credentials = Credentials(username=username, password=password, email=email, registry_auths=auths, github_token=token)
+    token_field = TOKEN_FIELDS.get(source, "")
+    for field in TOKEN_FIELDS.values():
+        if field != token_field and _given(data, field):
+            host = {"github_token": "GitHub", "gitlab_token": "GitLab", "bitbucket_app_password": "Bitbucket"}[field]
+            raise InvalidRequest(f"is only for a {host} source", field=field)
+    token = validate_token(data, token_field) if token_field else ""
+    token_user = ""
+    if token_field == "bitbucket_app_password" and (token or _given(data, "bitbucket_username")):
+        token_user = _string(data, "bitbucket_username")
+        if not token or not patterns.matches(patterns.BITBUCKET_NAME, token_user):
+            raise InvalidRequest(
+                "a Bitbucket app password needs bitbucket_username and bitbucket_app_password together "
+                "(a username is 1 to 100 letters, digits, '_', '.' or '-')",
+                field="bitbucket_username" if token else "bitbucket_app_password",
+            )
+    credentials = Credentials(
+        username=username, password=password, email=email, registry_auths=auths, source_token=token, source_user=token_user
+    )
     if len(sealing.sealed_json(credentials).encode("utf-8")) > MAX_SEALED_BYTES:
-        field = "registry_auths" if auths else "github_token" if token else "password"
+        field = "registry_auths" if auths else token_field if token else "password"
         raise InvalidRequest(
-            "the credentials together (username, password, email, registry_auths, github_token) are too long "
-            f"to seal (KMS takes at most {MAX_SEALED_BYTES} bytes)",
+            "the credentials together (username, password, email, registry_auths and the source's token) are too "
+            f"long to seal (KMS takes at most {MAX_SEALED_BYTES} bytes)",
             field=field,
         )
     return credentials
@@ -147,7 +169,7 @@ def validate_registry_auths(value: Any) -> dict[str, dict[str, str]]:
 
 
 def validate_token(data: Mapping[str, Any], field: str) -> str:
-    """An access token field (``github_token``): printable ASCII without spaces, at most 255; never echoed."""
+    """An access token field (``github_token`` ...): printable ASCII without spaces, at most 255; never echoed."""
     if not _given(data, field):
         return ""
     value = _string(data, field)
@@ -195,15 +217,47 @@ def validate_tar_url(url: str) -> str:
     return url
 
 
-def validate_git_ref(tag: str) -> str:
-    """A tag or branch name per git's check-ref-format rules, at most 255 characters."""
+def validate_git_ref(tag: str, field: str = "github_tag") -> str:
+    """A branch, tag (per git's check-ref-format rules) or commit sha, at most 255 characters."""
     if not patterns.matches(patterns.GIT_REF, tag):
         raise InvalidRequest(
             "is not a valid git tag or branch name (no spaces, control characters, ~ ^ : ? * [ \\, "
             "'..', '@{', leading '-' or '/', trailing '/' or '.', at most 255 characters)",
-            field="github_tag",
+            field=field,
         )
     return tag
+
+
+def _all_given(data: Mapping[str, Any], fields: tuple[str, ...], what: str) -> None:
+    missing = [name for name in fields if not _given(data, name)]
+    if missing:
+        raise InvalidRequest(f"a {what} source needs {', '.join(fields)} together; missing: {', '.join(missing)}",
+                             field=missing[0])
+
+
+def validate_gitlab(data: Mapping[str, Any]) -> dict[str, str]:
+    """``gitlab_project`` (id or ``group/project`` path) and ``gitlab_ref`` (branch, tag or sha)."""
+    _all_given(data, GITLAB_FIELDS, "GitLab")
+    project = _string(data, "gitlab_project")
+    if len(project) > MAX_GITLAB_PROJECT_CHARS or not patterns.matches(patterns.GITLAB_PROJECT, project):
+        raise InvalidRequest(
+            "must be a project id or its full path such as group/subgroup/project (letters, digits, '_', '.', '-')",
+            field="gitlab_project",
+        )
+    return {"gitlab_project": project, "gitlab_ref": validate_git_ref(_string(data, "gitlab_ref"), "gitlab_ref")}
+
+
+def validate_bitbucket(data: Mapping[str, Any]) -> dict[str, str]:
+    """``bitbucket_workspace``, ``bitbucket_repo`` and ``bitbucket_ref`` (branch, tag or sha)."""
+    _all_given(data, BITBUCKET_FIELDS, "Bitbucket")
+    found = {}
+    for field in ("bitbucket_workspace", "bitbucket_repo"):
+        value = _string(data, field)
+        if not patterns.matches(patterns.BITBUCKET_NAME, value):
+            raise InvalidRequest("must be 1 to 100 letters, digits, '_', '.' or '-'", field=field)
+        found[field] = value
+    found["bitbucket_ref"] = validate_git_ref(_string(data, "bitbucket_ref"), "bitbucket_ref")
+    return found
 
 
 def validate_github(data: Mapping[str, Any]) -> dict[str, str]:
@@ -239,6 +293,10 @@ def _chosen_sources(data: Mapping[str, Any], archive_supplied: bool) -> list[str
     chosen = [name for name in ("dockerfile", "tar_url") if _given(data, name)]
     if any(_given(data, name) for name in GITHUB_FIELDS):
         chosen.append("github_*")
+    if any(_given(data, name) for name in GITLAB_FIELDS):
+        chosen.append("gitlab_*")
+    if any(_given(data, name) for name in BITBUCKET_FIELDS):
+        chosen.append("bitbucket_*")
     if _given(data, "upload_id"):
         chosen.append("upload_id")
     if archive_supplied:
@@ -256,10 +314,8 @@ def validate_build(data: Any, settings: Settings, archive_supplied: bool = False
         raise InvalidRequest(f"no build source given; {SOURCES_HELP}", field="source")
     if len(chosen) > 1:
         raise InvalidRequest(f"more than one build source given ({', '.join(chosen)}); {SOURCES_HELP}", field="source")
-    credentials = validate_credentials(data)
     source = chosen[0]
-    if credentials.github_token and source != "github_*":
-        raise InvalidRequest("is only for a GitHub source (github_username, github_reponame, github_tag)", field="github_token")
+    credentials = validate_credentials(data, source)
     options = validate_options(data, settings, inline_dockerfile=source == "dockerfile")
     if source == "TarFile":
         return BuildRequest(image_name, SourceKind.UPLOAD, {}, credentials, options)
@@ -272,6 +328,10 @@ def validate_build(data: Any, settings: Settings, archive_supplied: bool = False
     if source == "upload_id":
         upload_id = validate_upload_id(_string(data, "upload_id"))
         return BuildRequest(image_name, SourceKind.UPLOAD, {"upload_id": upload_id}, credentials, options)
+    if source == "gitlab_*":
+        return BuildRequest(image_name, SourceKind.GITLAB, validate_gitlab(data), credentials, options)
+    if source == "bitbucket_*":
+        return BuildRequest(image_name, SourceKind.BITBUCKET, validate_bitbucket(data), credentials, options)
     return BuildRequest(image_name, SourceKind.GITHUB, validate_github(data), credentials, options)
 
 

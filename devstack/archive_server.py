@@ -11,13 +11,21 @@ Bearer <token>`` required (401 otherwise), 404 for an unknown repository or ref,
 :meth:`ArchiveServer.rate_limit` is set, and a 302 to a download on another
 host name (``localhost``), as GitHub sends to codeload.github.com, whose archive
 folder is ``<owner>-<repo>-<short sha>/``.
+``/api/v4/projects/{id or encoded path}/repository/archive.tar.gz?sha={ref}``
+answers like GitLab (folder ``<project>-<ref>-<sha>/``; a private project wants
+``PRIVATE-TOKEN``, 401 otherwise) and ``/{workspace}/{repo}/get/{ref}.tar.gz``
+like Bitbucket (folder ``<workspace>-<repo>-<12-char sha>/``, a private repository
+wants Basic auth with the app password, and the download is a 302 to another host
+name, as Bitbucket sends to its upload storage).
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import tarfile
 import threading
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Mapping
 
@@ -50,6 +58,7 @@ class ArchiveServer:
         self.authorizations: dict[str, str] = {}  # path -> the Authorization header it came with ("" if none)
         self.private: dict[str, str] = {}  # API path -> the token that may read it
         self.rate_limit_reset: int | None = None
+        self.hosted: dict[str, tuple[str, str, bool]] = {}  # request path+query -> (blob key, needed auth, redirect)
         blobs, seen, server = self._blobs, self.requests, self
 
         class Handler(BaseHTTPRequestHandler):
@@ -77,12 +86,39 @@ class ArchiveServer:
                     self.send_header("Location", f"http://localhost:{port}/_codeload{path}?token=temporary")
                     self.end_headers()
 
+            def _hosted(self, route: tuple[str, str, bool]) -> None:
+                """A GitLab/Bitbucket route: (blob key, the header value it needs or "", redirect or not)."""
+                key, needed, redirect = route
+                given = self.headers.get("PRIVATE-TOKEN") or self.headers.get("Authorization") or ""
+                if needed and given != needed:
+                    self._plain(401, '{"message": "401 Unauthorized"}')
+                elif redirect:
+                    self.send_response(302)
+                    self.send_header("Location", f"http://localhost:{server._server.server_address[1]}{key}")
+                    self.end_headers()
+                else:
+                    self._blob(key)
+
+            def _blob(self, key: str) -> None:
+                body = blobs.get(key)
+                if body is None:
+                    self._plain(404, "Not Found")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-gzip")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 seen.append(self.path)
                 path = self.path.split("?", 1)[0]
-                server.authorizations[path] = self.headers.get("Authorization") or ""
+                server.authorizations[path] = self.headers.get("Authorization") or self.headers.get("PRIVATE-TOKEN") or ""
                 if path.startswith("/repos/"):
                     self._api(path)
+                    return
+                if self.path in server.hosted:
+                    self._hosted(server.hosted[self.path])
                     return
                 body = blobs.get(path)
                 if body is None:
@@ -121,6 +157,31 @@ class ArchiveServer:
         path = f"/repos/{user}/{repo}/tarball/{ref}"
         self.private[path] = token
         self._blobs[f"/_codeload{path}"] = make_tar_gz(files, f"{user}-{repo}-{commit[:7]}", commit)
+        return commit
+
+    def add_gitlab_project(self, project: str, ref: str, files: Mapping[str, bytes | str], token: str = "") -> str:
+        """Publish a GitLab project (``group/name``) archive at ``ref``; private with ``token``. Returns its commit."""
+        commit = self.commit_of("gitlab", project, ref)
+        encoded = urllib.parse.quote(project, safe="")
+        request = f"/api/v4/projects/{encoded}/repository/archive.tar.gz?sha={urllib.parse.quote(ref, safe='')}"
+        key = f"/_gitlab/{encoded}/{ref}.tar.gz"
+        self._blobs[key] = make_tar_gz(files, f"{project.rsplit('/', 1)[-1]}-{ref.replace('/', '-')}-{commit}", commit)
+        self.hosted[request] = (key, token, False)
+        return commit
+
+    def add_bitbucket_repo(
+        self, workspace: str, repo: str, ref: str, files: Mapping[str, bytes | str], username: str = "",
+        app_password: str = "",
+    ) -> str:
+        """Publish a Bitbucket repository archive at ``ref``; private with an app password. Returns its commit."""
+        commit = self.commit_of(workspace, repo, ref)
+        request = f"/{workspace}/{repo}/get/{urllib.parse.quote(ref, safe='')}.tar.gz"
+        key = f"/_bbuploads/{workspace}/{repo}/{commit}.tar.gz"
+        self._blobs[key] = make_tar_gz(files, f"{workspace}-{repo}-{commit[:12]}", commit)
+        needed = ""
+        if app_password:
+            needed = "Basic " + base64.b64encode(f"{username}:{app_password}".encode()).decode("ascii")
+        self.hosted[request] = (key, needed, True)
         return commit
 
     def rate_limit(self, reset_epoch: int | None) -> None:

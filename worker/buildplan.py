@@ -64,6 +64,10 @@ def source_url(job: Job, settings: Settings) -> str:
     if job.source_kind == SourceKind.GITHUB:
         user, repo = job.source.get("github_username", ""), job.source.get("github_reponame", "")
         return f"{settings.github_archive_base}/{user}/{repo}"
+    if job.source_kind == SourceKind.GITLAB:
+        return f"{settings.gitlab_base}/{job.source.get('gitlab_project', '')}"
+    if job.source_kind == SourceKind.BITBUCKET:
+        return f"{settings.bitbucket_base}/{job.source.get('bitbucket_workspace', '')}/{job.source.get('bitbucket_repo', '')}"
     if job.source_kind == SourceKind.TAR_URL:
         parts = urllib.parse.urlsplit(job.source.get("tar_url", ""))
         host = parts.hostname or ""
@@ -82,8 +86,11 @@ def automatic_labels(job: Job, stats: ContextStats | None, settings: Settings, n
         labels[OCI + "source"] = url
     if stats is not None and stats.commit:
         labels[OCI + "revision"] = stats.commit
-    elif job.source_kind == SourceKind.GITHUB and job.source.get("github_tag"):
-        labels[OCI + "revision"] = job.source["github_tag"]
+    else:
+        ref = job.source.get({SourceKind.GITHUB: "github_tag", SourceKind.GITLAB: "gitlab_ref",
+                              SourceKind.BITBUCKET: "bitbucket_ref"}.get(job.source_kind, ""), "")
+        if ref:
+            labels[OCI + "revision"] = ref
     return labels
 
 

@@ -214,7 +214,9 @@ class JobRunner:
                 sink.line(f"[boatyard] fetching the build context from {describe_source(job)}")
                 timings.enter("fetch")
                 with Watchdog(control, settings.build_timeout_seconds):  # a trickling download cannot hang the job
-                    stats = fetch_context(job, context, settings, control.check, credentials.github_token)
+                    stats = fetch_context(
+                        job, context, settings, control.check, credentials.source_token, credentials.source_user
+                    )
                     timings.context_bytes = stats.compressed_bytes
                 context.seek(0)
                 control.check()

@@ -118,7 +118,7 @@ def test_registry_auths_and_github_token_travel_sealed_only(client, test_passwor
     job_id = answer(response)["JobIdentifier"]
     message = queue.JobMessage.from_body(queue_bodies()[0])
     credentials = sealing.unseal(job_id, message.sealed_credentials)
-    assert credentials.github_token == token
+    assert credentials.source_token == token
     assert credentials.registry_auths == {"ghcr.io": {"username": "base-user", "password": test_password}}
     for secret in (token, test_password):
         assert_no_leak(secret, response.body, caplog.text, client.http.get(f"/api/v1/{job_id}/status").body)

@@ -49,7 +49,9 @@ def submit(
     password: str = "",
     copies: int = 1,
     options: Mapping[str, object] | None = None,
-    github_token: str = "",
+    source_token: str = "",
+    hosted: tuple[SourceKind, dict[str, str]] | None = None,
+    token_user: str = "",
 ) -> str:
     """Create a job, store its context, seal its credentials and enqueue it (like the API); returns its id.
 
@@ -68,11 +70,15 @@ def submit(
     elif github is not None:
         kind = SourceKind.GITHUB
         source = dict(zip(("github_username", "github_reponame", "github_tag"), github))
+    elif hosted is not None:  # GitLab / Bitbucket: (kind, its source fields)
+        kind, source = hosted[0], dict(hosted[1])
     else:
         raise ValueError("no source")
     stored = validate_options(options or {}, get_settings()).to_item()
     jobstore.create_job(Job(job_id, image_name, kind, source, options=stored))
-    sealed = sealing.seal(job_id, sealing.Credentials(username, password, github_token=github_token))
+    sealed = sealing.seal(
+        job_id, sealing.Credentials(username, password, source_token=source_token, source_user=token_user)
+    )
     for _ in range(copies):
         queue.send(JobMessage(job_id, 0, sealed))
     return job_id

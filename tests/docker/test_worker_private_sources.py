@@ -24,7 +24,7 @@ def test_private_github_repo_builds_with_the_token_and_reports_its_commit(
     }, token)
     image = jobkit.image_for(registry.host, "private")
     job_id = jobkit.submit(image, github=("octo", repo, "main"), username=registry.username, password=test_password,
-                           github_token=token)
+                           source_token=token)
     jobkit.run_until_terminal(make_worker(), job_id)
     logs = jobkit.full_log(job_id)
     job = jobstore.get_job(job_id)
@@ -39,8 +39,37 @@ def test_private_github_repo_with_a_bad_token_fails_saying_so(make_worker, regis
     repo = f"private-{uuid.uuid4().hex[:8]}"
     archive_server.add_private_repo("octo", repo, "main", {"Dockerfile": "FROM scratch\n"}, "ghp_right")
     job_id = jobkit.submit(jobkit.image_for(registry.host, "badtoken"), github=("octo", repo, "main"),
-                           github_token="ghp_wrong")
+                           source_token="ghp_wrong")
     jobkit.run_until_terminal(make_worker(), job_id)
     status = jobkit.status(job_id)
     assert status.startswith("Failed: GitHub refused the github_token (401"), status
     assert "ghp_wrong" not in jobkit.full_log(job_id)
+
+
+@pytest.mark.parametrize("host", ["gitlab", "bitbucket"])
+def test_gitlab_and_bitbucket_private_repos_build(host, make_worker, registry, base_image, docker_api, archive_server,
+                                                  test_password, monkeypatch):
+    from chalicelib.jobs import SourceKind
+
+    jobkit.set_env(monkeypatch, BOATYARD_GITLAB_BASE=archive_server.base_url, BOATYARD_BITBUCKET_BASE=archive_server.base_url)
+    secret = f"app-pw-{uuid.uuid4().hex}"
+    name = f"app-{uuid.uuid4().hex[:8]}"
+    files = {"sub/Dockerfile": f"FROM {base_image}\nCMD [\"echo\", \"from {host}\"]\n"}
+    if host == "gitlab":
+        commit = archive_server.add_gitlab_project(f"group/{name}", "release/2.0", files, token=secret)
+        hosted = (SourceKind.GITLAB, {"gitlab_project": f"group/{name}", "gitlab_ref": "release/2.0"})
+        user = ""
+    else:
+        commit = archive_server.add_bitbucket_repo("team", name, "v2", files, "builder", secret)
+        hosted = (SourceKind.BITBUCKET, {"bitbucket_workspace": "team", "bitbucket_repo": name, "bitbucket_ref": "v2"})
+        user = "builder"
+    image = jobkit.image_for(registry.host, host)
+    job_id = jobkit.submit(image, hosted=hosted, source_token=secret, token_user=user, username=registry.username,
+                           password=test_password, options={"context_path": "sub"})
+    jobkit.run_until_terminal(make_worker(), job_id)
+    logs = jobkit.full_log(job_id)
+    job = jobstore.get_job(job_id)
+    assert job.status_word == "Finished", logs
+    assert job.status_body()["Commit"] == commit and job.status_body()["Source"] == host
+    assert secret not in logs
+    assert pull_and_run(docker_api, image, registry) == f"from {host}\n"

@@ -72,6 +72,9 @@ def test_every_operation_documents_its_errors_with_the_error_schema(doc):
         ("Email", "NO_CONTROL_CHARS"),
         ("OptionValue", "NO_CONTROL_CHARS"),
         ("ContextPath", "RELATIVE_PATH"),
+        ("GitLabProject", "GITLAB_PROJECT"),
+        ("BitbucketName", "BITBUCKET_NAME"),
+        ("Token", "TOKEN"),
     ],
 )
 def test_documented_patterns_are_the_validators_patterns(doc, schema_name, pattern_name):
@@ -169,6 +172,25 @@ BODIES: list[dict[str, Any]] = [
     {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": {"ghcr.io": {"username": "u", "password": ""}}},
     {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": {"ghcr.io": {"username": "u", "password": "p", "x": 1}}},
     {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": ["ghcr.io"]},
+    # GitLab and Bitbucket
+    {"image_name": "u/i", "gitlab_project": "group/sub/app", "gitlab_ref": "main", "gitlab_token": "glpat-x"},
+    {"image_name": "u/i", "gitlab_project": "123", "gitlab_ref": "v1.0", "context_path": "svc"},
+    {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "app", "bitbucket_ref": "main"},
+    {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "app", "bitbucket_ref": "a" * 40,
+     "bitbucket_username": "me", "bitbucket_app_password": "secret"},
+    {"image_name": "u/i", "gitlab_project": "group/app"},
+    {"image_name": "u/i", "gitlab_project": "solo", "gitlab_ref": "main"},
+    {"image_name": "u/i", "gitlab_project": "../x", "gitlab_ref": "main"},
+    {"image_name": "u/i", "gitlab_project": "g/a", "gitlab_ref": "a..b"},
+    {"image_name": "u/i", "gitlab_project": "g/a", "gitlab_ref": "main", "github_token": "t"},
+    {"image_name": "u/i", "gitlab_project": "g/a", "gitlab_ref": "main", "dockerfile": "FROM x"},
+    {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "..", "bitbucket_ref": "main"},
+    {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "app"},
+    {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "app", "bitbucket_ref": "main",
+     "bitbucket_app_password": "secret"},
+    {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "app", "bitbucket_ref": "main",
+     "gitlab_token": "t"},
+    {"image_name": "u/i", "tar_url": "https://h/a", "bitbucket_app_password": "secret", "bitbucket_username": "me"},
 ]
 
 

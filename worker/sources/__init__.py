@@ -15,7 +15,7 @@ from chalicelib.errors import BuildFailed
 from chalicelib.jobs import Job, SourceKind
 from chalicelib.settings import Settings
 from worker.archive import ContextLimits, ContextStats, Layout
-from worker.sources import github, s3, tarurl
+from worker.sources import github, githosts, s3, tarurl
 
 
 def limits_from(settings: Settings) -> ContextLimits:
@@ -34,18 +34,26 @@ def describe_source(job: Job) -> str:
             f"GitHub {job.source.get('github_username', '')}/{job.source.get('github_reponame', '')}"
             f" at {job.source.get('github_tag', '')}"
         )
+    if job.source_kind == SourceKind.GITLAB:
+        return f"GitLab {job.source.get('gitlab_project', '')} at {job.source.get('gitlab_ref', '')}"
+    if job.source_kind == SourceKind.BITBUCKET:
+        return (
+            f"Bitbucket {job.source.get('bitbucket_workspace', '')}/{job.source.get('bitbucket_repo', '')}"
+            f" at {job.source.get('bitbucket_ref', '')}"
+        )
     if job.source_kind == SourceKind.DOCKERFILE:
         return "the Dockerfile in the request"
     return "the uploaded archive"
 
 
 def fetch_context(
-    job: Job, dest: BinaryIO, settings: Settings, check: Callable[[], None], github_token: str = ""
+    job: Job, dest: BinaryIO, settings: Settings, check: Callable[[], None], token: str = "", token_user: str = ""
 ) -> ContextStats:
     """Write the job's sanitized build context (an uncompressed tar) to ``dest``.
 
     The job's ``context_path`` / ``dockerfile_path`` options say where in the archive the
-    context and its Dockerfile are; ``github_token`` (unsealed) reads a private repository.
+    context and its Dockerfile are; ``token`` (unsealed; with ``token_user`` for a Bitbucket
+    app password) reads a private repository.
     """
     limits = limits_from(settings)
     options = BuildOptions.from_item(job.options)
@@ -66,6 +74,17 @@ def fetch_context(
             settings,
             check,
             layout,
-            github_token,
+            token,
+        )
+    if kind == SourceKind.GITLAB:
+        source = job.source
+        return githosts.fetch_gitlab(
+            source.get("gitlab_project", ""), source.get("gitlab_ref", ""), token, dest, limits, settings, check, layout
+        )
+    if kind == SourceKind.BITBUCKET:
+        source = job.source
+        return githosts.fetch_bitbucket(
+            source.get("bitbucket_workspace", ""), source.get("bitbucket_repo", ""), source.get("bitbucket_ref", ""),
+            token_user, token, dest, limits, settings, check, layout,
         )
     raise BuildFailed(f"unknown source kind {kind!r}")
