@@ -202,7 +202,8 @@ class JobRunner:
                 raise BuildFailed(f"{job.image_name!r} is not a valid image name") from None
             if is_private(ref.registry):
                 raise BuildFailed(f"{job.image_name!r} is in a namespace reserved for the build service")
-            auths = registry_auths(ref, credentials.username, credentials.password)
+            bases = {host: (auth["username"], auth["password"]) for host, auth in credentials.registry_auths.items()}
+            auths = registry_auths(ref, credentials.username, credentials.password, extra=bases)  # the job's own only
             for name in BuildOptions.from_item(job.options).secret_looking_args():
                 sink.line(
                     f"[boatyard] warning: the build arg {name} looks like a secret; build args are kept in the "

@@ -52,6 +52,7 @@ def submit(
     source_token: str = "",
     hosted: tuple[SourceKind, dict[str, str]] | None = None,
     token_user: str = "",
+    registry_auths: dict[str, dict[str, str]] | None = None,
 ) -> str:
     """Create a job, store its context, seal its credentials and enqueue it (like the API); returns its id.
 
@@ -77,7 +78,10 @@ def submit(
     stored = validate_options(options or {}, get_settings()).to_item()
     jobstore.create_job(Job(job_id, image_name, kind, source, options=stored))
     sealed = sealing.seal(
-        job_id, sealing.Credentials(username, password, source_token=source_token, source_user=token_user)
+        job_id,
+        sealing.Credentials(
+            username, password, source_token=source_token, source_user=token_user, registry_auths=registry_auths or {}
+        ),
     )
     for _ in range(copies):
         queue.send(JobMessage(job_id, 0, sealed))

@@ -73,3 +73,27 @@ def test_gitlab_and_bitbucket_private_repos_build(host, make_worker, registry, b
     assert job.status_body()["Commit"] == commit and job.status_body()["Source"] == host
     assert secret not in logs
     assert pull_and_run(docker_api, image, registry) == f"from {host}\n"
+
+
+def test_registry_auths_let_a_build_pull_a_private_base_from_another_registry(
+    make_worker, registry, base_image, docker_api, test_password
+):
+    """The base is on a registry host the push credentials do not cover (``localhost:<port>`` is another
+    auth key than ``127.0.0.1:<port>``): it pulls only with the job's ``registry_auths`` for that host."""
+    other = base_image.replace("127.0.0.1:", "localhost:", 1)
+    assert other != base_image
+    dockerfile = f"FROM {other}\nCMD [\"echo\", \"private base\"]\n"
+    host = other.split("/", 1)[0]
+    denied = jobkit.submit(jobkit.image_for(registry.host, "nobaseauth"), dockerfile=dockerfile,
+                           username=registry.username, password=test_password)
+    jobkit.run_until_terminal(make_worker(), denied)
+    reason = jobkit.status(denied)
+    assert reason.startswith("Failed:") and ("auth" in reason.lower() or "denied" in reason.lower()), reason
+    image = jobkit.image_for(registry.host, "baseauth")
+    allowed = jobkit.submit(image, dockerfile=dockerfile, username=registry.username, password=test_password,
+                            registry_auths={host: {"username": registry.username, "password": test_password}})
+    jobkit.run_until_terminal(make_worker(), allowed)
+    logs = jobkit.full_log(allowed)
+    assert jobkit.status(allowed) == "Finished", logs
+    assert test_password not in logs
+    assert pull_and_run(docker_api, image, registry) == "private base\n"
