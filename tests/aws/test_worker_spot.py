@@ -86,7 +86,7 @@ class UntilAbortedBuilder:
     def __init__(self) -> None:
         self.started = threading.Event()
 
-    def build(self, context, image, write, control, registry_auths=None) -> str:
+    def build(self, context, image, write, control, registry_auths=None, plan=None) -> str:
         write("Step 1/1 : RUN sleep forever\n")
         self.started.set()
         while not control.wait(0.05):
@@ -107,7 +107,7 @@ class UntilAbortedBuilder:
 class QuickBuilder(UntilAbortedBuilder):
     """A build and push that succeed at once."""
 
-    def build(self, context, image, write, control, registry_auths=None) -> str:
+    def build(self, context, image, write, control, registry_auths=None, plan=None) -> str:
         write("Step 1/1 : RUN true\n")
         return "sha256:" + "1" * 64
 
