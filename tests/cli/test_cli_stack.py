@@ -207,3 +207,25 @@ def test_a_300_mib_folder_is_sent_with_little_memory(local_stack, env, tmp_path)
     job_id = stdout.strip()
     requests.post(f"{local_stack.api_url}/api/v1/{job_id}/cancel", timeout=30)  # the build itself is not the point
     assert peak_mib <= 100, f"peak RSS {peak_mib:.1f} MiB"
+
+
+def test_build_options_reach_the_build(local_stack, env, docker_host, tmp_path):
+    """-f, --build-arg, --target and a second -t travel as the API's build options and take effect."""
+    base = local_stack.base_image
+    context = write_tree(tmp_path / "ctx", {
+        "Dockerfile": f"FROM {base}\nRUN echo the root Dockerfile must not be used && exit 9\n",
+        "sub/alt.Dockerfile": (
+            f"FROM {base} AS first\nARG GREETING=unset\nRUN echo \"greeting=$GREETING\" > /greeting\n"
+            "FROM first AS second\nRUN echo second > /second\n"
+        ),
+    })
+    image = unique_image(local_stack.registry.host, "cli-options")
+    repository, _, tag = image.rpartition(":")
+    done = run_cli(["build", str(context), "-f", str(context / "sub/alt.Dockerfile"), "-t", image, "-t", f"{repository}:extra",
+                    "--build-arg", "GREETING=hello-arg", "--target", "first", "--no-cache", "-o", "json"], env)
+    assert done.returncode == 0, done.stderr
+    digest = json.loads(done.stdout)["ImageDigest"]
+    output = pull_digest_and_run(docker_host, local_stack.registry, image, digest, ["sh", "-c", "cat /greeting; ls /second 2>&1; true"])
+    assert "greeting=hello-arg" in output and "No such file" in output  # the arg reached RUN; the target stopped at `first`
+    path = repository.split("/", 1)[1]
+    assert local_stack.registry.get(f"/v2/{path}/manifests/extra")[0] == 200  # the extra tag was pushed too
