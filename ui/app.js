@@ -15,7 +15,7 @@ const formError = $("form-error");
 const tabs = Array.from(document.querySelectorAll('[role="tab"]'));
 const FIELD_IDS = [
   "image_name", "username", "password", "email", "dockerfile",
-  "github_username", "github_reponame", "github_tag", "tar_url", "upload_file", ...OPTION_FIELDS,
+  "github_username", "github_reponame", "github_tag", "github_token", "tar_url", "upload_file", ...OPTION_FIELDS,
 ];
 // Fields the API may name in a refusal, mapped to the input that shows it.
 const API_FIELD_TO_INPUT = {upload_id: "upload_file", TarFile: "upload_file", file: "upload_file"};
@@ -221,6 +221,7 @@ form.addEventListener("submit", async (event) => {
       payload.github_username = values.github_username.trim();
       payload.github_reponame = values.github_reponame.trim();
       payload.github_tag = values.github_tag.trim();
+      if (values.github_token.trim()) payload.github_token = values.github_token.trim();
     } else if (source === "upload") {
       setBusy("Preparing upload…");
       payload.upload_id = await uploadArchive(values.file);

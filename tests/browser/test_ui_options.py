@@ -108,3 +108,42 @@ def test_api_refusal_of_an_option_opens_the_section_at_that_field(ui_page: Page,
     ui_page.get_by_role("button", name="Build it!").click()
     expect(error_of(ui_page, "memory")).to_have_text("is more than this service's maximum of 4294967296 bytes per build")
     expect(ui_page.locator("#memory")).to_be_focused()
+
+
+def test_private_github_repo_token_is_sent_and_never_kept(ui_page: Page, fake_api) -> None:
+    token = "ghp_" + "T0k3n" * 7
+    open_ui(ui_page, fake_api)
+    fill_common(ui_page)
+    ui_page.get_by_role("tab", name="GitHub").click()
+    ui_page.get_by_label("GitHub user").fill("octo")
+    ui_page.get_by_label("Repository").fill("private")
+    ui_page.get_by_label("Tag").fill("main")
+    expect(ui_page.get_by_label("Access token")).to_have_attribute("type", "password")
+    ui_page.get_by_label("Access token").fill(token)
+    ui_page.get_by_role("button", name="Build it!").click()
+    fake_api.wait_for_build()
+    assert fake_api.builds[0]["github_token"] == token
+    stored = ui_page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+    assert token not in stored
+
+
+def test_a_public_github_build_sends_no_token_and_a_refused_token_is_shown_beside_it(ui_page: Page, fake_api) -> None:
+    open_ui(ui_page, fake_api)
+    fill_common(ui_page)
+    ui_page.get_by_role("tab", name="GitHub").click()
+    ui_page.get_by_label("GitHub user").fill("octo")
+    ui_page.get_by_label("Repository").fill("public")
+    ui_page.get_by_label("Tag").fill("v1")
+    ui_page.get_by_role("button", name="Build it!").click()
+    fake_api.wait_for_build()
+    assert "github_token" not in fake_api.builds[0]
+    fake_api.refuse_next_build(400, "InvalidRequest", "github_token: must be 1 to 255 printable ASCII characters without spaces")
+    open_ui(ui_page, fake_api)
+    fill_common(ui_page)
+    ui_page.get_by_role("tab", name="GitHub").click()
+    ui_page.get_by_label("GitHub user").fill("octo")
+    ui_page.get_by_label("Repository").fill("public")
+    ui_page.get_by_label("Tag").fill("v1")
+    ui_page.get_by_label("Access token").fill("has a space")
+    ui_page.get_by_role("button", name="Build it!").click()
+    expect(error_of(ui_page, "github_token")).to_contain_text("printable ASCII")
