@@ -1,19 +1,28 @@
 """Turning an untrusted archive into a safe, uncompressed build context tar.
 
-:func:`sanitize` reads a tar or tar.gz as a stream (``tarfile`` mode ``r|*``:
-nothing is seeked, nothing is held whole in memory) and writes a new tar with
-only regular files, directories, and links that stay inside the context.  It
-refuses — with a reason the user can act on — path traversal, absolute paths,
-links that leave the context, device and FIFO entries, archives above the size,
-file-count or compression-ratio limits, and archives without a ``Dockerfile``
-at the root.  With ``strip_top`` (GitHub archives) the single top folder is
-removed from every path.  With ``context_path`` only that folder is kept, as the
-new root (the rest is read, counted against the limits, and dropped), and the
-Dockerfile is looked for at ``dockerfile_path`` inside it.
+:func:`sanitize` reads a tar or tar.gz as a stream (through
+:func:`worker.tarstream.open_tar`: nothing is seeked, nothing is held whole in
+memory, extended headers are capped, every uncompressed byte counts against the
+size and ratio limits, other compressions are refused) and writes a new tar
+with only regular files, directories, and links that stay inside the context.
+It refuses — with a reason the user can act on — path traversal, absolute
+paths, paths longer than :data:`MAX_PATH_BYTES`, links that leave the context,
+paths that pass through a symbolic link of the archive, device and FIFO
+entries, archives above the size, file-count or compression-ratio limits, and
+archives without a ``Dockerfile`` at the root.  With ``strip_top`` (GitHub
+archives) the single top folder is removed from every path.  With
+``context_path`` only that folder is kept, as the new root (the rest is read,
+counted against the limits, and dropped), and the Dockerfile is looked for at
+``dockerfile_path`` inside it.
+
+Memory stays flat whatever the entry count: ``tarfile`` keeps every member it
+has read in ``TarFile.members``; both lists are emptied as the copy goes, and
+the names remembered for link checks are 16-byte digests.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import posixpath
 import re
 import tarfile
@@ -21,23 +30,20 @@ import zlib
 from typing import BinaryIO, Callable
 
 from chalicelib.errors import BuildFailed
+from worker.tarstream import InvalidContext, open_tar
 
-# Below this many uncompressed bytes the ratio is not checked: tar padding alone
-# makes a tiny archive "compress" 50-100 times.
-RATIO_FLOOR_BYTES = 8 * 1024 * 1024
-COPY_BUFSIZE = 64 * 1024
+__all__ = ["ContextLimits", "ContextStats", "InvalidContext", "Layout", "MAX_PATH_BYTES", "sanitize"]
+
+MAX_PATH_BYTES = 4096
+"""Longest member path or link target accepted (Linux's PATH_MAX)."""
 _COMMIT = re.compile(r"[0-9a-f]{40}")
-
-
-class InvalidContext(BuildFailed):
-    """The archive cannot be used as a build context; the message says why."""
 
 
 @dataclasses.dataclass(frozen=True)
 class ContextLimits:
     """What an archive may hold."""
 
-    max_bytes: int  # uncompressed file content, and compressed input
+    max_bytes: int  # uncompressed bytes (file content and tar headers), and compressed input
     max_files: int
     max_ratio: int  # uncompressed / compressed
 
@@ -60,62 +66,78 @@ class Layout:
     dockerfile_path: str = "Dockerfile"
 
 
-class CountingReader:
-    """Wraps a source stream: counts bytes, caps them, and calls ``check`` on every read."""
-
-    def __init__(self, source: BinaryIO, limit: int, check: Callable[[], None] | None = None) -> None:
-        self._source = source
-        self._limit = limit
-        self._check = check
-        self.count = 0
-
-    def read(self, size: int = -1) -> bytes:
-        """Read like a file; raises :class:`InvalidContext` past the limit."""
-        if self._check is not None:
-            self._check()
-        if size is None or size < 0:
-            size = COPY_BUFSIZE
-        data = self._source.read(size)
-        self.count += len(data)
-        if self.count > self._limit:
-            raise InvalidContext(f"the archive is larger than the limit of {self._limit} bytes")
-        return data
+def _key(path: str) -> bytes:
+    """A fixed-size stand-in for a path in the sets of seen names."""
+    return hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=16).digest()
 
 
-def _check_ratio(stats: ContextStats, source: CountingReader, limits: ContextLimits) -> None:
-    expanded = stats.content_bytes
-    if expanded > RATIO_FLOOR_BYTES and expanded > limits.max_ratio * max(source.count, 1):
-        raise InvalidContext(
-            f"the archive expands more than {limits.max_ratio} times its compressed size "
-            "(a compression bomb?); it was refused"
-        )
-
-
-class _RatioGuard:
-    """Reads a member's content while checking the total size and the compression ratio."""
-
-    def __init__(self, member: BinaryIO, stats: ContextStats, source: CountingReader, limits: ContextLimits) -> None:
-        self._member = member
-        self._stats = stats
-        self._source = source
-        self._limits = limits
-
-    def read(self, size: int = -1) -> bytes:
-        data = self._member.read(size)
-        self._stats.content_bytes += len(data)
-        self._stats.compressed_bytes = self._source.count
-        _check_ratio(self._stats, self._source, self._limits)
-        return data
+def _show(name: str) -> str:
+    """A member name as quoted in a reason (long names are cut)."""
+    return repr(name) if len(name) <= 200 else repr(name[:200]) + "..."
 
 
 def _clean_path(name: str, what: str) -> list[str]:
-    """The components of a member path; refuses absolute paths and ``..``."""
+    """The components of a member path; refuses over-long and absolute paths and ``..``."""
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+        raise InvalidContext(f"the archive holds a path longer than {MAX_PATH_BYTES} bytes ({_show(name)}) in {what}")
     if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        raise InvalidContext(f"the archive holds an absolute path ({name!r}); paths must be relative")
+        raise InvalidContext(f"the archive holds an absolute path ({_show(name)}); paths must be relative")
     parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise InvalidContext(f"the archive holds a path that leaves the build context ({name!r}) in {what}")
+        raise InvalidContext(f"the archive holds a path that leaves the build context ({_show(name)}) in {what}")
     return parts
+
+
+class _Symlinks:
+    """The symbolic links seen so far: no later path may pass through one.
+
+    Lexical checks alone are not enough once a path goes through a link: with
+    ``a -> .`` then ``a/b -> ..``, ``b`` lands at the root and points outside.
+    A name that was ever a link stays one (a later entry may replace it on
+    extraction, but refusing such an archive costs nothing legitimate).
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[bytes] = set()
+
+    def add(self, parts: list[str]) -> None:
+        self._seen.add(_key("/".join(parts)))
+
+    def crossed(self, parts: list[str], whole: bool = False) -> str | None:
+        """The first proper prefix of ``parts`` (or ``parts`` itself if ``whole``) that is a link seen earlier."""
+        if not self._seen:
+            return None
+        for depth in range(1, len(parts) + (1 if whole else 0)):
+            prefix = "/".join(parts[:depth])
+            if _key(prefix) in self._seen:
+                return prefix
+        return None
+
+    def check(self, parts: list[str], what: str) -> None:
+        """Refuse a path that goes through a link seen earlier; ``what`` names the path in the reason."""
+        link = self.crossed(parts)
+        if link is not None:
+            raise InvalidContext(
+                f"{what} goes through the symbolic link {_show(link)} of the archive; paths through links are not allowed"
+            )
+
+    def check_target(self, name: str, target: str) -> None:
+        """Refuse a link target that climbs (``..``) out of a link seen earlier: ``t -> s/..`` with ``s -> .``."""
+        stack = posixpath.dirname(name).split("/") if posixpath.dirname(name) else []
+        for part in target.replace("\\", "/").split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                link = self.crossed(stack, whole=True)  # climbing out of a link lands somewhere else
+                if link is not None:
+                    raise InvalidContext(
+                        f"the symbolic link {_show(name)} points through the symbolic link {_show(link)} "
+                        f"and back up ({_show(target)}); links through links are not allowed"
+                    )
+                if stack:
+                    stack.pop()
+            else:
+                stack.append(part)
 
 
 class _TopFolder:
@@ -151,18 +173,23 @@ def sanitize(
     (a validated relative folder) re-roots the context there.  Raises
     :class:`InvalidContext` with the reason the job fails.
     """
-    counted = CountingReader(source, limits.max_bytes, check)
     stats = ContextStats()
     top = _TopFolder() if strip_top else None
     root = [p for p in context_path.split("/") if p]
     root_seen = not root
-    files_seen: set[str] = set()
+    files_seen: set[bytes] = set()
+    links = _Symlinks()
     has_dockerfile = False
+    counted = None
     try:
-        with tarfile.open(fileobj=counted, mode="r|*") as src, tarfile.open(
-            fileobj=dest, mode="w", format=tarfile.PAX_FORMAT
-        ) as out:
-            for member in src:
+        src, counted = open_tar(source, limits.max_bytes, limits.max_ratio, check)
+        with src, tarfile.open(fileobj=dest, mode="w", format=tarfile.PAX_FORMAT) as out:
+            while True:
+                member = src.next()
+                src.members.clear()  # tarfile keeps every member read; nothing here looks back
+                out.members.clear()
+                if member is None:
+                    break
                 parts = _clean_path(member.name, "its name")
                 if top is not None:
                     parts = top.strip(parts, member.name)
@@ -172,20 +199,20 @@ def sanitize(
                 if stats.files > limits.max_files:
                     raise InvalidContext(f"the archive holds more than {limits.max_files} entries")
                 if root:
-                    if parts[: len(root)] != root:  # outside the context folder: counted, then dropped
+                    if parts[: len(root)] != root:  # outside the context folder: counted (by the stream), then dropped
                         if member.isreg():
                             stats.content_bytes += member.size
                             if stats.content_bytes > limits.max_bytes:
                                 raise InvalidContext(
                                     f"the archive is larger than the limit of {limits.max_bytes} bytes (uncompressed)"
                                 )
-                            _check_ratio(stats, counted, limits)
                         continue
                     root_seen = True
                     parts = parts[len(root):]
                     if not parts:  # the context folder itself
                         continue
                 name = "/".join(parts)
+                links.check(parts, f"the path {_show(name)}")
                 info = tarfile.TarInfo(name)
                 info.mtime = member.mtime
                 info.mode = member.mode & 0o777
@@ -197,8 +224,9 @@ def sanitize(
                     info.size = member.size
                     content = src.extractfile(member)
                     assert content is not None
-                    out.addfile(info, _RatioGuard(content, stats, counted, limits))  # type: ignore[arg-type]
-                    files_seen.add(name)
+                    out.addfile(info, content)
+                    stats.content_bytes += member.size
+                    files_seen.add(_key(name))
                     if name == dockerfile_path:
                         has_dockerfile = True
                 elif member.isdir():
@@ -206,37 +234,42 @@ def sanitize(
                     out.addfile(info)
                 elif member.issym():
                     target = member.linkname
+                    if len(target.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+                        raise InvalidContext(f"the symbolic link {_show(name)} has a target longer than {MAX_PATH_BYTES} bytes")
                     if target.startswith("/"):
                         raise InvalidContext(
-                            f"the symbolic link {name!r} points to an absolute path ({target!r}), outside the build context"
+                            f"the symbolic link {_show(name)} points to an absolute path ({_show(target)}), outside the build context"
                         )
                     resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
                     if resolved == ".." or resolved.startswith("../"):
                         raise InvalidContext(
-                            f"the symbolic link {name!r} points outside the build context ({target!r})"
+                            f"the symbolic link {_show(name)} points outside the build context ({_show(target)})"
                         )
+                    links.check_target(name, target)
                     info.type, info.linkname = tarfile.SYMTYPE, target
                     out.addfile(info)
+                    links.add(parts)
                 elif member.islnk():
-                    link_parts = _clean_path(member.linkname, f"the hard link {name!r}")
+                    link_parts = _clean_path(member.linkname, f"the hard link {_show(name)}")
                     if top is not None:
                         link_parts = top.strip(link_parts, member.linkname)
                     if root:  # a link to a file outside the context folder is not in files_seen: refused below
                         link_parts = link_parts[len(root):] if link_parts[: len(root)] == root else ["..", *link_parts]
                     target = "/".join(link_parts)
-                    if target not in files_seen:
+                    links.check(link_parts, f"the target {_show(target)} of the hard link {_show(name)}")
+                    if _key(target) not in files_seen:
                         raise InvalidContext(
-                            f"the hard link {name!r} points to {member.linkname!r}, which is not a file earlier in the archive"
+                            f"the hard link {_show(name)} points to {_show(member.linkname)}, which is not a file earlier in the archive"
                         )
                     info.type, info.linkname = tarfile.LNKTYPE, target
                     out.addfile(info)
                     if name == dockerfile_path:
                         has_dockerfile = True
-                    files_seen.add(name)
+                    files_seen.add(_key(name))
                 elif member.ischr() or member.isblk() or member.isfifo():
-                    raise InvalidContext(f"the archive holds a device or FIFO entry ({member.name!r}); only files, folders and links are allowed")
+                    raise InvalidContext(f"the archive holds a device or FIFO entry ({_show(member.name)}); only files, folders and links are allowed")
                 else:
-                    raise InvalidContext(f"the archive holds an entry of an unsupported type ({member.name!r})")
+                    raise InvalidContext(f"the archive holds an entry of an unsupported type ({_show(member.name)})")
             comment = str(src.pax_headers.get("comment", ""))
             stats.commit = comment if _COMMIT.fullmatch(comment) else ""
     except InvalidContext:
@@ -247,7 +280,7 @@ def sanitize(
         if check is not None:
             check()  # an abort that broke the stream wins over the read error
         raise InvalidContext(f"the archive is not a valid tar or tar.gz file ({type(exc).__name__}: {exc})") from None
-    stats.compressed_bytes = counted.count
+    stats.compressed_bytes = counted.count if counted is not None else 0
     inside = " (inside its top folder)" if strip_top else ""
     if not root_seen:
         raise InvalidContext(f"the archive has no folder {context_path!r} (context_path){inside}")

@@ -1,7 +1,7 @@
 """The benchmark scenarios, in report order."""
 from __future__ import annotations
 
-from bench.scenarios import api, cli, logs, small, throughput, upload
+from bench.scenarios import api, archives, cli, logs, small, throughput, upload
 
 SCENARIOS = {
     "small": small.run,
@@ -10,4 +10,5 @@ SCENARIOS = {
     "upload": upload.run,
     "throughput": throughput.run,
     "api": api.run,
+    "archives": archives.run,
 }

@@ -1,6 +1,7 @@
 """The worker against moto (no Docker needed): claims, message handling, failures before the build, DLQ sweep."""
 from __future__ import annotations
 
+import tarfile
 import threading
 import time
 
@@ -9,6 +10,7 @@ import pytest
 from chalicelib import aws, jobstore, queue
 from chalicelib.jobs import Phase
 from chalicelib.queue import JobMessage
+from devstack import hostile
 from tests.docker import jobkit
 from worker.loop import DLQ_REASON, Worker
 from worker.runner import Outcome
@@ -187,3 +189,25 @@ def test_only_as_many_messages_as_free_slots_are_received(worker, monkeypatch):
     for future in first:
         future.result(timeout=10)
     assert worker.free_slots() == 2
+
+
+@pytest.mark.parametrize(
+    "archive, reason",
+    [
+        (lambda: hostile.extended_header_bomb(600), "Failed: the archive holds a GNU long-name header of 629145600 bytes; "
+         "extended headers may be at most 65536 bytes"),
+        (lambda: hostile.extended_header_bomb(600, tarfile.XHDTYPE), "Failed: the archive holds a PAX header of 629145600 bytes; "
+         "extended headers may be at most 65536 bytes"),
+        (lambda: hostile.bz2_bomb(64), "Failed: the archive is bzip2-compressed; only tar and tar.gz (gzip) archives are accepted"),
+    ],
+    ids=["gnu-long-name-600MiB", "pax-600MiB", "bz2-bomb"],
+)
+def test_memory_bombs_fail_the_job_and_the_worker_goes_on(worker, archive, reason):
+    job_id = jobkit.submit("u/app", archive=archive())
+    assert _one(worker).outcome == Outcome.FAILED
+    assert jobkit.status(job_id) == reason
+    assert jobkit.full_log(job_id).rstrip().endswith(reason.replace("Failed: ", "[boatyard] Failed: "))
+    # the same worker takes the next job and gets past the archive (to the Docker daemon this test lacks)
+    good = jobkit.submit("u/app", archive=jobkit.make_tar({"Dockerfile": "FROM scratch\n"}))
+    assert _one(worker).outcome == Outcome.FAILED
+    assert "archive" not in jobkit.status(good) and jobstore.get_job(good).phase == Phase.FAILED

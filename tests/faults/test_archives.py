@@ -16,6 +16,7 @@ import zlib
 
 import pytest
 
+from devstack import hostile
 from devstack.faults import STATE_DIR, report
 from tests.conftest import TEST_PASSWORD
 
@@ -98,6 +99,10 @@ def hostile_cases() -> list[tuple[str, bytes, str]]:
         ("no Dockerfile", _tar([_file("README", b"hi")], with_dockerfile=False), "no Dockerfile"),
         ("gzip of garbage", gzip.compress(os.urandom(4096)), "not a valid tar"),
         ("truncated tar.gz", _tar([_file("big", os.urandom(64 * 1024))])[:20_000], "not a valid tar"),
+        ("GNU long name declaring 600 MiB", hostile.extended_header_bomb(600), "extended headers may be at most"),
+        ("PAX header declaring 600 MiB", hostile.extended_header_bomb(600, tarfile.XHDTYPE), "extended headers may be at most"),
+        ("bz2 bomb", hostile.bz2_bomb(64), "only tar and tar.gz"),
+        ("path through a symlink a -> . then a/b -> ..", hostile.symlink_through_symlink(), "goes through the symbolic link"),
     ]
 
 
@@ -136,7 +141,7 @@ def test_hostile_archives_are_refused_with_a_clear_status(inproc):
     escaped = _check_nothing_escaped()
     line = report(
         f"ARCHIVES: {len(cases)} hostile archives (traversal, absolute, symlink/hard-link escapes, devices, FIFO, "
-        f"no Dockerfile, garbage), {len(jobs)} jobs ({len(api_refused)} refused by the API), "
+        f"no Dockerfile, garbage, extended-header and bz2 bombs), {len(jobs)} jobs ({len(api_refused)} refused by the API), "
         f"{len(jobs) - len(wrong)} failed with the right reason, {len(wrong)} wrong, {len(escaped)} files escaped"
     )
     assert not wrong and not escaped, line + "\n" + "\n".join(wrong) + str(escaped)

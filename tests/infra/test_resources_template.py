@@ -289,6 +289,14 @@ def test_worker_unit_restarts_stops_gently_and_waits_out_the_grace(resources_tem
     assert f"BOATYARD_SHUTDOWN_GRACE_SECONDS={grace_default}" in unit["Environment"]
 
 
+def test_worker_unit_caps_its_memory():
+    unit = _unit(INFRA / "worker" / "boatyard-worker.service")
+    value = unit["MemoryMax"][0]
+    units = {"K": 1024, "M": 1024**2, "G": 1024**3}
+    size = int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+    assert 256 * 1024**2 <= size <= 4 * 1024**3, value  # room for the worker, far below the host's memory
+
+
 def test_termination_hook_outlasts_the_grace_and_the_drain_script_completes_it(resources_template):
     group = _res(resources_template, "WorkerGroup")
     (hook,) = [h for h in group["LifecycleHookSpecificationList"] if h["LifecycleHookName"] == "boatyard-drain"]
