@@ -58,6 +58,8 @@ def parse_json(data: bytes, field: str | None = None) -> Any:
         raise InvalidRequest(f"{where} is not UTF-8 text", field=field) from None
     except json.JSONDecodeError as exc:
         raise InvalidRequest(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", field=field) from None
+    except ValueError:  # an integer longer than Python's int-digit limit (4,300 digits)
+        raise InvalidRequest(f"{where} holds a number too long to read (more than 4300 digits)", field=field) from None
     except RecursionError:
         raise InvalidRequest(f"{where} is nested too deeply", field=field) from None
 

@@ -1,10 +1,16 @@
 """Keeping registry credentials out of every log the worker writes.
 
-:class:`Redactor` replaces the password and the encodings it could appear in
-(base64 of the password and of ``user:password`` — a Basic auth header — in
-standard and URL-safe alphabets, with and without padding; JSON and URL
-escaped).  :class:`RedactingSink` feeds text to a log writer in whole lines so
-that a secret split across two stream messages is still found.
+:class:`Redactor` replaces the password and the encodings it could appear in:
+base64 of the password and of ``user:password`` (a Basic auth header) in
+standard and URL-safe alphabets, with and without padding; JSON escapes as
+Python writes them and as Go writes them (``\u003c``, ``\u003e``,
+``\u0026``, non-ASCII kept), with lower- and upper-case hex; URL escapes with
+upper- and lower-case hex.  A form shorter than :data:`MIN_SUBSTRING_CHARS`
+is replaced only where it stands as a whole token (not inside a longer run of
+letters, digits or ``_``): a one-letter password must not blank out every
+occurrence of that letter, which would both wreck the log and tell whoever
+reads it the password.  :class:`RedactingSink` feeds text to a log writer in
+whole lines so that a secret split across two stream messages is still found.
 :data:`SECRETS` is a process-wide registry the stderr log handler consults.
 """
 from __future__ import annotations
@@ -12,18 +18,43 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import threading
 import urllib.parse
 from typing import Callable, Iterable
 
 MARK = "[redacted]"
+MIN_SUBSTRING_CHARS = 6
+"""Forms of a secret shorter than this are redacted only as whole tokens."""
+_GO_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+_HEX_ESCAPE = re.compile(r"%[0-9A-F]{2}|\\u[0-9a-fA-F]{4}")
+
+
+def _json_forms(password: str) -> set[str]:
+    """The password inside a JSON string, as Python (ASCII-only) and Go (HTML-safe, UTF-8) write it."""
+    forms = set()
+    for ascii_only in (True, False):
+        plain = json.dumps(password, ensure_ascii=ascii_only)[1:-1]
+        forms.add(plain)
+        forms.add("".join(_GO_ESCAPES.get(c, c) for c in plain))
+    return forms
+
+
+def _hex_cases(text: str) -> set[str]:
+    """``text`` with the hex digits of its ``%XX`` and ``\\uXXXX`` escapes in lower and in upper case."""
+    lower = _HEX_ESCAPE.sub(lambda m: m.group(0)[:2] + m.group(0)[2:].lower() if m.group(0)[0] == "\\" else m.group(0).lower(), text)
+    upper = _HEX_ESCAPE.sub(lambda m: m.group(0)[:2] + m.group(0)[2:].upper() if m.group(0)[0] == "\\" else m.group(0).upper(), text)
+    return {text, lower, upper}
 
 
 def secret_forms(username: str, password: str) -> list[str]:
     """Every string form of the password worth hiding, longest first."""
     if not password:
         return []
-    forms = {password, json.dumps(password)[1:-1], urllib.parse.quote(password, safe=""), urllib.parse.quote_plus(password)}
+    escaped = {urllib.parse.quote(password, safe=""), urllib.parse.quote_plus(password)} | _json_forms(password)
+    forms = {password}
+    for text in escaped:
+        forms |= _hex_cases(text)
     for raw in (password, f"{username}:{password}"):
         data = raw.encode("utf-8")
         for encoded in (base64.b64encode(data), base64.urlsafe_b64encode(data)):
@@ -34,11 +65,16 @@ def secret_forms(username: str, password: str) -> list[str]:
 
 
 class Redactor:
-    """A callable that hides a fixed set of secrets in text."""
+    """A callable that hides a fixed set of secrets in text (short ones only as whole tokens)."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-        self.max_len = max((len(s) for s in self.secrets), default=0)
+        unique = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.secrets = [s for s in unique if len(s) >= MIN_SUBSTRING_CHARS]
+        self.tokens = [s for s in unique if len(s) < MIN_SUBSTRING_CHARS]
+        self._token_re = (
+            re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in self.tokens) + r")(?!\w)") if self.tokens else None
+        )
+        self.max_len = max((len(s) for s in unique), default=0) + (1 if self.tokens else 0)
 
     @classmethod
     def for_credentials(cls, username: str, password: str) -> "Redactor":
@@ -54,6 +90,8 @@ class Redactor:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MARK)
+        if self._token_re is not None:
+            text = self._token_re.sub(MARK, text)
         return text
 
 

@@ -99,6 +99,24 @@ def test_malformed_json_is_400(client, raw):
     _error(post_json(client, raw), 400, "InvalidRequest", "JSON" if raw[0] != 0xFF else "UTF-8")
 
 
+@pytest.mark.parametrize("where", ["image_name", "unknown field", "top level"])
+def test_json_integer_over_the_digit_limit_is_400(client, where):
+    huge = "9" * 5000  # Python refuses to turn more than 4,300 digits into an int (ValueError, was a 500)
+    raw = {"image_name": '{"image_name": %s, "dockerfile": "FROM x"}' % huge,
+           "unknown field": '{"image_name": "u/i", "dockerfile": "FROM x", "n": %s}' % huge,
+           "top level": huge}[where]
+    _error(post_json(client, raw.encode()), 400, "InvalidRequest", "the request body", "number too long")
+    _nothing_stored()
+
+
+def test_json_part_integer_over_the_digit_limit_is_400(client):
+    doc = '{"image_name": "u/i", "n": -%s}' % ("1" * 4400)
+    response = post_multipart(client, {"Json": ("build.json", doc, "application/json"),
+                                       "TarFile": ("context.tar.gz", make_tar({"Dockerfile": "FROM x\n"}), "application/gzip")})
+    _error(response, 400, "InvalidRequest", "Json: the Json part", "number too long")
+    _nothing_stored()
+
+
 @pytest.mark.parametrize("raw", [b"[]", b'"text"', b"42", b"null"])
 def test_non_object_json_is_400(client, raw):
     _error(post_json(client, raw), 400, "InvalidRequest", "JSON object")

@@ -89,6 +89,8 @@ def corpus() -> list[Case]:
     add(Case("single-quoted pseudo JSON", 400, body=b"{'image_name': 'a/b', 'dockerfile': 'FROM x'}"))
     add(Case("UTF-8 BOM before JSON", 400, body=b"\xef\xbb\xbf" + json.dumps(_build(dockerfile=GOOD_DOCKERFILE)).encode()))
     add(Case("lone surrogate escape in JSON", 400, body=b'{"image_name": "a/b\\ud800", "dockerfile": "FROM x"}'))
+    add(Case("JSON integer of 5,000 digits", 400, body=b'{"image_name": "a/b", "dockerfile": "FROM x", "n": ' + b"9" * 5000 + b"}"))
+    add(Case("JSON integer of 4,301 digits as image_name", 400, body=b'{"image_name": -' + b"1" * 4301 + b', "dockerfile": "FROM x"}'))
     # --- image_name --------------------------------------------------------------------------
     bad_names: list[tuple[str, Any]] = [
         ("missing image_name", _DROP),
@@ -199,6 +201,8 @@ def corpus() -> list[Case]:
     add(_mp_case("multipart empty TarFile", 400, [("Json", _json_part(_build())), ("TarFile", _tar_part(b""))]))
     add(_mp_case("multipart Json not JSON", 400, [("Json", _json_part("{not json")), ("TarFile", _tar_part(GOOD_TAR))]))
     add(_mp_case("multipart Json an array", 400, [("Json", _json_part([1, 2])), ("TarFile", _tar_part(GOOD_TAR))]))
+    add(_mp_case("multipart Json with an integer of 5,000 digits", 400, [
+        ("Json", _json_part('{"image_name": "a/b", "n": ' + "7" * 5000 + "}")), ("TarFile", _tar_part(GOOD_TAR))]))
     add(_mp_case("multipart Json without image_name", 400, [
         ("Json", _json_part({**CREDS})), ("TarFile", _tar_part(GOOD_TAR))]))
     add(_mp_case("multipart with a second source", 400, [

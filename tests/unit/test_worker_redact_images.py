@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import logging
+import urllib.parse
 
 import pytest
 
 from worker.images import DOCKER_HUB, parse_image, registry_of
-from worker.redact import MARK, SECRETS, RedactingSink, Redactor, SecretFilter
+from worker.redact import MARK, MIN_SUBSTRING_CHARS, SECRETS, RedactingSink, Redactor, SecretFilter
 
 PASSWORD = "pw-Zq8!leak-canary-7731"
 
@@ -31,6 +33,44 @@ def test_every_form_of_the_password_is_redacted(leak):
     redact = Redactor.for_credentials("alice", PASSWORD)
     out = redact(f"Authorization: Basic {leak} and more")
     assert leak not in out and MARK in out and out.endswith(" and more")
+
+
+HTML_PASSWORD = "p<w>&d/Zq8\u00e9\"x"  # characters Go's JSON and URL escaping both change
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        HTML_PASSWORD.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").replace('"', '\\"'),
+        HTML_PASSWORD.replace("<", "\\u003C").replace(">", "\\u003E").replace("&", "\\u0026").replace('"', '\\"'),
+        json.dumps(HTML_PASSWORD)[1:-1],  # Python's: non-ASCII as \u00e9
+        json.dumps(HTML_PASSWORD)[1:-1].replace("\\u00e9", "\\u00E9"),
+        urllib.parse.quote(HTML_PASSWORD, safe=""),
+        urllib.parse.quote(HTML_PASSWORD, safe="").lower().replace("zq8", "Zq8"),  # lower-case %xx escapes
+        urllib.parse.quote_plus(HTML_PASSWORD).lower().replace("zq8", "Zq8"),
+    ],
+    ids=["go-json", "go-json-upper-hex", "python-json", "python-json-upper-hex", "url", "url-lower-hex", "form-lower-hex"],
+)
+def test_escaped_forms_of_the_password_are_redacted(leak):
+    assert leak != HTML_PASSWORD
+    out = Redactor.for_credentials("alice", HTML_PASSWORD)(f'{{"auth": "{leak}"}} and more')
+    assert leak not in out and MARK in out and out.endswith(" and more"), out
+
+
+@pytest.mark.parametrize("password", ["a", "e", "pw", "12345"])
+def test_a_short_password_is_redacted_only_as_a_whole_token(password):
+    redact = Redactor.for_credentials("alice", password)
+    text = f"Step 1/2 : RUN make release && echo 'please wait' 1234567\nlogin -p {password} done\n{password}\n"
+    out = redact(text)
+    assert out == text.replace(f"-p {password} ", f"-p {MARK} ").replace(f"\n{password}\n", f"\n{MARK}\n")
+    assert f"Basic {MARK}" in redact("Basic " + _b64(f"alice:{password}"))
+
+
+def test_the_minimum_length_is_where_substring_redaction_starts():
+    assert len("abcdef") == MIN_SUBSTRING_CHARS
+    assert Redactor(["abcdef"])("xabcdefx") == f"x{MARK}x"
+    assert Redactor(["abcde"])("xabcdex") == "xabcdex"
+    assert Redactor(["abcde"])("x abcde.") == f"x {MARK}."
 
 
 def test_no_password_means_nothing_is_redacted():
