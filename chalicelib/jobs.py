@@ -95,6 +95,7 @@ class Job:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)  # chalicelib.buildoptions, defaults left out
     tag_digests: dict[str, str] = dataclasses.field(default_factory=dict)  # extra tag -> pushed digest
     source_commit: str | None = None  # the commit the source archive says it was made from
+    engine: str = ""  # the build engine the job asked for ("" = the deployment decides)
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -135,6 +136,8 @@ class Job:
             body["TagDigests"] = dict(self.tag_digests)
         if self.source_commit:
             body["Commit"] = self.source_commit
+        if self.engine:
+            body["Engine"] = self.engine
         if self.phase == Phase.FAILED:
             body["Reason"] = self.reason or "unknown error"
         return body
@@ -154,6 +157,8 @@ class Job:
             "lease_expires": int(self.lease_expires),
             "expires_at": self.expires_at,
         }
+        if self.engine:
+            item["engine"] = self.engine
         for key in ("started_at", "finished_at", "reason", "image_digest", "lease_owner", "source_commit"):
             value = getattr(self, key)
             if value is not None:
@@ -185,6 +190,7 @@ class Job:
             options=dict(item.get("options") or {}),
             tag_digests={str(k): str(v) for k, v in (item.get("tag_digests") or {}).items()},
             source_commit=item.get("source_commit"),
+            engine=str(item.get("engine") or ""),
         )
 
 

@@ -1,4 +1,4 @@
-"""Registry credentials sealed with KMS for the trip through SQS.
+"""Registry credentials and build secrets sealed with KMS for the trip through SQS.
 
 The API seals ``{username, password, email}`` — plus, when given, the
 ``registry_auths`` of base-image registries and the token of a private git
@@ -6,6 +6,8 @@ source (``github_token``, ``gitlab_token`` or ``bitbucket_app_password``) — wi
 job id as KMS encryption context; only the worker unseals them, in memory,
 for the pull/fetch/push that needs them.  :class:`Credentials` never shows a
 secret in ``repr``.
+BuildKit build ``secrets`` ({id: value}) and an ``ssh`` key travel the same way,
+for the build only.
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ class Credentials:
     registry_auths: dict[str, dict[str, str]] = dataclasses.field(default_factory=dict, repr=False)
     source_token: str = dataclasses.field(default="", repr=False)  # a private repository's token / app password
     source_user: str = ""  # the user that goes with source_token (Bitbucket app passwords)
+    secrets: dict[str, str] = dataclasses.field(default_factory=dict, repr=False)  # BuildKit build secrets {id: value}
+    ssh: str = dataclasses.field(default="", repr=False)  # a private key for BuildKit's --ssh default
 
     @property
     def present(self) -> bool:
@@ -37,7 +41,7 @@ class Credentials:
     @property
     def to_seal(self) -> bool:
         """True when the job has anything worth sealing."""
-        return bool(self.present or self.email or self.registry_auths or self.source_token)
+        return bool(self.present or self.email or self.registry_auths or self.source_token or self.secrets or self.ssh)
 
     def secret_pairs(self) -> list[tuple[str, str]]:
         """Every (username, secret) this job carries, for redaction (the token's user is GitHub's)."""
@@ -50,7 +54,7 @@ class Credentials:
 def sealed_json(credentials: Credentials) -> str:
     """The plaintext that :func:`seal` encrypts (empty extras left out; KMS takes at most 4096 bytes)."""
     data = dataclasses.asdict(credentials)
-    for key in ("registry_auths", "source_token", "source_user"):
+    for key in ("registry_auths", "source_token", "source_user", "secrets", "ssh"):
         if not data[key]:
             del data[key]
     return json.dumps(data)
@@ -77,6 +81,7 @@ def unseal(job_id: str, sealed: str) -> Credentials:
     )
     data = json.loads(answer["Plaintext"])
     auths = data.get("registry_auths") or {}
+    secrets = data.get("secrets") or {}
     return Credentials(
         str(data.get("username", "")),
         str(data.get("password", "")),
@@ -87,4 +92,6 @@ def unseal(job_id: str, sealed: str) -> Credentials:
         },
         source_token=str(data.get("source_token", "")),
         source_user=str(data.get("source_user", "")),
+        secrets={str(key): str(value) for key, value in secrets.items()} if isinstance(secrets, dict) else {},
+        ssh=str(data.get("ssh", "")),
     )

@@ -106,6 +106,27 @@ class Settings:
     github_api_base: str = "https://api.github.com"
     gitlab_base: str = "https://gitlab.com"  # a self-hosted GitLab's URL
     bitbucket_base: str = "https://bitbucket.org"
+    # build engines: which the deployment allows, which a job gets when it asks for none (see worker/engines.py)
+    allowed_engines: tuple[str, ...] = ("classic", "buildkit")
+    default_engine: str = "classic"
+    # the Docker CLI that drives BuildKit: the docker.io package's, by path (a newer client may shadow it on PATH)
+    docker_cli: str = "/usr/bin/docker"
+
+
+ENGINES = ("classic", "buildkit")
+
+
+def _engines(env: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
+    """``BOATYARD_ALLOWED_ENGINES`` (comma-separated) and ``BOATYARD_DEFAULT_ENGINE``, checked together."""
+    raw = env.get("BOATYARD_ALLOWED_ENGINES", "").strip() or ",".join(ENGINES)
+    allowed = tuple(dict.fromkeys(name.strip().lower() for name in raw.split(",") if name.strip()))
+    unknown = [name for name in allowed if name not in ENGINES]
+    if unknown or not allowed:
+        raise ValueError(f"setting BOATYARD_ALLOWED_ENGINES must list engines of {', '.join(ENGINES)}, got {raw!r}")
+    default = env.get("BOATYARD_DEFAULT_ENGINE", "").strip().lower() or ("classic" if "classic" in allowed else allowed[0])
+    if default not in allowed:
+        raise ValueError(f"setting BOATYARD_DEFAULT_ENGINE must be one of the allowed engines {', '.join(allowed)}, got {default!r}")
+    return allowed, default
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +134,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     region = env.get("AWS_DEFAULT_REGION") or env.get("AWS_REGION") or "us-east-1"
     queue_name = env.get("BOATYARD_QUEUE_NAME", "boatyard-jobs")
+    allowed_engines, default_engine = _engines(env)
     return Settings(
         region=region,
         table_name=env.get("BOATYARD_TABLE", "boatyard-jobs"),
@@ -162,6 +184,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         github_api_base=env.get("BOATYARD_GITHUB_API_BASE", "https://api.github.com").rstrip("/"),
         gitlab_base=env.get("BOATYARD_GITLAB_BASE", "https://gitlab.com").rstrip("/"),
         bitbucket_base=env.get("BOATYARD_BITBUCKET_BASE", "https://bitbucket.org").rstrip("/"),
+        allowed_engines=allowed_engines,
+        default_engine=default_engine,
+        docker_cli=env.get("BOATYARD_DOCKER_CLI", "").strip() or "/usr/bin/docker",
     )
 
 

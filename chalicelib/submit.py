@@ -73,7 +73,7 @@ def submit_build(request: BuildRequest, archive: bytes | memoryview | None = Non
     job_id = str(uuid.uuid4())
     try:
         source = _store_source(job_id, request, archive)
-        job = jobstore.create_job(Job(job_id, request.image_name, request.kind, source, options=request.options.to_item()))
+        job = jobstore.create_job(Job(job_id, request.image_name, request.kind, source, options=request.options.to_item(), engine=request.engine))
     except _AWS_ERRORS as exc:
         log.error("job %s: storing the context or the job failed (%s)", job_id, type(exc).__name__)
         raise ServiceUnavailable("storage is unavailable; try again shortly") from None

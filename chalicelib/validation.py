@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 from chalicelib import patterns, sealing
 from chalicelib.buildoptions import BuildOptions, validate_options
+from chalicelib.engine_fields import validate_engine_fields
 from chalicelib.errors import InvalidRequest, JobNotFound, PayloadTooLarge
 from chalicelib.jobs import SourceKind
 from chalicelib.reference import InvalidReference, parse_reference
@@ -61,6 +62,7 @@ class BuildRequest:
     fields: dict[str, str]
     credentials: Credentials = dataclasses.field(default_factory=Credentials, repr=False)
     options: BuildOptions = dataclasses.field(default_factory=BuildOptions)
+    engine: str = ""  # "" = the deployment's choice (chalicelib.engine_fields)
 
 
 def _has_control_chars(text: str) -> bool:
@@ -317,22 +319,31 @@ def validate_build(data: Any, settings: Settings, archive_supplied: bool = False
     source = chosen[0]
     credentials = validate_credentials(data, source)
     options = validate_options(data, settings, inline_dockerfile=source == "dockerfile")
+    engine_fields = validate_engine_fields(data, settings)
+    if engine_fields.secrets or engine_fields.ssh:
+        credentials = dataclasses.replace(credentials, secrets=engine_fields.secrets, ssh=engine_fields.ssh)
+        if len(sealing.sealed_json(credentials).encode("utf-8")) > MAX_SEALED_BYTES:
+            raise InvalidRequest(
+                f"secrets, ssh and the registry credentials together are too long to seal (KMS takes at most "
+                f"{MAX_SEALED_BYTES} bytes of JSON)",
+                field="secrets" if engine_fields.secrets else "ssh",
+            )
     if source == "TarFile":
-        return BuildRequest(image_name, SourceKind.UPLOAD, {}, credentials, options)
+        return BuildRequest(image_name, SourceKind.UPLOAD, {}, credentials, options, engine_fields.engine)
     if source == "dockerfile":
         text = validate_dockerfile(_string(data, "dockerfile"), settings)
-        return BuildRequest(image_name, SourceKind.DOCKERFILE, {"dockerfile": text}, credentials, options)
+        return BuildRequest(image_name, SourceKind.DOCKERFILE, {"dockerfile": text}, credentials, options, engine_fields.engine)
     if source == "tar_url":
         url = validate_tar_url(_string(data, "tar_url"))
-        return BuildRequest(image_name, SourceKind.TAR_URL, {"tar_url": url}, credentials, options)
+        return BuildRequest(image_name, SourceKind.TAR_URL, {"tar_url": url}, credentials, options, engine_fields.engine)
     if source == "upload_id":
         upload_id = validate_upload_id(_string(data, "upload_id"))
-        return BuildRequest(image_name, SourceKind.UPLOAD, {"upload_id": upload_id}, credentials, options)
+        return BuildRequest(image_name, SourceKind.UPLOAD, {"upload_id": upload_id}, credentials, options, engine_fields.engine)
     if source == "gitlab_*":
-        return BuildRequest(image_name, SourceKind.GITLAB, validate_gitlab(data), credentials, options)
+        return BuildRequest(image_name, SourceKind.GITLAB, validate_gitlab(data), credentials, options, engine_fields.engine)
     if source == "bitbucket_*":
-        return BuildRequest(image_name, SourceKind.BITBUCKET, validate_bitbucket(data), credentials, options)
-    return BuildRequest(image_name, SourceKind.GITHUB, validate_github(data), credentials, options)
+        return BuildRequest(image_name, SourceKind.BITBUCKET, validate_bitbucket(data), credentials, options, engine_fields.engine)
+    return BuildRequest(image_name, SourceKind.GITHUB, validate_github(data), credentials, options, engine_fields.engine)
 
 
 def parse_job_id(value: str) -> str:

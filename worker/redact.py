@@ -64,6 +64,22 @@ def secret_forms(username: str, password: str) -> list[str]:
     return sorted((f for f in forms if f), key=len, reverse=True)
 
 
+MIN_LINE_CHARS = 8  # lines of a multi-line secret (an SSH key) this long are hidden one by one too
+
+
+def build_secret_forms(values: Iterable[str]) -> list[str]:
+    """Forms worth hiding of build secrets: each value as :func:`secret_forms` sees a password, and each
+    line of a multi-line value (a build's output shows a printed file line by line, with prefixes)."""
+    forms: set[str] = set()
+    for value in values:
+        forms.update(secret_forms("", value))
+        forms.update(secret_forms("", value.strip()))
+        for line in value.splitlines():
+            if len(line.strip()) >= MIN_LINE_CHARS:
+                forms.add(line.strip())
+    return sorted(forms, key=len, reverse=True)
+
+
 class Redactor:
     """A callable that hides a fixed set of secrets in text (short ones only as whole tokens)."""
 
@@ -77,14 +93,16 @@ class Redactor:
         self.max_len = max((len(s) for s in unique), default=0) + (1 if self.tokens else 0)
 
     @classmethod
-    def for_credentials(cls, username: str, password: str) -> "Redactor":
-        """The redactor for one job's credentials."""
-        return cls.for_pairs([(username, password)])
+    def for_credentials(cls, username: str, password: str, build_secrets: Iterable[str] = ()) -> "Redactor":
+        """The redactor for one job's credentials (and its build secrets and SSH key)."""
+        return cls(secret_forms(username, password) + build_secret_forms(build_secrets))
 
     @classmethod
-    def for_pairs(cls, pairs: Iterable[tuple[str, str]]) -> "Redactor":
-        """The redactor for every (username, secret) of a job: push password, base registries, tokens."""
-        return cls([form for username, secret in pairs for form in secret_forms(username, secret)])
+    def for_pairs(cls, pairs: Iterable[tuple[str, str]], build_secrets: Iterable[str] = ()) -> "Redactor":
+        """The redactor for every (username, secret) of a job (push password, base registries, tokens) and
+        its BuildKit build secrets and SSH key."""
+        forms = [form for username, secret in pairs for form in secret_forms(username, secret)]
+        return cls(forms + build_secret_forms(build_secrets))
 
     def __call__(self, text: str) -> str:
         for secret in self.secrets:

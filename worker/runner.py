@@ -34,6 +34,9 @@ from chalicelib.settings import Settings
 from worker import metrics
 from worker.builder import Builder
 from worker.buildplan import plan_build
+from worker.buildkit import BuildKitBuilder, BuildKitOptions
+from worker.dockerfile_features import prepare_for_buildkit
+from worker.engines import BUILDKIT, apply_dockerfile, choose_engine, owner_of
 from worker.control import AbortKind, Aborted, JobControl, Watchdog
 from worker.heartbeat import Heartbeat
 from worker.images import is_private, parse_image, private_tag, registry_auths
@@ -100,6 +103,7 @@ class JobRunner:
         self.settings = settings
         self.worker_id = worker_id
         self.builder = builder
+        self.buildkit = BuildKitBuilder(settings)
 
     # --- the message --------------------------------------------------------------------
 
@@ -176,7 +180,9 @@ class JobRunner:
         try:
             try:
                 credentials = _unseal(job, sealed)
-                redactor = Redactor.for_pairs(credentials.secret_pairs())
+                redactor = Redactor.for_pairs(
+                    credentials.secret_pairs(), [*credentials.secrets.values(), credentials.ssh]
+                )
                 SECRETS.add(redactor)
             except BuildFailed:
                 credentials = None
@@ -222,15 +228,20 @@ class JobRunner:
                 context.seek(0)
                 control.check()
                 plan = plan_build(job, ref, stats, settings)
+                engine = self._choose_engine(job, credentials, context, sink)
                 jobstore.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
                 timings.enter("build")
                 used_docker = True
                 with Watchdog(control, settings.build_timeout_seconds):
-                    private = private_tag(job.job_id, job.attempt)  # never the user's name: see Builder.publish
-                    image_id = self.builder.build(
-                        context, private, sink.write, control, registry_auths=auths, plan=plan
-                    )
-                    built_image = private
+                    built_image = private_tag(job.job_id, job.attempt)  # never the user's name: see Builder.publish
+                    if engine == BUILDKIT:
+                        options = BuildKitOptions(credentials.secrets, credentials.ssh)
+                        with self.builder.running_build():
+                            image_id = self.buildkit.build(context, built_image, sink.write, control, options, plan=plan)
+                    else:
+                        image_id = self.builder.build(
+                            context, built_image, sink.write, control, registry_auths=auths, plan=plan
+                        )
                     sink.flush()
                     jobstore.transition(job.job_id, self.worker_id, Phase.BUILDING, Phase.PUSHING)
                     timings.enter("push")
@@ -279,6 +290,21 @@ class JobRunner:
                     self.builder.keep_disk_budget()
                 except Exception:  # housekeeping must not change the job's outcome
                     log.exception("disk budget check failed")
+
+    def _choose_engine(self, job: Job, credentials: Credentials, context: Any, sink: RedactingSink) -> str:
+        """The job's engine (logged); for BuildKit the context's Dockerfile is made ready (see worker.engines)."""
+        wants = " and ".join(n for n, given in (("build secrets", credentials.secrets), ("an SSH key", credentials.ssh)) if given)
+        choice = choose_engine(
+            job.engine, context, self.settings, needs_buildkit_for=wants, modern_frontend=self.buildkit.modern_frontend
+        )
+        sink.line(f"[boatyard] engine: {choice.engine} ({choice.why})")
+        if choice.engine == BUILDKIT and choice.dockerfile is not None:
+            prepared = prepare_for_buildkit(choice.dockerfile, owner_of(job))
+            for note in prepared.notes:
+                sink.line(f"[boatyard] {note}")
+            if prepared.changed:
+                apply_dockerfile(context, prepared.text)
+        return choice.engine
 
     def _result(self, outcome: Outcome, job: Job, writer: logstore.LogWriter | None, **kw: Any) -> ProcessResult:
         return ProcessResult(

@@ -53,6 +53,9 @@ def submit(
     hosted: tuple[SourceKind, dict[str, str]] | None = None,
     token_user: str = "",
     registry_auths: dict[str, dict[str, str]] | None = None,
+    engine: str = "",
+    secrets: Mapping[str, str] | None = None,
+    ssh: str = "",
 ) -> str:
     """Create a job, store its context, seal its credentials and enqueue it (like the API); returns its id.
 
@@ -76,11 +79,12 @@ def submit(
     else:
         raise ValueError("no source")
     stored = validate_options(options or {}, get_settings()).to_item()
-    jobstore.create_job(Job(job_id, image_name, kind, source, options=stored))
+    jobstore.create_job(Job(job_id, image_name, kind, source, options=stored, engine=engine))
     sealed = sealing.seal(
         job_id,
         sealing.Credentials(
-            username, password, source_token=source_token, source_user=token_user, registry_auths=registry_auths or {}
+            username, password, source_token=source_token, source_user=token_user, registry_auths=registry_auths or {},
+            secrets=dict(secrets or {}), ssh=ssh,
         ),
     )
     for _ in range(copies):
@@ -113,3 +117,14 @@ def status(job_id: str) -> str:
 def image_for(registry_host: str, name: str, tag: str = "v1") -> str:
     """A unique test image name in the test registry."""
     return f"{registry_host}/tests/{name}-{uuid.uuid4().hex[:8]}:{tag}"
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll ``predicate`` until it returns something true (returned); AssertionError after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

@@ -1,0 +1,175 @@
+"""BuildKit syntax detection, the Dockerfile rewrite (syntax lines, per-owner cache ids), the engine choice, the
+engine settings, BuildKit's progress output and the redaction of build secrets."""
+from __future__ import annotations
+
+import io
+import tarfile
+
+import pytest
+
+from chalicelib.errors import BuildFailed
+from chalicelib.settings import load_settings
+from worker.buildkit import ProgressLog
+from worker.dockerfile_features import Feature, cache_namespace, find_features, prepare_for_buildkit
+from worker.engines import apply_dockerfile, choose_engine, read_dockerfile
+from worker.redact import MARK, Redactor
+
+
+def _names(text: str) -> list[tuple[int, str]]:
+    return [(f.line, f.name) for f in find_features(text)]
+
+
+def test_classic_dockerfiles_have_no_buildkit_features():
+    text = (
+        "# escape=\\\nFROM busybox AS base\n# RUN --mount=type=cache,target=/x in a comment\n"
+        "RUN echo --mount=type=cache && cat <<EOF > /x\nCOPY --from=base --chown=1:1 a /b\nADD --chown=1 x /y\n"
+        "RUN echo a \\\n  --mount=type=cache,target=/late\n"
+    )
+    assert find_features(text) == []
+
+
+def test_each_buildkit_feature_is_found_with_its_line():
+    text = (
+        "# syntax=docker/dockerfile:1.4\nFROM busybox\nRUN --mount=type=cache,target=/root/.cache \\\n"
+        "    --mount=type=secret,id=t pip install x\nCOPY --chmod=600 a /a\nADD --link b /b\n"
+        "RUN --network=none true\nRUN <<EOF\necho hi\nEOF\n"
+    )
+    assert _names(text) == [
+        (1, "# syntax= directive"), (3, "RUN --mount"), (4, "RUN --mount"), (5, "COPY --chmod"),
+        (6, "ADD --link"), (7, "RUN --network"), (8, "RUN heredoc"),
+    ]
+    modern = {f.name for f in find_features(text) if f.modern}
+    assert modern == {"ADD --link", "RUN --network", "RUN heredoc"}
+    assert Feature(3, "RUN --mount").describe() == "line 3 (RUN --mount)"
+
+
+def test_syntax_line_is_removed_keeping_line_numbers_and_other_directives():
+    text = "# syntax=docker/dockerfile:1\n# escape=`\nFROM busybox\nRUN echo a `\n  b\n"
+    prepared = prepare_for_buildkit(text, "alice")
+    lines = prepared.text.split("\n")
+    assert lines[0] == "# escape=`" and lines[1] == "" and lines[2] == "FROM busybox"
+    assert "syntax" not in prepared.text and "ignoring `# syntax=docker/dockerfile:1`" in prepared.notes[0]
+    assert find_features(prepared.text) == []
+
+
+def test_cache_mounts_are_keyed_per_owner():
+    text = (
+        "FROM busybox\nRUN --mount=type=cache,target=/root/.cache \\\n  --mount=type=cache,id=deps,target=/d,sharing=locked"
+        " \\\n  --mount=type=secret,id=tok \\\n  --mount=target=/b,type=cache,readonly make --mount=type=cache,id=no\n"
+    )
+    alice = prepare_for_buildkit(text, "alice").text
+    assert "target=/root/.cache,id=alice//root/.cache" in alice
+    assert "id=alice/deps,target=/d,sharing=locked" in alice
+    assert "target=/b,type=cache,readonly,id=alice//b" in alice
+    assert "--mount=type=secret,id=tok" in alice and "--mount=type=cache,id=no" in alice  # not flags: untouched
+    assert prepare_for_buildkit(text, "bob").text == alice.replace("alice/", "bob/")
+    assert prepare_for_buildkit("FROM busybox\nRUN true\n", "alice").changed is False
+
+
+def test_an_owner_cannot_reach_another_owners_namespace():
+    # "alice" writing id=bob/deps stays under alice; odd owner names are hashed, never used as paths
+    assert "id=alice/bob/deps" in prepare_for_buildkit("FROM b\nRUN --mount=type=cache,id=bob/deps,target=/x true\n", "alice").text
+    assert cache_namespace("alice") == "alice" and cache_namespace("user@example.com") == "user@example.com"
+    for odd in ("a/b", "../x", "", "a b", "x" * 200, "~h"):
+        namespace = cache_namespace(odd)
+        assert namespace.startswith("~") and "/" not in namespace and len(namespace) == 33
+    assert cache_namespace("a/b") != cache_namespace("a/c")
+
+
+def test_quoted_or_odd_mounts_are_left_alone():
+    text = 'FROM b\nRUN --mount="type=cache,target=/x" --mount=type=cache,target=/y,id="q" true\n'
+    assert prepare_for_buildkit(text, "alice").text == text
+
+
+def _context(files: dict[str, str]) -> io.BytesIO:
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    raw.seek(0)
+    return raw
+
+
+def _settings(**env: str):
+    return load_settings({f"BOATYARD_{k.upper()}": v for k, v in env.items()})
+
+
+def test_appended_dockerfile_wins_and_position_is_kept():
+    context = _context({"Dockerfile": "FROM a\n", "app/x": "x"})
+    context.seek(0)
+    apply_dockerfile(context, "FROM b\n")
+    assert context.tell() == 0
+    assert read_dockerfile(context) == "FROM b\n" and context.tell() == 0
+    with tarfile.open(fileobj=context) as tar:
+        assert [m.name for m in tar] == ["Dockerfile", "app/x", "Dockerfile"]
+    assert read_dockerfile(_context({"app/Dockerfile": "FROM a\n"})) is None
+
+
+def test_engine_choice():
+    both = _settings()
+    assert both.allowed_engines == ("classic", "buildkit") and both.default_engine == "classic"
+    mount = "FROM a\nRUN --mount=type=cache,target=/c true\n"
+    assert choose_engine("", _context({"Dockerfile": "FROM a\n"}), both).engine == "classic"
+    choice = choose_engine("", _context({"Dockerfile": mount}), both)
+    assert choice.engine == "buildkit" and choice.why == "the Dockerfile uses BuildKit syntax: line 2 (RUN --mount)"
+    assert choose_engine("buildkit", _context({"Dockerfile": "FROM a\n"}), both).why == "requested"
+    assert choose_engine("", _context({"Dockerfile": "FROM a\n"}), both, needs_buildkit_for="build secrets").engine == "buildkit"
+    with pytest.raises(BuildFailed, match="line 2 \\(RUN --mount\\) needs BuildKit, but the job asked for the classic"):
+        choose_engine("classic", _context({"Dockerfile": mount}), both)
+    with pytest.raises(BuildFailed, match="line 2 \\(RUN heredoc\\) needs a newer Dockerfile frontend"):
+        choose_engine("", _context({"Dockerfile": "FROM a\nRUN <<EOF\nx\nEOF\n"}), both)
+    assert choose_engine("", _context({"Dockerfile": "FROM a\nRUN <<EOF\nx\nEOF\n"}), both, modern_frontend=lambda: True).engine == "buildkit"
+    classic = _settings(allowed_engines="classic")
+    with pytest.raises(BuildFailed) as refused:
+        choose_engine("", _context({"Dockerfile": mount}), classic)
+    assert refused.value.message == (
+        "the Dockerfile's line 2 (RUN --mount) needs BuildKit, and this deployment does not allow BuildKit builds "
+        "(allowed engines: classic); build it where BuildKit is allowed or remove that line"
+    )
+    with pytest.raises(BuildFailed, match="build secrets needs BuildKit, and this deployment does not allow"):
+        choose_engine("", _context({"Dockerfile": "FROM a\n"}), classic, needs_buildkit_for="build secrets")
+    with pytest.raises(BuildFailed, match="not allowed by this deployment"):
+        choose_engine("buildkit", _context({"Dockerfile": "FROM a\n"}), classic)
+    assert choose_engine("", _context({"Dockerfile": "FROM a\n"}), _settings(default_engine="buildkit")).engine == "buildkit"
+
+
+@pytest.mark.parametrize(
+    "env", [{"allowed_engines": "docker"}, {"allowed_engines": " , "}, {"allowed_engines": "classic", "default_engine": "buildkit"}]
+)
+def test_bad_engine_settings_are_loud(env):
+    with pytest.raises(ValueError, match="BOATYARD_"):
+        _settings(**env)
+    assert _settings(allowed_engines="buildkit").default_engine == "buildkit"
+    assert _settings(docker_cli="").docker_cli == "/usr/bin/docker"
+
+
+def test_progress_lines_and_reasons():
+    written: list[str] = []
+    progress = ProgressLog(written.append)
+    for line in (
+        b"#5 [2/3] RUN exit 3\n", b"#5 sha256:" + b"a" * 64 + b"\n", b"\n", b"#4 CACHED\n", b"#3 DONE 0.1s\n",
+        b"#5 ERROR: executor failed running [/bin/sh -c exit 3]: exit code: 3\n", b"------\n", b" > [2/3] RUN exit 3:\n",
+        b"------\n", b"executor failed running [/bin/sh -c exit 3]: exit code: 3\n",
+    ):
+        progress.feed(line)
+    assert not any("sha256:aaaa" in w for w in written) and "" not in [w.strip() for w in written]
+    assert progress.reason() == "executor failed running [/bin/sh -c exit 3]: exit code: 3"
+    assert progress.summary() == "[boatyard] BuildKit: 1 steps run, 1 cached"
+    newer = ProgressLog(written.append)
+    newer.feed(b'ERROR: failed to solve: process "/bin/sh -c exit 3" did not complete successfully: exit code: 3\n')
+    assert newer.reason() == 'process "/bin/sh -c exit 3" did not complete successfully: exit code: 3'
+    parse = ProgressLog(written.append)
+    parse.feed(b"failed to solve with frontend dockerfile.v0: failed to create LLB definition: dockerfile parse error line 3: x\n")
+    assert parse.reason() == "dockerfile parse error line 3: x"
+    assert ProgressLog(written.append).reason() == "the BuildKit build failed without an error message"
+
+
+def test_build_secrets_and_key_lines_are_redacted():
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAline-one-of-the-key\nBBBBline-two-of-the-key\n-----END OPENSSH PRIVATE KEY-----\n"
+    redactor = Redactor.for_credentials("u", "pw-x", ["tok-123", key])
+    assert redactor("#5 0.2 tok-123") == f"#5 0.2 {MARK}"
+    assert redactor("#6 0.1 AAAAline-one-of-the-key") == f"#6 0.1 {MARK}"
+    assert MARK in redactor("dG9rLTEyMw==")  # base64 of the secret

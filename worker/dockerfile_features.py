@@ -1,0 +1,240 @@
+"""Reading a Dockerfile for BuildKit-only syntax, and rewriting it for a BuildKit build.
+
+:func:`find_features` lists the lines that need BuildKit (``RUN --mount``,
+``# syntax=``, ``COPY/ADD --chmod``, ``COPY/ADD --link``, heredocs) so the
+worker can pick the engine, or refuse before building with the line named.
+:func:`prepare_for_buildkit` rewrites what a BuildKit build here must not see
+as written: ``# syntax=`` directives are removed (a frontend image would be
+pulled from a registry this host may not reach, and would run code the
+operator did not install), and every ``type=cache`` mount gets an ``id`` under
+the job owner's namespace (``id=<owner>/<id>``), so one owner's cache never
+feeds another owner's build.
+
+This is a line scanner for the parts of the Dockerfile grammar that matter
+here (parser directives, the escape character, comments, continuation lines,
+instruction flags, heredoc bodies); it is not a Dockerfile parser, and it errs
+on the side of "not a BuildKit feature" so that a Dockerfile the classic
+builder accepted is never refused.
+"""
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import re
+
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+_INSTRUCTION = re.compile(r"^\s*([A-Za-z]+)(\s|$)")
+_FLAG = re.compile(r"(?<=\s)--([a-z][a-z-]*)(?:=(\S*))?")
+_HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
+_SAFE_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Feature:
+    """One use of BuildKit-only syntax."""
+
+    line: int  # 1-based line number in the Dockerfile
+    name: str  # e.g. "RUN --mount"
+    modern: bool = False  # needs a Dockerfile frontend newer than Docker 20.10's built-in one (1.2)
+
+    def describe(self) -> str:
+        """``line 3 (RUN --mount)``."""
+        return f"line {self.line} ({self.name})"
+
+
+@dataclasses.dataclass
+class _Instruction:
+    keyword: str
+    first_line: int  # 0-based index of the instruction's first line
+    lines: list[int]  # 0-based indexes of the physical lines that hold its text (comments excluded)
+
+
+def _directives(lines: list[str]) -> tuple[dict[str, tuple[int, str]], int]:
+    """Parser directives at the top: {name: (index, value)}, and the index of the first line after them."""
+    found: dict[str, tuple[int, str]] = {}
+    for index, line in enumerate(lines):
+        match = _DIRECTIVE.match(line.strip())
+        if not match or match.group(1).lower() in found:
+            return found, index
+        found[match.group(1).lower()] = (index, match.group(2))
+    return found, len(lines)
+
+
+def _instructions(lines: list[str], start: int, escape: str) -> list[_Instruction]:
+    """Group physical lines into instructions (continuations joined, comments and heredoc bodies skipped)."""
+    result: list[_Instruction] = []
+    index = start
+    while index < len(lines):
+        line = lines[index]
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            index += 1
+            continue
+        match = _INSTRUCTION.match(line)
+        instruction = _Instruction(match.group(1).upper() if match else "", index, [index])
+        while line.rstrip().endswith(escape) and index + 1 < len(lines):
+            index += 1
+            line = lines[index]
+            if line.strip().startswith("#"):  # comment lines inside a continuation are dropped by Docker
+                line = escape
+                continue
+            instruction.lines.append(index)
+        index += 1
+        if instruction.keyword in ("RUN", "COPY", "ADD"):
+            index = _skip_heredocs(lines, instruction, index)
+        result.append(instruction)
+    return result
+
+
+def _skip_heredocs(lines: list[str], instruction: _Instruction, index: int) -> int:
+    """If the instruction opens heredocs whose terminators follow, mark it and return the index after them."""
+    text = " ".join(lines[i] for i in instruction.lines)
+    words = [(m.group(1) == "-", m.group(3)) for m in _HEREDOC.finditer(text)]
+    if not words:
+        return index
+    probe = index
+    for strip_tabs, word in words:
+        while probe < len(lines):
+            candidate = lines[probe].lstrip("\t") if strip_tabs else lines[probe]
+            probe += 1
+            if candidate.rstrip("\r") == word:
+                break
+        else:
+            return index  # no terminator: not a heredoc (the classic parser sees an ordinary line)
+    instruction.keyword += "<<"  # marks "has heredocs"
+    return probe
+
+
+def _flags(lines: list[str], instruction: _Instruction) -> list[tuple[int, re.Match[str]]]:
+    """The ``--flag[=value]`` tokens before an instruction's arguments, with their line indexes."""
+    found: list[tuple[int, re.Match[str]]] = []
+    for position, index in enumerate(instruction.lines):
+        line = lines[index]
+        offset = _INSTRUCTION.match(line).end() - 1 if position == 0 and _INSTRUCTION.match(line) else 0
+        text = " " + line[offset:] if position else line[offset:]
+        cursor = 0
+        for match in _FLAG.finditer(text):
+            between = text[cursor : match.start()].strip().rstrip("\\`").strip()
+            if between:  # an argument came first: no more flags
+                return found
+            found.append((index, match))
+            cursor = match.end()
+        if text[cursor:].strip().rstrip("\\`").strip():
+            return found
+    return found
+
+
+def _scan(text: str) -> tuple[list[str], dict[str, tuple[int, str]], list[_Instruction]]:
+    lines = text.split("\n")
+    directives, start = _directives(lines)
+    escape = directives.get("escape", (0, "\\"))[1][:1] or "\\"
+    return lines, directives, _instructions(lines, start, escape)
+
+
+def find_features(text: str) -> list[Feature]:
+    """Every line of ``text`` that needs BuildKit, in order."""
+    lines, directives, instructions = _scan(text)
+    features: list[Feature] = []
+    if "syntax" in directives:
+        features.append(Feature(directives["syntax"][0] + 1, "# syntax= directive"))
+    for instruction in instructions:
+        keyword = instruction.keyword.rstrip("<")
+        if instruction.keyword.endswith("<<"):
+            features.append(Feature(instruction.first_line + 1, f"{keyword} heredoc", modern=True))
+        if keyword not in ("RUN", "COPY", "ADD"):
+            continue
+        for index, match in _flags(lines, instruction):
+            flag = match.group(1)
+            if keyword == "RUN" and flag in ("mount", "network", "security"):
+                features.append(Feature(index + 1, f"RUN --{flag}", modern=flag != "mount"))
+            elif keyword in ("COPY", "ADD") and flag in ("chmod", "link"):
+                features.append(Feature(index + 1, f"{keyword} --{flag}", modern=flag == "link"))
+    return sorted(set(features), key=lambda f: (f.line, f.name))
+
+
+def cache_namespace(owner: str) -> str:
+    """The prefix of an owner's cache mount ids: the owner name when it is plain, else a hash of it."""
+    if _SAFE_OWNER.fullmatch(owner):
+        return owner
+    return "~" + hashlib.sha256(owner.encode("utf-8")).hexdigest()[:32]  # "~" never starts a plain name
+
+
+def _parse_mount(value: str) -> list[str] | None:
+    """The comma-separated fields of a ``--mount`` value; None for anything unusual (quotes, bad CSV)."""
+    if '"' in value or "'" in value:
+        return None
+    try:
+        rows = list(csv.reader([value]))
+    except csv.Error:
+        return None
+    return rows[0] if len(rows) == 1 else None
+
+
+def _rewrite_cache_mount(value: str, namespace: str) -> str | None:
+    """A ``type=cache`` mount value with its id put under ``namespace``; None when it is not a cache mount."""
+    fields = _parse_mount(value)
+    if fields is None:
+        return None
+    pairs = [field.split("=", 1) if "=" in field else [field, ""] for field in fields]
+    keys = {key.strip().lower(): i for i, (key, _) in enumerate(pairs)}
+    if "type" not in keys or pairs[keys["type"]][1].strip().lower() != "cache":
+        return None
+    target_key = next((k for k in ("target", "dst", "destination") if k in keys), None)
+    if "id" in keys:
+        pairs[keys["id"]][1] = f"{namespace}/{pairs[keys['id']][1]}"
+    else:  # BuildKit's default id is the target path
+        target = pairs[keys[target_key]][1] if target_key else ""
+        pairs.append(["id", f"{namespace}/{target}"])
+    return ",".join(f"{key}={val}" if val or key.strip().lower() != "readonly" else key for key, val in pairs)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A Dockerfile ready for a BuildKit build here, and what was changed (for the job's log)."""
+
+    text: str
+    notes: list[str]
+
+    @property
+    def changed(self) -> bool:
+        """True when the text differs from the original."""
+        return bool(self.notes)
+
+
+def prepare_for_buildkit(text: str, owner: str) -> Prepared:
+    """Remove ``# syntax=`` directives and put every cache mount under the owner's namespace."""
+    lines, directives, instructions = _scan(text)
+    notes: list[str] = []
+    if "syntax" in directives:
+        index, value = directives["syntax"]
+        last_directive = max(i for i, _ in directives.values())
+        # keep the other directives in the leading block and every later line at its line number
+        del lines[index]
+        lines.insert(last_directive, "")
+        notes.append(
+            f"line {index + 1}: ignoring `# syntax={value}`: this service builds with the Docker daemon's built-in "
+            "Dockerfile frontend and does not pull frontend images"
+        )
+        lines, _, instructions = lines, directives, _scan("\n".join(lines))[2]
+    namespace = cache_namespace(owner)
+    rewritten = 0
+    for instruction in instructions:
+        if instruction.keyword.rstrip("<") != "RUN":
+            continue
+        edits: list[tuple[int, re.Match[str], str]] = []
+        for index, match in _flags(lines, instruction):
+            if match.group(1) == "mount" and match.group(2):
+                new = _rewrite_cache_mount(match.group(2), namespace)
+                if new is not None:
+                    edits.append((index, match, new))
+        for index, match, new in reversed(edits):  # right to left keeps earlier offsets valid
+            line = lines[index]
+            first = instruction.lines[0] == index
+            shift = (_INSTRUCTION.match(line).end() - 1) if first and _INSTRUCTION.match(line) else -1
+            start, end = match.start(2) + shift, match.end(2) + shift
+            lines[index] = line[:start] + new + line[end:]
+            rewritten += 1
+    if rewritten:
+        notes.append(f"{rewritten} cache mount(s) keyed to this owner's cache (id={namespace}/...)")
+    return Prepared("\n".join(lines), notes)
