@@ -54,6 +54,7 @@ class BuildKitOptions:
 
     secrets: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
     ssh_key: str = dataclasses.field(default="", repr=False)
+    id_prefix: str = ""  # the owner's prefix of secret and SSH ids (worker.dockerfile_features.secret_prefix)
 
 
 class _ProcessGroup:
@@ -186,11 +187,11 @@ class BuildKitBuilder:
         for number, (secret_id, value) in enumerate(sorted(options.secrets.items())):
             path = os.path.join(secrets_dir, str(number))
             _private_file(path, value)
-            argv += ["--secret", f"id={secret_id},src={path}"]
+            argv += ["--secret", f"id={options.id_prefix}{secret_id},src={path}"]
         if options.ssh_key:
             path = os.path.join(secrets_dir, "ssh-key")
             _private_file(path, options.ssh_key if options.ssh_key.endswith("\n") else options.ssh_key + "\n")
-            argv += ["--ssh", f"default={path}"]
+            argv += ["--ssh", f"{options.id_prefix}default={path}"]
         return argv + ["-"]
 
     def environment(self, workdir: str) -> dict[str, str]:

@@ -160,6 +160,11 @@ def cache_namespace(owner: str) -> str:
     return "~" + hashlib.sha256(owner.encode("utf-8")).hexdigest()[:32]  # "~" never starts a plain name
 
 
+def secret_prefix(owner: str) -> str:
+    """The prefix of an owner's secret and SSH ids (``s<hash>.``): safe in every CLI flag, one per owner."""
+    return "s" + hashlib.sha256(owner.encode("utf-8")).hexdigest()[:16] + "."
+
+
 def _parse_mount(value: str) -> list[str] | None:
     """The comma-separated fields of a ``--mount`` value; None for anything unusual (quotes, bad CSV)."""
     if '"' in value or "'" in value:
@@ -171,22 +176,41 @@ def _parse_mount(value: str) -> list[str] | None:
     return rows[0] if len(rows) == 1 else None
 
 
-def _rewrite_cache_mount(value: str, namespace: str) -> str | None:
-    """A ``type=cache`` mount value with its id put under ``namespace``; None when it is not a cache mount."""
+def _rewrite_mount(value: str, namespace: str, prefix: str) -> str | None:
+    """A mount value with its id under the owner's namespace; None when it is not a cache, secret or ssh mount.
+
+    Cache mounts: ``id=<namespace>/<id>`` (BuildKit's default id is the target).  Secret and SSH mounts:
+    ``id=<prefix><id>`` with the target made explicit: the id is part of a step's cache key, so a step that
+    read one owner's secret is never served from cache to another owner (BuildKit does not key on secret
+    values).
+    """
     fields = _parse_mount(value)
     if fields is None:
         return None
-    pairs = [field.split("=", 1) if "=" in field else [field, ""] for field in fields]
-    keys = {key.strip().lower(): i for i, (key, _) in enumerate(pairs)}
-    if "type" not in keys or pairs[keys["type"]][1].strip().lower() != "cache":
-        return None
+    pairs = [field.split("=", 1) if "=" in field else [field] for field in fields]  # [key] for a bare flag
+    keys = {pair[0].strip().lower(): i for i, pair in enumerate(pairs) if len(pair) == 2}
+    kind = pairs[keys["type"]][1].strip().lower() if "type" in keys else "bind"
     target_key = next((k for k in ("target", "dst", "destination") if k in keys), None)
-    if "id" in keys:
-        pairs[keys["id"]][1] = f"{namespace}/{pairs[keys['id']][1]}"
-    else:  # BuildKit's default id is the target path
-        target = pairs[keys[target_key]][1] if target_key else ""
-        pairs.append(["id", f"{namespace}/{target}"])
-    return ",".join(f"{key}={val}" if val or key.strip().lower() != "readonly" else key for key, val in pairs)
+    target = pairs[keys[target_key]][1] if target_key else ""
+    if kind == "cache":
+        if "id" in keys:
+            pairs[keys["id"]][1] = f"{namespace}/{pairs[keys['id']][1]}"
+        else:
+            pairs.append(["id", f"{namespace}/{target}"])
+    elif kind in ("secret", "ssh"):
+        default = target.rstrip("/").rsplit("/", 1)[-1] if kind == "secret" else "default"
+        original = pairs[keys["id"]][1] if "id" in keys else default
+        if not original:
+            return None
+        if "id" in keys:
+            pairs[keys["id"]][1] = prefix + original
+        else:
+            pairs.append(["id", prefix + original])
+        if kind == "secret" and not target_key:
+            pairs.append(["target", f"/run/secrets/{original}"])
+    else:
+        return None
+    return ",".join("=".join(pair) for pair in pairs)
 
 
 @dataclasses.dataclass
@@ -195,6 +219,7 @@ class Prepared:
 
     text: str
     notes: list[str]
+    secret_prefix: str = ""  # what the build's --secret / --ssh ids must start with (see _rewrite_mount)
 
     @property
     def changed(self) -> bool:
@@ -218,6 +243,7 @@ def prepare_for_buildkit(text: str, owner: str) -> Prepared:
         )
         lines, _, instructions = lines, directives, _scan("\n".join(lines))[2]
     namespace = cache_namespace(owner)
+    prefix = secret_prefix(owner)
     rewritten = 0
     for instruction in instructions:
         if instruction.keyword.rstrip("<") != "RUN":
@@ -225,7 +251,7 @@ def prepare_for_buildkit(text: str, owner: str) -> Prepared:
         edits: list[tuple[int, re.Match[str], str]] = []
         for index, match in _flags(lines, instruction):
             if match.group(1) == "mount" and match.group(2):
-                new = _rewrite_cache_mount(match.group(2), namespace)
+                new = _rewrite_mount(match.group(2), namespace, prefix)
                 if new is not None:
                     edits.append((index, match, new))
         for index, match, new in reversed(edits):  # right to left keeps earlier offsets valid
@@ -236,5 +262,7 @@ def prepare_for_buildkit(text: str, owner: str) -> Prepared:
             lines[index] = line[:start] + new + line[end:]
             rewritten += 1
     if rewritten:
-        notes.append(f"{rewritten} cache mount(s) keyed to this owner's cache (id={namespace}/...)")
-    return Prepared("\n".join(lines), notes)
+        notes.append(
+            f"{rewritten} cache/secret/ssh mount(s) keyed to this owner (cache id={namespace}/..., secret ids {prefix}...)"
+        )
+    return Prepared("\n".join(lines), notes, prefix)

@@ -228,14 +228,14 @@ class JobRunner:
                 context.seek(0)
                 control.check()
                 plan = plan_build(job, ref, stats, settings)
-                engine = self._choose_engine(job, credentials, context, sink)
+                engine, id_prefix = self._choose_engine(job, credentials, context, sink)
                 jobstore.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
                 timings.enter("build")
                 used_docker = True
                 with Watchdog(control, settings.build_timeout_seconds):
                     built_image = private_tag(job.job_id, job.attempt)  # never the user's name: see Builder.publish
                     if engine == BUILDKIT:
-                        options = BuildKitOptions(credentials.secrets, credentials.ssh)
+                        options = BuildKitOptions(credentials.secrets, credentials.ssh, id_prefix)
                         with self.builder.running_build():
                             image_id = self.buildkit.build(context, built_image, sink.write, control, options, plan=plan)
                     else:
@@ -291,8 +291,8 @@ class JobRunner:
                 except Exception:  # housekeeping must not change the job's outcome
                     log.exception("disk budget check failed")
 
-    def _choose_engine(self, job: Job, credentials: Credentials, context: Any, sink: RedactingSink) -> str:
-        """The job's engine (logged); for BuildKit the context's Dockerfile is made ready (see worker.engines)."""
+    def _choose_engine(self, job: Job, credentials: Credentials, context: Any, sink: RedactingSink) -> tuple[str, str]:
+        """The job's engine (logged) and its secret-id prefix; for BuildKit the context's Dockerfile is made ready."""
         wants = " and ".join(n for n, given in (("build secrets", credentials.secrets), ("an SSH key", credentials.ssh)) if given)
         choice = choose_engine(
             job.engine, context, self.settings, needs_buildkit_for=wants, modern_frontend=self.buildkit.modern_frontend
@@ -304,7 +304,8 @@ class JobRunner:
                 sink.line(f"[boatyard] {note}")
             if prepared.changed:
                 apply_dockerfile(context, prepared.text)
-        return choice.engine
+            return choice.engine, prepared.secret_prefix
+        return choice.engine, ""
 
     def _result(self, outcome: Outcome, job: Job, writer: logstore.LogWriter | None, **kw: Any) -> ProcessResult:
         return ProcessResult(

@@ -58,7 +58,7 @@ def test_cache_mount_builds_twice_and_the_second_hits_the_cache(make_worker, reg
     assert "[boatyard] engine: buildkit (the Dockerfile uses BuildKit syntax: line 3 (RUN --mount))" in logs[0]
     assert "CACHE-MISS" in logs[0] and "CACHE-HIT" not in logs[0]
     assert "CACHE-HIT first" in logs[1], logs[1]
-    assert "keyed to this owner's cache (id=anonymous/...)" in logs[1]
+    assert "mount(s) keyed to this owner (cache id=anonymous/..., secret ids s" in logs[1]
 
 
 def test_secret_is_readable_in_run_and_absent_from_image_and_logs(
@@ -189,3 +189,21 @@ def test_deployment_without_buildkit_refuses_a_mount_dockerfile_before_building(
     assert "never-runs" not in log and "Step 1/" not in log and "#1 " not in log  # no build was started
     assert log.rstrip("\n").endswith("[boatyard] Failed: " + job.reason)
     assert docker_api.images(name=image) == []
+
+
+def test_a_step_that_read_one_owners_secret_is_not_served_from_cache_to_another(
+    make_worker, registry, base_image, docker_api, test_password, monkeypatch
+):
+    import worker.runner
+
+    owner = {"name": "alice"}
+    monkeypatch.setattr(worker.runner, "owner_of", lambda job: owner["name"])
+    nonce = uuid.uuid4().hex[:8]
+    # the same Dockerfile for both: BuildKit does not key its cache on secret values
+    dockerfile = f"FROM {base_image}\nRUN --mount=type=secret,id=tok cp /run/secrets/tok /copied-{nonce}\nCMD [\"cat\", \"/copied-{nonce}\"]\n"
+    for who in ("alice", "bob"):
+        owner["name"] = who
+        image = jobkit.image_for(registry.host, f"bksec{who}")
+        job_id, log = _run(make_worker, image, dockerfile, registry, test_password, secrets={"tok": f"{who}-private-{nonce}"})
+        assert jobkit.status(job_id) == "Finished", log
+        assert pull_and_run(docker_api, image, registry) == f"{who}-private-{nonce}", f"{who} got another owner's layer"

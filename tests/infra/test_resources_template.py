@@ -236,6 +236,16 @@ def test_worker_env_file_sets_every_setting_from_the_stack(ct, resources_templat
     assert env.get("BOATYARD_BUILD_NETWORK", "") != "host"
 
 
+def test_deployment_allows_only_the_classic_engine_by_default(ct, resources_template):
+    """BuildKit builds skip the gVisor runtime (docs/security.md): a deployment turns them on explicitly."""
+    parameter = resources_template["Parameters"]["AllowedEngines"]
+    assert parameter["Default"] == "classic"
+    assert _res(resources_template, "APIHandler")["Environment"]["Variables"]["BOATYARD_ALLOWED_ENGINES"] == {"Ref": "AllowedEngines"}
+    assert ct.worker_env_file(resources_template)["BOATYARD_ALLOWED_ENGINES"] == "${AllowedEngines}"
+    for value in parameter["AllowedValues"]:
+        load_settings({"BOATYARD_ALLOWED_ENGINES": value})  # every choice is a valid setting
+
+
 def test_lambda_env_names_are_settings_the_app_reads(ct, resources_template):
     variables = _res(resources_template, "APIHandler")["Environment"]["Variables"]
     assert "AWS_DEFAULT_REGION" not in variables  # reserved by Lambda, set by the runtime

@@ -3,6 +3,7 @@ engine settings, BuildKit's progress output and the redaction of build secrets."
 from __future__ import annotations
 
 import io
+import re
 import tarfile
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from chalicelib.errors import BuildFailed
 from chalicelib.settings import load_settings
 from worker.buildkit import ProgressLog
-from worker.dockerfile_features import Feature, cache_namespace, find_features, prepare_for_buildkit
+from worker.dockerfile_features import Feature, cache_namespace, find_features, prepare_for_buildkit, secret_prefix
 from worker.engines import apply_dockerfile, choose_engine, read_dockerfile
 from worker.redact import MARK, Redactor
 
@@ -61,9 +62,24 @@ def test_cache_mounts_are_keyed_per_owner():
     assert "target=/root/.cache,id=alice//root/.cache" in alice
     assert "id=alice/deps,target=/d,sharing=locked" in alice
     assert "target=/b,type=cache,readonly,id=alice//b" in alice
-    assert "--mount=type=secret,id=tok" in alice and "--mount=type=cache,id=no" in alice  # not flags: untouched
-    assert prepare_for_buildkit(text, "bob").text == alice.replace("alice/", "bob/")
+    assert "--mount=type=cache,id=no" in alice  # not a flag (an argument of make): untouched
+    bob = prepare_for_buildkit(text, "bob")
+    assert bob.text.replace(bob.secret_prefix, "P") == alice.replace("alice/", "bob/").replace(secret_prefix("alice"), "P")
     assert prepare_for_buildkit("FROM busybox\nRUN true\n", "alice").changed is False
+
+
+def test_secret_and_ssh_ids_are_keyed_per_owner_with_the_target_kept():
+    text = (
+        "FROM b\nRUN --mount=type=secret,id=tok --mount=type=secret,id=npm,target=/root/.npmrc,required"
+        " --mount=type=secret,target=/run/secrets/aws --mount=type=ssh --mount=type=ssh,id=gh true\n"
+    )
+    prepared = prepare_for_buildkit(text, "alice")
+    p = prepared.secret_prefix
+    assert p == secret_prefix("alice") and p != secret_prefix("bob") and re.fullmatch(r"s[0-9a-f]{16}\.", p)
+    assert f"--mount=type=secret,id={p}tok,target=/run/secrets/tok " in prepared.text
+    assert f"--mount=type=secret,id={p}npm,target=/root/.npmrc,required " in prepared.text
+    assert f"--mount=type=secret,target=/run/secrets/aws,id={p}aws " in prepared.text
+    assert f"--mount=type=ssh,id={p}default --mount=type=ssh,id={p}gh true" in prepared.text
 
 
 def test_an_owner_cannot_reach_another_owners_namespace():
