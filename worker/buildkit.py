@@ -5,9 +5,13 @@ Each build runs the CLI named by ``BOATYARD_DOCKER_CLI`` (the Debian
 the daemon's BuildKit without buildx) as a subprocess in its own process
 group, with:
 
-- a private temporary directory (0700) holding an empty ``DOCKER_CONFIG`` (the
-  operator's registry credentials are never visible to a build), the job's
-  secret files (0600) and the image-id file; it is removed when the build ends;
+- a private temporary directory (0700) holding the build's own ``DOCKER_CONFIG``
+  whose ``config.json`` (0600) has only the job's registry auths (the operator's
+  registry credentials are never visible to a build), the job's secret files
+  (0600) and the image-id file; it is removed when the build ends;
+- ``--pull``: bases are resolved fresh from their registry with those auths only,
+  as the classic builder does, so a private base another job left on the host is
+  not usable without credentials;
 - an environment of only ``PATH``, ``HOME``, ``DOCKER_HOST``,
   ``DOCKER_CONFIG`` and ``DOCKER_BUILDKIT=1`` (no AWS credentials);
 - the sanitized context tar on stdin (``docker build -``: streamed, never in memory);
@@ -21,7 +25,9 @@ job-private tag the classic builder uses), so pushing stays with docker-py.
 """
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import logging
 import os
 import re
@@ -55,6 +61,7 @@ class BuildKitOptions:
     secrets: Mapping[str, str] = dataclasses.field(default_factory=dict, repr=False)
     ssh_key: str = dataclasses.field(default="", repr=False)
     id_prefix: str = ""  # the owner's prefix of secret and SSH ids (worker.dockerfile_features.secret_prefix)
+    registry_auths: Mapping[str, Mapping[str, str]] = dataclasses.field(default_factory=dict, repr=False)  # the job's own
 
 
 class _ProcessGroup:
@@ -169,6 +176,8 @@ class BuildKitBuilder:
         ``--no-cache`` and labels; its memory/cpus limits are the classic builder's only (BuildKit ignores them).
         """
         argv = [self.settings.docker_cli, "build", "--progress=plain", "--iidfile", os.path.join(workdir, "iid"), "-t", image]
+        if plan is None or plan.pull is not False:  # bases resolved fresh with the job's auths, like the classic pull
+            argv.append("--pull")
         if plan is not None:
             for key, value in sorted(plan.buildargs.items()):
                 argv += ["--build-arg", f"{key}={value}"]
@@ -194,10 +203,15 @@ class BuildKitBuilder:
             argv += ["--ssh", f"{options.id_prefix}default={path}"]
         return argv + ["-"]
 
-    def environment(self, workdir: str) -> dict[str, str]:
-        """The CLI's whole environment: no credentials of the worker's reach it."""
+    def environment(self, workdir: str, registry_auths: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+        """The CLI's whole environment, and its config dir with only the job's registry auths."""
         config = os.path.join(workdir, "config")
         os.mkdir(config, 0o700)
+        auths = {
+            key: {"auth": base64.b64encode(f"{auth.get('username', '')}:{auth.get('password', '')}".encode()).decode("ascii")}
+            for key, auth in registry_auths.items()
+        }
+        _private_file(os.path.join(config, "config.json"), json.dumps({"auths": auths}))
         return {
             "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
             "HOME": workdir,
@@ -221,7 +235,7 @@ class BuildKitBuilder:
         with tempfile.TemporaryDirectory(dir=self.settings.work_dir, prefix="buildkit-") as workdir:
             os.chmod(workdir, 0o700)
             argv = self.command(image, workdir, options, plan)
-            env = self.environment(workdir)
+            env = self.environment(workdir, options.registry_auths)
             progress = ProgressLog(write)
             control.check()
             # the CLI reads the file descriptor: put its offset where the Python file object is (a buffered

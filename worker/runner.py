@@ -235,7 +235,7 @@ class JobRunner:
                 with Watchdog(control, settings.build_timeout_seconds):
                     built_image = private_tag(job.job_id, job.attempt)  # never the user's name: see Builder.publish
                     if engine == BUILDKIT:
-                        options = BuildKitOptions(credentials.secrets, credentials.ssh, id_prefix)
+                        options = BuildKitOptions(credentials.secrets, credentials.ssh, id_prefix, auths)
                         with self.builder.running_build():
                             image_id = self.buildkit.build(context, built_image, sink.write, control, options, plan=plan)
                     else:

@@ -207,3 +207,25 @@ def test_a_step_that_read_one_owners_secret_is_not_served_from_cache_to_another(
         job_id, log = _run(make_worker, image, dockerfile, registry, test_password, secrets={"tok": f"{who}-private-{nonce}"})
         assert jobkit.status(job_id) == "Finished", log
         assert pull_and_run(docker_api, image, registry) == f"{who}-private-{nonce}", f"{who} got another owner's layer"
+
+
+def test_buildkit_pulls_bases_with_the_jobs_credentials_only(
+    make_worker, registry, base_image, docker_api, test_password, monkeypatch, tmp_path
+):
+    import base64
+    import json
+
+    # the worker user's Docker config opens the registry; the base is on the host already
+    token = base64.b64encode(f"{registry.username}:{test_password}".encode()).decode()
+    (tmp_path / "config.json").write_text(json.dumps({"auths": {registry.host: {"auth": token}}}))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    assert docker_api.images(name=base_image), "the private base is on the host"
+    dockerfile = f"FROM {base_image}\nRUN echo built-{uuid.uuid4().hex}\n"
+    anonymous, log = _run(make_worker, jobkit.image_for(registry.host, "bkanon"), dockerfile, registry, "", engine="buildkit")
+    job = jobstore.get_job(anonymous)
+    assert job.phase == Phase.FAILED, log
+    assert "[boatyard] BuildKit:" not in log and "RUN echo built-" not in log, log  # it stopped at FROM
+    assert any(word in (job.reason or "").lower() for word in ("401", "unauthorized", "authoriz", "denied")), job.reason
+    owner, log = _run(make_worker, jobkit.image_for(registry.host, "bkowner"), dockerfile, registry, test_password,
+                      engine="buildkit")
+    assert jobkit.status(owner) == "Finished", log
