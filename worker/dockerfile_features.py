@@ -37,6 +37,7 @@ class Feature:
     line: int  # 1-based line number in the Dockerfile
     name: str  # e.g. "RUN --mount"
     modern: bool = False  # needs a Dockerfile frontend newer than Docker 20.10's built-in one (1.2)
+    required: bool = True  # False: the classic builder copes (it reads a `# syntax=` line as a comment)
 
     def describe(self) -> str:
         """``line 3 (RUN --mount)``."""
@@ -137,7 +138,7 @@ def find_features(text: str) -> list[Feature]:
     lines, directives, instructions = _scan(text)
     features: list[Feature] = []
     if "syntax" in directives:
-        features.append(Feature(directives["syntax"][0] + 1, "# syntax= directive"))
+        features.append(Feature(directives["syntax"][0] + 1, "# syntax= directive", required=False))
     for instruction in instructions:
         keyword = instruction.keyword.rstrip("<")
         if instruction.keyword.endswith("<<"):

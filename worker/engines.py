@@ -118,7 +118,7 @@ def choose_engine(
     if requested and requested not in allowed:  # the API checks this; an old message or a changed setting
         raise BuildFailed(f"the {requested} engine is not allowed by this deployment (allowed: {', '.join(allowed)})")
     text = read_dockerfile(context)
-    features = tuple(find_features(text)) if text is not None else ()
+    features = tuple(f for f in find_features(text) if f.required) if text is not None else ()
     if requested == CLASSIC:
         if features:
             raise BuildFailed(

@@ -158,7 +158,8 @@ def test_worker_killed_mid_build_leaves_no_job_stuck(moto_server, registry, base
     image = jobkit.image_for(registry.host, "killed")
     job_id = jobkit.submit(
         image,
-        dockerfile=f"FROM {base_image}\nRUN echo started && sleep 8\nCMD [\"echo\", \"survived\"]\n",
+        # a step unique to this run: a finished earlier run leaves its layers as cache (private tags go noprune)
+        dockerfile=f"FROM {base_image}\nRUN echo started {image.rsplit('-', 1)[1]} && sleep 8\nCMD [\"echo\", \"survived\"]\n",
         username=registry.username,
         password=test_password,
     )

@@ -150,6 +150,9 @@ def test_engine_choice():
     with pytest.raises(BuildFailed, match="not allowed by this deployment"):
         choose_engine("buildkit", _context({"Dockerfile": "FROM a\n"}), classic)
     assert choose_engine("", _context({"Dockerfile": "FROM a\n"}), _settings(default_engine="buildkit")).engine == "buildkit"
+    # a `# syntax=` line alone is a comment to the classic builder: no BuildKit needed, nothing refused
+    assert choose_engine("", _context({"Dockerfile": "# syntax=docker/dockerfile:1\nFROM a\n"}), classic).engine == "classic"
+    assert choose_engine("classic", _context({"Dockerfile": "# syntax=docker/dockerfile:1\nFROM a\n"}), both).engine == "classic"
 
 
 @pytest.mark.parametrize(
