@@ -1,7 +1,7 @@
 """The benchmark scenarios, in report order."""
 from __future__ import annotations
 
-from bench.scenarios import api, archives, cli, logs, small, throughput, upload
+from bench.scenarios import api, archives, cli, engines, logs, small, throughput, upload
 
 SCENARIOS = {
     "small": small.run,
@@ -11,4 +11,5 @@ SCENARIOS = {
     "throughput": throughput.run,
     "api": api.run,
     "archives": archives.run,
+    "engines": engines.run,
 }
