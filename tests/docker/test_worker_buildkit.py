@@ -67,7 +67,7 @@ def test_secret_is_readable_in_run_and_absent_from_image_and_logs(
     secret = f"bk-secret-{uuid.uuid4().hex}"
     image = jobkit.image_for(registry.host, "bksecret")
     dockerfile = (
-        f"FROM {base_image}\n"
+        f"FROM {base_image}\nRUN echo {uuid.uuid4().hex[:8]}-run\n"  # unique per run: no step comes from an earlier run's cache
         "RUN --mount=type=secret,id=token cat /run/secrets/token && wc -c < /run/secrets/token > /token-length\n"
         "RUN --mount=type=secret,id=token,target=/tmp/t test -s /tmp/t && echo secret-was-there\n"
         'CMD ["cat", "/token-length"]\n'
