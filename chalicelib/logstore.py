@@ -8,7 +8,7 @@ The read cursor is the sequence number of the last chunk a caller has.
 
 A worker's writer is *fenced* (:class:`LogFence`): each batch of chunks is one
 ``TransactWriteItems`` that also checks the job item (this worker's lease, this
-attempt, a live phase) and puts each chunk only if its key is new.  A worker that
+attempt, a live phase) and creates each chunk only if its key is new.  A worker that
 lost its lease, or whose job was cancelled or already ended, can neither
 overwrite a newer attempt's chunks nor extend a log the API has called Complete:
 its write fails with :class:`~chalicelib.errors.TransitionConflict` and its
@@ -317,9 +317,19 @@ class LogWriter:
                 }
             }
         ]
-        for request in requests:
+        for request in requests:  # Update, not Put: the worker's role has no PutItem (it cannot write job records)
+            item = request["PutRequest"]["Item"]
             actions.append(
-                {"Put": {"TableName": table, "Item": request["PutRequest"]["Item"], "ConditionExpression": "attribute_not_exists(sk)"}}
+                {
+                    "Update": {
+                        "TableName": table,
+                        "Key": {"pk": item["pk"], "sk": item["sk"]},
+                        "UpdateExpression": "SET #data = :data, expires_at = :expires",
+                        "ConditionExpression": "attribute_not_exists(sk)",
+                        "ExpressionAttributeNames": {"#data": "data"},
+                        "ExpressionAttributeValues": {":data": item["data"], ":expires": item["expires_at"]},
+                    }
+                }
             )
         client = aws.client("dynamodb")
         delay = 0.05

@@ -148,16 +148,15 @@ API_ACTIONS = {
 }  # fmt: skip
 WORKER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:GetQueueAttributes",
-    "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchWriteItem",
-    "dynamodb:PutItem", "dynamodb:ConditionCheckItem",
+    "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:ConditionCheckItem",
     "s3:GetObject", "s3:ListBucket",
     "kms:Decrypt",
     "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
     "autoscaling:CompleteLifecycleAction",
 }  # fmt: skip
-# The worker never deletes a context (S3 expires them).  PutItem and ConditionCheckItem are what its fenced log
-# chunk transactions need (TransactWriteItems is authorized per item).  tests/aws/test_worker_iam.py records the
-# calls a worker really makes.
+# The worker never creates a job (the API does: jobstore.create_job) nor deletes a context (S3 expires them).
+# Its log chunks are fenced transactions: a ConditionCheck on the job item and UpdateItems creating new chunk keys
+# (TransactWriteItems is authorized per item).  tests/aws/test_worker_iam.py records the calls a worker really makes.
 
 
 def test_api_role_has_exactly_what_the_api_uses_and_cannot_decrypt(ct):
