@@ -87,7 +87,7 @@ class Settings:
     # static UI served by the API (local stack only)
     serve_ui: bool = False
     ui_dir: str = ""
-    # worker: network mode for RUN steps ("" = the daemon's default bridge; "none" or "host" where no bridge exists)
+    # worker: network mode for RUN steps ("" = the daemon's default bridge; "none" builds offline; never "host")
     build_network: str = ""
     # worker: where per-image-name lock files live; every worker process sharing a Docker daemon must use the same one
     image_lock_dir: str = "/tmp/boatyard-image-locks"
@@ -127,6 +127,17 @@ def _engines(env: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
     if default not in allowed:
         raise ValueError(f"setting BOATYARD_DEFAULT_ENGINE must be one of the allowed engines {', '.join(allowed)}, got {default!r}")
     return allowed, default
+    # worker: the OCI runtime the daemon must run RUN steps with (its default runtime; see docs/security.md)
+    build_runtime: str = "runsc"
+    # worker: per-build resource limits (0 = no limit); see worker/limits.py
+    build_memory_bytes: int = 2 * GiB
+    build_memory_swap_bytes: int = 2 * GiB  # memory + swap; equal to memory = no swap
+    build_cpu_shares: int = 1024
+    build_cpus: float = 1.0
+    build_pids_limit: int = 1024
+    max_image_bytes: int = 10 * GiB
+    # registries on loopback/private/link-local/CGNAT addresses in image_name (local stack and tests only)
+    allow_private_registries: bool = False
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
@@ -171,7 +182,17 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         dlq_name=env.get("BOATYARD_DLQ_NAME", queue_name + "-dlq"),
         serve_ui=_bool(env, "BOATYARD_SERVE_UI", False),
         ui_dir=env.get("BOATYARD_UI_DIR") or _DEFAULT_UI_DIR,
-        build_network=env.get("BOATYARD_BUILD_NETWORK", "").strip(),
+        build_network=_build_network(env),
+        build_runtime=_build_runtime(env),
+        build_memory_bytes=_int(env, "BOATYARD_BUILD_MEMORY_BYTES", 2 * GiB),
+        build_memory_swap_bytes=_int(
+            env, "BOATYARD_BUILD_MEMORY_SWAP_BYTES", _int(env, "BOATYARD_BUILD_MEMORY_BYTES", 2 * GiB)
+        ),
+        build_cpu_shares=_int(env, "BOATYARD_BUILD_CPU_SHARES", 1024),
+        build_cpus=_float(env, "BOATYARD_BUILD_CPUS", 1.0),
+        build_pids_limit=_int(env, "BOATYARD_BUILD_PIDS_LIMIT", 1024),
+        max_image_bytes=_int(env, "BOATYARD_MAX_IMAGE_BYTES", 10 * GiB),
+        allow_private_registries=_bool(env, "BOATYARD_ALLOW_PRIVATE_REGISTRIES", False),
         image_lock_dir=env.get("BOATYARD_IMAGE_LOCK_DIR", "/tmp/boatyard-image-locks"),
         cors_origin=env.get("BOATYARD_CORS_ORIGIN", "*").strip() or "*",
         stack_name=env.get("BOATYARD_STACK_NAME", "local").strip() or "local",
@@ -188,6 +209,25 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_engine=default_engine,
         docker_cli=env.get("BOATYARD_DOCKER_CLI", "").strip() or "/usr/bin/docker",
     )
+
+
+def _build_network(env: Mapping[str, str]) -> str:
+    """BOATYARD_BUILD_NETWORK; ``host`` is refused: a RUN step would share the host's network stack."""
+    value = env.get("BOATYARD_BUILD_NETWORK", "").strip()
+    if value.lower() == "host":
+        raise ValueError(
+            "setting BOATYARD_BUILD_NETWORK=host is refused: RUN steps would reach everything the host reaches "
+            "(its loopback, the instance metadata service); leave it empty for the daemon's bridge or use none"
+        )
+    return value
+
+
+def _build_runtime(env: Mapping[str, str]) -> str:
+    """BOATYARD_BUILD_RUNTIME: a Docker runtime name such as ``runsc`` (gVisor) or ``runc``."""
+    value = env.get("BOATYARD_BUILD_RUNTIME", "").strip() or "runsc"
+    if not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValueError(f"setting BOATYARD_BUILD_RUNTIME must be a Docker runtime name, got {value!r}")
+    return value
 
 
 @functools.lru_cache(maxsize=1)

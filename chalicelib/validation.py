@@ -17,6 +17,7 @@ from chalicelib.engine_fields import validate_engine_fields
 from chalicelib.errors import InvalidRequest, JobNotFound, PayloadTooLarge
 from chalicelib.jobs import SourceKind
 from chalicelib.reference import InvalidReference, parse_reference
+from chalicelib.registryhosts import registry_refusal
 from chalicelib.sealing import Credentials
 from chalicelib.settings import Settings
 
@@ -100,6 +101,15 @@ def validate_image_name(data: Mapping[str, Any]) -> str:
     if not patterns.matches(patterns.IMAGE_NAME, value):  # the documented pattern is the final word
         raise InvalidRequest(f"{value[:300]!r} is not a valid image reference", field="image_name")
     return value
+
+
+def validate_registry_host(image_name: str, settings: Settings) -> None:
+    """Refuse an ``image_name`` whose registry is this host's loopback, a private, link-local or CGNAT address."""
+    if settings.allow_private_registries:
+        return
+    reason = registry_refusal(parse_reference(image_name).domain)
+    if reason:
+        raise InvalidRequest(f"{reason}; builds push only to registries on public addresses", field="image_name")
 
 
 def validate_credentials(data: Mapping[str, Any], source: str = "") -> Credentials:
@@ -311,6 +321,7 @@ def validate_build(data: Any, settings: Settings, archive_supplied: bool = False
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
     image_name = validate_image_name(data)
+    validate_registry_host(image_name, settings)
     chosen = _chosen_sources(data, archive_supplied)
     if not chosen:
         raise InvalidRequest(f"no build source given; {SOURCES_HELP}", field="source")

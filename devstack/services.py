@@ -15,9 +15,11 @@ import base64
 import contextlib
 import dataclasses
 import fcntl
+import json
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -92,10 +94,94 @@ def docker_answers(base_url: str | None = None) -> bool:
         return False
 
 
+DAEMON_JSON = Path("/etc/docker/daemon.json")
+DOCKERD_PIDFILE = Path("/var/run/docker.pid")
+_DOCKERD_ARGV = ["dockerd", "--host", f"unix://{DOCKER_SOCK}"]
+# gVisor here must pass through to the network namespace Docker made for the container
+RUNSC_RUNTIME_ARGS = ["--network=host"]
+
+
+def sandboxed_daemon_config(current: dict, runsc: str | None) -> dict:
+    """``current`` daemon.json content with gVisor's ``runsc`` registered and made the default runtime.
+
+    Other keys are kept.  Without a ``runsc`` binary nothing changes.
+    """
+    if not runsc:
+        return dict(current)
+    config = dict(current)
+    runtimes = dict(config.get("runtimes") or {})
+    runtimes["runsc"] = {"path": runsc, "runtimeArgs": list(RUNSC_RUNTIME_ARGS)}
+    config["runtimes"] = runtimes
+    config["default-runtime"] = "runsc"
+    return config
+
+
+def write_daemon_config(path: Path = DAEMON_JSON, runsc: str | None = None) -> bool:
+    """Register gVisor as dockerd's default runtime in ``path`` when ``runsc`` is installed; True if it changed."""
+    runsc = runsc or shutil.which("runsc")
+    try:
+        current = json.loads(path.read_text()) if path.exists() else {}
+    except ValueError as exc:
+        raise ServiceError(f"{path} is not valid JSON ({exc}); fix or remove it") from None
+    wanted = sandboxed_daemon_config(current, runsc)
+    if wanted == current:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(wanted, indent=2) + "\n")
+    tmp.replace(path)
+    return True
+
+
+def _devstack_dockerd_pid() -> int | None:
+    """The pid of a running dockerd that this module started (its exact command line), else None."""
+    try:
+        pid = int(DOCKERD_PIDFILE.read_text().strip())
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return None
+    return pid if [a.decode() for a in argv if a] == _DOCKERD_ARGV else None
+
+
+def _reload_own_dockerd(host: str) -> None:
+    """Bring a dockerd this module started up to the wanted runtimes: rewrite daemon.json and SIGHUP it.
+
+    dockerd reloads ``runtimes`` and ``default-runtime`` on SIGHUP; running containers are untouched.
+    A daemon started by anything else (systemd, an operator) is left alone.
+    """
+    if os.geteuid() != 0 or os.environ.get("DOCKER_HOST") or not shutil.which("runsc"):
+        return
+    pid = _devstack_dockerd_pid()
+    if pid is None:
+        return
+    with _locked("dockerd"):
+        if write_daemon_config():
+            os.kill(pid, signal.SIGHUP)
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and _default_runtime(host) != "runsc":
+                time.sleep(0.25)
+
+
+def _default_runtime(host: str) -> str | None:
+    import docker
+
+    try:
+        client = docker.APIClient(base_url=host, timeout=5)
+        return str(client.info().get("DefaultRuntime") or "")
+    except Exception:
+        return None
+
+
 def ensure_dockerd(timeout: float = 90.0) -> str:
-    """The Docker host URL, after starting ``dockerd`` if none answers and we are root."""
+    """The Docker host URL, after starting ``dockerd`` if none answers and we are root.
+
+    When gVisor's ``runsc`` is installed, the daemon this starts has it as its default runtime
+    (classic-builder RUN steps then run sandboxed); a daemon it started earlier without it is
+    reconfigured and reloaded (SIGHUP), never restarted.
+    """
     host = os.environ.get("DOCKER_HOST", f"unix://{DOCKER_SOCK}")
     if docker_answers(host):
+        _reload_own_dockerd(host)
         return host
     with _locked("dockerd"):
         if docker_answers(host):
@@ -105,8 +191,10 @@ def ensure_dockerd(timeout: float = 90.0) -> str:
                 f"No Docker daemon answers at {host}. Start one (as root: `dockerd &`, or "
                 "`systemctl start docker`; Debian package docker.io), or set DOCKER_HOST."
             )
+        if shutil.which("runsc"):
+            write_daemon_config()
         log = STATE_DIR / "dockerd.log"
-        proc = _spawn(["dockerd", "--host", f"unix://{DOCKER_SOCK}"], log)
+        proc = _spawn(list(_DOCKERD_ARGV), log)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if docker_answers(host):

@@ -67,6 +67,8 @@ class LocalStack:
                 "PYTHONPATH": str(REPO_ROOT),
             }
         )
+        # the local stack pushes to its registry on 127.0.0.1 (deployed stacks never set this)
+        env.setdefault("BOATYARD_ALLOW_PRIVATE_REGISTRIES", "true")
         env.pop("AWS_SESSION_TOKEN", None)
         env.pop("AWS_SECURITY_TOKEN", None)
         env.update(self.config.extra_env)

@@ -9,11 +9,17 @@ declare -A need=(
   [busybox]=busybox-static
   [chromium]=chromium
   [htpasswd]=apache2-utils
+  [runsc]=runsc  # gVisor: the local dockerd runs RUN steps in it (devstack/services.py)
+  [gcc]=gcc  # builds the static ptrace probe of tests/docker/test_sandbox.py
 )
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${need[$cmd]}")
 done
+# gcc -static needs the C library's static archive
+if [ ! -e /usr/lib/x86_64-linux-gnu/libc.a ] && [ ! -e /usr/lib/aarch64-linux-gnu/libc.a ]; then
+  missing+=(libc6-dev)
+fi
 # the busybox the base image copies must be the static one
 if command -v busybox >/dev/null 2>&1 && ldd "$(command -v busybox)" >/dev/null 2>&1; then
   missing+=(busybox-static)

@@ -6,11 +6,15 @@ the two options below only tune polling.
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 
+from worker.limits import RuntimeUnavailable
 from worker.logs import setup_logging
 from worker.loop import Worker
 from worker.spot import start_watch
+
+log = logging.getLogger("boatyard.worker")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,6 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
     worker = Worker(poll_wait_seconds=max(0, min(20, args.poll_wait)), dlq_sweep_seconds=args.dlq_sweep)
+    try:
+        worker.builder.check_runtime()
+    except RuntimeUnavailable as exc:
+        log.error("refusing to start: %s", exc)
+        return 2
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)
     start_watch(worker.request_stop, worker.settings)  # spot interruption notice → the same drain

@@ -8,6 +8,7 @@ never called).  The context is the local sanitized tar (``custom_context``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import re
 import threading
@@ -22,9 +23,11 @@ import urllib3
 from chalicelib.errors import BuildFailed
 from chalicelib.sealing import Credentials
 from chalicelib.settings import Settings
+from worker import limits
 from worker.buildplan import BuildPlan
-from worker.control import Aborted, JobControl
+from worker.control import AbortKind, Aborted, JobControl
 from worker.images import ImageRef, RegistryAuths, host_name
+from worker.limits import RuntimeUnavailable
 from worker.targetlock import target_lock
 
 log = logging.getLogger("boatyard.worker")
@@ -54,7 +57,7 @@ class JobAPIClient(docker.APIClient):
         self, *args: Any, control: JobControl | None = None, registry_auths: RegistryAuths | None = None, **kwargs: Any
     ) -> None:
         self.control = control
-        self.extra_build_params: dict[str, str] = {}  # POST /build parameters docker-py has no argument for
+        self.extra_build_params: dict[str, Any] = {}  # POST /build parameters docker-py has no argument for
         super().__init__(*args, **kwargs)
         self.registry_auths: RegistryAuths = {k: dict(v) for k, v in (registry_auths or {}).items()}
         self._auth_configs = _JobAuthConfig({"auths": self.registry_auths})
@@ -187,6 +190,17 @@ class Builder:
             return {"dangling": True}
         return {"dangling": True, "until": str(int(oldest) - 1)}
 
+    def check_runtime(self) -> None:
+        """Raise :class:`~worker.limits.RuntimeUnavailable` unless the daemon's default runtime is the configured one."""
+        api = self.client()
+        try:
+            info = api.info()
+        except (docker.errors.DockerException, *_TRANSPORT_ERRORS) as exc:
+            raise RuntimeUnavailable(f"cannot reach the Docker daemon at {self.settings.docker_host}: {exc}") from None
+        finally:
+            api.close()
+        limits.check_runtime(info, self.settings.build_runtime, self.settings.docker_host)
+
     def _build(
         self,
         context: BinaryIO,
@@ -197,7 +211,7 @@ class Builder:
         plan: BuildPlan | None,
     ) -> str:
         api = self.client(control, registry_auths)
-        api.extra_build_params = plan.extra_params() if plan else {}
+        api.extra_build_params = limits.build_params(self.settings, plan)  # the job's own options win
         image_id = ""
 
         def on_message(message: dict[str, Any]) -> None:
@@ -229,10 +243,12 @@ class Builder:
                 network_mode=self.settings.build_network or None,
             )
             stream = api.build(**{**arguments, **(plan.build_kwargs() if plan else {})})
-            self._consume(stream, control, on_message)
+            self._contained(control, lambda: self._consume(stream, control, on_message))
             if not image_id:
                 found = api.images(name=image, quiet=True)
                 image_id = found[0] if found else ""
+            if image_id:
+                self._check_image_size(api, image, image_id)
         except docker.errors.APIError as exc:  # refused before streaming (e.g. a bad Dockerfile)
             control.check()
             message = str(exc.explanation or exc).strip()
@@ -247,6 +263,25 @@ class Builder:
         if not image_id:
             raise BuildFailed("the Docker daemon finished the build without producing an image")
         return image_id
+
+    def _contained(self, control: JobControl, consume: Callable[[], None]) -> None:
+        """Run a build's stream under the disk watch; a step killed by a limit fails with the limit named."""
+        watcher = self.client()
+        stop = functools.partial(control.abort, AbortKind.LIMIT)
+        try:
+            with limits.DiskWatch(watcher, control.containers, self.settings, stop):
+                consume()
+        except BuildFailed as exc:
+            raise BuildFailed(limits.explain_failure(exc.message, self.settings)) from None
+        finally:
+            watcher.close()
+
+    def _check_image_size(self, api: JobAPIClient, image: str, image_id: str) -> None:
+        """Remove the built image and fail when it is larger than a build may produce."""
+        reason = limits.check_image_size(int(api.inspect_image(image_id).get("Size") or 0), self.settings)
+        if reason:
+            self.remove_image(image)
+            raise BuildFailed(reason)
 
     def publish(
         self, image_id: str, ref: ImageRef, credentials: Credentials, write: Callable[[str], None], control: JobControl

@@ -24,6 +24,7 @@ class AbortKind(str, enum.Enum):
     LEASE_LOST = "lease_lost"  # another worker owns the job now: leave it alone
     SHUTDOWN = "shutdown"  # the worker stops: give the job back for another worker
     INTERRUPTED = "interrupted"  # the host goes away (spot): give the job back; the attempt counts
+    LIMIT = "limit"  # the build passed a resource limit (e.g. disk): the job fails with the reason
 
 
 class Aborted(Exception):

@@ -29,6 +29,7 @@ from chalicelib.errors import BuildFailed, ServiceUnavailable, TransitionConflic
 from chalicelib.jobs import Job, Phase
 from chalicelib.jobstore import ClaimOutcome
 from chalicelib.queue import Delivery
+from chalicelib.registryhosts import registry_refusal
 from chalicelib.sealing import Credentials
 from chalicelib.settings import Settings
 from worker import metrics
@@ -39,7 +40,7 @@ from worker.dockerfile_features import prepare_for_buildkit
 from worker.engines import BUILDKIT, apply_dockerfile, choose_engine, owner_of
 from worker.control import AbortKind, Aborted, JobControl, Watchdog
 from worker.heartbeat import Heartbeat
-from worker.images import is_private, parse_image, private_tag, registry_auths
+from worker.images import DOCKER_HUB, is_private, parse_image, private_tag, registry_auths
 from worker.redact import SECRETS, RedactingSink, Redactor
 from worker.sources import describe_source, fetch_context
 
@@ -208,6 +209,9 @@ class JobRunner:
                 raise BuildFailed(f"{job.image_name!r} is not a valid image name") from None
             if is_private(ref.registry):
                 raise BuildFailed(f"{job.image_name!r} is in a namespace reserved for the build service")
+            refused = None if settings.allow_private_registries or ref.registry == DOCKER_HUB else registry_refusal(ref.registry)
+            if refused:  # the API refuses these too; a message from elsewhere must not get past the worker
+                raise BuildFailed(f"{refused}; builds push only to registries on public addresses")
             bases = {host: (auth["username"], auth["password"]) for host, auth in credentials.registry_auths.items()}
             auths = registry_auths(ref, credentials.username, credentials.password, extra=bases)  # the job's own only
             for name in BuildOptions.from_item(job.options).secret_looking_args():
@@ -360,7 +364,7 @@ class JobRunner:
         sink: RedactingSink | None,
         writer: logstore.LogWriter | None,
     ) -> ProcessResult:
-        if exc.kind == AbortKind.TIMEOUT:
+        if exc.kind in (AbortKind.TIMEOUT, AbortKind.LIMIT):
             return self._fail(job, exc.message, delivery, sink, writer)
         if exc.kind in (AbortKind.SHUTDOWN, AbortKind.INTERRUPTED):
             self._close_log(sink, writer, f"[boatyard] {exc.message}; the build will start again on another worker")

@@ -9,8 +9,12 @@ from tests.aws.api_helpers import answer, post_json
 
 
 @pytest.fixture
-def client(aws_env):
-    """chalice.test.Client on the app, with AWS in process (moto)."""
+def client(aws_env, monkeypatch):
+    """chalice.test.Client on the app, with AWS in process (moto); local registries allowed, as on the local stack."""
+    from chalicelib.settings import get_settings
+
+    monkeypatch.setenv("BOATYARD_ALLOW_PRIVATE_REGISTRIES", "true")
+    get_settings.cache_clear()
     with Client(app) as test_client:
         yield test_client
 

@@ -23,6 +23,7 @@ def env(aws_env, monkeypatch, archive_server):
         monkeypatch,
         BOATYARD_GITHUB_ARCHIVE_BASE=archive_server.base_url,
         BOATYARD_ALLOW_PRIVATE_URLS="true",
+        BOATYARD_ALLOW_PRIVATE_REGISTRIES="true",  # the test registry is on 127.0.0.1
         BOATYARD_VISIBILITY_TIMEOUT_SECONDS=30,
         BOATYARD_HEARTBEAT_SECONDS=1,
         DOCKER_HOST="unix:///nonexistent/docker.sock",  # these jobs must fail before any Docker call

@@ -24,6 +24,7 @@ def worker_env(aws_env, docker_host, registry, base_image, archive_server, monke
         monkeypatch,
         DOCKER_HOST=docker_host,
         BOATYARD_ALLOW_PRIVATE_URLS="true",
+        BOATYARD_ALLOW_PRIVATE_REGISTRIES="true",  # the test registry is on 127.0.0.1
         BOATYARD_GITHUB_ARCHIVE_BASE=archive_server.base_url,
         BOATYARD_VISIBILITY_TIMEOUT_SECONDS=30,
         BOATYARD_HEARTBEAT_SECONDS=2,

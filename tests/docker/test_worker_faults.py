@@ -137,6 +137,7 @@ def moto_server(monkeypatch, docker_host, registry, base_image):
         "BOATYARD_HEARTBEAT_SECONDS": "1",
         "BOATYARD_LOG_FLUSH_SECONDS": "0.3",
         "BOATYARD_BUILD_NETWORK": "none",
+        "BOATYARD_ALLOW_PRIVATE_REGISTRIES": "true",  # the test registry is on 127.0.0.1
         "BOATYARD_TABLE": "killtest-jobs",
         "BOATYARD_QUEUE_NAME": "killtest-jobs",
         "BOATYARD_BUCKET": "killtest-contexts",

@@ -163,6 +163,7 @@ def inproc(aws_env, monkeypatch) -> Iterator[Callable[..., InProcess]]:
 
     def make(**env: str) -> InProcess:
         monkeypatch.setenv("BOATYARD_WORK_DIR", str(faults.STATE_DIR / "faults-work"))
+        monkeypatch.setenv("BOATYARD_ALLOW_PRIVATE_REGISTRIES", "true")  # the test registry is on 127.0.0.1
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         get_settings.cache_clear()
