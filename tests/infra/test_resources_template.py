@@ -263,6 +263,7 @@ def test_user_data_installs_docker_the_worker_and_its_units(ct, resources_templa
         "infra/worker/boatyard-worker.service",
         "infra/worker/boatyard-lifecycle.service",
         "infra/worker/boatyard-lifecycle.sh",
+        "infra/worker/boatyard-build-firewall.service",
     }
     for path in installed:
         assert (ROOT / path).is_file()
@@ -342,3 +343,19 @@ def test_group_scales_on_backlog_per_in_service_instance(resources_template):
 @pytest.mark.parametrize("script", ["package.sh", "deploy.sh", "worker/boatyard-lifecycle.sh"])
 def test_scripts_are_valid_bash(script):
     subprocess.run(["bash", "-n", str(INFRA / script)], check=True)
+
+
+def test_worker_hosts_build_in_gvisor_behind_the_build_firewall(ct, resources_template):
+    """gVisor pinned and checked, made dockerd's default runtime before dockerd starts; the firewall unit before the worker."""
+    script = ct.user_data_script(resources_template)
+    assert "releases/release/${GvisorRelease}/" in script and "sha512sum -c runsc.sha512" in script
+    assert resources_template["Parameters"]["GvisorRelease"]["Default"]
+    daemon_json = script.split("cat >/etc/docker/daemon.json <<'JSON'\n", 1)[1].split("JSON\n", 1)[0]
+    config = json.loads(daemon_json)
+    assert config["default-runtime"] == load_settings({}).build_runtime == "runsc"
+    assert config["runtimes"]["runsc"]["path"] == "/usr/local/bin/runsc"
+    assert script.index("/etc/docker/daemon.json") < script.index("systemctl enable --now docker")
+    assert script.index("enable --now boatyard-build-firewall.service") < script.index("enable --now boatyard-worker.service")
+    unit = _unit(INFRA / "worker" / "boatyard-build-firewall.service")
+    assert unit["ExecStart"] == ["/opt/boatyard/venv/bin/python -m worker.firewall --apply --bridge docker0"]
+    assert unit["PartOf"] == ["docker.service"] and unit["RequiredBy"] == ["boatyard-worker.service"]
