@@ -1,7 +1,7 @@
 """The benchmark scenarios, in report order."""
 from __future__ import annotations
 
-from bench.scenarios import api, archives, cli, engines, logs, small, throughput, upload
+from bench.scenarios import api, archives, cli, engines, logs, sandbox, small, throughput, upload
 
 SCENARIOS = {
     "small": small.run,
@@ -12,4 +12,5 @@ SCENARIOS = {
     "api": api.run,
     "archives": archives.run,
     "engines": engines.run,
+    "sandbox": sandbox.run,
 }
