@@ -89,7 +89,7 @@ def test_a_hostile_build_fails_with_the_limit_while_its_neighbour_finishes(
     assert time.monotonic() - started < 200
 
 
-def test_the_daemon_applies_every_limit_to_the_step_container(limited, monkeypatch, base_image, docker_api):
+def test_the_daemon_applies_every_limit_to_the_step_container(limited, monkeypatch, registry, base_image, docker_api):
     """Inspect a running RUN step's container: memory, memory+swap, CPU shares and quota, nproc ulimit."""
     import io
     import threading
@@ -115,7 +115,8 @@ def test_the_daemon_applies_every_limit_to_the_step_container(limited, monkeypat
     spy = threading.Thread(target=inspect_step)
     spy.start()
     try:
-        builder.build(context, image, lambda _text: None, control)
+        auths = {registry.host: {**registry.auth_config, "serveraddress": registry.host}}  # builds pull FROM fresh
+        builder.build(context, image, lambda _text: None, control, registry_auths=auths)
     finally:
         spy.join(timeout=130)
         builder.remove_image(image)

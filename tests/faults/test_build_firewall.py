@@ -67,7 +67,7 @@ def listener():
     server.server_close()
 
 
-def _probe(daemon: SandboxDockerd, base_image: str, urls: list[str]) -> str:
+def _probe(daemon: SandboxDockerd, base_image: str, registry, urls: list[str]) -> str:
     """Build, on the private daemon's bridge, a step that fetches each URL; its output."""
     lines = "".join(
         f"RUN if wget -q -T 5 -O - {url}; then echo REACHED {url}; else echo BLOCKED {url}; fi\n" for url in urls
@@ -76,20 +76,21 @@ def _probe(daemon: SandboxDockerd, base_image: str, urls: list[str]) -> str:
     builder = Builder(load_settings({"DOCKER_HOST": daemon.host, "BOATYARD_BUILD_NETWORK": ""}))
     out: list[str] = []
     image = f"firewall-probe:{uuid.uuid4().hex[:8]}"
-    builder.build(context, image, out.append, JobControl())
+    auths = {registry.host: {**registry.auth_config, "serveraddress": registry.host}}  # builds pull FROM fresh
+    builder.build(context, image, out.append, JobControl(), registry_auths=auths)
     builder.remove_image(image)
     return "".join(out)
 
 
-def test_a_build_reaches_host_addresses_only_without_the_firewall(sandbox_dockerd, base_image, listener):
+def test_a_build_reaches_host_addresses_only_without_the_firewall(sandbox_dockerd, registry, base_image, listener):
     gateway = SandboxDockerd.BRIDGE_CIDR.split("/")[0]
     urls = [f"http://{address}:{listener}/" for address in [gateway, *_host_addresses()]]
-    before = _probe(sandbox_dockerd, base_image, urls)
+    before = _probe(sandbox_dockerd, base_image, registry, urls)
     for url in urls:  # the control: without the rules the step gets through, so the check below can fail
         assert f"REACHED {url}" in before, before
     firewall.apply(firewall.render_rules(SandboxDockerd.BRIDGE, []))
     try:
-        after = _probe(sandbox_dockerd, base_image, urls)
+        after = _probe(sandbox_dockerd, base_image, registry, urls)
     finally:
         firewall.apply(firewall.remove_rules(SandboxDockerd.BRIDGE))
     for url in urls:
