@@ -63,6 +63,7 @@ def recorder(aws_env, monkeypatch):
         monkeypatch,
         BOATYARD_VISIBILITY_TIMEOUT_SECONDS=30,
         BOATYARD_HEARTBEAT_SECONDS=1,
+        BOATYARD_ALLOW_PRIVATE_REGISTRIES="true",  # the jobs name a 127.0.0.1 registry
         DOCKER_HOST="unix:///nonexistent/docker.sock",
     )
     made = Recorder()

@@ -126,6 +126,7 @@ def env(aws_env, monkeypatch, imds):
         BOATYARD_SPOT_WATCH="true",
         BOATYARD_IMDS_URL=imds.url,
         BOATYARD_SPOT_POLL_SECONDS=0.1,
+        BOATYARD_ALLOW_PRIVATE_REGISTRIES="true",  # the jobs name a 127.0.0.1 registry
         DOCKER_HOST="unix:///nonexistent/docker.sock",
     )
     return aws_env
