@@ -4,6 +4,7 @@ are searched for the password (issue 17 §4)."""
 from __future__ import annotations
 
 import base64
+import uuid
 
 import pytest
 
@@ -22,7 +23,8 @@ CAPTURE = (
 def test_a_finished_build_holds_no_trace_of_the_password(make_worker, registry, base_image, docker_api, test_password):
     image = jobkit.image_for(registry.host, "nosecret")
     job_id = jobkit.submit(
-        image, dockerfile=f"FROM {base_image}\n{CAPTURE}", username=registry.username, password=test_password
+        image, dockerfile=f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}\n{CAPTURE}", username=registry.username,
+        password=test_password,
     )
     jobkit.run_until_terminal(make_worker(), job_id)
     assert jobkit.status(job_id) == "Finished", jobkit.full_log(job_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import time
+import uuid
 
 import pytest
 
@@ -72,7 +73,7 @@ def test_a_hostile_build_fails_with_the_limit_while_its_neighbour_finishes(
     )
     neighbour = jobkit.submit(
         jobkit.image_for(registry.host, f"beside-{kind}"),
-        dockerfile=f"FROM {base_image}\nRUN for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done\n",
+        dockerfile=f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}; for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done\n",
         username=registry.username, password=test_password,
     )
     worker = make_worker()
@@ -93,7 +94,6 @@ def test_the_daemon_applies_every_limit_to_the_step_container(limited, monkeypat
     """Inspect a running RUN step's container: memory, memory+swap, CPU shares and quota, nproc ulimit."""
     import io
     import threading
-    import uuid
 
     from chalicelib.settings import get_settings
     from worker.builder import Builder
@@ -103,7 +103,7 @@ def test_the_daemon_applies_every_limit_to_the_step_container(limited, monkeypat
     builder = Builder(get_settings())
     control = JobControl()
     image = f"boatyard-limits-probe:{uuid.uuid4().hex[:8]}"
-    context = io.BytesIO(jobkit.make_tar({"Dockerfile": f"FROM {base_image}\nRUN sleep 8\n"}, gz=False))
+    context = io.BytesIO(jobkit.make_tar({"Dockerfile": f"FROM {base_image}\nRUN sleep 8 # {uuid.uuid4().hex}\n"}, gz=False))
     seen: dict = {}
 
     def inspect_step() -> None:

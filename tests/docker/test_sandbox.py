@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,8 @@ def test_run_steps_see_gvisor_and_host_probes_fail(make_worker, registry, base_i
     image = jobkit.image_for(registry.host, "probes")
     archive = jobkit.make_tar(
         {
-            "Dockerfile": f"FROM {base_image}\nCOPY probe /probe\nCOPY probes.sh /probes.sh\nRUN sh /probes.sh\n",
+            # a fresh argument: the step must run, never come from the layer cache
+            "Dockerfile": f"FROM {base_image}\nCOPY probe /probe\nCOPY probes.sh /probes.sh\nRUN sh /probes.sh {uuid.uuid4().hex}\n",
             "probes.sh": PROBES,
             "probe": ptrace_probe,
         }
