@@ -102,3 +102,16 @@ def test_write_daemon_config_is_idempotent(tmp_path):
     assert write_daemon_config(path, runsc="/usr/bin/runsc") is False
     written = json.loads(path.read_text())
     assert written["debug"] is True and written["default-runtime"] == "runsc"
+
+
+def test_a_jobs_own_memory_and_cpus_options_replace_the_defaults():
+    class Plan:  # the two fields and the method of worker.buildplan.BuildPlan that build_params reads
+        memory, cpus = 512 * MiB, 0.5
+
+        def extra_params(self) -> dict:
+            return {"cpuperiod": "100000", "cpuquota": "50000"}
+
+    params = limits.build_params(load_settings({}), Plan())
+    assert "memory" not in params and "memswap" not in params  # the plan's container_limits carry them
+    assert (params["cpuperiod"], params["cpuquota"]) == ("100000", "50000")
+    assert "ulimits" in params and params["cpushares"] == 1024
