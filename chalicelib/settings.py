@@ -111,6 +111,17 @@ class Settings:
     default_engine: str = "classic"
     # the Docker CLI that drives BuildKit: the docker.io package's, by path (a newer client may shadow it on PATH)
     docker_cli: str = "/usr/bin/docker"
+    # worker: the OCI runtime the daemon must run RUN steps with (its default runtime; see docs/security.md)
+    build_runtime: str = "runsc"
+    # worker: per-build resource limits (0 = no limit); see worker/limits.py
+    build_memory_bytes: int = 2 * GiB
+    build_memory_swap_bytes: int = 2 * GiB  # memory + swap; equal to memory = no swap
+    build_cpu_shares: int = 1024
+    build_cpus: float = 1.0
+    build_pids_limit: int = 1024
+    max_image_bytes: int = 10 * GiB
+    # registries on loopback/private/link-local/CGNAT addresses in image_name (local stack and tests only)
+    allow_private_registries: bool = False
 
 
 ENGINES = ("classic", "buildkit")
@@ -127,17 +138,6 @@ def _engines(env: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
     if default not in allowed:
         raise ValueError(f"setting BOATYARD_DEFAULT_ENGINE must be one of the allowed engines {', '.join(allowed)}, got {default!r}")
     return allowed, default
-    # worker: the OCI runtime the daemon must run RUN steps with (its default runtime; see docs/security.md)
-    build_runtime: str = "runsc"
-    # worker: per-build resource limits (0 = no limit); see worker/limits.py
-    build_memory_bytes: int = 2 * GiB
-    build_memory_swap_bytes: int = 2 * GiB  # memory + swap; equal to memory = no swap
-    build_cpu_shares: int = 1024
-    build_cpus: float = 1.0
-    build_pids_limit: int = 1024
-    max_image_bytes: int = 10 * GiB
-    # registries on loopback/private/link-local/CGNAT addresses in image_name (local stack and tests only)
-    allow_private_registries: bool = False
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
