@@ -96,7 +96,7 @@ class LocalStack:
                     "BOATYARD_API_PORT / BOATYARD_MOTO_PORT"
                 )
         python = sys.executable
-        self._start("moto", [python, "-m", "moto.server", "-H", self.config.host, "-p", str(self.config.moto_port)])
+        self._start("moto", [python, "-m", "devstack.moto_atomic", "-H", self.config.host, "-p", str(self.config.moto_port)])
         self._wait(lambda: services.port_open(self.config.host, self.config.moto_port), timeout, "moto server")
         answer = subprocess.run(
             [python, "-m", "devstack.bootstrap"], cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=120

@@ -44,7 +44,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     from chalicelib import aws, queue
     from chalicelib.resources import ensure_resources
     from chalicelib.settings import get_settings
+    from devstack.moto_atomic import make_dynamodb_writes_atomic
 
+    make_dynamodb_writes_atomic()  # conditional writes atomic across a worker's threads, as in DynamoDB
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("BOATYARD_QUEUE_URL", raising=False)
     get_settings.cache_clear()

@@ -216,3 +216,27 @@ def test_a_log_transaction_holding_the_job_item_does_not_fail_a_transition(aws_e
     monkeypatch.setattr(aws, "client", lambda name: Busy())
     assert jobstore.transition(job.job_id, "w1", Phase.FETCHING, Phase.BUILDING).phase == Phase.BUILDING
     assert refusals == [0]
+
+
+def test_concurrent_claims_of_one_job_admit_exactly_one(aws_env):
+    """Four threads of a worker claim the same job at once (a duplicate delivery): one wins.
+
+    DynamoDB applies a conditional update atomically; the test stack must too (devstack.moto_atomic),
+    or a duplicate delivery is built twice at attempt 1 and the tests flake under load.
+    """
+    import threading
+    import uuid
+
+    for _ in range(20):
+        job = _new_job(str(uuid.uuid4()))
+        outcomes: list[str] = []
+        threads = [
+            threading.Thread(target=lambda w=w: outcomes.append(jobstore.claim(job.job_id, f"w{w}", 60, 3).outcome.value))
+            for w in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(outcomes) == ["busy", "busy", "busy", "claimed"]
+        assert jobstore.get_job(job.job_id).attempt == 1
