@@ -15,6 +15,7 @@ from chalicelib import aws, jobstore, queue
 from chalicelib.jobs import Phase
 from tests.docker import jobkit
 from tests.docker.conftest import pull_and_run
+from tests.nonce import RUN_NONCE
 
 pytestmark = pytest.mark.docker
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -39,7 +40,7 @@ def _assert_containers_gone(api: docker.APIClient, ids: list[str]) -> None:
 def test_duplicate_delivery_builds_once(make_worker, registry, base_image, test_password):
     job_id = jobkit.submit(
         jobkit.image_for(registry.host, "dup"),
-        dockerfile=f"FROM {base_image}\nRUN echo building-now\n",
+        dockerfile=f"FROM {base_image}\nRUN : {RUN_NONCE} && echo building-now\n",
         username=registry.username,
         password=test_password,
         copies=2,

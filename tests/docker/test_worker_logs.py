@@ -8,6 +8,7 @@ import time
 import pytest
 
 from tests.docker import jobkit
+from tests.nonce import RUN_NONCE
 
 pytestmark = pytest.mark.docker
 
@@ -17,7 +18,7 @@ LINES = 200_000
 def test_200k_lines_are_all_stored_in_order(make_worker, registry, base_image, test_password):
     job_id = jobkit.submit(
         jobkit.image_for(registry.host, "manylines"),
-        dockerfile=f"FROM {base_image}\nRUN seq 1 {LINES}\n",
+        dockerfile=f"FROM {base_image}\nRUN : {RUN_NONCE} && seq 1 {LINES}\n",
         username=registry.username,
         password=test_password,
     )

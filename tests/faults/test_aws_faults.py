@@ -18,6 +18,7 @@ import pytest
 
 from devstack.faults import inject_aws_errors, report
 from tests.conftest import TEST_PASSWORD
+from tests.nonce import RUN_NONCE
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -104,7 +105,7 @@ def faulty(inproc, registry, base_image, docker_host):
 def _submit(harness, registry, base_image, n: int) -> str:
     return harness.submit({
         "image_name": f"{registry.host}/{harness.repository}:s{n}",
-        "dockerfile": f"FROM {base_image}\nRUN echo aws-fault-{n} && sleep 2\n",
+        "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo aws-fault-{n} && sleep 2\n",
         "username": registry.username, "password": registry.password,
     })
 

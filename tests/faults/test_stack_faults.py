@@ -18,6 +18,7 @@ from devstack import faults
 from devstack.services import free_port
 from tests.conftest import TEST_PASSWORD
 from tests.faults.helpers import credentials, job_items, logs, queue_depth, submit, wait_phase, wait_terminal, worker_pid_of
+from tests.nonce import RUN_NONCE
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.e2e]
 
@@ -42,7 +43,7 @@ def test_worker_sigkilled_mid_build_another_worker_finishes_the_job(make_stack, 
     image = f"{registry.host}/faults/sigkill:{uuid.uuid4().hex[:8]}"
     job_id = submit(stack.api_url, {
         "image_name": image,
-        "dockerfile": f"FROM {base_image}\nRUN echo before-kill && sleep 8\nRUN echo after-kill\n",
+        "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo before-kill && sleep 8\nRUN echo after-kill\n",
         **credentials(registry),
     })
     wait_phase(stack.api_url, job_id, {"building"}, timeout=60)
@@ -80,7 +81,7 @@ def test_registry_down_during_push_fails_clearly_then_recovers(make_stack, base_
         image = f"{reg.host}/faults/down:1"
         job_id = submit(stack.api_url, {
             "image_name": image,
-            "dockerfile": f"FROM {base_image}\nRUN echo registry-down && sleep 4\n",
+            "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo registry-down && sleep 4\n",
             **credentials(reg),
         })
         wait_phase(stack.api_url, job_id, {"building"}, timeout=60)
@@ -139,7 +140,7 @@ def test_docker_daemon_restarted_mid_build(make_stack, registry, base_image, pri
     image = f"{registry.host}/faults/dockerd:{uuid.uuid4().hex[:8]}"
     job_id = submit(stack.api_url, {
         "image_name": image,
-        "dockerfile": f"FROM {base_image}\nRUN echo before-restart && sleep 10\nRUN echo after-restart\n",
+        "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo before-restart && sleep 10\nRUN echo after-restart\n",
         **credentials(registry),
     })
     wait_phase(stack.api_url, job_id, {"building"}, timeout=60)
