@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, CORSConfig, Response
+from chalice import AuthResponse, Chalice, CORSConfig, Response
+from chalice.app import AuthRequest
 
-from chalicelib import bodies, jobviews, static_ui, submit, validation
+from chalicelib import authn, bodies, history, jobviews, static_ui, submit, validation
+from chalicelib.apikeys import Principal
 from chalicelib.http_errors import JSON_HEADERS, json_errors
 from chalicelib.requestlog import configure_logging, log_requests
 from chalicelib.settings import get_settings
@@ -17,14 +19,30 @@ from chalicelib.settings import get_settings
 app = Chalice(app_name="boatyard")
 configure_logging()
 app.register_middleware(log_requests, "http")  # one structured line per request
+authn.mirror_gateway_responses()  # chalice local / chalice.test: 401 {Code, Message} as deployed
 # Raw bytes of uploads must reach raw_body intact behind API Gateway (it base64-encodes these types).
 for _type in ("multipart/form-data", "application/x-gzip", "application/gzip", *static_ui.BINARY_TYPES):
     if _type not in app.api.binary_types:
         app.api.binary_types.append(_type)
 
 # "*" locally; deployed, only the UI's CloudFront origin (BOATYARD_CORS_ORIGIN from infra/resources.yaml)
-CORS = CORSConfig(allow_origin=get_settings().cors_origin, allow_headers=["Content-Type"], max_age=600)
+CORS = CORSConfig(allow_origin=get_settings().cors_origin, allow_headers=["Content-Type", "Authorization"], max_age=600)
 ANY_TYPE = ["*/*"]  # content types are checked by chalicelib.bodies (JSON 415 answers)
+
+
+@app.authorizer(ttl_seconds=get_settings().auth_cache_seconds, header="Authorization")
+def key_authorizer(auth_request: AuthRequest) -> AuthResponse:
+    """API Gateway's check of ``Authorization: Bearer <key>``: the key's owner for every route, or 401."""
+    principal = authn.authorize(auth_request.token)
+    return AuthResponse(routes=["*"], principal_id=principal.owner, context=authn.principal_context(principal))
+
+
+# BOATYARD_AUTH=keys guards every API route (decided when the app is loaded, as API Gateway is configured once)
+AUTH = key_authorizer if authn.keys_required() else None
+
+
+def _caller() -> Principal:
+    return authn.caller(app.current_request)
 
 STATIC_UI_ROUTES = {("/", "GET"), ("/{asset}", "GET")}
 """Routes that serve the web UI in the local stack; not part of the API (not in openapi.yaml)."""
@@ -34,44 +52,52 @@ def _json(body: Any, status: int = 200) -> Response:
     return Response(body=body, status_code=status, headers=dict(JSON_HEADERS))
 
 
-@app.route("/api/v1/build", methods=["POST"], cors=CORS, content_types=ANY_TYPE)
+@app.route("/api/v1/build", methods=["POST"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
 @json_errors
 def build() -> Response:
     """Submit a build: JSON with one source, or multipart with parts TarFile and Json → 202 JobIdentifier."""
     request = app.current_request
     parsed = bodies.parse_build_body(request.headers, request.raw_body, get_settings())
-    job_id = submit.submit_build(parsed.request, parsed.archive)
+    job_id = submit.submit_build(parsed.request, parsed.archive, _caller())
     return _json({"JobIdentifier": job_id}, 202)
 
 
-@app.route("/api/v1/uploads", methods=["POST"], cors=CORS, content_types=ANY_TYPE)
+@app.route("/api/v1/uploads", methods=["POST"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
 @json_errors
 def create_upload() -> Response:
     """A presigned S3 POST for a large archive, and the upload_id to build it with."""
-    return _json(submit.create_upload())
+    return _json(submit.create_upload(_caller()))
 
 
-@app.route("/api/v1/{job_id}/status", methods=["GET"], cors=CORS, content_types=ANY_TYPE)
+@app.route("/api/v1/jobs", methods=["GET"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
+@json_errors
+def list_jobs() -> Response:
+    """The caller's jobs, newest first: ``?limit=&cursor=&state=`` (admin keys: ``&owner=``)."""
+    owner, limit, cursor, state = history.parse_query(app.current_request.query_params, _caller())
+    return _json(history.list_jobs(owner, limit, cursor, state))
+
+
+@app.route("/api/v1/{job_id}/status", methods=["GET"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
 @json_errors
 def job_status(job_id: str) -> Response:
     """The job's status: the seed's Status word plus Phase, timestamps, attempt, digest."""
-    return _json(jobviews.status_body(validation.parse_job_id(job_id)))
+    return _json(jobviews.status_body(validation.parse_job_id(job_id), _caller()))
 
 
-@app.route("/api/v1/{job_id}/cancel", methods=["POST"], cors=CORS, content_types=ANY_TYPE)
+@app.route("/api/v1/{job_id}/cancel", methods=["POST"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
 @json_errors
 def cancel_job(job_id: str) -> Response:
     """Cancel a queued or running job (its worker stops the build at the next heartbeat)."""
-    return _json(jobviews.cancel(validation.parse_job_id(job_id)))
+    return _json(jobviews.cancel(validation.parse_job_id(job_id), _caller()))
 
 
-@app.route("/api/v1/{job_id}/logs", methods=["GET"], cors=CORS, content_types=ANY_TYPE)
+@app.route("/api/v1/{job_id}/logs", methods=["GET"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
 @json_errors
 def job_logs(job_id: str) -> Response:
     """The job's log text; with ?since=<cursor> only what came after it."""
     job_id = validation.parse_job_id(job_id)
     params = app.current_request.query_params or {}
-    return _json(jobviews.logs_body(job_id, validation.parse_since(params.get("since"))))
+    return _json(jobviews.logs_body(job_id, validation.parse_since(params.get("since")), _caller()))
 
 
 @app.route("/", methods=["GET"], content_types=ANY_TYPE)

@@ -38,6 +38,24 @@ class JobNotFound(BoatyardError):
     code = "NotFound"
 
 
+class Unauthorized(BoatyardError):
+    """No API key, or one that is unknown, malformed or revoked (401).  Says nothing about which."""
+
+    status = 401
+    code = "Unauthorized"
+
+
+class QuotaExceeded(BoatyardError):
+    """The caller is over one of its quotas (429); ``retry_after`` seconds until it may try again."""
+
+    status = 429
+    code = "TooManyRequests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+
 class PayloadTooLarge(BoatyardError):
     """The request body or a field exceeds a limit (413)."""
 

@@ -23,8 +23,12 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def error_response(err: BoatyardError) -> Response:
-    """The HTTP answer for a deliberate error."""
-    return Response(body=error_body(err), status_code=err.status, headers=dict(JSON_HEADERS))
+    """The HTTP answer for a deliberate error (with ``Retry-After`` when the error carries one)."""
+    headers = dict(JSON_HEADERS)
+    retry_after = getattr(err, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return Response(body=error_body(err), status_code=err.status, headers=headers)
 
 
 def json_errors(handler: F) -> F:

@@ -96,6 +96,8 @@ class Job:
     tag_digests: dict[str, str] = dataclasses.field(default_factory=dict)  # extra tag -> pushed digest
     source_commit: str | None = None  # the commit the source archive says it was made from
     engine: str = ""  # the build engine the job asked for ("" = the deployment decides)
+    owner: str = "anonymous"  # who submitted it (the API key's owner); jobs before keys belong to anonymous
+    quota_slot: bool = False  # holds one of its owner's live-job slots until its terminal transition frees it
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -156,9 +158,12 @@ class Job:
             "updated_at": self.updated_at,
             "lease_expires": int(self.lease_expires),
             "expires_at": self.expires_at,
+            "owner": self.owner,
         }
         if self.engine:
             item["engine"] = self.engine
+        if self.quota_slot:
+            item["quota_slot"] = True
         for key in ("started_at", "finished_at", "reason", "image_digest", "lease_owner", "source_commit"):
             value = getattr(self, key)
             if value is not None:
@@ -191,6 +196,8 @@ class Job:
             tag_digests={str(k): str(v) for k, v in (item.get("tag_digests") or {}).items()},
             source_commit=item.get("source_commit"),
             engine=str(item.get("engine") or ""),
+            owner=str(item.get("owner") or "anonymous"),
+            quota_slot=bool(item.get("quota_slot", False)),
         )
 
 

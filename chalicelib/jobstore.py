@@ -7,6 +7,10 @@ Concurrency rules (DESIGN.md "Job lifecycle"):
   and backs off; a redelivery after a dead worker finds it expired and retries.
 * every later write by that worker is conditioned on ``lease_owner`` and on the
   phase it leaves, so a worker that lost its lease can never move the job.
+* a job admitted under a live-job quota (:mod:`chalicelib.quotas`) carries
+  ``quota_slot``; the write that makes it terminal (:func:`transition` to an end,
+  :func:`fail`: worker, DLQ sweep, timeout, cancel) removes the flag and gives the
+  slot back in one transaction, so the slot is released exactly once.
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib import aws, dynamo
+from chalicelib import aws, dynamo, quotas
 from chalicelib.errors import JobNotFound, TransitionConflict
 from chalicelib.jobs import LIVE_PHASES, Job, Phase, can_transition, now_iso, ttl_epoch
 from chalicelib.settings import get_settings
@@ -67,17 +71,86 @@ def _live_condition(values: dict[str, Any]) -> str:
     return f"#phase IN ({', '.join(names)})"
 
 
-def create_job(job: Job) -> Job:
-    """Store a new job; fails if the id exists (a uuid4 clash is a bug, not a retry)."""
+def create_job(job: Job, with_quota: bool = False) -> Job:
+    """Store a new job; fails if the id exists (a uuid4 clash is a bug, not a retry).
+
+    With ``with_quota`` the job is created in one transaction with its owner's
+    per-minute count and a live-job slot; over either limit nothing is written
+    and :class:`~chalicelib.errors.QuotaExceeded` is raised.
+    """
     settings = get_settings()
     if not job.expires_at:
         job.expires_at = ttl_epoch(settings.job_ttl_days)
-    aws.client("dynamodb").put_item(
-        TableName=_table(),
-        Item=dynamo.serialize(job.to_item()),
-        ConditionExpression="attribute_not_exists(pk)",
-    )
+    if not with_quota:
+        aws.client("dynamodb").put_item(
+            TableName=_table(),
+            Item=dynamo.serialize(job.to_item()),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return job
+    job.quota_slot = True
+    now = time.time()
+    put = {"Put": {"TableName": _table(), "Item": dynamo.serialize(job.to_item()),
+                   "ConditionExpression": "attribute_not_exists(pk)"}}
+    try:
+        aws.client("dynamodb").transact_write_items(
+            TransactItems=[quotas.rate_update(job.owner, now), quotas.slot_take(job.owner), put]
+        )
+    except ClientError as exc:
+        failed = _failed_entries(exc)
+        if failed and failed[0] in (0, 1):
+            raise quotas.refusal(failed[0], now) from None
+        raise
     return job
+
+
+def _failed_entries(exc: ClientError) -> list[int]:
+    """Indexes of a cancelled transaction's entries whose condition failed (empty for other errors)."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return []
+    reasons = exc.response.get("CancellationReasons") or []
+    return [i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"]
+
+
+def _conflicted(exc: ClientError) -> bool:
+    """True when a transaction was cancelled because another transaction held one of its items."""
+    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+        return False
+    reasons = exc.response.get("CancellationReasons") or []
+    return any(r.get("Code") == "TransactionConflict" for r in reasons)
+
+
+def _end_job(job_id: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]) -> Job | None:
+    """The write that makes a job terminal; gives its quota slot back if it holds one.
+
+    Returns the job after the write, or None when ``condition`` failed.  The
+    slot flag can only be removed by this write, and this write needs a live
+    phase, so reading the flag first is race-free: at most one writer wins.
+    """
+    key = {"pk": {"S": job_id}, "sk": {"S": "job"}}
+    current = find_job(job_id)
+    if current is not None and current.quota_slot:
+        values = {**values, ":slot": {"BOOL": True}}
+        items = [
+            {"Update": {"TableName": _table(), "Key": key, "UpdateExpression": f"{update} REMOVE quota_slot",
+                        "ConditionExpression": f"{condition} AND quota_slot = :slot",
+                        "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}},
+            quotas.slot_release(current.owner),
+        ]
+        delay = 0.02
+        for tries_left in range(CONFLICT_TRIES - 1, -1, -1):
+            try:
+                aws.client("dynamodb").transact_write_items(TransactItems=items)
+                return find_job(job_id)
+            except ClientError as exc:
+                if 0 in _failed_entries(exc):
+                    return None
+                if tries_left == 0 or not _conflicted(exc):
+                    raise
+            time.sleep(delay)  # a fenced log write held the job item: nothing changed, try again
+            delay *= 2
+        raise AssertionError("unreachable")
+    return _update_job(job_id, update, condition, names, values)
 
 
 def find_job(job_id: str, consistent: bool = True) -> Job | None:
@@ -257,21 +330,33 @@ def transition(
     if source_commit:
         values[":commit"] = dynamo.value(source_commit)
         sets.append("source_commit = :commit")
+    names = {k: _NAMES[k] for k in ("#phase", "#updated", "#owner")}
+    condition = "#phase = :current AND #owner = :me"
+    update = "SET " + ", ".join(sets)
+    if target.is_terminal:
+        job = _end_job(job_id, update, condition, names, values)
+    else:
+        job = _update_job(job_id, update, condition, names, values)
+    if job is None:
+        raise TransitionConflict(f"job {job_id} is no longer {current.value} under lease {worker_id}")
+    return job
+
+
+def _update_job(job_id: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]) -> Job | None:
+    """A conditional write of a job that stays live; None when ``condition`` failed."""
     try:
         answer = _update_item(
             TableName=_table(),
             Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
-            UpdateExpression="SET " + ", ".join(sets),
-            ConditionExpression="#phase = :current AND #owner = :me",
-            ExpressionAttributeNames={k: _NAMES[k] for k in ("#phase", "#updated", "#owner")},
+            UpdateExpression=update,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
         )
     except ClientError as exc:
         if dynamo.is_conditional_failure(exc):
-            raise TransitionConflict(
-                f"job {job_id} is no longer {current.value} under lease {worker_id}"
-            ) from exc
+            return None
         raise
     return Job.from_item(dynamo.deserialize(answer["Attributes"]))
 
@@ -308,18 +393,13 @@ def fail(
         values[":now"] = dynamo.value(int(now))
         condition += " AND #expires < :now"
         names["#expires"] = "lease_expires"
-    try:
-        answer = _update_item(
-            TableName=_table(),
-            Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
-            UpdateExpression="SET #phase = :target, reason = :reason, #updated = :ts, finished_at = :ts",
-            ConditionExpression=f"attribute_exists(pk) AND {condition}",
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=values,
-            ReturnValues="ALL_NEW",
-        )
-    except ClientError as exc:
-        if dynamo.is_conditional_failure(exc):
-            raise TransitionConflict(f"job {job_id} is not live (or its lease is held)") from exc
-        raise
-    return Job.from_item(dynamo.deserialize(answer["Attributes"]))
+    job = _end_job(
+        job_id,
+        "SET #phase = :target, reason = :reason, #updated = :ts, finished_at = :ts",
+        f"attribute_exists(pk) AND {condition}",
+        names,
+        values,
+    )
+    if job is None:
+        raise TransitionConflict(f"job {job_id} is not live (or its lease is held)")
+    return job

@@ -1,27 +1,41 @@
-"""The bodies of ``GET /api/v1/{job_id}/status`` and ``GET /api/v1/{job_id}/logs``."""
+"""The bodies of ``GET /api/v1/{job_id}/status``, ``…/logs`` and ``POST …/cancel``, for their owner only.
+
+A job owned by someone else answers exactly like an unknown id (404, same
+message): the API is no oracle for which job ids exist.  Admin keys see all.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 from chalicelib import jobstore, logstore
-from chalicelib.errors import TransitionConflict
-from chalicelib.jobs import Phase
+from chalicelib.apikeys import ANONYMOUS, Principal
+from chalicelib.errors import JobNotFound, TransitionConflict
+from chalicelib.jobs import Job, Phase
 from chalicelib.settings import get_settings
 
 CANCEL_REASON = "cancelled by the user"
 
 
-def status_body(job_id: str) -> dict[str, Any]:
-    """The job's status (the seed's ``Status`` word plus extra fields); 404 if unknown."""
-    return jobstore.get_job(job_id).status_body()
+def owned_job(job_id: str, caller: Principal) -> Job:
+    """The job if ``caller`` may see it; :class:`JobNotFound` (as for an unknown id) otherwise."""
+    job = jobstore.find_job(job_id)
+    if job is None or not (caller.is_admin or job.owner == caller.owner):
+        raise JobNotFound(f"no job with identifier {job_id}")
+    return job
 
 
-def cancel(job_id: str) -> dict[str, Any]:
-    """Cancel a live job and return its status; 404 if unknown, 409 if it has already ended."""
+def status_body(job_id: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:
+    """The job's status (the seed's ``Status`` word plus extra fields); 404 if unknown or not the caller's."""
+    return owned_job(job_id, caller).status_body()
+
+
+def cancel(job_id: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:
+    """Cancel a live job and return its status; 404 if unknown or not the caller's, 409 if it has already ended."""
+    owned_job(job_id, caller)
     try:
         return jobstore.fail(job_id, CANCEL_REASON, target=Phase.CANCELLED).status_body()
     except TransitionConflict:
-        job = jobstore.get_job(job_id)  # raises JobNotFound for an unknown id
+        job = jobstore.get_job(job_id)
         raise TransitionConflict(f"job {job_id} has already ended ({job.status_word}); only a live job can be cancelled")
 
 
@@ -33,13 +47,13 @@ def continuation_marker(job_id: str, cursor: int) -> str:
     )
 
 
-def logs_body(job_id: str, since: int | None) -> dict[str, Any]:
+def logs_body(job_id: str, since: int | None, caller: Principal = ANONYMOUS) -> dict[str, Any]:
     """The job's log text (all of it, or what follows cursor ``since``), the next cursor and completeness.
 
     The job is read *before* the chunks: if it was already terminal then, no
     chunk can be written after the read, so ``Complete`` never hides a tail.
     """
-    job = jobstore.get_job(job_id)
+    job = owned_job(job_id, caller)
     page = logstore.read_logs(job_id, since or 0, get_settings().max_log_response_bytes)
     text = page.text
     if page.more and since is None:

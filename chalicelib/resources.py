@@ -26,16 +26,35 @@ def ensure_resources(settings: Settings | None = None) -> dict[str, Any]:
     }
 
 
+OWNER_INDEX = {
+    "IndexName": "by-owner",  # chalicelib.history: a caller's jobs, newest first (only job items carry "owner")
+    "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}, {"AttributeName": "created_at", "KeyType": "RANGE"}],
+    "Projection": {"ProjectionType": "ALL"},
+}
+_ATTRIBUTES = [
+    {"AttributeName": "pk", "AttributeType": "S"},
+    {"AttributeName": "sk", "AttributeType": "S"},
+    {"AttributeName": "owner", "AttributeType": "S"},
+    {"AttributeName": "created_at", "AttributeType": "S"},
+]
+
+
+def _ensure_owner_index(ddb: Any, table: str) -> None:
+    """Add the owner index to a table made before it existed."""
+    indexes = ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes") or []
+    if any(i["IndexName"] == OWNER_INDEX["IndexName"] for i in indexes):
+        return
+    ddb.update_table(TableName=table, AttributeDefinitions=_ATTRIBUTES, GlobalSecondaryIndexUpdates=[{"Create": OWNER_INDEX}])
+
+
 def _ensure_table(s: Settings) -> str:
     ddb = aws.client("dynamodb")
     try:
         ddb.create_table(
             TableName=s.table_name,
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
+            AttributeDefinitions=_ATTRIBUTES,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[OWNER_INDEX],
             BillingMode="PAY_PER_REQUEST",
         )
         ddb.get_waiter("table_exists").wait(TableName=s.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
@@ -45,6 +64,7 @@ def _ensure_table(s: Settings) -> str:
     except ClientError as exc:
         if exc.response["Error"]["Code"] != "ResourceInUseException":
             raise
+        _ensure_owner_index(ddb, s.table_name)
     return s.table_name
 
 

@@ -122,6 +122,13 @@ class Settings:
     max_image_bytes: int = 10 * GiB
     # registries on loopback/private/link-local/CGNAT addresses in image_name (local stack and tests only)
     allow_private_registries: bool = False
+    # identity (issue 12): "none" = the seed's open API (owner "anonymous"), "keys" = API keys required
+    auth_mode: str = "none"
+    auth_cache_seconds: int = 30
+    # per-owner quotas, enforced in "keys" mode
+    quota_live_jobs: int = 10
+    quota_submissions_per_minute: int = 30
+    quota_outstanding_uploads: int = 10
 
 
 ENGINES = ("classic", "buildkit")
@@ -208,6 +215,11 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allowed_engines=allowed_engines,
         default_engine=default_engine,
         docker_cli=env.get("BOATYARD_DOCKER_CLI", "").strip() or "/usr/bin/docker",
+        auth_mode=_auth_mode(env),
+        auth_cache_seconds=_int(env, "BOATYARD_AUTH_CACHE_SECONDS", 30),
+        quota_live_jobs=_int(env, "BOATYARD_QUOTA_LIVE_JOBS", 10),
+        quota_submissions_per_minute=_int(env, "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE", 30),
+        quota_outstanding_uploads=_int(env, "BOATYARD_QUOTA_OUTSTANDING_UPLOADS", 10),
     )
 
 
@@ -228,6 +240,16 @@ def _build_runtime(env: Mapping[str, str]) -> str:
     if not value.replace("-", "").replace("_", "").replace(".", "").isalnum():
         raise ValueError(f"setting BOATYARD_BUILD_RUNTIME must be a Docker runtime name, got {value!r}")
     return value
+
+
+AUTH_MODES = ("none", "keys")
+
+
+def _auth_mode(env: Mapping[str, str]) -> str:
+    raw = (env.get("BOATYARD_AUTH") or "none").strip().lower()
+    if raw not in AUTH_MODES:  # a typo must not silently open the API
+        raise ValueError(f"setting BOATYARD_AUTH must be one of {', '.join(AUTH_MODES)}, got {raw!r}")
+    return raw
 
 
 @functools.lru_cache(maxsize=1)

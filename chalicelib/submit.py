@@ -1,9 +1,11 @@
 """The submission service: a validated build request becomes a stored context, a job item and a queued message.
 
-Order (DESIGN.md): store the context in S3 → create the job item → seal the
-credentials with KMS → send the SQS message.  If sealing or sending fails
-the job is marked failed (so nobody waits on it) and :class:`ServiceUnavailable`
-is raised.  Credentials travel only inside the sealed SQS message.
+Order: create the job item (in ``keys`` mode in one transaction with the
+owner's quota counters, so a refused submission creates nothing) → store the
+context in S3 → seal the credentials with KMS → send the SQS message.  If
+storing, sealing or sending fails the job is marked failed (so nobody waits on
+it, and its quota slot is freed) and :class:`ServiceUnavailable` is raised.
+Credentials travel only inside the sealed SQS message.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import archives, contexts, jobstore, queue, sealing
+from chalicelib import archives, authn, contexts, jobstore, queue, quotas, sealing
+from chalicelib.apikeys import ANONYMOUS, Principal
 from chalicelib.errors import InvalidRequest, ServiceUnavailable, TransitionConflict
 from chalicelib.jobs import Job, SourceKind
 from chalicelib.settings import get_settings
@@ -23,31 +26,43 @@ from chalicelib.validation import BuildRequest
 log = logging.getLogger(__name__)
 
 _AWS_ERRORS = (BotoCoreError, ClientError)
+UPLOAD_KEEP_SECONDS = 2 * 86400
+"""How long an upload id stays bound to its owner: as long as the bucket keeps ``uploads/`` (2 days)."""
 
 
-def _store_source(job_id: str, request: BuildRequest, archive: bytes | memoryview | None) -> dict[str, str]:
-    """Put the build context where the worker finds it; returns the job's ``source`` dict."""
-    if request.kind == SourceKind.DOCKERFILE:
-        key = contexts.context_key(job_id)
-        contexts.put_bytes(key, archives.dockerfile_context(request.fields["dockerfile"]))
-        return {"context_key": key}
-    if request.kind == SourceKind.UPLOAD and archive is not None:
-        key = contexts.context_key(job_id)
-        contexts.put_stream(key, io.BytesIO(archive))  # as uploaded (tar or tar.gz): the worker sniffs the format
-        return {"context_key": key}
+def _source_of(job_id: str, request: BuildRequest, archive: bytes | memoryview | None, owner: str) -> dict[str, str]:
+    """The job's ``source`` dict: where the worker will find the build context (nothing is written yet)."""
+    if request.kind == SourceKind.DOCKERFILE or (request.kind == SourceKind.UPLOAD and archive is not None):
+        return {"context_key": contexts.context_key(job_id)}
     if request.kind == SourceKind.UPLOAD:
-        return {"context_key": check_upload(request.fields["upload_id"])}
+        return {"context_key": check_upload(request.fields["upload_id"], owner)}
     if request.kind == SourceKind.TAR_URL:
         return {"tar_url": request.fields["tar_url"]}
     return dict(request.fields)  # a git host's fields (GitHub, GitLab, Bitbucket): names and ref, never tokens
 
 
-def check_upload(upload_id: str) -> str:
-    """The S3 key of a finished presigned upload whose content is gzip or tar; 400 otherwise."""
+def _store_context(job_id: str, request: BuildRequest, archive: bytes | memoryview | None) -> None:
+    """Put an inline build context (Dockerfile or multipart archive) where the worker finds it."""
+    if request.kind == SourceKind.DOCKERFILE:
+        contexts.put_bytes(contexts.context_key(job_id), archives.dockerfile_context(request.fields["dockerfile"]))
+    elif request.kind == SourceKind.UPLOAD and archive is not None:
+        # as uploaded (tar or tar.gz): the worker sniffs the format
+        contexts.put_stream(contexts.context_key(job_id), io.BytesIO(archive))
+
+
+def check_upload(upload_id: str, owner: str = ANONYMOUS.owner) -> str:
+    """The S3 key of a finished presigned upload of ``owner`` whose content is gzip or tar; 400 otherwise.
+
+    With API keys an upload id is bound to the owner who asked for it: someone
+    else's id answers exactly like an unknown one.
+    """
+    missing = InvalidRequest("no upload with that id; upload the archive first", field="upload_id")
+    if authn.keys_required() and quotas.upload_owner(upload_id) != owner:
+        raise missing
     key = contexts.upload_key(upload_id)
     size = contexts.size_of(key)
     if size is None:
-        raise InvalidRequest("no upload with that id; upload the archive first", field="upload_id")
+        raise missing
     head = contexts.read_head(key, archives.HEAD_BYTES) if size else b""
     if archives.detect_format(head) is None:
         raise InvalidRequest("the uploaded file is neither a gzip nor a tar archive", field="upload_id")
@@ -68,25 +83,46 @@ def _enqueue(job: Job, credentials: sealing.Credentials) -> None:
         raise ServiceUnavailable("the build queue is unavailable; try again shortly") from None
 
 
-def submit_build(request: BuildRequest, archive: bytes | memoryview | None = None) -> str:
-    """Run a validated build request through the submission steps; returns the new job id."""
+def _fail_unstored(job_id: str) -> None:
+    """The context could not be stored: end the job (freeing its quota slot) so nobody waits on it."""
+    try:
+        jobstore.fail(job_id, "the build context could not be stored (a backing service was unavailable); submit it again")
+    except (TransitionConflict, *_AWS_ERRORS):
+        log.exception("job %s: could not mark the job without a context failed", job_id)
+
+
+def submit_build(request: BuildRequest, archive: bytes | memoryview | None = None, caller: Principal = ANONYMOUS) -> str:
+    """Run a validated build request through the submission steps for ``caller``; returns the new job id."""
     job_id = str(uuid.uuid4())
     try:
-        source = _store_source(job_id, request, archive)
-        job = jobstore.create_job(Job(job_id, request.image_name, request.kind, source, options=request.options.to_item(), engine=request.engine))
+        source = _source_of(job_id, request, archive, caller.owner)
+        job = Job(job_id, request.image_name, request.kind, source, options=request.options.to_item(),
+                  engine=request.engine, owner=caller.owner)
+        jobstore.create_job(job, with_quota=authn.keys_required())
     except _AWS_ERRORS as exc:
-        log.error("job %s: storing the context or the job failed (%s)", job_id, type(exc).__name__)
+        log.error("job %s: storing the job failed (%s)", job_id, type(exc).__name__)
+        raise ServiceUnavailable("storage is unavailable; try again shortly") from None
+    try:
+        _store_context(job_id, request, archive)
+    except _AWS_ERRORS as exc:
+        log.error("job %s: storing the context failed (%s)", job_id, type(exc).__name__)
+        _fail_unstored(job_id)
         raise ServiceUnavailable("storage is unavailable; try again shortly") from None
     _enqueue(job, request.credentials)
-    log.info("job %s submitted: image %s, source %s", job_id, request.image_name, request.kind.value)
+    if request.kind == SourceKind.UPLOAD and archive is None and authn.keys_required():
+        quotas.upload_used(caller.owner, request.fields["upload_id"])
+    log.info("job %s submitted by %s: image %s, source %s", job_id, caller.owner, request.image_name, request.kind.value)
     return job_id
 
 
-def create_upload() -> dict[str, Any]:
-    """A presigned S3 POST for one archive and the upload id to build it with later."""
+def create_upload(caller: Principal = ANONYMOUS) -> dict[str, Any]:
+    """A presigned S3 POST for one archive and the upload id (bound to ``caller``) to build it with later."""
     settings = get_settings()
     upload_id = str(uuid.uuid4())
     try:
+        if authn.keys_required():
+            quotas.reserve_upload(caller.owner, upload_id, settings.upload_url_ttl_seconds)
+            quotas.bind_upload(caller.owner, upload_id, UPLOAD_KEEP_SECONDS)
         post = contexts.presigned_upload(upload_id, settings.max_upload_bytes, settings.upload_url_ttl_seconds)
     except _AWS_ERRORS as exc:
         log.error("presigning upload %s failed (%s)", upload_id, type(exc).__name__)

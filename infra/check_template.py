@@ -26,6 +26,7 @@ LAMBDA_ENV_REFS = {
     "BOATYARD_DLQ_NAME": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]},
     "BOATYARD_KMS_KEY_ID": {"Fn::GetAtt": ["CredentialsKey", "Arn"]},
     "BOATYARD_MAX_ATTEMPTS": {"Ref": "MaxAttempts"},
+    "BOATYARD_AUTH": "keys",  # a deployed stage never runs the open API
 }
 # what the worker host's /etc/boatyard/worker.env must set
 WORKER_ENV_VARS = (

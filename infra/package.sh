@@ -23,6 +23,8 @@ if [ -z "${PYTHON:-}" ]; then
     if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
 fi
 
+# app.py wires the API-key authorizer when it is loaded with BOATYARD_AUTH=keys: deployed stages always are.
+export BOATYARD_AUTH=keys
 # chalice wants a region to name things; packaging never calls AWS.
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-${AWS_REGION:-us-east-1}}
 

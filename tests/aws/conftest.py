@@ -23,3 +23,46 @@ def client(aws_env, monkeypatch):
 def job_id(client) -> str:
     """A queued job made through the API (Dockerfile source)."""
     return answer(post_json(client, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}))["JobIdentifier"]
+
+
+# --- keys mode (issue 12): the same app loaded with BOATYARD_AUTH=keys -------------------------
+
+KEYS_ENV = {
+    "BOATYARD_AUTH": "keys",
+    "BOATYARD_QUOTA_LIVE_JOBS": "5",
+    "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE": "1000",
+    "BOATYARD_QUOTA_OUTSTANDING_UPLOADS": "3",
+}
+
+
+@pytest.fixture
+def keys_env(monkeypatch):
+    """BOATYARD_AUTH=keys with small quotas (set before ``aws_env`` reads the settings)."""
+    for name, value in KEYS_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+@pytest.fixture
+def keys_client(keys_env, aws_env):
+    """chalice.test.Client on a fresh copy of app.py loaded in keys mode (the authorizer guards the API)."""
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("boatyard_app_keys", Path(__file__).resolve().parents[2] / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.AUTH is not None
+    with Client(module.app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def owners(keys_client):
+    """Tokens of two ordinary owners and one admin: ``{"a": ..., "b": ..., "admin": ...}``."""
+    from chalicelib import apikeys
+
+    return {
+        "a": apikeys.create_key("team-a", "ci")[1],
+        "b": apikeys.create_key("team-b", "ci")[1],
+        "admin": apikeys.create_key("ops", "admin", scope="admin")[1],
+    }

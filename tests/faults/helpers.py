@@ -114,3 +114,26 @@ def worker_pid_of(lease_owner: str | None) -> int | None:
 def elapsed(start: float) -> str:
     """Seconds since ``start`` (monotonic), for reports."""
     return f"{time.monotonic() - start:.0f} s"
+
+
+def admin(stack, *args: str) -> str:
+    """Run ``python -m boatyard.admin keys <args>`` against a stack's moto (as an operator would); its stdout."""
+    import subprocess
+    import sys
+
+    from devstack.services import REPO_ROOT
+
+    done = subprocess.run(
+        [sys.executable, "-m", "boatyard.admin", "keys", *args],
+        cwd=REPO_ROOT, env=stack.env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def new_key(stack, owner: str, label: str = "tests", admin_scope: bool = False) -> str:
+    """A fresh API key for ``owner`` on a keys-mode stack (the token, shown once)."""
+    import json
+
+    out = admin(stack, "create", "--owner", owner, "--label", label, "--json", *(["--admin"] if admin_scope else []))
+    return json.loads(out)["token"]

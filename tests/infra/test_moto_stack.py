@@ -33,6 +33,7 @@ UNSUPPORTED_BY_MOTO = {
     "AWS::CloudFront::Distribution",  # UiDistribution: HTTPS in front of the UI bucket
     "AWS::CloudFront::OriginAccessControl",  # UiOriginAccessControl
     "AWS::CloudFront::ResponseHeadersPolicy",  # UiResponseHeadersPolicy (CSP and security headers)
+    "AWS::ApiGateway::UsagePlan",  # ApiUsagePlan (the outer throttle on chalice's API)
 }
 
 
@@ -67,7 +68,10 @@ def _moto_template(template: dict[str, Any], ct) -> dict[str, Any]:
     template = copy.deepcopy(template)
     resources = template["Resources"]
     variables = resources.pop("APIHandler")["Properties"]["Environment"]["Variables"]
-    resources.pop("RestAPI")  # only a name merged into chalice's API
+    # fragments merged into chalice's resources at package time (RestAPI: name, throttling, gateway
+    # responses; KeyAuthorizer: the authorizer function's name and environment)
+    for fragment in [k for k, r in resources.items() if "Type" not in r]:
+        del resources[fragment]
     for name, value in variables.items():
         template["Outputs"]["Env" + name.replace("_", "")] = {"Value": value}
     resources["ApiHandlerRole"] = {

@@ -60,8 +60,13 @@ def test_every_reference_resolves(resources_template, ct):
 def test_table_matches_what_the_job_store_uses(resources_template):
     table = _res(resources_template, "JobsTable")
     assert table["BillingMode"] == "PAY_PER_REQUEST"
-    assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {("pk", "S"), ("sk", "S")}
+    assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
+        ("pk", "S"), ("sk", "S"), ("owner", "S"), ("created_at", "S")}
     assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    # the same owner index the local stack makes (chalicelib/resources.py), which history queries
+    from chalicelib.resources import OWNER_INDEX
+
+    assert table["GlobalSecondaryIndexes"] == [OWNER_INDEX]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
