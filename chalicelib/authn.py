@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import threading
+import time
 from typing import Any
 
 from chalicelib import apikeys
@@ -39,10 +42,60 @@ def keys_required() -> bool:
     return get_settings().auth_mode == "keys"
 
 
+_CACHE: dict[str, tuple[Principal, float]] = {}
+_CACHE_LOCK = threading.Lock()
+_CACHE_MAX = 1024
+
+
+def _cache_seconds() -> float:
+    """How long this process may reuse a key's verdict: API Gateway's TTL, but only where no API Gateway caches.
+
+    In Lambda, API Gateway already caches the authorizer's answer for ``auth_cache_seconds``;
+    a second cache behind it could stretch a revocation to twice that.  Under ``chalice local``
+    (and in-process tests) this cache stands in for API Gateway's, so a revoked key still stops
+    working within ``auth_cache_seconds``.
+    """
+    return 0.0 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else float(get_settings().auth_cache_seconds)
+
+
+def _cached(digest: str) -> Principal | None:
+    with _CACHE_LOCK:
+        hit = _CACHE.get(digest)
+        if hit is None or hit[1] < time.monotonic():
+            _CACHE.pop(digest, None)
+            return None
+        return hit[0]
+
+
+def _remember(digest: str, principal: Principal, seconds: float) -> None:
+    with _CACHE_LOCK:
+        if len(_CACHE) >= _CACHE_MAX:
+            _CACHE.clear()
+        _CACHE[digest] = (principal, time.monotonic() + seconds)
+
+
+def forget_cached_keys() -> None:
+    """Drop every cached verdict (tests)."""
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
 def authorize(header: str | None) -> Principal:
-    """The principal of an ``Authorization`` header's key; :class:`AuthorizerRejected` if it is not a valid one."""
+    """The principal of an ``Authorization`` header's key; :class:`AuthorizerRejected` if it is not a valid one.
+
+    Only accepted keys are cached (by the token's hash, never the token), so a
+    wrong key always costs a lookup and a revoked one is refused within the TTL.
+    """
     try:
-        return apikeys.verify(apikeys.bearer_token(header))
+        token = apikeys.bearer_token(header)
+        digest = apikeys.token_hash(token)
+        principal = _cached(digest)
+        if principal is None:
+            principal = apikeys.verify(token)
+            seconds = _cache_seconds()
+            if seconds > 0:
+                _remember(digest, principal, seconds)
+        return principal
     except Unauthorized:
         log.info("authorizer: rejected a request (missing, invalid or revoked key)")
         raise AuthorizerRejected() from None

@@ -28,8 +28,39 @@ function noteServerDate(response) {
   if (!Number.isNaN(server)) clockSkewMs = server - Date.now();
 }
 
+/* API key: kept in this tab's sessionStorage only (gone when the tab closes), sent as a Bearer header. */
+const KEY_STORAGE = "boatyard.apiKey";
+
+/** The API key pasted in this tab, or "". */
+export function getApiKey() {
+  try { return sessionStorage.getItem(KEY_STORAGE) || ""; } catch (_) { return ""; }
+}
+
+/** Keep (or with "" forget) the API key for this tab. */
+export function setApiKey(key) {
+  try {
+    if (key) sessionStorage.setItem(KEY_STORAGE, key);
+    else sessionStorage.removeItem(KEY_STORAGE);
+  } catch (_) { /* storage disabled: the key lasts until reload */ }
+}
+
+function friendly(status, message, response) {
+  if (status === 401) {
+    return getApiKey()
+      ? "The build service refused your API key (it is wrong or was revoked). Paste a valid key in the API key box."
+      : "The build service needs an API key. Paste yours in the API key box (it is kept only in this tab).";
+  }
+  if (status === 429) {
+    const wait = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+    return `Over your quota: ${message}${Number.isFinite(wait) ? ` Try again in ${wait} s.` : ""}`;
+  }
+  return message;
+}
+
 async function request(method, path, body) {
   const init = {method, headers: {Accept: "application/json"}, cache: "no-store"};
+  const key = getApiKey();
+  if (key) init.headers.Authorization = `Bearer ${key}`;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -47,7 +78,7 @@ async function request(method, path, body) {
   if (!response.ok) {
     const code = (data && data.Code) || `HTTP${response.status}`;
     const message = (data && data.Message) || `The build service answered ${response.status} ${response.statusText}.`;
-    throw new ApiError(response.status, code, message);
+    throw new ApiError(response.status, code, friendly(response.status, message, response));
   }
   if (data === null || typeof data !== "object") {
     throw new ApiError(response.status, "BadResponse", "The build service sent an answer that is not JSON.");
@@ -65,6 +96,11 @@ export async function submitBuild(payload) {
 /** POST /api/v1/uploads: a presigned S3 POST {UploadId, Url, Fields, MaxBytes, ExpiresIn}. */
 export function createUpload(meta) {
   return request("POST", "/api/v1/uploads", meta);
+}
+
+/** GET /api/v1/jobs?limit=: the caller's jobs, newest first → {Jobs: [...], Next?} */
+export function listJobs(limit) {
+  return request("GET", `/api/v1/jobs?limit=${encodeURIComponent(limit || 25)}`);
 }
 
 /** GET /api/v1/{id}/status */

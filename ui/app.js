@@ -1,6 +1,8 @@
 // boatyard web UI: the build form, the job view (#job=<id>) and the recent jobs list.
 
-import {ApiError, apiBase, cancelJob, clockSkewMs, createUpload, submitBuild, uploadFile} from "./api.js";
+import {
+  ApiError, apiBase, cancelJob, clockSkewMs, createUpload, getApiKey, listJobs, setApiKey, submitBuild, uploadFile,
+} from "./api.js";
 import {checkForm} from "./validate.js";
 import {OPTION_FIELDS, readOptions, secretLookingArgs} from "./options.js";
 import {LogPane} from "./logpane.js";
@@ -534,6 +536,53 @@ window.addEventListener("storage", (event) => {
   if (event.key === STORAGE_KEY || event.key === null) renderRecent();
 });
 
+/* ------------------------------------------------------- API key and history */
+
+const keyState = $("key-state");
+
+function showKeyState() {
+  keyState.textContent = getApiKey() ? "A key is set for this tab." : "No key set (fine when the service runs without keys).";
+  $("key-forget").hidden = !getApiKey();
+}
+
+/** Fills "Recent builds" from the caller's history on the server (GET /api/v1/jobs). */
+async function refreshHistory() {
+  let data;
+  try {
+    data = await listJobs(25);
+  } catch (err) {
+    if (err instanceof ApiError && (err.status === 401 || err.status === 429)) keyState.textContent = err.message;
+    return;  // the list this browser remembers stays
+  }
+  for (const job of [...(data.Jobs || [])].reverse()) {  // oldest first: the newest ends on top
+    rememberJob({
+      id: job.JobIdentifier, imageName: job.ImageName, source: job.Source,
+      createdAt: job.CreatedAt, status: job.Status, phase: job.Phase,
+    });
+  }
+  renderRecent();
+}
+
+$("key-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = $("api-key");
+  const key = input.value.trim();
+  input.value = "";  // never left in the page
+  if (!key) return;
+  setApiKey(key);
+  clearRecent();  // another key's builds are not this one's
+  renderRecent();
+  showKeyState();
+  refreshHistory();
+});
+
+$("key-forget").addEventListener("click", () => {
+  setApiKey("");
+  clearRecent();
+  renderRecent();
+  showKeyState();
+});
+
 /* ------------------------------------------------------------------ routing */
 
 function jobIdFromHash() {
@@ -564,6 +613,8 @@ $("home-link").addEventListener("click", (event) => {
 });
 
 document.documentElement.dataset.apiBase = apiBase;
+showKeyState();
 renderRecent();
+refreshHistory();
 route();
 document.body.dataset.ready = "true";

@@ -27,6 +27,37 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50": percentile(samples, 50), "p99": percentile(samples, 99)}
 
 
+def _mode(auth: str) -> None:
+    """Switch BOATYARD_AUTH for the next requests (both apps read the mode per request)."""
+    from chalicelib.settings import get_settings
+
+    os.environ["BOATYARD_AUTH"] = auth
+    get_settings.cache_clear()
+
+
+def _keys_app():
+    """A second copy of app.py loaded with BOATYARD_AUTH=keys: its routes carry the authorizer."""
+    import importlib.util
+    from pathlib import Path
+
+    _mode("keys")
+    spec = importlib.util.spec_from_file_location("boatyard_app_keys", Path(__file__).resolve().parents[2] / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    _mode("none")
+    return module.app
+
+
+def _timed(client, path: str, count: int, headers: dict | None = None) -> list[float]:
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        answer = client.http.get(path, headers=headers or {})
+        samples.append(time.perf_counter() - start)
+        assert answer.status_code == 200, answer.body
+    return samples
+
+
 def main(requests_per_run: int, runs: int) -> dict:
     """Time each handler ``requests_per_run`` times, ``runs`` times; medians of the per-run p50/p99."""
     from chalice.test import Client
@@ -68,7 +99,18 @@ def main(requests_per_run: int, runs: int) -> dict:
                 "logs_full": f"/api/v1/{job_id}/logs",
                 "logs_tail": f"/api/v1/{job_id}/logs?since={cursor}",
             }
-            per_run: dict[str, list[dict[str, float]]] = {name: [] for name in (*paths, "build")}
+            per_run: dict[str, list[dict[str, float]]] = {name: [] for name in (*paths, "build", "status_open", "status_keys")}
+            from chalicelib import apikeys
+
+            keys_app = _keys_app()
+            _mode("keys")
+            token = apikeys.create_key("bench", "inproc")[1]
+            auth = {"Authorization": f"Bearer {token}"}
+            keys_client = Client(keys_app)
+            answer = keys_client.http.post("/api/v1/build", headers={**headers, **auth}, body=body)
+            assert answer.status_code == 202, answer.body
+            keys_job = json.loads(answer.body)["JobIdentifier"]
+            _mode("none")
             for _ in range(runs):
                 for name, path in paths.items():
                     samples = []
@@ -85,8 +127,18 @@ def main(requests_per_run: int, runs: int) -> dict:
                     samples.append(time.perf_counter() - start)
                     assert answer.status_code == 202, answer.body
                 per_run["build"].append(_percentiles(samples))
+                # the authorizer's cost: the same status read without keys and with a key, alternating
+                open_samples, keys_samples = [], []
+                for _ in range(max(requests_per_run // 10, 5)):
+                    _mode("keys")
+                    keys_samples += _timed(keys_client, f"/api/v1/{keys_job}/status", 10, auth)
+                    _mode("none")
+                    open_samples += _timed(client, paths["status"], 10)
+                per_run["status_open"].append(_percentiles(open_samples))
+                per_run["status_keys"].append(_percentiles(keys_samples))
     out: dict = {name: {k: median([r[k] for r in runs_]) for k in ("p50", "p99")} for name, runs_ in per_run.items()}
     out["log_kib"] = len(full["Logs"].encode()) / 1024
+    out["auth_overhead_p50"] = out["status_keys"]["p50"] - out["status_open"]["p50"]
     return out
 
 

@@ -29,6 +29,7 @@ def job_id(client) -> str:
 
 KEYS_ENV = {
     "BOATYARD_AUTH": "keys",
+    "BOATYARD_AUTH_CACHE_SECONDS": "1",
     "BOATYARD_QUOTA_LIVE_JOBS": "5",
     "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE": "1000",
     "BOATYARD_QUOTA_OUTSTANDING_UPLOADS": "3",
@@ -37,9 +38,14 @@ KEYS_ENV = {
 
 @pytest.fixture
 def keys_env(monkeypatch):
-    """BOATYARD_AUTH=keys with small quotas (set before ``aws_env`` reads the settings)."""
+    """BOATYARD_AUTH=keys with small quotas and a 1 s authorizer cache (set before ``aws_env`` reads the settings)."""
+    from chalicelib import authn
+
     for name, value in KEYS_ENV.items():
         monkeypatch.setenv(name, value)
+    authn.forget_cached_keys()
+    yield
+    authn.forget_cached_keys()
 
 
 @pytest.fixture

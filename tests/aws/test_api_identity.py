@@ -52,14 +52,31 @@ def test_a_revoked_key_stops_working(keys_client, owners):
     record, token = apikeys.create_key("team-c", "laptop")
     assert keys_client.http.get("/api/v1/jobs", headers=_h(token)).status_code == 200
     apikeys.revoke_key(record.key_id)
-    # chalice.test runs the authorizer on every request (API Gateway would cache it for auth_cache_seconds)
-    assert keys_client.http.get("/api/v1/jobs", headers=_h(token)).status_code == 401
+    # the verdict is cached for auth_cache_seconds (1 s here), as API Gateway caches it deployed
+    revoked_at = time.monotonic()
+    while keys_client.http.get("/api/v1/jobs", headers=_h(token)).status_code != 401:
+        assert time.monotonic() - revoked_at < 1 + 1.5, "the revoked key still works after the authorizer TTL"
+        time.sleep(0.1)
 
 
 def test_a_key_with_the_right_id_but_a_wrong_secret_is_refused(keys_client, owners):
     token = owners["a"]
     forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
     assert keys_client.http.get("/api/v1/jobs", headers=_h(forged)).status_code == 401
+
+
+def test_only_accepted_keys_are_cached_and_never_in_lambda(keys_client, owners, monkeypatch):
+    from chalicelib import authn
+
+    authn.forget_cached_keys()
+    assert keys_client.http.get("/api/v1/jobs", headers=_h(owners["a"])).status_code == 200
+    assert len(authn._CACHE) == 1 and owners["a"] not in repr(authn._CACHE)  # keyed by the hash
+    keys_client.http.get("/api/v1/jobs", headers=_h("by_0123456789abcdef_" + "A" * 43))
+    assert len(authn._CACHE) == 1
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "boatyard-api-authorizer")
+    authn.forget_cached_keys()
+    assert keys_client.http.get("/api/v1/jobs", headers=_h(owners["a"])).status_code == 200
+    assert authn._CACHE == {}  # API Gateway caches deployed
 
 
 def test_key_store_keeps_only_a_hash_and_records_use(keys_client, owners):

@@ -122,6 +122,7 @@ class FakeApi:
         self.uploads: dict[str, Upload] = {}
         self.requests: list[dict[str, Any]] = []    # method, path, query of every API/S3 request
         self.refusals: list[tuple[int, dict[str, str]]] = []  # queued answers for the next POST /build
+        self.required_key: str | None = None  # set: every API route needs "Authorization: Bearer <it>" (401 otherwise)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-api", daemon=True)
@@ -207,14 +208,29 @@ class FakeApi:
                 parts = urlsplit(self.path)
                 query = parse_qs(parts.query, keep_blank_values=True)
                 with fake.lock:
-                    fake.requests.append({"method": self.command, "path": parts.path, "query": query, "at": time.monotonic()})
+                    fake.requests.append({"method": self.command, "path": parts.path, "query": query, "at": time.monotonic(),
+                                          "authorization": self.headers.get("Authorization")})
                 return parts.path, query
+
+            def _authorized(self) -> bool:
+                """Like the keys-mode API: without the key, 401 {Code, Message} and nothing else happens."""
+                if fake.required_key is None or self.headers.get("Authorization") == f"Bearer {fake.required_key}":
+                    return True
+                self._error(401, "Unauthorized", "send a valid API key as 'Authorization: Bearer <key>'")
+                return False
+
+            def _history(self) -> None:
+                with fake.lock:
+                    jobs = sorted(fake.jobs.values(), key=lambda j: j.created_at, reverse=True)
+                    listed = [{k: v for k, v in j.status_body().items() if k != "Attempt" and k != "Reason"}
+                              | {"Source": j.source} for j in jobs]
+                self._json(200, {"Jobs": listed[:25]})
 
             def do_OPTIONS(self) -> None:  # CORS preflight, for a UI on another origin
                 self.send_response(204)
                 self.send_header("Access-Control-Allow-Origin", "*")
                 self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-                self.send_header("Access-Control-Allow-Headers", "Content-Type, Accept")
+                self.send_header("Access-Control-Allow-Headers", "Content-Type, Accept, Authorization")
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -223,7 +239,13 @@ class FakeApi:
                 api = re.search(r"/api/v1/([^/]+)/(status|logs)$", path)
                 if api:
                     path, query = self._record()
-                    self._job_read(api.group(1), api.group(2), query)
+                    if self._authorized():
+                        self._job_read(api.group(1), api.group(2), query)
+                    return
+                if path.endswith("/api/v1/jobs"):
+                    self._record()
+                    if self._authorized():
+                        self._history()
                     return
                 self._static(path)
 
@@ -231,6 +253,8 @@ class FakeApi:
 
             def do_POST(self) -> None:
                 path, _ = self._record()
+                if path.startswith("/api/") and not self._authorized():
+                    return
                 if path.endswith("/api/v1/build"):
                     self._build()
                 elif path.endswith("/api/v1/uploads"):

@@ -464,3 +464,52 @@ def test_phone_width_layout(ui_page: Page, fake_api) -> None:
     no_horizontal_scroll()
     ui_page.evaluate("window.scrollTo(0, 0)")
     screenshot(ui_page, "fake-phone-job")
+
+
+# --------------------------------------------------------------------------- API keys (issue 12)
+
+KEY = "by_0123456789abcdef_" + "k" * 43
+
+
+def test_api_key_is_kept_in_the_tab_sent_as_bearer_and_fills_recent_builds(ui_page: Page, fake_api) -> None:
+    fake_api.required_key = KEY
+    mine = fake_api.create_job("127.0.0.1:5000/team/history:1")
+    fake_api.set_phase(mine, "finished", digest=DIGEST)
+    open_ui(ui_page, fake_api)
+    # no key yet: the history answer was 401 and the page says what to do
+    expect(ui_page.locator("#key-state")).to_contain_text("needs an API key")
+    expect(ui_page.locator("#recent-list a")).to_have_count(0)
+    fill_common(ui_page)
+    ui_page.get_by_role("tab", name="Dockerfile").click()
+    ui_page.get_by_role("textbox", name="Dockerfile").fill("FROM busybox\n")
+    ui_page.get_by_role("button", name="Build it!").click()
+    expect(ui_page.locator("#form-error")).to_contain_text("API key")
+
+    ui_page.get_by_label("Your API key").fill(KEY)
+    ui_page.get_by_role("button", name="Use key").click()
+    expect(ui_page.locator("#key-state")).to_have_text("A key is set for this tab.")
+    expect(ui_page.get_by_label("Your API key")).to_have_value("")  # not left in the page
+    expect(ui_page.locator("#recent-list a")).to_have_count(1)
+    expect(ui_page.locator("#recent-list a").first).to_contain_text("team/history:1")
+    assert fake_api.api_requests("/api/v1/jobs", "GET")[-1]["authorization"] == f"Bearer {KEY}"
+
+    ui_page.get_by_role("button", name="Build it!").click()
+    new = fake_api.wait_for_build()
+    expect(ui_page).to_have_url(re.compile(rf"#job={new}$"))
+    assert fake_api.api_requests("/api/v1/build", "POST")[-1]["authorization"] == f"Bearer {KEY}"
+    assert ui_page.evaluate("sessionStorage.getItem('boatyard.apiKey')") == KEY
+    assert KEY not in ui_page.evaluate("JSON.stringify(Object.assign({}, localStorage))")
+
+    ui_page.get_by_role("button", name="Forget").click()
+    assert ui_page.evaluate("sessionStorage.getItem('boatyard.apiKey')") is None
+    expect(ui_page.locator("#recent-list a")).to_have_count(0)
+
+
+def test_quota_refusal_is_shown_clearly(ui_page: Page, fake_api) -> None:
+    open_ui(ui_page, fake_api)
+    fake_api.refuse_next_build(429, "TooManyRequests", "5 of your jobs are already queued or running (the limit)")
+    fill_common(ui_page)
+    ui_page.get_by_role("tab", name="Dockerfile").click()
+    ui_page.get_by_role("textbox", name="Dockerfile").fill("FROM busybox\n")
+    ui_page.get_by_role("button", name="Build it!").click()
+    expect(ui_page.locator("#form-error")).to_contain_text("Over your quota: 5 of your jobs are already queued")

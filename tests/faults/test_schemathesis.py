@@ -28,21 +28,35 @@ EXAMPLES = {GenerationMode.POSITIVE: 100, GenerationMode.NEGATIVE: 100}  # per o
 
 @pytest.fixture(scope="module")
 def api_only_stack():
-    """moto server + chalice local, no worker: the API is what is fuzzed."""
-    stack = LocalStack(StackConfig(api_port=free_port(), moto_port=free_port(), workers=0, name="faults-fuzz")).start()
+    """moto server + chalice local in keys mode (as deployed), no worker: the API is what is fuzzed.
+
+    Quotas are set high so the fuzzer reaches job creation rather than 429s.
+    """
+    env = {"BOATYARD_AUTH": "keys", "BOATYARD_QUOTA_LIVE_JOBS": "100000",
+           "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE": "100000", "BOATYARD_QUOTA_OUTSTANDING_UPLOADS": "100000"}
+    config = StackConfig(api_port=free_port(), moto_port=free_port(), workers=0, name="faults-fuzz", extra_env=env)
+    stack = LocalStack(config).start()
     try:
         yield stack
     finally:
         from tests.faults.conftest import scan_stack
 
         faults.record_leaks("stack faults-fuzz", scan_stack(stack))
+        token = getattr(stack, "fuzz_token", None)
+        if token:
+            faults.record_leaks("stack faults-fuzz (API key)", scan_stack(stack, token))
         stack.stop()
 
 
 @pytest.mark.timeout(600)
 def test_schemathesis_finds_no_server_errors(api_only_stack):
+    from tests.faults.helpers import new_key
+
     schema = schemathesis.openapi.from_path(REPO_ROOT / "openapi.yaml")
+    api_only_stack.fuzz_token = new_key(api_only_stack, "fuzzer")
     session = requests.Session()
+    headers = {"Authorization": f"Bearer {api_only_stack.fuzz_token}"}
+    assert session.get(api_only_stack.api_url + "/api/v1/jobs", timeout=30).status_code == 401  # keys mode for real
     calls: collections.Counter = collections.Counter()
     failures: list[str] = []
     bad_shape: list[str] = []
@@ -60,7 +74,7 @@ def test_schemathesis_finds_no_server_errors(api_only_stack):
             @hypothesis.given(case=strategy)
             def run(case) -> None:
                 try:
-                    response = case.call(base_url=api_only_stack.api_url, session=session, timeout=30)
+                    response = case.call(base_url=api_only_stack.api_url, session=session, timeout=30, headers=headers)
                 except requests.RequestException as exc:
                     failures.append(f"{operation.method.upper()} {operation.path}: {type(exc).__name__}")
                     return
