@@ -312,3 +312,13 @@ def test_keys_mode_answers_match_openapi(keys_client, owners):
     _check(doc, "/api/v1/build", "post", submit(keys_client, owners["a"]))  # 429
     _check(doc, "/api/v1/jobs", "get", keys_client.http.get("/api/v1/jobs?limit=2", headers=_h(owners["a"])))
     _check(doc, "/api/v1/jobs", "get", keys_client.http.get("/api/v1/jobs?limit=-1", headers=_h(owners["a"])))
+
+
+def test_admin_tree_is_part_of_the_boatyard_command(aws_env, capsys):
+    from boatyard import cli
+
+    assert cli.main(["admin", "keys", "create", "--owner", "team-z", "--json"]) == 0
+    token = json.loads(capsys.readouterr().out)["token"]
+    assert cli.main(["admin", "keys", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "team-z" in listed and token not in listed
