@@ -42,8 +42,9 @@ def rate_update(owner: str, now: float | None = None) -> dict[str, Any]:
         "Update": {
             "TableName": _table(),
             "Key": {"pk": {"S": f"owner#{owner}"}, "sk": {"S": f"rate#{minute}"}},
-            "UpdateExpression": "ADD n :one SET expires_at = :expires",
-            "ConditionExpression": "attribute_not_exists(n) OR n < :max",
+            "UpdateExpression": "ADD #n :one SET expires_at = :expires",
+            "ConditionExpression": "attribute_not_exists(#n) OR #n < :max",
+            "ExpressionAttributeNames": {"#n": "n"},
             "ExpressionAttributeValues": {
                 ":one": dynamo.value(1),
                 ":max": dynamo.value(get_settings().quota_submissions_per_minute),
@@ -59,8 +60,9 @@ def slot_take(owner: str) -> dict[str, Any]:
         "Update": {
             "TableName": _table(),
             "Key": quota_key(owner),
-            "UpdateExpression": "ADD live :one",
-            "ConditionExpression": "attribute_not_exists(live) OR live < :max",
+            "UpdateExpression": "ADD #live :one",
+            "ConditionExpression": "attribute_not_exists(#live) OR #live < :max",
+            "ExpressionAttributeNames": {"#live": "live"},
             "ExpressionAttributeValues": {":one": dynamo.value(1), ":max": dynamo.value(get_settings().quota_live_jobs)},
         }
     }
@@ -72,7 +74,8 @@ def slot_release(owner: str) -> dict[str, Any]:
         "Update": {
             "TableName": _table(),
             "Key": quota_key(owner),
-            "UpdateExpression": "ADD live :minus",
+            "UpdateExpression": "ADD #live :minus",
+            "ExpressionAttributeNames": {"#live": "live"},
             "ExpressionAttributeValues": {":minus": dynamo.value(-1)},
         }
     }
@@ -126,7 +129,8 @@ def reserve_upload(owner: str, upload_id: str, ttl_seconds: int, attempts: int =
                 TableName=_table(),
                 Item={**_uploads_key(owner), **dynamo.serialize({"pending": pending, "version": version + 1,
                                                                    "expires_at": max(pending.values()) + 60})},
-                ConditionExpression="attribute_not_exists(version) OR version = :v",
+                ConditionExpression="attribute_not_exists(#version) OR #version = :v",
+                ExpressionAttributeNames={"#version": "version"},
                 ExpressionAttributeValues={":v": dynamo.value(version)},
             )
             return
@@ -142,9 +146,9 @@ def upload_used(owner: str, upload_id: str) -> None:
         aws.client("dynamodb").update_item(
             TableName=_table(),
             Key=_uploads_key(owner),
-            UpdateExpression="REMOVE pending.#id",
+            UpdateExpression="REMOVE #pending.#id",
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#id": upload_id},
+            ExpressionAttributeNames={"#pending": "pending", "#id": upload_id},
         )
     except ClientError:
         pass
