@@ -322,3 +322,25 @@ def test_admin_tree_is_part_of_the_boatyard_command(aws_env, capsys):
     assert cli.main(["admin", "keys", "list"]) == 0
     listed = capsys.readouterr().out
     assert "team-z" in listed and token not in listed
+
+
+def test_a_release_that_meets_a_log_transaction_is_tried_again(keys_client, owners, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    job_id = submit_ok(keys_client, owners["a"])
+    ddb = aws.client("dynamodb")
+    real = ddb.transact_write_items
+    calls = []
+
+    def busy_once(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:  # a fenced log write held the job item: DynamoDB cancels with TransactionConflict
+            raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "busy"},
+                               "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}]},
+                              "TransactWriteItems")
+        return real(**kwargs)
+
+    monkeypatch.setattr(ddb, "transact_write_items", busy_once)
+    jobstore.fail(job_id, "it broke")
+    assert len(calls) == 2 and quotas.live_count("team-a") == 0
+    assert jobstore.get_job(job_id).phase == Phase.FAILED
