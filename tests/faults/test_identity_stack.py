@@ -8,6 +8,8 @@ Every token is looked for in the stack's DynamoDB, S3, SQS and log files before 
 from __future__ import annotations
 
 import concurrent.futures
+import os
+import signal
 import time
 
 import pytest
@@ -152,6 +154,10 @@ def test_quota_admits_exactly_n_of_20_concurrent_submissions_then_frees_slots(ke
             break
         assert time.monotonic() < deadline, states
         time.sleep(1)
+    # stop the worker (gracefully) so the next jobs stay live and the limit is visible again
+    worker = keys_stack.procs.pop("worker-keys")
+    os.killpg(worker.pid, signal.SIGTERM)
+    worker.wait(timeout=120)
     again = [one(100 + n) for n in range(LIVE_QUOTA)]
     assert [a.status_code for a in again] == [202] * LIVE_QUOTA
     assert one(200).status_code == 429
