@@ -24,6 +24,7 @@ from tests.cli.helpers import (
     write_tree,
 )
 from tests.e2e.helpers import unique_image, wait_terminal
+from tests.nonce import RUN_NONCE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -100,7 +101,7 @@ def test_json_output_is_one_parseable_document(local_stack, env, tmp_path):
 
 
 def test_detach_then_logs_follow(local_stack, env, tmp_path):
-    context = write_tree(tmp_path / "ctx", {"Dockerfile": f"FROM {local_stack.base_image}\nRUN echo detached-one && sleep 2 && echo detached-two\n"})
+    context = write_tree(tmp_path / "ctx", {"Dockerfile": f"FROM {local_stack.base_image}\nRUN : {RUN_NONCE} && echo detached-one && sleep 2 && echo detached-two\n"})
     image = unique_image(local_stack.registry.host, "cli-detach")
     started = time.monotonic()
     submitted = run_cli(["build", str(context), "-t", image, "--detach", "--quiet"], env)
