@@ -78,6 +78,8 @@ class Settings:
     allow_private_urls: bool
     github_archive_base: str
     fetch_timeout_seconds: float
+    fetch_deadline_seconds: float
+    fetch_min_bytes_per_second: int
     max_context_bytes: int
     max_context_files: int
     max_context_ratio: int
@@ -181,6 +183,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         allow_private_urls=_bool(env, "BOATYARD_ALLOW_PRIVATE_URLS", False),
         github_archive_base=env.get("BOATYARD_GITHUB_ARCHIVE_BASE", "https://github.com").rstrip("/"),
         fetch_timeout_seconds=_float(env, "BOATYARD_FETCH_TIMEOUT_SECONDS", 30.0),
+        fetch_deadline_seconds=_float(env, "BOATYARD_FETCH_DEADLINE_SECONDS", 900.0),
+        fetch_min_bytes_per_second=_int(env, "BOATYARD_FETCH_MIN_BYTES_PER_SECOND", 16 * 1024),
         max_context_bytes=_int(env, "BOATYARD_MAX_CONTEXT_BYTES", 5 * GiB),
         max_context_files=_int(env, "BOATYARD_MAX_CONTEXT_FILES", 100_000),
         max_context_ratio=_int(env, "BOATYARD_MAX_CONTEXT_RATIO", 200),

@@ -3,7 +3,7 @@
 A :class:`JobControl` is shared by the job's thread, its heartbeat and the
 worker.  :meth:`JobControl.abort` records why, then cuts the job's open
 Docker streams (shutting the socket down makes the daemon cancel the build and
-remove its container) so a blocked read returns at once.  Code that runs the
+remove its container) and download sockets, so a blocked read returns at once.  Code that runs the
 job calls :meth:`JobControl.check` between steps and raises :class:`Aborted`.
 """
 from __future__ import annotations
@@ -37,7 +37,9 @@ class Aborted(Exception):
 
 
 def _socket_of(response: Any) -> socket.socket | None:
-    """The socket under a streamed docker-py (requests) response, if it can be found."""
+    """The socket itself, or the one under a streamed docker-py (requests) response, if it can be found."""
+    if isinstance(response, socket.socket):
+        return response
     try:
         raw = response.raw._fp.fp.raw  # http.client.HTTPResponse → BufferedReader → SocketIO
     except AttributeError:
@@ -85,7 +87,7 @@ class JobControl:
         return self._event.wait(seconds)
 
     def register(self, response: Any) -> None:
-        """Track a streamed response; it is cut at once if the job is already aborted."""
+        """Track a streamed response or a socket; it is cut at once if the job is already aborted."""
         with self._lock:
             if response not in self._responses:
                 self._responses.append(response)
@@ -112,10 +114,11 @@ class JobControl:
 
 
 class Watchdog:
-    """Aborts a job with :attr:`AbortKind.TIMEOUT` after ``seconds`` unless cancelled."""
+    """Aborts a job with :attr:`AbortKind.TIMEOUT` after ``seconds`` unless cancelled (``message``: the reason)."""
 
-    def __init__(self, control: JobControl, seconds: float) -> None:
-        self._timer = threading.Timer(seconds, control.abort, (AbortKind.TIMEOUT, f"timed out after {seconds:g} s"))
+    def __init__(self, control: JobControl, seconds: float, message: str | None = None) -> None:
+        reason = message or f"timed out after {seconds:g} s"
+        self._timer = threading.Timer(seconds, control.abort, (AbortKind.TIMEOUT, reason))
         self._timer.daemon = True
 
     def __enter__(self) -> "Watchdog":

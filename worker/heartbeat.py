@@ -3,6 +3,9 @@
 Every ``heartbeat_seconds`` it extends the SQS message's visibility and renews
 the job's lease in DynamoDB.  If the lease is lost (another worker took the
 job after this one stalled, or the job was cancelled) it aborts the job.
+Once the job is aborted (timeout, lost lease, shutdown) it renews nothing: a
+job stuck after its abort cannot keep its slot, its lease runs out and the
+job store hands it on.
 """
 from __future__ import annotations
 
@@ -50,7 +53,10 @@ class Heartbeat:
         self._thread.join(timeout=30)
 
     def beat(self) -> bool:
-        """One renewal; returns False when the lease is lost (and aborts the job)."""
+        """One renewal; returns False when the lease is lost (and aborts the job) or the job was aborted."""
+        if self.control.aborted:
+            log.info("job %s: aborted (%s); the lease is no longer renewed", self.job_id, self.control.kind)
+            return False
         try:
             queue.extend(self.receipt_handle, self.lease_seconds)
         except (ClientError, BotoCoreError) as exc:

@@ -7,7 +7,10 @@ check and connect).  Its adapter runs again for every redirect hop.  On top of
 it this module adds a stricter policy on the pinned address (anything not
 globally routable: loopback, private, link-local incl. 169.254.169.254, CGNAT
 100.64/10, IPv4-mapped IPv6, unspecified, multicast, reserved), clear
-refusal messages, a redirect limit, connect/read timeouts, and a size cap.
+refusal messages, a redirect limit, connect/read timeouts, a size cap, and
+``on_socket``: every socket the download opens (first request and redirect
+hops) is handed to the caller as soon as it exists, so a job's control can
+shut it down mid-connect, mid-headers or mid-body.
 
 ``allow_private_urls`` (local stack and tests only) lets loopback and private
 addresses through; link-local (cloud metadata), multicast, unspecified and
@@ -22,6 +25,8 @@ from typing import Any, Callable
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from requests_hardened import Config, HTTPSession
 from requests_hardened.ip_filter import InvalidIPAddress
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
@@ -72,8 +77,50 @@ def _parse_ip(text: str) -> IPAddress:
     return ipaddress.ip_address(text.strip("[]"))
 
 
-class GuardedAdapter(IPFilterAdapter):
+SocketHook = Callable[[socket.socket], None]
+
+
+def _hooked_pools(on_socket: SocketHook) -> dict[str, type[HTTPConnectionPool]]:
+    """urllib3 pool classes whose connections hand every new socket to ``on_socket`` (before TLS)."""
+
+    class Hook:
+        def _new_conn(self) -> socket.socket:
+            sock = super()._new_conn()  # type: ignore[misc]
+            on_socket(sock)
+            return sock
+
+    class Connection(Hook, HTTPConnection):
+        pass
+
+    class TlsConnection(Hook, HTTPSConnection):
+        pass
+
+    class Pool(HTTPConnectionPool):
+        ConnectionCls = Connection
+
+    class TlsPool(HTTPSConnectionPool):
+        ConnectionCls = TlsConnection
+
+    return {"http": Pool, "https": TlsPool}
+
+
+class _SocketHookMixin:
+    """Installs :func:`_hooked_pools` in an adapter's pool manager when a hook is given."""
+
+    _on_socket: SocketHook | None = None
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[misc]
+        if self._on_socket is not None:
+            self.poolmanager.pool_classes_by_scheme = _hooked_pools(self._on_socket)  # type: ignore[attr-defined]
+
+
+class GuardedAdapter(_SocketHookMixin, IPFilterAdapter):
     """requests-hardened's pinning adapter plus boatyard's stricter policy on the pinned address."""
+
+    def __init__(self, is_https_proto: bool, on_socket: SocketHook | None = None) -> None:
+        self._on_socket = on_socket
+        super().__init__(is_https_proto=is_https_proto)
 
     def build_connection_pool_key_attributes(self, request: Any, verify: Any, cert: Any = None) -> Any:
         host = urllib.parse.urlsplit(request.url).hostname or ""
@@ -89,8 +136,12 @@ class GuardedAdapter(IPFilterAdapter):
         return host_params, pool_kwargs
 
 
-class DevAdapter(HTTPAdapter):
+class DevAdapter(_SocketHookMixin, HTTPAdapter):
     """For ``allow_private_urls`` only: loopback/private allowed, metadata and special ranges still refused."""
+
+    def __init__(self, on_socket: SocketHook | None = None) -> None:
+        self._on_socket = on_socket
+        super().__init__()
 
     def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
         parts = urllib.parse.urlsplit(request.url)
@@ -107,8 +158,8 @@ class DevAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
-def make_session(allow_private: bool, timeout: float) -> requests.Session:
-    """A session that applies the guard to the first request and every redirect."""
+def make_session(allow_private: bool, timeout: float, on_socket: SocketHook | None = None) -> requests.Session:
+    """A session that applies the guard to the first request and every redirect (``on_socket``: see the module doc)."""
     session = HTTPSession(
         Config(
             ip_filter_enable=not allow_private,
@@ -119,11 +170,11 @@ def make_session(allow_private: bool, timeout: float) -> requests.Session:
         )
     )
     if allow_private:
-        session.mount("http://", DevAdapter())
-        session.mount("https://", DevAdapter())
+        session.mount("http://", DevAdapter(on_socket))
+        session.mount("https://", DevAdapter(on_socket))
     else:
-        session.mount("http://", GuardedAdapter(is_https_proto=False))
-        session.mount("https://", GuardedAdapter(is_https_proto=True))
+        session.mount("http://", GuardedAdapter(is_https_proto=False, on_socket=on_socket))
+        session.mount("https://", GuardedAdapter(is_https_proto=True, on_socket=on_socket))
     session.trust_env = False  # no proxies or .netrc from the environment: the pinned address is what we reach
     session.max_redirects = MAX_REDIRECTS
     return session
@@ -153,6 +204,7 @@ def open_url(
     max_bytes: int,
     on_status: Callable[[requests.Response], None] | None = None,
     headers: dict[str, str] | None = None,
+    on_socket: SocketHook | None = None,
 ) -> requests.Response:
     """GET ``url`` streamed through the guard; the caller reads ``response.raw`` and closes it.
 
@@ -161,7 +213,7 @@ def open_url(
     ``max_bytes`` is refused before reading.
     """
     check_url(url)
-    session = make_session(allow_private, timeout)
+    session = make_session(allow_private, timeout, on_socket)
     try:
         # requests drops an Authorization header on a redirect to another host (GitHub's codeload)
         response = session.get(url, stream=True, allow_redirects=True, headers=headers)

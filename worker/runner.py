@@ -224,9 +224,11 @@ class JobRunner:
             with tempfile.TemporaryFile(dir=settings.work_dir, prefix=f"ctx-{job.job_id[:8]}-") as context:
                 sink.line(f"[boatyard] fetching the build context from {describe_source(job)}")
                 timings.enter("fetch")
-                with Watchdog(control, settings.build_timeout_seconds):  # a trickling download cannot hang the job
+                deadline = min(settings.fetch_deadline_seconds, settings.build_timeout_seconds)
+                with Watchdog(control, deadline, f"fetching the build context from {describe_source(job)} "
+                              f"did not finish within {deadline:g} s; it was stopped"):
                     stats = fetch_context(
-                        job, context, settings, control.check, credentials.source_token, credentials.source_user
+                        job, context, settings, control, credentials.source_token, credentials.source_user
                     )
                     timings.context_bytes = stats.compressed_bytes
                 context.seek(0)

@@ -13,6 +13,7 @@ from chalicelib.sealing import Credentials, sealed_json
 from chalicelib.settings import load_settings
 from chalicelib.validation import validate_build
 from worker.archive import ContextLimits
+from worker.control import JobControl
 from worker.redact import Redactor
 from worker.sources import github
 
@@ -87,7 +88,7 @@ def api_settings(archive_server):
 
 def _fetch(settings, repo: str, ref: str, token: str):
     out = io.BytesIO()
-    return github.fetch("octo", repo, ref, out, LIMITS, settings, lambda: None, token=token), out
+    return github.fetch("octo", repo, ref, out, LIMITS, settings, JobControl(), token=token), out
 
 
 def test_private_repo_is_fetched_with_the_token_which_never_follows_the_redirect(archive_server, api_settings):
@@ -182,19 +183,19 @@ def test_gitlab_public_and_private_projects(archive_server, host_settings):
     name = f"group/app-{time.monotonic_ns()}"
     commit = archive_server.add_gitlab_project(name, "v1.0", {"Dockerfile": "FROM x\n", "src/a": "a"})
     out = io.BytesIO()
-    stats = githosts.fetch_gitlab(name, "v1.0", "", out, LIMITS, host_settings, lambda: None)
+    stats = githosts.fetch_gitlab(name, "v1.0", "", out, LIMITS, host_settings, JobControl())
     assert stats.commit == commit and _members(out) == {"Dockerfile", "src/a"}
     private = f"group/secret-{time.monotonic_ns()}"
     archive_server.add_gitlab_project(private, "main", {"Dockerfile": "FROM x\n"}, token=TOKEN)
-    githosts.fetch_gitlab(private, "main", TOKEN, io.BytesIO(), LIMITS, host_settings, lambda: None)
+    githosts.fetch_gitlab(private, "main", TOKEN, io.BytesIO(), LIMITS, host_settings, JobControl())
     with pytest.raises(BuildFailed) as caught:
-        githosts.fetch_gitlab(private, "main", "", io.BytesIO(), LIMITS, host_settings, lambda: None)
+        githosts.fetch_gitlab(private, "main", "", io.BytesIO(), LIMITS, host_settings, JobControl())
     assert "GitLab needs credentials" in caught.value.message and "gitlab_token" in caught.value.message
     with pytest.raises(BuildFailed) as caught:
-        githosts.fetch_gitlab(private, "main", "glpat-wrong", io.BytesIO(), LIMITS, host_settings, lambda: None)
+        githosts.fetch_gitlab(private, "main", "glpat-wrong", io.BytesIO(), LIMITS, host_settings, JobControl())
     assert "refused the gitlab_token (401)" in caught.value.message
     with pytest.raises(BuildFailed) as caught:
-        githosts.fetch_gitlab(private, "no-such-ref", TOKEN, io.BytesIO(), LIMITS, host_settings, lambda: None)
+        githosts.fetch_gitlab(private, "no-such-ref", TOKEN, io.BytesIO(), LIMITS, host_settings, JobControl())
     assert "not found" in caught.value.message and TOKEN not in caught.value.message
 
 
@@ -204,13 +205,13 @@ def test_bitbucket_public_and_private_repos_follow_the_redirect_without_credenti
     repo = f"app-{time.monotonic_ns()}"
     commit = archive_server.add_bitbucket_repo("team", repo, "main", {"Dockerfile": "FROM x\n"}, "me", SECRET)
     out = io.BytesIO()
-    stats = githosts.fetch_bitbucket("team", repo, "main", "me", SECRET, out, LIMITS, host_settings, lambda: None)
+    stats = githosts.fetch_bitbucket("team", repo, "main", "me", SECRET, out, LIMITS, host_settings, JobControl())
     assert stats.commit == commit and _members(out) == {"Dockerfile"}
     assert archive_server.authorizations[f"/team/{repo}/get/main.tar.gz"].startswith("Basic ")
     assert archive_server.authorizations[f"/_bbuploads/team/{repo}/{commit}.tar.gz"] == ""  # not sent to the other host
     with pytest.raises(BuildFailed) as caught:
-        githosts.fetch_bitbucket("team", repo, "main", "me", "wrong", io.BytesIO(), LIMITS, host_settings, lambda: None)
+        githosts.fetch_bitbucket("team", repo, "main", "me", "wrong", io.BytesIO(), LIMITS, host_settings, JobControl())
     assert "refused the bitbucket_app_password (401)" in caught.value.message
     with pytest.raises(BuildFailed) as caught:
-        githosts.fetch_bitbucket("team", "nope", "main", "", "", io.BytesIO(), LIMITS, host_settings, lambda: None)
+        githosts.fetch_bitbucket("team", "nope", "main", "", "", io.BytesIO(), LIMITS, host_settings, JobControl())
     assert "Bitbucket repository or ref team/nope at main not found" in caught.value.message

@@ -8,13 +8,14 @@ ever handed to the daemon as a remote context).
 """
 from __future__ import annotations
 
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from chalicelib.buildoptions import BuildOptions
 from chalicelib.errors import BuildFailed
 from chalicelib.jobs import Job, SourceKind
 from chalicelib.settings import Settings
 from worker.archive import ContextLimits, ContextStats, Layout
+from worker.control import JobControl
 from worker.sources import github, githosts, s3, tarurl
 
 
@@ -47,23 +48,24 @@ def describe_source(job: Job) -> str:
 
 
 def fetch_context(
-    job: Job, dest: BinaryIO, settings: Settings, check: Callable[[], None], token: str = "", token_user: str = ""
+    job: Job, dest: BinaryIO, settings: Settings, control: JobControl, token: str = "", token_user: str = ""
 ) -> ContextStats:
     """Write the job's sanitized build context (an uncompressed tar) to ``dest``.
 
     The job's ``context_path`` / ``dockerfile_path`` options say where in the archive the
     context and its Dockerfile are; ``token`` (unsealed; with ``token_user`` for a Bitbucket
-    app password) reads a private repository.
+    app password) reads a private repository.  Downloads are registered with ``control``
+    (an abort cuts them at once) and paced (:class:`worker.sources.download.Download`).
     """
     limits = limits_from(settings)
     options = BuildOptions.from_item(job.options)
     layout = Layout(options.context_path, options.dockerfile_path)
     kind = job.source_kind
     if kind in (SourceKind.DOCKERFILE, SourceKind.UPLOAD):
-        return s3.fetch(job, dest, limits, check, layout)
+        return s3.fetch(job, dest, limits, control.check, layout)
     if kind == SourceKind.TAR_URL:
         url = job.source.get("tar_url", "")
-        return tarurl.fetch(url, dest, limits, settings, check, layout)
+        return tarurl.fetch(url, dest, limits, settings, control, layout)
     if kind == SourceKind.GITHUB:
         return github.fetch(
             job.source.get("github_username", ""),
@@ -72,19 +74,20 @@ def fetch_context(
             dest,
             limits,
             settings,
-            check,
+            control,
             layout,
             token,
         )
     if kind == SourceKind.GITLAB:
         source = job.source
         return githosts.fetch_gitlab(
-            source.get("gitlab_project", ""), source.get("gitlab_ref", ""), token, dest, limits, settings, check, layout
+            source.get("gitlab_project", ""), source.get("gitlab_ref", ""), token, dest, limits, settings, control,
+            layout,
         )
     if kind == SourceKind.BITBUCKET:
         source = job.source
         return githosts.fetch_bitbucket(
             source.get("bitbucket_workspace", ""), source.get("bitbucket_repo", ""), source.get("bitbucket_ref", ""),
-            token_user, token, dest, limits, settings, check, layout,
+            token_user, token, dest, limits, settings, control, layout,
         )
     raise BuildFailed(f"unknown source kind {kind!r}")

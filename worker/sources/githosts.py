@@ -19,9 +19,9 @@ import requests
 
 from chalicelib.errors import BuildFailed
 from chalicelib.settings import Settings
-from worker import netguard
 from worker.archive import ContextLimits, ContextStats, Layout, sanitize
-from worker.sources.tarurl import download_stream
+from worker.control import JobControl
+from worker.sources.download import download
 
 
 def gitlab_url(base: str, project: str, ref: str) -> str:
@@ -72,7 +72,7 @@ def _fetch(
     dest: BinaryIO,
     limits: ContextLimits,
     settings: Settings,
-    check: Callable[[], None],
+    control: JobControl,
     layout: Layout,
 ) -> ContextStats:
     def on_status(response: requests.Response) -> None:
@@ -80,20 +80,18 @@ def _fetch(
         if text:
             raise BuildFailed(text)
 
-    response = netguard.open_url(
-        url, settings.allow_private_urls, settings.fetch_timeout_seconds, limits.max_bytes, on_status=on_status,
-        headers=headers or None,
-    )
-    with response:
+    with download(
+        url, f"the download of {what}", settings, limits.max_bytes, control, on_status=on_status, headers=headers or None,
+    ) as body:
         return sanitize(
-            download_stream(response, f"the download of {what}"), dest, limits, strip_top=True, check=check,
+            body, dest, limits, strip_top=True, check=control.check,
             context_path=layout.context_path, dockerfile_path=layout.dockerfile_path,
         )
 
 
 def fetch_gitlab(
     project: str, ref: str, token: str, dest: BinaryIO, limits: ContextLimits, settings: Settings,
-    check: Callable[[], None], layout: Layout = Layout(),
+    control: JobControl, layout: Layout = Layout(),
 ) -> ContextStats:
     """A GitLab project's archive at ``ref`` into ``dest`` (top folder stripped)."""
     what = f"GitLab {project} at {ref}"
@@ -101,13 +99,13 @@ def fetch_gitlab(
     return _fetch(
         gitlab_url(settings.gitlab_base, project, ref), headers,
         lambda r: failure_reason(r, "GitLab", f"{project} at {ref}", "gitlab_token", bool(token)),
-        what, dest, limits, settings, check, layout,
+        what, dest, limits, settings, control, layout,
     )
 
 
 def fetch_bitbucket(
     workspace: str, repo: str, ref: str, username: str, app_password: str, dest: BinaryIO, limits: ContextLimits,
-    settings: Settings, check: Callable[[], None], layout: Layout = Layout(),
+    settings: Settings, control: JobControl, layout: Layout = Layout(),
 ) -> ContextStats:
     """A Bitbucket repository's archive at ``ref`` into ``dest`` (top folder stripped)."""
     what = f"{workspace}/{repo} at {ref}"
@@ -118,5 +116,5 @@ def fetch_bitbucket(
     return _fetch(
         bitbucket_url(settings.bitbucket_base, workspace, repo, ref), headers,
         lambda r: failure_reason(r, "Bitbucket", what, "bitbucket_app_password", bool(app_password)),
-        f"Bitbucket {what}", dest, limits, settings, check, layout,
+        f"Bitbucket {what}", dest, limits, settings, control, layout,
     )

@@ -10,15 +10,15 @@ from __future__ import annotations
 import datetime as dt
 import re
 import urllib.parse
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 import requests
 
 from chalicelib.errors import BuildFailed
 from chalicelib.settings import Settings
-from worker import netguard
 from worker.archive import ContextLimits, ContextStats, Layout, sanitize
-from worker.sources.tarurl import download_stream
+from worker.control import JobControl
+from worker.sources.download import download
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -72,7 +72,7 @@ def fetch(
     dest: BinaryIO,
     limits: ContextLimits,
     settings: Settings,
-    check: Callable[[], None],
+    control: JobControl,
     layout: Layout = Layout(),
     token: str = "",
 ) -> ContextStats:
@@ -92,12 +92,9 @@ def fetch(
         if response.status_code == 404:
             raise BuildFailed(not_found_message(user, repo, tag))
 
-    response = netguard.open_url(
-        url, settings.allow_private_urls, settings.fetch_timeout_seconds, limits.max_bytes, on_status=on_status,
-        headers=headers,
-    )
-    with response:
+    what = f"the download of {user}/{repo} at {tag}"
+    with download(url, what, settings, limits.max_bytes, control, on_status=on_status, headers=headers) as body:
         return sanitize(
-            download_stream(response, f"the download of {user}/{repo} at {tag}"), dest, limits, strip_top=True, check=check,
+            body, dest, limits, strip_top=True, check=control.check,
             context_path=layout.context_path, dockerfile_path=layout.dockerfile_path,
         )
