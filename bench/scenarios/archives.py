@@ -1,9 +1,9 @@
 """Scenario: the worker's peak memory while it refuses the hostile archives of ``devstack/hostile.py``.
 
 Each archive is served from a local HTTP server and fetched by a fresh worker
-process (``python -m bench.scenarios.archives <url>``: it imports what ``python
--m worker`` imports, then runs the worker's own fetch path for a ``tar_url``
-job: download → sniff → sanitize).  The child reports its peak RSS (``VmHWM``
+process (``python -m bench.archive_probe <url>``: it imports what ``python -m
+worker`` imports, then runs the worker's own fetch path for a ``tar_url`` job:
+download → sniff → sanitize).  The child reports its peak RSS (``VmHWM``
 of /proc/self/status) and the reason it refused the archive; the figure held
 against the goal is the worst archive's.
 """
@@ -11,45 +11,12 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import threading
-import time
 from typing import Any
 
 GOAL_MB = 150.0
-
-
-def _status_kib(field: str) -> int:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def child(url: str) -> dict[str, Any]:
-    """In a fresh process: load the worker, fetch ``url`` as a job's context, report memory and outcome."""
-    os.environ["BOATYARD_ALLOW_PRIVATE_URLS"] = "true"
-    import worker.loop  # noqa: F401 - everything the worker process loads
-    from chalicelib.errors import BuildFailed
-    from chalicelib.jobs import Job, SourceKind
-    from chalicelib.settings import get_settings
-    from worker.sources import fetch_context
-
-    baseline = _status_kib("VmRSS")
-    job = Job("00000000-0000-4000-8000-000000000000", "bench/x", SourceKind.TAR_URL, {"tar_url": url})
-    started = time.monotonic()
-    reason = "accepted"
-    with tempfile.TemporaryFile() as dest:
-        try:
-            fetch_context(job, dest, get_settings(), lambda: None)
-        except BuildFailed as exc:
-            reason = exc.message
-    return {"reason": reason, "seconds": time.monotonic() - started,
-            "baseline_kib": baseline, "peak_kib": _status_kib("VmHWM")}
 
 
 class _Files(http.server.BaseHTTPRequestHandler):
@@ -82,7 +49,7 @@ def measure() -> list[dict[str, Any]]:
         for n, (name, data) in enumerate(corpus.items()):
             url = f"http://127.0.0.1:{server.server_address[1]}/{n}.tar"
             out = subprocess.run(
-                [sys.executable, "-m", "bench.scenarios.archives", url],
+                [sys.executable, "-m", "bench.archive_probe", url],
                 capture_output=True, text=True, timeout=300, check=True,
             )
             result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -114,10 +81,7 @@ def run(ctx: Any) -> Any:
     return result
 
 
-if __name__ == "__main__":
-    if len(sys.argv) == 2:
-        print(json.dumps(child(sys.argv[1])))
-    else:  # python -m bench.scenarios.archives: the figures without the rest of the bench
-        for item in measure():
-            print(f"{item['name']}: peak RSS {item['peak_kib'] / 1024:.0f} MB "
-                  f"(after imports {item['baseline_kib'] / 1024:.0f} MB), {item['seconds']:.2f} s: {item['reason']}")
+if __name__ == "__main__":  # python -m bench.scenarios.archives: the figures without the rest of the bench
+    for item in measure():
+        print(f"{item['name']}: peak RSS {item['peak_kib'] / 1024:.0f} MB "
+              f"(after imports {item['baseline_kib'] / 1024:.0f} MB), {item['seconds']:.2f} s: {item['reason']}")

@@ -179,12 +179,13 @@ def test_guard_lets_a_public_host_through(inproc, server, network):
     """The control case: through the fake public host the same archive is fetched (so the refusals below mean something)."""
     from chalicelib import jobstore
     from chalicelib.settings import get_settings
+    from worker.control import JobControl
     from worker.sources import fetch_context
 
     harness = inproc(BOATYARD_ALLOW_PRIVATE_URLS="false")
     job_id = harness.submit(_build(f"http://public.faults.test:{server.port}/ctx.tar.gz"))
     out = io.BytesIO()
-    stats = fetch_context(jobstore.get_job(job_id), out, get_settings(), lambda: None)
+    stats = fetch_context(jobstore.get_job(job_id), out, get_settings(), JobControl())
     assert stats.files == 2 and out.getvalue()
     assert network.connections == [(FAKE_PUBLIC_IP, server.port)]
 
