@@ -224,6 +224,39 @@ def test_sigterm_stops_an_idle_worker_promptly(moto_server):
     assert all(line.startswith("{") for line in lines), "stderr logging is structured JSON lines"
 
 
+def test_sigterm_does_not_hang_on_a_trickling_download(moto_server, tmp_path):
+    from tests.trickle import TrickleServer
+
+    server = TrickleServer(interval=1.0, max_seconds=120)
+    job_id = jobkit.submit("u/trickle", tar_url=server.url)
+    log = open(tmp_path / "worker.log", "wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "worker", "--poll-wait", "1"],
+        cwd=REPO,
+        env={**os.environ, **moto_server, "BOATYARD_ALLOW_PRIVATE_URLS": "true", "BOATYARD_SHUTDOWN_GRACE_SECONDS": "1",
+             "BOATYARD_VISIBILITY_TIMEOUT_SECONDS": "30"},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    try:
+        server.wait_connected(timeout=90, sent=2)  # the worker is stuck reading one byte a second
+        assert jobstore.get_job(job_id).phase == Phase.FETCHING
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        seconds = time.monotonic() - stopped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        log.close()
+        server.close()
+    assert proc.returncode == 0, (tmp_path / "worker.log").read_text()[-2000:]
+    assert seconds < 20, f"the worker took {seconds:.0f} s to stop (grace 1 s)"
+    assert server.gone, "the worker never closed the download"
+    job = jobstore.get_job(job_id)
+    assert job.phase.is_live and not job.lease_owner  # given back for another worker, not failed
+
+
 def test_disk_budget_prunes_without_touching_tagged_images(worker_env, base_image, docker_api, monkeypatch):
     from chalicelib.settings import get_settings
     from worker.builder import Builder
