@@ -11,6 +11,7 @@ storage could not be reached or failed; 130 interrupted (Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
@@ -18,9 +19,10 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from boatyard import __version__, credentials, pack
 from boatyard import config as configuration
@@ -472,8 +474,29 @@ def main(argv: list[str] | None = None) -> int:
     """Run the command line; the exit code."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if hasattr(signal, "SIGPIPE"):
-        signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `boatyard logs JOB | head` ends quietly
+    with _default_sigpipe():
+        return _run(args)
+
+
+@contextlib.contextmanager
+def _default_sigpipe() -> Iterator[None]:
+    """SIGPIPE's default action while the command runs (`boatyard logs JOB | head` ends quietly).
+
+    The caller's handler comes back afterwards: a process that calls :func:`main` and goes
+    on (a test, a script embedding the CLI) must not be killed by its next write to a
+    closed pipe.
+    """
+    if not hasattr(signal, "SIGPIPE") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGPIPE, previous)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args))
     except UsageError as exc:

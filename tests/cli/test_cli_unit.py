@@ -368,3 +368,19 @@ def test_error_bodies_other_than_the_apis_are_never_shown():
     assert isinstance(error, RouteMissing) and "by_secret" not in str(error) and "/api/v1/jobs" in str(error)
     answer.status_code, answer._content = 400, b'{"Code": "InvalidRequest", "Message": "image_name: required"}'
     assert str(_error_from(answer)) == "image_name: required (InvalidRequest, HTTP 400)"
+
+
+def test_main_gives_the_callers_sigpipe_handler_back():
+    """The command sets SIGPIPE's default action for itself only.
+
+    A process that calls main() and goes on (this test session) must not be killed
+    silently by its next write to a closed pipe: the whole suite once died in the
+    browser tests after an in-process ``cli.main`` call left SIGPIPE at SIG_DFL.
+    """
+    import signal
+
+    before = signal.getsignal(signal.SIGPIPE)
+    assert before != signal.SIG_DFL  # Python ignores SIGPIPE; the check below could fail
+    code = cli.main(["build", "/nonexistent-folder", "-t", "127.0.0.1:5000/x/y:1", "--api", "http://127.0.0.1:9"])
+    assert code == 2  # the command ran to its end: no such folder
+    assert signal.getsignal(signal.SIGPIPE) == before
