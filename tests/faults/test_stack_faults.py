@@ -16,7 +16,7 @@ import pytest
 
 from devstack import faults
 from devstack.services import free_port
-from tests.conftest import TEST_PASSWORD
+from tests.conftest import TEST_PASSWORD, TEST_REGISTRY_USER
 from tests.faults.helpers import credentials, job_items, logs, queue_depth, submit, wait_phase, wait_terminal, worker_pid_of
 from tests.nonce import RUN_NONCE
 
@@ -79,10 +79,13 @@ def test_registry_down_during_push_fails_clearly_then_recovers(make_stack, base_
         stack = make_stack("registry-down", workers=1, env={"BOATYARD_VISIBILITY_TIMEOUT_SECONDS": "20",
                                                              "BOATYARD_HEARTBEAT_SECONDS": "3"})
         image = f"{reg.host}/faults/down:1"
+        # the base lives on the test registry, not on the one pushed to: bases are pulled fresh, with the job's auths
+        base_auths = {"registry_auths": {base_image.split("/")[0]: {"username": TEST_REGISTRY_USER, "password": TEST_PASSWORD}}}
         job_id = submit(stack.api_url, {
             "image_name": image,
             "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo registry-down && sleep 4\n",
             **credentials(reg),
+            **base_auths,
         })
         wait_phase(stack.api_url, job_id, {"building"}, timeout=60)
         own.stop()
@@ -95,6 +98,7 @@ def test_registry_down_during_push_fails_clearly_then_recovers(make_stack, base_
             "image_name": f"{reg.host}/faults/down:2",
             "dockerfile": f"FROM {base_image}\nRUN echo registry-back\n",
             **credentials(reg),
+            **base_auths,
         })
         after = wait_terminal(stack.api_url, again, timeout=120)
         depth = _drained(stack)
