@@ -1,7 +1,7 @@
 """boatyard's HTTP API (Chalice).  Routes only: parse, call chalicelib, shape the answer.
 
 See DESIGN.md and openapi.yaml for the contract; errors are mapped in
-chalicelib.http_errors.
+chalicelib.api.error_mapping.
 """
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ from typing import Any
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 from chalice.app import AuthRequest
 
-from chalicelib import authn, bodies, history, jobviews, static_ui, submit, validation
-from chalicelib.apikeys import Principal
-from chalicelib.http_errors import JSON_HEADERS, json_errors
-from chalicelib.requestlog import configure_logging, log_requests
-from chalicelib.settings import get_settings
+from chalicelib.api import authn, request_body, job_views, static_ui, submit, validation
+from chalicelib.stores import history
+from chalicelib.stores.apikeys import Principal
+from chalicelib.api.error_mapping import JSON_HEADERS, json_errors
+from chalicelib.api.request_log import configure_logging, log_requests
+from chalicelib.domain.settings import get_settings
 
 app = Chalice(app_name="boatyard")
 configure_logging()
@@ -27,7 +28,7 @@ for _type in ("multipart/form-data", "application/x-gzip", "application/gzip", *
 
 # "*" locally; deployed, only the UI's CloudFront origin (BOATYARD_CORS_ORIGIN from infra/resources.yaml)
 CORS = CORSConfig(allow_origin=get_settings().cors_origin, allow_headers=["Content-Type", "Authorization"], max_age=600)
-ANY_TYPE = ["*/*"]  # content types are checked by chalicelib.bodies (JSON 415 answers)
+ANY_TYPE = ["*/*"]  # content types are checked by chalicelib.api.request_body (JSON 415 answers)
 
 
 @app.authorizer(ttl_seconds=get_settings().auth_cache_seconds, header="Authorization")
@@ -57,7 +58,7 @@ def _json(body: Any, status: int = 200) -> Response:
 def build() -> Response:
     """Submit a build: JSON with one source, or multipart with parts TarFile and Json → 202 JobIdentifier."""
     request = app.current_request
-    parsed = bodies.parse_build_body(request.headers, request.raw_body, get_settings())
+    parsed = request_body.parse_build_body(request.headers, request.raw_body, get_settings())
     job_id = submit.submit_build(parsed.request, parsed.archive, _caller())
     return _json({"JobIdentifier": job_id}, 202)
 
@@ -81,14 +82,14 @@ def list_jobs() -> Response:
 @json_errors
 def job_status(job_id: str) -> Response:
     """The job's status: the seed's Status word plus Phase, timestamps, attempt, digest."""
-    return _json(jobviews.status_body(validation.parse_job_id(job_id), _caller()))
+    return _json(job_views.status_body(validation.parse_job_id(job_id), _caller()))
 
 
 @app.route("/api/v1/{job_id}/cancel", methods=["POST"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
 @json_errors
 def cancel_job(job_id: str) -> Response:
     """Cancel a queued or running job (its worker stops the build at the next heartbeat)."""
-    return _json(jobviews.cancel(validation.parse_job_id(job_id), _caller()))
+    return _json(job_views.cancel(validation.parse_job_id(job_id), _caller()))
 
 
 @app.route("/api/v1/{job_id}/logs", methods=["GET"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
@@ -97,7 +98,7 @@ def job_logs(job_id: str) -> Response:
     """The job's log text; with ?since=<cursor> only what came after it."""
     job_id = validation.parse_job_id(job_id)
     params = app.current_request.query_params or {}
-    return _json(jobviews.logs_body(job_id, validation.parse_since(params.get("since")), _caller()))
+    return _json(job_views.logs_body(job_id, validation.parse_since(params.get("since")), _caller()))
 
 
 @app.route("/", methods=["GET"], content_types=ANY_TYPE)

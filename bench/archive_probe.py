@@ -26,11 +26,11 @@ def _status_kib(field: str) -> int:
 def child(url: str) -> dict[str, Any]:
     """In a fresh process: load the worker, fetch ``url`` as a job's context, report memory and outcome."""
     os.environ["BOATYARD_ALLOW_PRIVATE_URLS"] = "true"
-    import worker.loop  # noqa: F401 - everything the worker process loads
-    from chalicelib.errors import BuildFailed
-    from chalicelib.jobs import Job, SourceKind
-    from chalicelib.settings import get_settings
-    from worker.control import JobControl
+    import worker.job.loop  # noqa: F401 - everything the worker process loads
+    from chalicelib.domain.errors import BuildFailed
+    from chalicelib.domain.jobs import Job, SourceKind
+    from chalicelib.domain.settings import get_settings
+    from worker.job.control import JobControl
     from worker.sources import fetch_context
 
     baseline = _status_kib("VmRSS")

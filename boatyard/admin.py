@@ -2,7 +2,7 @@
 
 Never through the API: an operator's credentials (or moto locally, via
 ``AWS_ENDPOINT_URL``) and the same settings as the service
-(``BOATYARD_TABLE``, region).  The key store is :mod:`chalicelib.apikeys`.
+(``BOATYARD_TABLE``, region).  The key store is :mod:`chalicelib.stores.apikeys`.
 
 ``register(subparsers)`` adds the ``admin`` tree to the ``boatyard`` console
 script (``boatyard/cli.py``); ``python -m boatyard.admin keys …`` runs it alone.
@@ -16,8 +16,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from chalicelib import apikeys
-from chalicelib.errors import BoatyardError
+from chalicelib.stores import apikeys
+from chalicelib.domain.errors import BoatyardError
 
 
 def _create(args: argparse.Namespace) -> int:

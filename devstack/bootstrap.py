@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from chalicelib.resources import ensure_resources
+from devstack.resources import ensure_resources
 
 
 def main() -> None:

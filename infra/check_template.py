@@ -17,7 +17,7 @@ INFRA = pathlib.Path(__file__).resolve().parent
 RESOURCES_TEMPLATE = INFRA / "resources.yaml"
 LAMBDA_POLICY = INFRA / "lambda-policy.json"
 
-# what the Lambda must get, and from which resource (chalicelib/settings.py reads them)
+# what the Lambda must get, and from which resource (chalicelib/domain/settings.py reads them)
 LAMBDA_ENV_REFS = {
     "BOATYARD_TABLE": {"Ref": "JobsTable"},
     "BOATYARD_BUCKET": {"Ref": "ContextsBucket"},

@@ -41,9 +41,9 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     """moto's ``mock_aws`` with boatyard's resources created; yields their names."""
     from moto import mock_aws
 
-    from chalicelib import aws, queue
-    from chalicelib.resources import ensure_resources
-    from chalicelib.settings import get_settings
+    from chalicelib.stores import aws, queue
+    from devstack.resources import ensure_resources
+    from chalicelib.domain.settings import get_settings
     from devstack.moto_atomic import make_dynamodb_writes_atomic
 
     make_dynamodb_writes_atomic()  # conditional writes atomic across a worker's threads, as in DynamoDB

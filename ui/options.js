@@ -1,5 +1,5 @@
 // The "Options" section of the build form, shared by every source tab: reads the build options and
-// checks them before anything is sent (the API checks again; patterns mirror chalicelib/patterns.py).
+// checks them before anything is sent (the API checks again; patterns mirror chalicelib/domain/patterns.py).
 
 /** The option inputs; each id is the API field it fills, so a refusal naming the field shows beside it. */
 export const OPTION_FIELDS = [

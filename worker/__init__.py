@@ -1,20 +1,23 @@
 """boatyard's build worker: ``python -m worker``.
 
-It long-polls the job queue, claims each job with a lease (``chalicelib.jobstore``),
+It long-polls the job queue, claims each job with a lease (``chalicelib.stores.jobs``),
 fetches the build context (S3, a tarball URL through an SSRF guard, or a GitHub
 archive), sanitises it into a local tar, builds it with the Docker daemon,
 pushes the image with the job's own credentials, and records every phase
 change and the build log in DynamoDB.
 
-Modules, one job each:
+Packages and modules, one job each:
 
-* :mod:`worker.loop` — the poll loop, concurrency, shutdown, dead-letter sweep
-* :mod:`worker.runner` — one delivery from claim to a terminal phase
-* :mod:`worker.heartbeat` — visibility and lease renewal while a job runs
-* :mod:`worker.control` — abort signalling (timeout, lost lease, shutdown)
-* :mod:`worker.sources` — the context fetchers; :mod:`worker.archive` the tar sanitiser
+* :mod:`worker.job.loop` — the poll loop, concurrency, shutdown, dead-letter sweep
+* :mod:`worker.job.runner` — one delivery from claim to a terminal phase
+* :mod:`worker.job.heartbeat` — visibility and lease renewal while a job runs
+* :mod:`worker.job.control` — abort signalling (timeout, lost lease, shutdown)
+* :mod:`worker.job.metrics`, :mod:`worker.job.spot` — EMF metrics; the spot-interruption drain
+* :mod:`worker.sources` — the context fetchers; :mod:`worker.context.archive` the tar sanitiser
+  (over :mod:`worker.context.tarstream`, the bounded tar reader)
 * :mod:`worker.netguard` — the SSRF guard for every URL the worker fetches
-* :mod:`worker.builder` — docker build / push / cleanup with the low-level API
-* :mod:`worker.images` — image references and their registry
+* :mod:`worker.build.builder` — docker build / push / cleanup with the low-level API;
+  :mod:`worker.build.buildkit` the BuildKit engine, :mod:`worker.build.engines` the choice between them
+* :mod:`worker.build.images` — image references and their registry
 * :mod:`worker.redact` — keeping credentials out of every log
 """

@@ -1,6 +1,6 @@
 """``python -m worker``: run a boatyard build worker until SIGTERM/SIGINT.
 
-Configuration comes from the environment (see ``chalicelib/settings.py``);
+Configuration comes from the environment (see ``chalicelib/domain/settings.py``);
 the two options below only tune polling.
 """
 from __future__ import annotations
@@ -9,10 +9,10 @@ import argparse
 import logging
 import signal
 
-from worker.limits import RuntimeUnavailable
+from worker.build.limits import RuntimeUnavailable
 from worker.logs import setup_logging
-from worker.loop import Worker
-from worker.spot import start_watch
+from worker.job.loop import Worker
+from worker.job.spot import start_watch
 
 log = logging.getLogger("boatyard.worker")
 

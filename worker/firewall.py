@@ -18,7 +18,7 @@ default bridge no IPv6 here, so nothing legitimate uses it.
 
 Daemon-side traffic (``FROM`` pulls and pushes, made by dockerd in the host's
 network namespace) does not cross the bridge; image names on private
-addresses are refused by the API and the worker instead (chalicelib/registryhosts.py).
+addresses are refused by the API and the worker instead (chalicelib/domain/registry_hosts.py).
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 def _mode(auth: str) -> None:
     """Switch BOATYARD_AUTH for the next requests (both apps read the mode per request)."""
-    from chalicelib.settings import get_settings
+    from chalicelib.domain.settings import get_settings
 
     os.environ["BOATYARD_AUTH"] = auth
     get_settings.cache_clear()
@@ -67,8 +67,8 @@ def main(requests_per_run: int, runs: int) -> dict:
 
     os.environ.setdefault("BOATYARD_ALLOW_PRIVATE_REGISTRIES", "true")  # the image names a 127.0.0.1 registry
     with mock_aws():
-        from chalicelib.logstore import LogWriter
-        from chalicelib.resources import ensure_resources
+        from chalicelib.stores.logs import LogWriter
+        from devstack.resources import ensure_resources
 
         ensure_resources()
         import app as boatyard_app
@@ -100,7 +100,7 @@ def main(requests_per_run: int, runs: int) -> dict:
                 "logs_tail": f"/api/v1/{job_id}/logs?since={cursor}",
             }
             per_run: dict[str, list[dict[str, float]]] = {name: [] for name in (*paths, "build", "status_open", "status_keys")}
-            from chalicelib import apikeys
+            from chalicelib.stores import apikeys
 
             keys_app = _keys_app()
             _mode("keys")

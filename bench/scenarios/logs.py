@@ -262,7 +262,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
         BREAKDOWN_NOTE,
         gap_note(parts),
         "How the worker writes the log: LogWriter.write only buffers; a background writer stores the buffer "
-        "once it holds 16 KiB or its oldest text is 1 s old (chalicelib/logstore.py), so reading the build's "
+        "once it holds 16 KiB or its oldest text is 1 s old (chalicelib/stores/logs.py), so reading the build's "
         "output does not wait for BatchWriteItem round trips (unless more than 1 MiB is pending).",
     ]
     result.raw = {

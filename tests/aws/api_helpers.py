@@ -9,8 +9,8 @@ from typing import Any
 
 from urllib3 import encode_multipart_formdata
 
-from chalicelib import aws
-from chalicelib.settings import get_settings
+from chalicelib.stores import aws
+from chalicelib.domain.settings import get_settings
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -65,7 +65,7 @@ def job_item(job_id: str) -> dict[str, Any]:
 
 def queue_bodies() -> list[str]:
     """The raw bodies of every message on the job queue (left visible for later readers)."""
-    from chalicelib import queue
+    from chalicelib.stores import queue
 
     sqs = aws.client("sqs")
     bodies: list[str] = []

@@ -11,7 +11,7 @@ from tests.aws.api_helpers import answer, post_json
 @pytest.fixture
 def client(aws_env, monkeypatch):
     """chalice.test.Client on the app, with AWS in process (moto); local registries allowed, as on the local stack."""
-    from chalicelib.settings import get_settings
+    from chalicelib.domain.settings import get_settings
 
     monkeypatch.setenv("BOATYARD_ALLOW_PRIVATE_REGISTRIES", "true")
     get_settings.cache_clear()
@@ -39,7 +39,7 @@ KEYS_ENV = {
 @pytest.fixture
 def keys_env(monkeypatch):
     """BOATYARD_AUTH=keys with small quotas and a 1 s authorizer cache (set before ``aws_env`` reads the settings)."""
-    from chalicelib import authn
+    from chalicelib.api import authn
 
     for name, value in KEYS_ENV.items():
         monkeypatch.setenv(name, value)
@@ -65,7 +65,7 @@ def keys_client(keys_env, aws_env):
 @pytest.fixture
 def owners(keys_client):
     """Tokens of two ordinary owners and one admin: ``{"a": ..., "b": ..., "admin": ...}``."""
-    from chalicelib import apikeys
+    from chalicelib.stores import apikeys
 
     return {
         "a": apikeys.create_key("team-a", "ci")[1],

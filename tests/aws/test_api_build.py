@@ -7,8 +7,9 @@ import uuid
 
 import pytest
 
-from chalicelib import archives, contexts, jobstore, queue, sealing
-from chalicelib.jobs import Phase, SourceKind
+from chalicelib.domain import archive_format
+from chalicelib.stores import contexts, jobs as jobstore, queue, sealing
+from chalicelib.domain.jobs import Phase, SourceKind
 from tests.aws.api_helpers import (
     answer,
     assert_no_leak,
@@ -171,7 +172,7 @@ def test_unexpected_error_is_a_bare_500(client, monkeypatch, caplog):
     def boom(*args, **kwargs):
         raise RuntimeError("secret internals /var/task/x.py")
 
-    monkeypatch.setattr(archives, "dockerfile_context", boom)
+    monkeypatch.setattr(archive_format, "dockerfile_context", boom)
     response = post_json(client, {"image_name": "u/i", "dockerfile": "FROM x"})
     assert response.status_code == 500
     assert answer(response) == {
@@ -183,9 +184,9 @@ def test_unexpected_error_is_a_bare_500(client, monkeypatch, caplog):
 
 
 def _all_jobs():
-    from chalicelib import aws, dynamo
-    from chalicelib.jobs import Job
-    from chalicelib.settings import get_settings
+    from chalicelib.stores import aws, dynamo
+    from chalicelib.domain.jobs import Job
+    from chalicelib.domain.settings import get_settings
 
     items = aws.client("dynamodb").scan(TableName=get_settings().table_name)["Items"]
     return [Job.from_item(dynamo.deserialize(i)) for i in items if i["sk"]["S"] == "job"]
@@ -194,8 +195,8 @@ def _all_jobs():
 @pytest.mark.parametrize("where", ["dynamodb", "s3-inside-tar.gz", "sqs"])
 def test_the_leak_scan_finds_a_planted_secret(aws_env, test_password, where):
     """The scan the tests above rely on must be able to fail."""
-    from chalicelib import aws
-    from chalicelib.settings import get_settings
+    from chalicelib.stores import aws
+    from chalicelib.domain.settings import get_settings
 
     if where == "dynamodb":
         aws.client("dynamodb").put_item(

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from chalicelib import contexts, jobstore
-from chalicelib.buildoptions import BuildOptions
+from chalicelib.stores import contexts, jobs as jobstore
+from chalicelib.domain.build_options import BuildOptions
 from tests.aws.api_helpers import answer, job_item, make_tar, post_json, post_multipart, queue_bodies, stored_text_everywhere
 
 OPTIONS = {
@@ -89,7 +89,7 @@ def test_bad_option_is_400_naming_it_and_nothing_is_stored(client, fields, field
 
 
 def test_tag_digests_appear_in_the_status(client, job_id):
-    from chalicelib.jobs import Phase
+    from chalicelib.domain.jobs import Phase
 
     worker = "w-1"
     jobstore.claim(job_id, worker, 60, 3)
@@ -104,7 +104,7 @@ def test_tag_digests_appear_in_the_status(client, job_id):
 def test_registry_auths_and_github_token_travel_sealed_only(client, test_password, caplog):
     import logging
 
-    from chalicelib import queue, sealing
+    from chalicelib.stores import queue, sealing
     from tests.aws.api_helpers import assert_no_leak
 
     caplog.set_level(logging.DEBUG)

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from chalicelib import jobstore, queue, sealing
-from chalicelib.settings import get_settings
+from chalicelib.stores import jobs as jobstore, queue, sealing
+from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import answer, assert_no_leak, make_tar, post_json, post_multipart, queue_bodies
 
 IMAGE = "registry.example.com/team/image:1"

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from chalicelib.settings import get_settings
+from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import (
     answer,
     assert_no_leak,
@@ -278,7 +278,7 @@ def test_upload_id_that_was_never_uploaded(client):
 
 
 def test_upload_id_whose_file_is_not_an_archive(client):
-    from chalicelib import contexts
+    from chalicelib.stores import contexts
 
     upload_id = answer(client.http.post("/api/v1/uploads"))["UploadId"]
     contexts.put_bytes(contexts.upload_key(upload_id), b"<html>not an archive</html>" * 40)

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from chalicelib import apikeys, aws, contexts, jobstore, queue, quotas
-from chalicelib.jobs import Phase
-from chalicelib.settings import get_settings
+from chalicelib.stores import apikeys, aws, contexts, jobs as jobstore, queue, quotas
+from chalicelib.domain.jobs import Phase
+from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import answer, make_tar
 
 BUILD = {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}
@@ -66,7 +66,7 @@ def test_a_key_with_the_right_id_but_a_wrong_secret_is_refused(keys_client, owne
 
 
 def test_only_accepted_keys_are_cached_and_never_in_lambda(keys_client, owners, monkeypatch):
-    from chalicelib import authn
+    from chalicelib.api import authn
 
     authn.forget_cached_keys()
     assert keys_client.http.get("/api/v1/jobs", headers=_h(owners["a"])).status_code == 200
@@ -92,7 +92,7 @@ def test_key_store_keeps_only_a_hash_and_records_use(keys_client, owners):
 
 @pytest.mark.parametrize("owner", ["", "Team-A", "a" * 64, "-x", "a/b", "a b"])
 def test_bad_owner_names_are_refused(aws_env, owner):
-    from chalicelib.errors import InvalidRequest
+    from chalicelib.domain.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest):
         apikeys.create_key(owner)
@@ -190,8 +190,8 @@ def test_every_terminal_transition_releases_the_slot_exactly_once(keys_client, o
 
 
 def test_a_job_failed_by_the_dead_letter_sweep_releases_its_slot(keys_client, owners, monkeypatch):
-    from worker.loop import DLQ_REASON, Worker
-    from chalicelib.queue import JobMessage
+    from worker.job.loop import DLQ_REASON, Worker
+    from chalicelib.stores.queue import JobMessage
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     stuck = submit_ok(keys_client, owners["a"])

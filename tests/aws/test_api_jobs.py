@@ -5,9 +5,9 @@ import uuid
 
 import pytest
 
-from chalicelib import jobstore, logstore
-from chalicelib.jobs import Phase
-from chalicelib.settings import get_settings
+from chalicelib.stores import jobs as jobstore, logs as logstore
+from chalicelib.domain.jobs import Phase
+from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import answer
 
 

@@ -6,8 +6,8 @@ import uuid
 import pytest
 import yaml
 
-from chalicelib import jobstore, logstore
-from chalicelib.jobs import Phase
+from chalicelib.stores import jobs as jobstore, logs as logstore
+from chalicelib.domain.jobs import Phase
 from tests.aws.api_helpers import answer, post_json
 from tests.unit.test_openapi import DOC_PATH, schema_validator
 

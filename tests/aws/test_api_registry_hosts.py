@@ -5,11 +5,11 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.settings import get_settings
+from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import post_json
 from tests.docker import jobkit
-from worker.loop import Worker
-from worker.runner import Outcome
+from worker.job.loop import Worker
+from worker.job.runner import Outcome
 
 
 @pytest.fixture

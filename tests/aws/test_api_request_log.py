@@ -1,4 +1,4 @@
-"""chalicelib/requestlog.py: one JSON line per API request, with the route, status, latency and job id, never a secret."""
+"""chalicelib/api/request_log.py: one JSON line per API request, with the route, status, latency and job id, never a secret."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from chalicelib import requestlog
+from chalicelib.api import request_log
 from tests.aws.api_helpers import answer, post_json
 
 
@@ -23,9 +23,9 @@ class Lines(logging.Handler):
 @pytest.fixture
 def lines() -> Iterator[Lines]:
     handler = Lines()
-    requestlog.log.addHandler(handler)
+    request_log.log.addHandler(handler)
     yield handler
-    requestlog.log.removeHandler(handler)
+    request_log.log.removeHandler(handler)
 
 
 def test_each_request_logs_route_status_latency_and_job_id(client, lines, test_password):
@@ -61,13 +61,13 @@ def test_hostile_job_ids_do_not_reach_the_log():
         context = {"resourcePath": "/api/v1/{job_id}/status"}
         uri_params = {"job_id": "x\n{\"type\": \"forged\"}"}
 
-    entry = requestlog.request_entry(Request(), 400, 0.01, body={"JobIdentifier": "../../etc"})
+    entry = request_log.request_entry(Request(), 400, 0.01, body={"JobIdentifier": "../../etc"})
     assert entry["method"] == "other" and "job_id" not in entry
 
 
 def test_logging_is_configured_for_the_lambda_once(capsys):
-    requestlog.configure_logging()
-    requestlog.configure_logging()
-    assert requestlog.log.level == logging.INFO and requestlog.log.propagate is False
-    requestlog.log.info('{"type":"request"}')
+    request_log.configure_logging()
+    request_log.configure_logging()
+    assert request_log.log.level == logging.INFO and request_log.log.propagate is False
+    request_log.log.info('{"type":"request"}')
     assert capsys.readouterr().out.count('{"type":"request"}') == 1

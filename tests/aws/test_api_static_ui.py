@@ -7,7 +7,7 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.settings import get_settings
+from chalicelib.domain.settings import get_settings
 
 
 @pytest.fixture
@@ -85,7 +85,7 @@ def test_the_repository_ui_folder_is_the_default():
     import os
 
     import app as app_module
-    from chalicelib.settings import load_settings
+    from chalicelib.domain.settings import load_settings
 
     settings = load_settings({"BOATYARD_SERVE_UI": "true"})
     assert settings.serve_ui
@@ -95,7 +95,7 @@ def test_the_repository_ui_folder_is_the_default():
 @pytest.mark.parametrize("name", ["../outside.txt", "..", ".", "sub/x.js", "/etc/passwd", "index.html\x00", ""])
 def test_load_asset_rejects_decoded_traversal(ui_dir, name):
     """API Gateway URL-decodes path parameters, so the loader itself must refuse these."""
-    from chalicelib.static_ui import AssetNotFound, load_asset
+    from chalicelib.api.static_ui import AssetNotFound, load_asset
 
     with pytest.raises(AssetNotFound):
         load_asset(name, get_settings())

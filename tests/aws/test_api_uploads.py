@@ -7,8 +7,8 @@ import uuid
 
 import requests
 
-from chalicelib import contexts, jobstore
-from chalicelib.settings import get_settings
+from chalicelib.stores import contexts, jobs as jobstore
+from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import answer, make_tar, post_json, read_object
 
 

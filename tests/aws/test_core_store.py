@@ -3,10 +3,10 @@ import time
 
 import pytest
 
-from chalicelib import jobstore, logstore, sealing
-from chalicelib.errors import JobNotFound, TransitionConflict
-from chalicelib.jobs import Job, Phase, SourceKind
-from chalicelib.jobstore import ClaimOutcome
+from chalicelib.stores import jobs as jobstore, logs as logstore, sealing
+from chalicelib.domain.errors import JobNotFound, TransitionConflict
+from chalicelib.domain.jobs import Job, Phase, SourceKind
+from chalicelib.stores.jobs import ClaimOutcome
 
 
 def _new_job(job_id="11111111-2222-4333-8444-555555555555"):
@@ -65,7 +65,7 @@ def test_unknown_job_is_not_found(aws_env):
 def test_log_writer_batches_orders_and_caps(aws_env, monkeypatch):
     job = _new_job()
     monkeypatch.setenv("BOATYARD_LOG_CAP_BYTES", str(200_000))
-    from chalicelib.settings import get_settings
+    from chalicelib.domain.settings import get_settings
 
     get_settings.cache_clear()
     lines = [f"line {i:06d}\n" for i in range(30000)]  # 360,000 bytes
@@ -97,7 +97,7 @@ def test_log_cursor_returns_only_newer_text(aws_env):
 def test_log_writer_flushes_on_age(aws_env, monkeypatch):
     job = _new_job()
     monkeypatch.setenv("BOATYARD_LOG_FLUSH_SECONDS", "0.2")
-    from chalicelib.settings import get_settings
+    from chalicelib.domain.settings import get_settings
 
     get_settings.cache_clear()
     writer = logstore.LogWriter(job.job_id).start()
@@ -139,7 +139,7 @@ def test_a_lease_ending_in_the_claims_own_second_is_busy_not_exhausted(aws_env, 
 
 
 def _fenced(job_id: str, owner: str, attempt: int) -> logstore.LogWriter:
-    """The writer a worker makes for its claimed attempt (see worker/runner.py)."""
+    """The writer a worker makes for its claimed attempt (see worker/job/runner.py)."""
     return logstore.LogWriter(job_id, fence=logstore.LogFence(owner, attempt))
 
 
@@ -196,7 +196,7 @@ def test_a_log_transaction_holding_the_job_item_does_not_fail_a_transition(aws_e
     """A plain write that meets a log transaction is refused with TransactionConflictException: tried again."""
     from botocore.exceptions import ClientError
 
-    from chalicelib import aws
+    from chalicelib.stores import aws
 
     job = _new_job()
     jobstore.claim(job.job_id, "w1", 60, 3)

@@ -7,14 +7,15 @@ import time
 
 import pytest
 
-from chalicelib import jobstore, jobviews
-from chalicelib.jobs import Phase
+from chalicelib.api import job_views
+from chalicelib.stores import jobs as jobstore
+from chalicelib.domain.jobs import Phase
 from tests.docker import jobkit
 from tests.trickle import TrickleServer
-from worker.control import AbortKind, JobControl
-from worker.heartbeat import Heartbeat
-from worker.loop import Worker
-from worker.runner import Outcome
+from worker.job.control import AbortKind, JobControl
+from worker.job.heartbeat import Heartbeat
+from worker.job.loop import Worker
+from worker.job.runner import Outcome
 
 
 @pytest.fixture
@@ -96,7 +97,7 @@ def test_cancel_cuts_a_trickling_download(env, trickle, headers):
     server = trickle(headers=headers, max_seconds=60)
     worker, job_id, future = _start_fetching(server)
     cancelled = time.monotonic()
-    assert jobviews.cancel(job_id)["Status"] == "Cancelled"  # what POST /api/v1/{id}/cancel does
+    assert job_views.cancel(job_id)["Status"] == "Cancelled"  # what POST /api/v1/{id}/cancel does
     result = future.result(timeout=15)  # the next heartbeat (1 s) sees the cancel and cuts the socket
     assert result.outcome == Outcome.LOST
     assert server.gone and server.gone[0] - cancelled < 10

@@ -12,12 +12,12 @@ import threading
 import botocore.client
 import pytest
 
-from chalicelib import aws, jobstore, queue
-from chalicelib.queue import JobMessage
+from chalicelib.stores import aws, jobs as jobstore, queue
+from chalicelib.stores.queue import JobMessage
 from tests.aws.test_worker_spot import QuickBuilder, UntilAbortedBuilder
 from tests.docker import jobkit
 from tests.infra.conftest import INFRA, check_template
-from worker.loop import Worker
+from worker.job.loop import Worker
 
 # API operations whose IAM action has another name (a transaction is authorized per item: TRANSACTION_ITEM_ACTIONS)
 ACTION_OF = {

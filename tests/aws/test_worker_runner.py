@@ -7,14 +7,14 @@ import time
 
 import pytest
 
-from chalicelib import aws, jobstore, queue
-from chalicelib.errors import BuildFailed
-from chalicelib.jobs import Phase
-from chalicelib.queue import JobMessage
+from chalicelib.stores import aws, jobs as jobstore, queue
+from chalicelib.domain.errors import BuildFailed
+from chalicelib.domain.jobs import Phase
+from chalicelib.stores.queue import JobMessage
 from devstack import hostile
 from tests.docker import jobkit
-from worker.loop import DLQ_REASON, Worker
-from worker.runner import Outcome
+from worker.job.loop import DLQ_REASON, Worker
+from worker.job.runner import Outcome
 
 
 @pytest.fixture
@@ -95,7 +95,7 @@ def test_bad_uploaded_archives_fail_with_a_reason(worker, files, reason):
 
 
 def test_expired_context_fails_clearly(worker):
-    from chalicelib import contexts
+    from chalicelib.stores import contexts
 
     job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
     contexts.delete(contexts.context_key(job_id))

@@ -1,4 +1,4 @@
-"""Spot interruption (worker/spot.py): a fake IMDSv2 on 127.0.0.1 announces it, the worker drains like on SIGTERM.
+"""Spot interruption (worker/job/spot.py): a fake IMDSv2 on 127.0.0.1 announces it, the worker drains like on SIGTERM.
 
 AWS is moto in process; the builds are a fake builder that runs until aborted (no Docker needed), so the test
 is about the drain: no new job taken, the running build given back with a clear log line, and run again by
@@ -15,12 +15,12 @@ from typing import Iterator
 
 import pytest
 
-from chalicelib import jobstore, queue
-from chalicelib.jobs import Phase
-from chalicelib.settings import get_settings
+from chalicelib.stores import jobs as jobstore, queue
+from chalicelib.domain.jobs import Phase
+from chalicelib.domain.settings import get_settings
 from tests.docker import jobkit
-from worker import spot
-from worker.loop import Worker
+from worker.job import spot
+from worker.job.loop import Worker
 
 
 class FakeImds:
@@ -81,7 +81,7 @@ def imds() -> Iterator[FakeImds]:
 
 
 class UntilAbortedBuilder:
-    """Stands in for worker.builder.Builder: a build that runs until the job is aborted."""
+    """Stands in for worker.build.builder.Builder: a build that runs until the job is aborted."""
 
     def __init__(self) -> None:
         self.started = threading.Event()

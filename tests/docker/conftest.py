@@ -38,7 +38,7 @@ def worker_env(aws_env, docker_host, registry, base_image, archive_server, monke
 @pytest.fixture
 def make_worker(worker_env):
     """Build in-process workers on the current settings; shuts them down after the test."""
-    from worker.loop import Worker
+    from worker.job.loop import Worker
 
     made = []
 

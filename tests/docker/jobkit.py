@@ -12,11 +12,11 @@ from typing import Mapping
 
 import pytest
 
-from chalicelib import contexts, jobstore, logstore, queue, sealing
-from chalicelib.buildoptions import validate_options
-from chalicelib.jobs import Job, SourceKind
-from chalicelib.queue import JobMessage
-from chalicelib.settings import get_settings
+from chalicelib.stores import contexts, jobs as jobstore, logs as logstore, queue, sealing
+from chalicelib.domain.build_options import validate_options
+from chalicelib.domain.jobs import Job, SourceKind
+from chalicelib.stores.queue import JobMessage
+from chalicelib.domain.settings import get_settings
 
 
 def set_env(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:

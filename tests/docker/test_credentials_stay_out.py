@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from devstack import faults
+from tests.support import faults
 from tests.docker import jobkit
 
 pytestmark = pytest.mark.docker

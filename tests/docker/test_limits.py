@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from chalicelib import jobstore
-from chalicelib.settings import MiB
+from chalicelib.stores import jobs as jobstore
+from chalicelib.domain.settings import MiB
 from tests.docker import jobkit
 
 pytestmark = pytest.mark.docker
@@ -95,9 +95,9 @@ def test_the_daemon_applies_every_limit_to_the_step_container(limited, monkeypat
     import io
     import threading
 
-    from chalicelib.settings import get_settings
-    from worker.builder import Builder
-    from worker.control import JobControl
+    from chalicelib.domain.settings import get_settings
+    from worker.build.builder import Builder
+    from worker.job.control import JobControl
 
     jobkit.set_env(monkeypatch, BOATYARD_BUILD_CPUS=0.5, BOATYARD_BUILD_CPU_SHARES=256)
     builder = Builder(get_settings())

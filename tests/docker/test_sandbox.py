@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.settings import get_settings
+from chalicelib.domain.settings import get_settings
 from tests.docker import jobkit
-from worker.builder import Builder
-from worker.limits import RuntimeUnavailable
+from worker.build.builder import Builder
+from worker.build.limits import RuntimeUnavailable
 
 pytestmark = pytest.mark.docker
 

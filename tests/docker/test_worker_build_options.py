@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-from chalicelib import jobstore
+from chalicelib.stores import jobs as jobstore
 from tests.docker import jobkit
 from tests.docker.conftest import pull_and_run
 

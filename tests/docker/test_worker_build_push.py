@@ -4,8 +4,8 @@ from __future__ import annotations
 import docker
 import pytest
 
-from chalicelib import jobstore
-from chalicelib.jobs import Phase
+from chalicelib.stores import jobs as jobstore
+from chalicelib.domain.jobs import Phase
 from tests.docker import jobkit
 from tests.docker.conftest import pull_and_run
 

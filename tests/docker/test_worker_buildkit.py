@@ -8,8 +8,8 @@ import uuid
 import docker
 import pytest
 
-from chalicelib import jobstore
-from chalicelib.jobs import Phase
+from chalicelib.stores import jobs as jobstore
+from chalicelib.domain.jobs import Phase
 from tests.docker import jobkit
 from tests.docker.conftest import pull_and_run
 
@@ -152,11 +152,11 @@ def test_cancel_mid_build_leaves_nothing_running(make_worker, registry, base_ima
 
 
 def test_one_owners_cache_mount_is_not_visible_to_another(make_worker, registry, base_image, test_password, monkeypatch):
-    import worker.runner
+    import worker.job.runner
 
     cache_id = f"shared-{uuid.uuid4().hex[:8]}"  # the same id in both owners' Dockerfiles
     owner = {"name": "alice"}
-    monkeypatch.setattr(worker.runner, "owner_of", lambda job: owner["name"])
+    monkeypatch.setattr(worker.job.runner, "owner_of", lambda job: owner["name"])
 
     def build(who: str) -> str:
         owner["name"] = who
@@ -194,10 +194,10 @@ def test_deployment_without_buildkit_refuses_a_mount_dockerfile_before_building(
 def test_a_step_that_read_one_owners_secret_is_not_served_from_cache_to_another(
     make_worker, registry, base_image, docker_api, test_password, monkeypatch
 ):
-    import worker.runner
+    import worker.job.runner
 
     owner = {"name": "alice"}
-    monkeypatch.setattr(worker.runner, "owner_of", lambda job: owner["name"])
+    monkeypatch.setattr(worker.job.runner, "owner_of", lambda job: owner["name"])
     nonce = uuid.uuid4().hex[:8]
     # the same Dockerfile for both: BuildKit does not key its cache on secret values
     dockerfile = f"FROM {base_image}\nRUN --mount=type=secret,id=tok cp /run/secrets/tok /copied-{nonce}\nCMD [\"cat\", \"/copied-{nonce}\"]\n"

@@ -11,8 +11,8 @@ import time
 import docker
 import pytest
 
-from chalicelib import aws, jobstore, queue
-from chalicelib.jobs import Phase
+from chalicelib.stores import aws, jobs as jobstore, queue
+from chalicelib.domain.jobs import Phase
 from tests.docker import jobkit
 from tests.docker.conftest import pull_and_run
 from tests.nonce import RUN_NONCE
@@ -125,7 +125,7 @@ def moto_server(monkeypatch, docker_host, registry, base_image):
     """A moto server (several processes share AWS) with boatyard's resources; the test process points at it."""
     from moto.server import ThreadedMotoServer
 
-    from chalicelib.resources import ensure_resources
+    from devstack.resources import ensure_resources
     from devstack.services import free_port
 
     port = free_port()
@@ -155,7 +155,7 @@ def moto_server(monkeypatch, docker_host, registry, base_image):
 
 
 def test_worker_killed_mid_build_leaves_no_job_stuck(moto_server, registry, base_image, docker_api, test_password, tmp_path):
-    from worker.loop import Worker
+    from worker.job.loop import Worker
 
     image = jobkit.image_for(registry.host, "killed")
     job_id = jobkit.submit(
@@ -258,8 +258,8 @@ def test_sigterm_does_not_hang_on_a_trickling_download(moto_server, tmp_path):
 
 
 def test_disk_budget_prunes_without_touching_tagged_images(worker_env, base_image, docker_api, monkeypatch):
-    from chalicelib.settings import get_settings
-    from worker.builder import Builder
+    from chalicelib.domain.settings import get_settings
+    from worker.build.builder import Builder
 
     import io
     import uuid
@@ -276,8 +276,8 @@ def test_disk_budget_prunes_without_touching_tagged_images(worker_env, base_imag
 
 def test_disk_budget_spares_the_step_images_of_a_build_still_running(worker_env, base_image, docker_api, monkeypatch):
     """A classic build's step images are untagged until it ends: pruning after one job must not break another."""
-    from chalicelib.settings import get_settings
-    from worker.builder import Builder
+    from chalicelib.domain.settings import get_settings
+    from worker.build.builder import Builder
 
     import io
     import uuid

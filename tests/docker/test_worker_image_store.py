@@ -16,7 +16,7 @@ import uuid
 import docker
 import pytest
 
-from chalicelib import jobstore
+from chalicelib.stores import jobs as jobstore
 from tests.docker import jobkit
 
 pytestmark = pytest.mark.docker

@@ -7,7 +7,7 @@ import pytest
 
 from tests.docker import jobkit
 from tests.unit.test_worker_metrics import dimension_values, emf_problems
-from worker import metrics
+from worker.job import metrics
 
 pytestmark = pytest.mark.docker
 

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from chalicelib import jobstore
+from chalicelib.stores import jobs as jobstore
 from tests.docker import jobkit
 from tests.docker.conftest import pull_and_run
 
@@ -49,7 +49,7 @@ def test_private_github_repo_with_a_bad_token_fails_saying_so(make_worker, regis
 @pytest.mark.parametrize("host", ["gitlab", "bitbucket"])
 def test_gitlab_and_bitbucket_private_repos_build(host, make_worker, registry, base_image, docker_api, archive_server,
                                                   test_password, monkeypatch):
-    from chalicelib.jobs import SourceKind
+    from chalicelib.domain.jobs import SourceKind
 
     jobkit.set_env(monkeypatch, BOATYARD_GITLAB_BASE=archive_server.base_url, BOATYARD_BITBUCKET_BASE=archive_server.base_url)
     secret = f"app-pw-{uuid.uuid4().hex}"

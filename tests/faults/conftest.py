@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import pytest
 
-from devstack import faults
+from tests.support import faults
 from tests.conftest import TEST_PASSWORD
 
 SESSION_STARTED = time.time()
@@ -115,8 +115,8 @@ class InProcess:
         hand-made message could leave): the worker's own defences must hold on their own."""
         import uuid
 
-        from chalicelib import jobstore, queue, sealing
-        from chalicelib.jobs import Job, SourceKind
+        from chalicelib.stores import jobs as jobstore, queue, sealing
+        from chalicelib.domain.jobs import Job, SourceKind
 
         job_id = str(uuid.uuid4())
         jobstore.create_job(Job(job_id, image_name, SourceKind(kind), dict(source)))
@@ -156,8 +156,8 @@ def inproc(aws_env, monkeypatch) -> Iterator[Callable[..., InProcess]]:
     from chalice.test import Client
 
     from app import app
-    from chalicelib.settings import get_settings
-    from worker.loop import Worker
+    from chalicelib.domain.settings import get_settings
+    from worker.job.loop import Worker
 
     made: list[tuple[InProcess, object]] = []
 

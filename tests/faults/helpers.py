@@ -7,7 +7,7 @@ from typing import Any
 
 import requests
 
-from devstack import faults
+from tests.support import faults
 
 TERMINAL_PREFIXES = ("Finished", "Failed", "Cancelled")
 
@@ -91,7 +91,7 @@ def queue_depth(endpoint: str, name_suffix: str = "") -> dict[str, int]:
 
 def job_items(endpoint: str) -> dict[str, dict[str, Any]]:
     """Every job item on a stack's moto server, deserialised, by job id."""
-    from chalicelib import dynamo
+    from chalicelib.stores import dynamo
 
     jobs = {}
     for _table, item in faults.scan_table_items(endpoint):

@@ -10,13 +10,13 @@ import uuid
 
 import pytest
 
-from chalicelib.settings import load_settings
-from devstack import faults
+from chalicelib.domain.settings import load_settings
+from tests.support import faults
 from devstack.services import STATE_DIR
 from tests.docker import jobkit
 from worker import firewall
-from worker.builder import Builder
-from worker.control import JobControl
+from worker.build.builder import Builder
+from worker.job.control import JobControl
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 

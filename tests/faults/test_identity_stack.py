@@ -15,7 +15,7 @@ import time
 import pytest
 import requests
 
-from devstack import faults
+from tests.support import faults
 from devstack.services import free_port
 from devstack.stack import LocalStack, StackConfig
 from tests.faults.conftest import scan_stack

@@ -12,7 +12,7 @@ import uuid
 import pytest
 import requests
 
-from devstack import faults
+from tests.support import faults
 from tests.faults.helpers import TERMINAL_PREFIXES, credentials, job_items, logs, queue_depth, status
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.e2e]

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode
 from schemathesis.transport.requests import REQUESTS_TRANSPORT, binary_serializer
 
-from devstack import faults
+from tests.support import faults
 from devstack.services import REPO_ROOT, free_port
 from devstack.stack import LocalStack, StackConfig
 

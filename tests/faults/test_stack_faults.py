@@ -14,7 +14,7 @@ import uuid
 
 import pytest
 
-from devstack import faults
+from tests.support import faults
 from devstack.services import free_port
 from tests.conftest import TEST_PASSWORD, TEST_REGISTRY_USER
 from tests.faults.helpers import credentials, job_items, logs, queue_depth, submit, wait_phase, wait_terminal, worker_pid_of

@@ -13,7 +13,7 @@ import tarfile
 import pytest
 import requests
 
-from devstack import faults
+from tests.support import faults
 from devstack.services import REGISTRY_ROOT, STATE_DIR
 from tests.conftest import TEST_PASSWORD, TEST_REGISTRY_USER
 from tests.faults.conftest import SESSION_STARTED

@@ -20,9 +20,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib import aws, contexts, jobstore, queue, sealing
-from chalicelib.jobs import Job, SourceKind
-from chalicelib.settings import get_settings, load_settings
+from chalicelib.stores import aws, contexts, jobs as jobstore, queue, sealing
+from chalicelib.domain.jobs import Job, SourceKind
+from chalicelib.domain.settings import get_settings, load_settings
 
 STACK = "boatyard-infratest"
 UNSUPPORTED_BY_MOTO = {

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.settings import load_settings
-from worker import metrics
+from chalicelib.domain.settings import load_settings
+from worker.job import metrics
 
 
 def _res(template: dict[str, Any], logical_id: str) -> dict[str, Any]:

@@ -51,7 +51,7 @@ def test_package_builds_the_merged_template_the_lambda_bundle_and_the_worker_bun
         names = set(bundle.getnames())
     for needed in (
         "worker/__main__.py",
-        "chalicelib/settings.py",
+        "chalicelib/domain/settings.py",
         "requirements-worker.txt",
         "requirements.txt",
         "infra/worker/boatyard-worker.service",

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.settings import load_settings
+from chalicelib.domain.settings import load_settings
 from tests.infra.conftest import INFRA, ROOT
 
-SETTINGS_SOURCE = (ROOT / "chalicelib" / "settings.py").read_text(encoding="utf-8")
+SETTINGS_SOURCE = (ROOT / "chalicelib" / "domain" / "settings.py").read_text(encoding="utf-8")
 
 
 def _res(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
@@ -63,8 +63,8 @@ def test_table_matches_what_the_job_store_uses(resources_template):
     assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
         ("pk", "S"), ("sk", "S"), ("owner", "S"), ("created_at", "S")}
     assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
-    # the same owner index the local stack makes (chalicelib/resources.py), which history queries
-    from chalicelib.resources import OWNER_INDEX
+    # the same owner index the local stack makes (devstack/resources.py), which history queries
+    from devstack.resources import OWNER_INDEX
 
     assert table["GlobalSecondaryIndexes"] == [OWNER_INDEX]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
@@ -220,7 +220,7 @@ def test_worker_env_file_sets_every_setting_from_the_stack(ct, resources_templat
     env = ct.worker_env_file(resources_template)
     for name in env:
         if name.startswith("BOATYARD_") or name == "DOCKER_HOST":
-            assert f'"{name}"' in SETTINGS_SOURCE, f"{name} is not read by chalicelib/settings.py"
+            assert f'"{name}"' in SETTINGS_SOURCE, f"{name} is not read by chalicelib/domain/settings.py"
     expected = {
         "AWS_DEFAULT_REGION": "${AWS::Region}",
         "BOATYARD_TABLE": "${JobsTable}",
@@ -254,7 +254,7 @@ def test_lambda_env_names_are_settings_the_app_reads(ct, resources_template):
     variables = _res(resources_template, "APIHandler")["Environment"]["Variables"]
     assert "AWS_DEFAULT_REGION" not in variables  # reserved by Lambda, set by the runtime
     for name in variables:
-        assert f'"{name}"' in SETTINGS_SOURCE, f"{name} is not read by chalicelib/settings.py"
+        assert f'"{name}"' in SETTINGS_SOURCE, f"{name} is not read by chalicelib/domain/settings.py"
 
 
 def test_user_data_installs_docker_the_worker_and_its_units(ct, resources_template):

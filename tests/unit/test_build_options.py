@@ -8,15 +8,15 @@ import tarfile
 
 import pytest
 
-from chalicelib.buildoptions import BuildOptions, validate_options
-from chalicelib.errors import InvalidRequest
-from chalicelib.jobs import Job, SourceKind
-from chalicelib.settings import load_settings
-from chalicelib.validation import validate_build
+from chalicelib.domain.build_options import BuildOptions, validate_options
+from chalicelib.domain.errors import InvalidRequest
+from chalicelib.domain.jobs import Job, SourceKind
+from chalicelib.domain.settings import load_settings
+from chalicelib.api.validation import validate_build
 from tests.unit.test_worker_archive import LIMITS, OneWayStream, build
-from worker.archive import ContextStats, InvalidContext, sanitize
-from worker.buildplan import OCI, plan_build
-from worker.images import parse_image
+from worker.context.archive import ContextStats, InvalidContext, sanitize
+from worker.build.buildplan import OCI, plan_build
+from worker.build.images import parse_image
 
 SETTINGS = load_settings({})
 TAR = {"image_name": "u/i", "tar_url": "https://example.com/a.tgz"}

@@ -8,11 +8,11 @@ import tarfile
 
 import pytest
 
-from chalicelib.errors import BuildFailed
-from chalicelib.settings import load_settings
-from worker.buildkit import ProgressLog
-from worker.dockerfile_features import Feature, cache_namespace, find_features, prepare_for_buildkit, secret_prefix
-from worker.engines import apply_dockerfile, choose_engine, read_dockerfile
+from chalicelib.domain.errors import BuildFailed
+from chalicelib.domain.settings import load_settings
+from worker.build.buildkit import ProgressLog
+from worker.build.dockerfile_features import Feature, cache_namespace, find_features, prepare_for_buildkit, secret_prefix
+from worker.build.engines import apply_dockerfile, choose_engine, read_dockerfile
 from worker.redact import MARK, Redactor
 
 

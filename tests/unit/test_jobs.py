@@ -1,8 +1,8 @@
 """The state machine and the seed's status words."""
 import pytest
 
-from chalicelib.jobs import Job, Phase, SourceKind, can_transition
-from chalicelib.logstore import split_utf8
+from chalicelib.domain.jobs import Job, Phase, SourceKind, can_transition
+from chalicelib.stores.logs import split_utf8
 
 
 @pytest.mark.parametrize(

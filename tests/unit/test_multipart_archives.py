@@ -8,8 +8,9 @@ import tarfile
 import pytest
 from urllib3 import encode_multipart_formdata
 
-from chalicelib import archives, multipart
-from chalicelib.errors import InvalidRequest
+from chalicelib.api import multipart
+from chalicelib.domain import archive_format
+from chalicelib.domain.errors import InvalidRequest
 
 
 def _tar(fmt: int) -> bytes:
@@ -24,8 +25,8 @@ def _tar(fmt: int) -> bytes:
 @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT])
 def test_detects_tar_formats(fmt):
     data = _tar(fmt)
-    assert archives.detect_format(data[:512]) == archives.ArchiveFormat.TAR
-    assert archives.detect_format(gzip.compress(data)[:512]) == archives.ArchiveFormat.GZIP
+    assert archive_format.detect_format(data[:512]) == archive_format.ArchiveFormat.TAR
+    assert archive_format.detect_format(gzip.compress(data)[:512]) == archive_format.ArchiveFormat.GZIP
 
 
 def test_detects_v7_tar_by_checksum():
@@ -33,24 +34,24 @@ def test_detects_v7_tar_by_checksum():
     block[257:265] = b"\0" * 8  # remove the ustar magic, fix the checksum: a pre-POSIX header
     block[148:156] = b" " * 8
     block[148:156] = b"%06o\0 " % sum(block)
-    assert archives.detect_format(bytes(block)) == archives.ArchiveFormat.TAR
+    assert archive_format.detect_format(bytes(block)) == archive_format.ArchiveFormat.TAR
     block[0:10] = b"corrupted!"
-    assert archives.detect_format(bytes(block)) is None
+    assert archive_format.detect_format(bytes(block)) is None
 
 
 @pytest.mark.parametrize("data", [b"", b"\x1f", b"PK\x03\x04" + b"\0" * 600, b"BZh91AY&SY" + b"\0" * 600, b"\0" * 512, b"x" * 1000])
 def test_rejects_other_data(data):
-    assert archives.detect_format(data[:512]) is None
+    assert archive_format.detect_format(data[:512]) is None
 
 
 def test_dockerfile_context_holds_only_the_dockerfile():
-    data = archives.dockerfile_context("FROM busybox\nCMD echo é\n")
-    assert archives.detect_format(data) == archives.ArchiveFormat.GZIP
+    data = archive_format.dockerfile_context("FROM busybox\nCMD echo é\n")
+    assert archive_format.detect_format(data) == archive_format.ArchiveFormat.GZIP
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         members = tar.getmembers()
         assert [m.name for m in members] == ["Dockerfile"] and members[0].mode == 0o644
         assert tar.extractfile(members[0]).read() == "FROM busybox\nCMD echo é\n".encode()
-    assert archives.dockerfile_context("FROM x") == archives.dockerfile_context("FROM x")  # deterministic
+    assert archive_format.dockerfile_context("FROM x") == archive_format.dockerfile_context("FROM x")  # deterministic
 
 
 def test_parses_parts_with_binary_content_intact():

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
-from chalicelib.errors import BuildFailed, InvalidRequest
-from chalicelib.sealing import Credentials, sealed_json
-from chalicelib.settings import load_settings
-from chalicelib.validation import validate_build
-from worker.archive import ContextLimits
-from worker.control import JobControl
+from chalicelib.domain.errors import BuildFailed, InvalidRequest
+from chalicelib.stores.sealing import Credentials, sealed_json
+from chalicelib.domain.settings import load_settings
+from chalicelib.api.validation import validate_build
+from worker.context.archive import ContextLimits
+from worker.job.control import JobControl
 from worker.redact import Redactor
 from worker.sources import github
 

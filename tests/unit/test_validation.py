@@ -4,12 +4,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings as hsettings, strategies as st
 
-from chalicelib import patterns
-from chalicelib.errors import InvalidRequest, JobNotFound, PayloadTooLarge
-from chalicelib.jobs import SourceKind
-from chalicelib.reference import InvalidReference, parse_reference
-from chalicelib.settings import load_settings
-from chalicelib.validation import (
+from chalicelib.domain import patterns
+from chalicelib.domain.errors import InvalidRequest, JobNotFound, PayloadTooLarge
+from chalicelib.domain.jobs import SourceKind
+from chalicelib.domain.image_ref import InvalidReference, parse_reference
+from chalicelib.domain.settings import load_settings
+from chalicelib.api.validation import (
     parse_job_id,
     parse_since,
     validate_build,

@@ -9,8 +9,8 @@ import tarfile
 import pytest
 
 from devstack import hostile
-from worker.archive import ContextLimits, InvalidContext, sanitize
-from worker.tarstream import EXTENDED_HEADER_MAX_BYTES
+from worker.context.archive import ContextLimits, InvalidContext, sanitize
+from worker.context.tarstream import EXTENDED_HEADER_MAX_BYTES
 
 MiB = 1024 * 1024
 

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from chalicelib.settings import GiB, MiB, load_settings
+from chalicelib.domain.settings import GiB, MiB, load_settings
 from devstack.services import sandboxed_daemon_config, write_daemon_config
-from worker import limits
-from worker.limits import RuntimeUnavailable, check_runtime
+from worker.build import limits
+from worker.build.limits import RuntimeUnavailable, check_runtime
 
 GVISOR_INFO = {"Runtimes": {"runc": {"path": "runc"}, "runsc": {"path": "/usr/bin/runsc"}}, "DefaultRuntime": "runsc"}
 
@@ -105,7 +105,7 @@ def test_write_daemon_config_is_idempotent(tmp_path):
 
 
 def test_a_jobs_own_memory_and_cpus_options_replace_the_defaults():
-    class Plan:  # the two fields and the method of worker.buildplan.BuildPlan that build_params reads
+    class Plan:  # the two fields and the method of worker.build.buildplan.BuildPlan that build_params reads
         memory, cpus = 512 * MiB, 0.5
 
         def extra_params(self) -> dict:

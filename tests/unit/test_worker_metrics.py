@@ -1,4 +1,4 @@
-"""worker/metrics.py: EMF documents that CloudWatch accepts, with low-cardinality dimensions only."""
+"""worker/job/metrics.py: EMF documents that CloudWatch accepts, with low-cardinality dimensions only."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.jobs import Job, SourceKind
-from worker import metrics
+from chalicelib.domain.jobs import Job, SourceKind
+from worker.job import metrics
 
 # https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html
 EMF_UNITS = {

@@ -10,7 +10,7 @@ import pytest
 import requests
 from requests.adapters import HTTPAdapter
 
-from chalicelib.errors import BuildFailed
+from chalicelib.domain.errors import BuildFailed
 from worker import netguard
 from worker.netguard import GuardedAdapter, UrlRefused, forbidden_reason, make_session, open_url
 

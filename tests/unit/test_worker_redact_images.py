@@ -9,7 +9,7 @@ import urllib.parse
 
 import pytest
 
-from worker.images import DOCKER_HUB, parse_image, registry_of
+from worker.build.images import DOCKER_HUB, parse_image, registry_of
 from worker.redact import MARK, MIN_SUBSTRING_CHARS, SECRETS, RedactingSink, Redactor, SecretFilter
 
 PASSWORD = "pw-Zq8!leak-canary-7731"
@@ -154,8 +154,8 @@ def test_malformed_image_names_are_rejected(bad):
 
 
 def test_private_tags_are_per_attempt_and_outside_every_user_name():
-    from chalicelib.reference import InvalidReference, parse_reference
-    from worker.images import is_private, private_tag
+    from chalicelib.domain.image_ref import InvalidReference, parse_reference
+    from worker.build.images import is_private, private_tag
 
     job = "0b8c2e1a-1111-4222-8333-444455556666"
     assert private_tag(job, 1) == f"boatyard.invalid/job/{job}:1" != private_tag(job, 2)
@@ -178,13 +178,13 @@ def test_private_tags_are_per_attempt_and_outside_every_user_name():
     ],
 )
 def test_one_lock_key_for_every_spelling_of_a_name(name, key):
-    from worker.images import host_name
+    from worker.build.images import host_name
 
     assert host_name(parse_image(name)) == key
 
 
 def test_a_builds_registry_auths_hold_only_the_jobs_credentials():
-    from worker.images import registry_auths
+    from worker.build.images import registry_auths
 
     hub = registry_auths(parse_image("user/app"), "me", "pw")
     assert hub == {"https://index.docker.io/v1/": {"username": "me", "password": "pw", "serveraddress": "https://index.docker.io/v1/"}}

@@ -2,7 +2,7 @@
 
 :func:`fetch_context` picks the fetcher for the job's source kind.  Every
 fetcher streams (S3 body, HTTP body) straight through
-:func:`worker.archive.sanitize` into ``dest``: the archive is never whole in
+:func:`worker.context.archive.sanitize` into ``dest``: the archive is never whole in
 memory, and nothing but the sanitized tar reaches the Docker daemon (no URL is
 ever handed to the daemon as a remote context).
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from chalicelib.buildoptions import BuildOptions
-from chalicelib.errors import BuildFailed
-from chalicelib.jobs import Job, SourceKind
-from chalicelib.settings import Settings
-from worker.archive import ContextLimits, ContextStats, Layout
-from worker.control import JobControl
+from chalicelib.domain.build_options import BuildOptions
+from chalicelib.domain.errors import BuildFailed
+from chalicelib.domain.jobs import Job, SourceKind
+from chalicelib.domain.settings import Settings
+from worker.context.archive import ContextLimits, ContextStats, Layout
+from worker.job.control import JobControl
 from worker.sources import github, githosts, s3, tarurl
 
 

@@ -4,7 +4,7 @@
 timeout only bounds each ``recv``: one byte every 29 s kept a job alive for
 days.  :func:`download` opens the URL through the SSRF guard with every
 socket it opens (redirect hops included) registered with the job's
-:class:`~worker.control.JobControl` from the moment it exists, so a timeout
+:class:`~worker.job.control.JobControl` from the moment it exists, so a timeout
 (the fetch deadline), a cancel (lost lease) or a shutdown shuts it down and a
 blocked connect, header or body read returns at once; the abort then wins over
 the read error it caused.  :class:`Download` reads the body with ``read1`` (at
@@ -22,10 +22,10 @@ from typing import Any, Callable, Iterator
 import requests
 import urllib3
 
-from chalicelib.errors import BuildFailed
-from chalicelib.settings import Settings
+from chalicelib.domain.errors import BuildFailed
+from chalicelib.domain.settings import Settings
 from worker import netguard
-from worker.control import JobControl
+from worker.job.control import JobControl
 
 READ_SIZE = 64 * 1024
 _TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, requests.RequestException, OSError)

@@ -17,10 +17,10 @@ from typing import BinaryIO, Callable
 
 import requests
 
-from chalicelib.errors import BuildFailed
-from chalicelib.settings import Settings
-from worker.archive import ContextLimits, ContextStats, Layout, sanitize
-from worker.control import JobControl
+from chalicelib.domain.errors import BuildFailed
+from chalicelib.domain.settings import Settings
+from worker.context.archive import ContextLimits, ContextStats, Layout, sanitize
+from worker.job.control import JobControl
 from worker.sources.download import download
 
 

@@ -7,10 +7,10 @@ from typing import BinaryIO, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib import contexts
-from chalicelib.errors import BuildFailed
-from chalicelib.jobs import Job
-from worker.archive import ContextLimits, ContextStats, Layout, sanitize
+from chalicelib.stores import contexts
+from chalicelib.domain.errors import BuildFailed
+from chalicelib.domain.jobs import Job
+from worker.context.archive import ContextLimits, ContextStats, Layout, sanitize
 from worker.sources.stream import SafeStream
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.errors import BuildFailed
+from chalicelib.domain.errors import BuildFailed
 
 
 class SafeStream:

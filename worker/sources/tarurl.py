@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from typing import BinaryIO
 
-from chalicelib.settings import Settings
+from chalicelib.domain.settings import Settings
 from worker import netguard
-from worker.archive import ContextLimits, ContextStats, Layout, sanitize
-from worker.control import JobControl
+from worker.context.archive import ContextLimits, ContextStats, Layout, sanitize
+from worker.job.control import JobControl
 from worker.sources.download import download
 
 

@@ -1,0 +1,132 @@
+"""Create boatyard's AWS resources on a moto server or in ``mock_aws`` (local stack, tests).
+
+Production resources come from ``infra/`` (CloudFormation); this mirrors their
+shape: one table with TTL, a bucket with an expiry rule, a queue with a
+dead-letter queue, and a KMS key behind an alias.
+"""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.stores import aws, queue
+from chalicelib.domain.settings import Settings, get_settings
+
+
+def ensure_resources(settings: Settings | None = None) -> dict[str, Any]:
+    """Create what is missing (idempotent) and return the names and URLs."""
+    s = settings or get_settings()
+    return {
+        "table": _ensure_table(s),
+        "bucket": _ensure_bucket(s),
+        **_ensure_queues(s),
+        "kms_key_id": _ensure_key(s),
+    }
+
+
+OWNER_INDEX = {
+    "IndexName": "by-owner",  # chalicelib.stores.history: a caller's jobs, newest first (only job items carry "owner")
+    "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}, {"AttributeName": "created_at", "KeyType": "RANGE"}],
+    "Projection": {"ProjectionType": "ALL"},
+}
+_ATTRIBUTES = [
+    {"AttributeName": "pk", "AttributeType": "S"},
+    {"AttributeName": "sk", "AttributeType": "S"},
+    {"AttributeName": "owner", "AttributeType": "S"},
+    {"AttributeName": "created_at", "AttributeType": "S"},
+]
+
+
+def _ensure_owner_index(ddb: Any, table: str) -> None:
+    """Add the owner index to a table made before it existed."""
+    indexes = ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes") or []
+    if any(i["IndexName"] == OWNER_INDEX["IndexName"] for i in indexes):
+        return
+    ddb.update_table(TableName=table, AttributeDefinitions=_ATTRIBUTES, GlobalSecondaryIndexUpdates=[{"Create": OWNER_INDEX}])
+
+
+def _ensure_table(s: Settings) -> str:
+    ddb = aws.client("dynamodb")
+    try:
+        ddb.create_table(
+            TableName=s.table_name,
+            AttributeDefinitions=_ATTRIBUTES,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[OWNER_INDEX],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.get_waiter("table_exists").wait(TableName=s.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
+        ddb.update_time_to_live(
+            TableName=s.table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] != "ResourceInUseException":
+            raise
+        _ensure_owner_index(ddb, s.table_name)
+    return s.table_name
+
+
+def _ensure_bucket(s: Settings) -> str:
+    s3 = aws.client("s3")
+    try:
+        if s.region == "us-east-1":
+            s3.create_bucket(Bucket=s.bucket_name)
+        else:
+            s3.create_bucket(Bucket=s.bucket_name, CreateBucketConfiguration={"LocationConstraint": s.region})
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+            raise
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=s.bucket_name,
+        LifecycleConfiguration={
+            "Rules": [
+                {"ID": "expire-contexts", "Filter": {"Prefix": "contexts/"}, "Status": "Enabled", "Expiration": {"Days": 7}},
+                {"ID": "expire-uploads", "Filter": {"Prefix": "uploads/"}, "Status": "Enabled", "Expiration": {"Days": 2}},
+            ]
+        },
+    )
+    # the browser posts uploads straight to the bucket
+    s3.put_bucket_cors(
+        Bucket=s.bucket_name,
+        CORSConfiguration={
+            "CORSRules": [{"AllowedMethods": ["POST"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3600}]
+        },
+    )
+    return s.bucket_name
+
+
+def _ensure_queues(s: Settings) -> dict[str, str]:
+    sqs = aws.client("sqs")
+    dlq_url = sqs.create_queue(QueueName=s.dlq_name, Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(s.max_attempts + 2)})
+    attributes = {
+        "VisibilityTimeout": str(s.visibility_timeout_seconds),
+        "MessageRetentionPeriod": "345600",
+        "RedrivePolicy": redrive,
+    }
+    try:
+        url = sqs.create_queue(QueueName=s.queue_name, Attributes=attributes)["QueueUrl"]
+    except ClientError as exc:  # exists with other attributes: bring them in line
+        if exc.response["Error"]["Code"] not in {"QueueAlreadyExists", "QueueNameExists"}:
+            raise
+        url = sqs.get_queue_url(QueueName=s.queue_name)["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    queue.reset()
+    return {"queue_url": url, "dlq_url": dlq_url}
+
+
+def _ensure_key(s: Settings) -> str:
+    kms = aws.client("kms")
+    if s.kms_key_id.startswith("alias/"):
+        try:
+            return kms.describe_key(KeyId=s.kms_key_id)["KeyMetadata"]["KeyId"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "NotFoundException":
+                raise
+        key_id = kms.create_key(Description="boatyard registry credentials")["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=s.kms_key_id, TargetKeyId=key_id)
+        return key_id
+    return s.kms_key_id

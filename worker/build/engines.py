@@ -1,0 +1,148 @@
+"""Choosing a job's build engine (classic or BuildKit), before anything is built.
+
+:func:`choose_engine` reads the ``Dockerfile`` of the sanitized context, lists
+its BuildKit-only lines (:mod:`worker.build.dockerfile_features`) and decides:
+
+- the job asked for an engine (``engine`` field, checked by the API against
+  the allowed ones): that one, except that ``classic`` with BuildKit syntax
+  fails at once, naming the line;
+- otherwise BuildKit syntax, secrets or an SSH key pick ``buildkit`` when the
+  deployment allows it, and fail the job before building when it does not
+  (the reason names the line and says the deployment does not allow BuildKit);
+- otherwise the deployment's default engine.
+
+Syntax this host's BuildKit cannot build (heredocs, ``COPY --link``: Dockerfile
+frontend 1.4+, while Docker 20.10's built-in frontend is 1.2 and ``# syntax=``
+frontends are not pulled) fails with that said, instead of BuildKit's
+"unknown instruction".  :func:`apply_dockerfile` puts the BuildKit-ready
+Dockerfile into the context by appending it to the tar (a later member wins).
+"""
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import tarfile
+from typing import BinaryIO, Callable
+
+from chalicelib.domain.errors import BuildFailed
+from chalicelib.domain.settings import Settings
+from worker.build.dockerfile_features import Feature, find_features
+
+log = logging.getLogger("boatyard.worker")
+
+CLASSIC = "classic"
+BUILDKIT = "buildkit"
+MAX_DOCKERFILE_SCAN_BYTES = 8 * 1024 * 1024
+DOCKERFILE = "Dockerfile"
+
+
+@dataclasses.dataclass(frozen=True)
+class EngineChoice:
+    """The engine a job builds with, why, and the Dockerfile text when it was read."""
+
+    engine: str
+    why: str
+    dockerfile: str | None
+    features: tuple[Feature, ...] = ()
+
+
+def owner_of(job: object) -> str:
+    """The job's owner, whose namespace its BuildKit cache mounts live in ("anonymous" until jobs have owners)."""
+    owner = getattr(job, "owner", None)
+    return str(owner) if owner else "anonymous"
+
+
+def read_dockerfile(context: BinaryIO) -> str | None:
+    """The text of the context's last root ``Dockerfile`` (links followed); None if absent or too large.
+
+    The file position of ``context`` is restored.
+    """
+    start = context.tell()
+    try:
+        with tarfile.open(fileobj=context, mode="r:") as tar:
+            member = None
+            for candidate in tar:
+                if candidate.name in (DOCKERFILE, "./" + DOCKERFILE):
+                    member = candidate
+            if member is None:
+                return None
+            handle = tar.extractfile(member)
+            if handle is None:
+                return None
+            data = handle.read(MAX_DOCKERFILE_SCAN_BYTES + 1)
+            if len(data) > MAX_DOCKERFILE_SCAN_BYTES:
+                return None
+            return data.decode("utf-8", errors="replace")
+    except (tarfile.TarError, KeyError):
+        return None
+    finally:
+        context.seek(start)
+
+
+def apply_dockerfile(context: BinaryIO, text: str) -> None:
+    """Append ``Dockerfile`` with ``text`` to the (uncompressed) context tar; it replaces the earlier one."""
+    start = context.tell()
+    data = text.encode("utf-8")
+    context.seek(0)
+    with tarfile.open(fileobj=context, mode="a", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(DOCKERFILE)
+        info.size, info.mode, info.mtime = len(data), 0o644, 0
+        tar.addfile(info, io.BytesIO(data))
+    context.flush()
+    context.seek(start)
+
+
+def _not_here(feature: Feature) -> BuildFailed:
+    return BuildFailed(
+        f"the Dockerfile's {feature.describe()} needs a newer Dockerfile frontend (1.4+) than this build host's "
+        "BuildKit has (Docker 20.10's built-in frontend; `# syntax=` frontends are not pulled here); "
+        "rewrite that line without it"
+    )
+
+
+def choose_engine(
+    requested: str,
+    context: BinaryIO,
+    settings: Settings,
+    *,
+    needs_buildkit_for: str = "",
+    modern_frontend: Callable[[], bool] = lambda: False,
+) -> EngineChoice:
+    """Pick the job's engine (see the module doc); fails with :class:`BuildFailed` before anything is built.
+
+    ``needs_buildkit_for`` names job options only BuildKit can honour (e.g. "secrets"); ``modern_frontend()``
+    (asked only when needed) is true where the daemon's BuildKit has a Dockerfile frontend 1.4 or newer (Docker 23+).
+    """
+    allowed = settings.allowed_engines
+    if requested and requested not in allowed:  # the API checks this; an old message or a changed setting
+        raise BuildFailed(f"the {requested} engine is not allowed by this deployment (allowed: {', '.join(allowed)})")
+    text = read_dockerfile(context)
+    features = tuple(f for f in find_features(text) if f.required) if text is not None else ()
+    if requested == CLASSIC:
+        if features:
+            raise BuildFailed(
+                f"the Dockerfile's {features[0].describe()} needs BuildKit, but the job asked for the classic engine; "
+                "ask for engine buildkit (or none)"
+            )
+        if needs_buildkit_for:
+            raise BuildFailed(f"{needs_buildkit_for} need the buildkit engine, but the job asked for the classic engine")
+        return EngineChoice(CLASSIC, "requested", text)
+    if requested == BUILDKIT or features or needs_buildkit_for:
+        if BUILDKIT not in allowed:
+            what = f"the Dockerfile's {features[0].describe()}" if features else needs_buildkit_for
+            raise BuildFailed(
+                f"{what} needs BuildKit, and this deployment does not allow BuildKit builds "
+                f"(allowed engines: {', '.join(allowed)}); build it where BuildKit is allowed or remove that line"
+            )
+        modern = [feature for feature in features if feature.modern]
+        if modern and not modern_frontend():
+            raise _not_here(modern[0])
+        if requested == BUILDKIT:
+            why = "requested"
+        elif features:
+            why = f"the Dockerfile uses BuildKit syntax: {features[0].describe()}"
+        else:
+            why = f"the job has {needs_buildkit_for}"
+        return EngineChoice(BUILDKIT, why, text, features)
+    return EngineChoice(settings.default_engine, "the deployment's default", text, features)

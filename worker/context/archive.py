@@ -1,0 +1,291 @@
+"""Turning an untrusted archive into a safe, uncompressed build context tar.
+
+:func:`sanitize` reads a tar or tar.gz as a stream (through
+:func:`worker.context.tarstream.open_tar`: nothing is seeked, nothing is held whole in
+memory, extended headers are capped, every uncompressed byte counts against the
+size and ratio limits, other compressions are refused) and writes a new tar
+with only regular files, directories, and links that stay inside the context.
+It refuses — with a reason the user can act on — path traversal, absolute
+paths, paths longer than :data:`MAX_PATH_BYTES`, links that leave the context,
+paths that pass through a symbolic link of the archive, device and FIFO
+entries, archives above the size, file-count or compression-ratio limits, and
+archives without a ``Dockerfile`` at the root.  With ``strip_top`` (GitHub
+archives) the single top folder is removed from every path.  With
+``context_path`` only that folder is kept, as the new root (the rest is read,
+counted against the limits, and dropped), and the Dockerfile is looked for at
+``dockerfile_path`` inside it.
+
+Memory stays flat whatever the entry count: ``tarfile`` keeps every member it
+has read in ``TarFile.members``; both lists are emptied as the copy goes, and
+the names remembered for link checks are 16-byte digests.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import posixpath
+import re
+import tarfile
+import zlib
+from typing import BinaryIO, Callable
+
+from chalicelib.domain.errors import BuildFailed
+from worker.context.tarstream import InvalidContext, open_tar
+
+__all__ = ["ContextLimits", "ContextStats", "InvalidContext", "Layout", "MAX_PATH_BYTES", "sanitize"]
+
+MAX_PATH_BYTES = 4096
+"""Longest member path or link target accepted (Linux's PATH_MAX)."""
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclasses.dataclass(frozen=True)
+class ContextLimits:
+    """What an archive may hold."""
+
+    max_bytes: int  # uncompressed bytes (file content and tar headers), and compressed input
+    max_files: int
+    max_ratio: int  # uncompressed / compressed
+
+
+@dataclasses.dataclass
+class ContextStats:
+    """What a sanitized context holds."""
+
+    files: int = 0  # entries of any kind
+    content_bytes: int = 0  # uncompressed file content
+    compressed_bytes: int = 0  # bytes read from the source
+    commit: str = ""  # the commit a git archive was made from (its pax global header's comment), if it says
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Where the context and its Dockerfile are inside an archive (validated relative paths)."""
+
+    context_path: str = ""
+    dockerfile_path: str = "Dockerfile"
+
+
+def _key(path: str) -> bytes:
+    """A fixed-size stand-in for a path in the sets of seen names."""
+    return hashlib.blake2b(path.encode("utf-8", "surrogateescape"), digest_size=16).digest()
+
+
+def _show(name: str) -> str:
+    """A member name as quoted in a reason (long names are cut)."""
+    return repr(name) if len(name) <= 200 else repr(name[:200]) + "..."
+
+
+def _clean_path(name: str, what: str) -> list[str]:
+    """The components of a member path; refuses over-long and absolute paths and ``..``."""
+    if len(name.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+        raise InvalidContext(f"the archive holds a path longer than {MAX_PATH_BYTES} bytes ({_show(name)}) in {what}")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        raise InvalidContext(f"the archive holds an absolute path ({_show(name)}); paths must be relative")
+    parts = [p for p in name.replace("\\", "/").split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise InvalidContext(f"the archive holds a path that leaves the build context ({_show(name)}) in {what}")
+    return parts
+
+
+class _Symlinks:
+    """The symbolic links seen so far: no later path may pass through one.
+
+    Lexical checks alone are not enough once a path goes through a link: with
+    ``a -> .`` then ``a/b -> ..``, ``b`` lands at the root and points outside.
+    A name that was ever a link stays one (a later entry may replace it on
+    extraction, but refusing such an archive costs nothing legitimate).
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[bytes] = set()
+
+    def add(self, parts: list[str]) -> None:
+        self._seen.add(_key("/".join(parts)))
+
+    def crossed(self, parts: list[str], whole: bool = False) -> str | None:
+        """The first proper prefix of ``parts`` (or ``parts`` itself if ``whole``) that is a link seen earlier."""
+        if not self._seen:
+            return None
+        for depth in range(1, len(parts) + (1 if whole else 0)):
+            prefix = "/".join(parts[:depth])
+            if _key(prefix) in self._seen:
+                return prefix
+        return None
+
+    def check(self, parts: list[str], what: str) -> None:
+        """Refuse a path that goes through a link seen earlier; ``what`` names the path in the reason."""
+        link = self.crossed(parts)
+        if link is not None:
+            raise InvalidContext(
+                f"{what} goes through the symbolic link {_show(link)} of the archive; paths through links are not allowed"
+            )
+
+    def check_target(self, name: str, target: str) -> None:
+        """Refuse a link target that climbs (``..``) out of a link seen earlier: ``t -> s/..`` with ``s -> .``."""
+        stack = posixpath.dirname(name).split("/") if posixpath.dirname(name) else []
+        for part in target.replace("\\", "/").split("/"):
+            if part in ("", "."):
+                continue
+            if part == "..":
+                link = self.crossed(stack, whole=True)  # climbing out of a link lands somewhere else
+                if link is not None:
+                    raise InvalidContext(
+                        f"the symbolic link {_show(name)} points through the symbolic link {_show(link)} "
+                        f"and back up ({_show(target)}); links through links are not allowed"
+                    )
+                if stack:
+                    stack.pop()
+            else:
+                stack.append(part)
+
+
+class _TopFolder:
+    """Strips the single top folder of a GitHub archive, refusing anything outside it."""
+
+    def __init__(self) -> None:
+        self.name: str | None = None
+
+    def strip(self, parts: list[str], original: str) -> list[str]:
+        if not parts:
+            return parts
+        if self.name is None:
+            self.name = parts[0]
+        if parts[0] != self.name:
+            raise InvalidContext(
+                f"the archive does not hold everything under one top folder ({original!r} is outside {self.name!r})"
+            )
+        return parts[1:]
+
+
+def sanitize(
+    source: BinaryIO,
+    dest: BinaryIO,
+    limits: ContextLimits,
+    strip_top: bool = False,
+    check: Callable[[], None] | None = None,
+    context_path: str = "",
+    dockerfile_path: str = "Dockerfile",
+) -> ContextStats:
+    """Copy the archive in ``source`` (tar or tar.gz) to ``dest`` as a safe uncompressed tar.
+
+    ``check`` is called on every read (it raises to abort the copy).  ``context_path``
+    (a validated relative folder) re-roots the context there.  Raises
+    :class:`InvalidContext` with the reason the job fails.
+    """
+    stats = ContextStats()
+    top = _TopFolder() if strip_top else None
+    root = [p for p in context_path.split("/") if p]
+    root_seen = not root
+    files_seen: set[bytes] = set()
+    links = _Symlinks()
+    has_dockerfile = False
+    counted = None
+    try:
+        src, counted = open_tar(source, limits.max_bytes, limits.max_ratio, check)
+        with src, tarfile.open(fileobj=dest, mode="w", format=tarfile.PAX_FORMAT) as out:
+            while True:
+                member = src.next()
+                src.members.clear()  # tarfile keeps every member read; nothing here looks back
+                out.members.clear()
+                if member is None:
+                    break
+                parts = _clean_path(member.name, "its name")
+                if top is not None:
+                    parts = top.strip(parts, member.name)
+                if not parts:  # the root (or the top folder) itself
+                    continue
+                stats.files += 1
+                if stats.files > limits.max_files:
+                    raise InvalidContext(f"the archive holds more than {limits.max_files} entries")
+                if root:
+                    if parts[: len(root)] != root:  # outside the context folder: counted (by the stream), then dropped
+                        if member.isreg():
+                            stats.content_bytes += member.size
+                            if stats.content_bytes > limits.max_bytes:
+                                raise InvalidContext(
+                                    f"the archive is larger than the limit of {limits.max_bytes} bytes (uncompressed)"
+                                )
+                        continue
+                    root_seen = True
+                    parts = parts[len(root):]
+                    if not parts:  # the context folder itself
+                        continue
+                name = "/".join(parts)
+                links.check(parts, f"the path {_show(name)}")
+                info = tarfile.TarInfo(name)
+                info.mtime = member.mtime
+                info.mode = member.mode & 0o777
+                if member.isreg():
+                    if stats.content_bytes + member.size > limits.max_bytes:
+                        raise InvalidContext(
+                            f"the build context is larger than the limit of {limits.max_bytes} bytes (uncompressed)"
+                        )
+                    info.size = member.size
+                    content = src.extractfile(member)
+                    assert content is not None
+                    out.addfile(info, content)
+                    stats.content_bytes += member.size
+                    files_seen.add(_key(name))
+                    if name == dockerfile_path:
+                        has_dockerfile = True
+                elif member.isdir():
+                    info.type = tarfile.DIRTYPE
+                    out.addfile(info)
+                elif member.issym():
+                    target = member.linkname
+                    if len(target.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+                        raise InvalidContext(f"the symbolic link {_show(name)} has a target longer than {MAX_PATH_BYTES} bytes")
+                    if target.startswith("/"):
+                        raise InvalidContext(
+                            f"the symbolic link {_show(name)} points to an absolute path ({_show(target)}), outside the build context"
+                        )
+                    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+                    if resolved == ".." or resolved.startswith("../"):
+                        raise InvalidContext(
+                            f"the symbolic link {_show(name)} points outside the build context ({_show(target)})"
+                        )
+                    links.check_target(name, target)
+                    info.type, info.linkname = tarfile.SYMTYPE, target
+                    out.addfile(info)
+                    links.add(parts)
+                elif member.islnk():
+                    link_parts = _clean_path(member.linkname, f"the hard link {_show(name)}")
+                    if top is not None:
+                        link_parts = top.strip(link_parts, member.linkname)
+                    if root:  # a link to a file outside the context folder is not in files_seen: refused below
+                        link_parts = link_parts[len(root):] if link_parts[: len(root)] == root else ["..", *link_parts]
+                    target = "/".join(link_parts)
+                    links.check(link_parts, f"the target {_show(target)} of the hard link {_show(name)}")
+                    if _key(target) not in files_seen:
+                        raise InvalidContext(
+                            f"the hard link {_show(name)} points to {_show(member.linkname)}, which is not a file earlier in the archive"
+                        )
+                    info.type, info.linkname = tarfile.LNKTYPE, target
+                    out.addfile(info)
+                    if name == dockerfile_path:
+                        has_dockerfile = True
+                    files_seen.add(_key(name))
+                elif member.ischr() or member.isblk() or member.isfifo():
+                    raise InvalidContext(f"the archive holds a device or FIFO entry ({_show(member.name)}); only files, folders and links are allowed")
+                else:
+                    raise InvalidContext(f"the archive holds an entry of an unsupported type ({_show(member.name)})")
+            comment = str(src.pax_headers.get("comment", ""))
+            stats.commit = comment if _COMMIT.fullmatch(comment) else ""
+    except InvalidContext:
+        raise
+    except BuildFailed:
+        raise
+    except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:
+        if check is not None:
+            check()  # an abort that broke the stream wins over the read error
+        raise InvalidContext(f"the archive is not a valid tar or tar.gz file ({type(exc).__name__}: {exc})") from None
+    stats.compressed_bytes = counted.count if counted is not None else 0
+    inside = " (inside its top folder)" if strip_top else ""
+    if not root_seen:
+        raise InvalidContext(f"the archive has no folder {context_path!r} (context_path){inside}")
+    if not has_dockerfile:
+        where = f"in the folder {context_path!r} (context_path)" if root else "at the root of the archive"
+        what = "" if dockerfile_path == "Dockerfile" else f" at {dockerfile_path!r} (dockerfile_path)"
+        raise InvalidContext(f"no Dockerfile{what} {where}{inside}")
+    return stats
