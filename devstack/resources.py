@@ -13,6 +13,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.stores import aws, queue
 from chalicelib.domain.settings import Settings, get_settings
+from chalicelib.stores.aws_errors import aws_error_code
 
 
 def ensure_resources(settings: Settings | None = None) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def _ensure_table(s: Settings) -> str:
             TableName=s.table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
         )
     except ClientError as exc:
-        if exc.response["Error"]["Code"] != "ResourceInUseException":
+        if aws_error_code(exc) != "ResourceInUseException":
             raise
         _ensure_owner_index(ddb, s.table_name)
     return s.table_name
@@ -76,7 +77,7 @@ def _ensure_bucket(s: Settings) -> str:
         else:
             s3.create_bucket(Bucket=s.bucket_name, CreateBucketConfiguration={"LocationConstraint": s.region})
     except ClientError as exc:
-        if exc.response["Error"]["Code"] not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+        if aws_error_code(exc) not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
             raise
     s3.put_bucket_lifecycle_configuration(
         Bucket=s.bucket_name,
@@ -110,7 +111,7 @@ def _ensure_queues(s: Settings) -> dict[str, str]:
     try:
         url = sqs.create_queue(QueueName=s.queue_name, Attributes=attributes)["QueueUrl"]
     except ClientError as exc:  # exists with other attributes: bring them in line
-        if exc.response["Error"]["Code"] not in {"QueueAlreadyExists", "QueueNameExists"}:
+        if aws_error_code(exc) not in {"QueueAlreadyExists", "QueueNameExists"}:
             raise
         url = sqs.get_queue_url(QueueName=s.queue_name)["QueueUrl"]
         sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
@@ -124,7 +125,7 @@ def _ensure_key(s: Settings) -> str:
         try:
             return kms.describe_key(KeyId=s.kms_key_id)["KeyMetadata"]["KeyId"]
         except ClientError as exc:
-            if exc.response["Error"]["Code"] != "NotFoundException":
+            if aws_error_code(exc) != "NotFoundException":
                 raise
         key_id = kms.create_key(Description="boatyard registry credentials")["KeyMetadata"]["KeyId"]
         kms.create_alias(AliasName=s.kms_key_id, TargetKeyId=key_id)

@@ -47,14 +47,26 @@ def detect_format(head: bytes) -> ArchiveFormat | None:
     return None
 
 
+DOCKERFILE = "Dockerfile"
+"""The name of the Dockerfile at the root of a build context."""
+
+
+def add_dockerfile(tar: tarfile.TarFile, text: str) -> None:
+    """Add a root ``Dockerfile`` holding ``text`` (UTF-8, mode 0644, mtime 0) to ``tar`` (open for writing or appending).
+
+    The one way a Dockerfile given as text becomes a tar member: the API's inline
+    Dockerfile context and the worker's rewritten Dockerfile (appended, so it wins over
+    an earlier member of the same name) are the same bytes for the same text.
+    """
+    data = text.encode("utf-8")
+    info = tarfile.TarInfo(DOCKERFILE)
+    info.size, info.mode, info.mtime = len(data), 0o644, 0
+    tar.addfile(info, io.BytesIO(data))
+
+
 def dockerfile_context(dockerfile: str) -> bytes:
-    """A tar.gz build context holding only ``Dockerfile`` with the given text."""
-    data = dockerfile.encode("utf-8")
+    """A tar.gz build context holding only ``Dockerfile`` with the given text (the same bytes for the same text)."""
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size = len(data)
-        info.mode = 0o644
-        info.mtime = 0
-        tar.addfile(info, io.BytesIO(data))
+        add_dockerfile(tar, dockerfile)
     return gzip.compress(raw.getvalue(), mtime=0)

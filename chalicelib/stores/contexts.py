@@ -8,6 +8,7 @@ from botocore.exceptions import ClientError
 
 from chalicelib.stores import aws
 from chalicelib.domain.settings import MiB, get_settings
+from chalicelib.stores.aws_errors import NOT_FOUND_CODES, aws_error_code
 
 # multipart upload in 8 MiB parts, a few at a time: memory stays ~ parts x threads
 _TRANSFER = TransferConfig(multipart_threshold=8 * MiB, multipart_chunksize=8 * MiB, max_concurrency=4)
@@ -43,7 +44,7 @@ def size_of(key: str) -> int | None:
     try:
         answer = aws.client("s3").head_object(Bucket=get_settings().bucket_name, Key=key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+        if aws_error_code(exc) in NOT_FOUND_CODES:
             return None
         raise
     return int(answer["ContentLength"])

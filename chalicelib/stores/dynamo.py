@@ -6,6 +6,8 @@ from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
+from chalicelib.stores.aws_errors import aws_error_code
+
 _SER = TypeSerializer()
 _DESER = TypeDeserializer()
 
@@ -48,5 +50,4 @@ def value(v: Any) -> dict[str, Any]:
 
 def is_conditional_failure(exc: Exception) -> bool:
     """True for a ConditionalCheckFailedException from botocore."""
-    code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
-    return code == "ConditionalCheckFailedException"
+    return aws_error_code(exc) == "ConditionalCheckFailedException"

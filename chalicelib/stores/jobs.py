@@ -25,6 +25,7 @@ from chalicelib.stores import aws, dynamo, quotas
 from chalicelib.domain.errors import JobNotFound, TransitionConflict
 from chalicelib.domain.jobs import LIVE_PHASES, Job, Phase, can_transition, now_iso, ttl_epoch
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores.aws_errors import aws_error_code, cancellation_codes
 
 _LIVE_VALUES = [p.value for p in sorted(LIVE_PHASES, key=lambda p: p.value)]
 _NAMES = {
@@ -56,7 +57,7 @@ def _update_item(**kwargs: Any) -> dict[str, Any]:
         try:
             return client.update_item(**kwargs)
         except ClientError as exc:
-            if tries_left == 0 or exc.response.get("Error", {}).get("Code") != "TransactionConflictException":
+            if tries_left == 0 or aws_error_code(exc) != "TransactionConflictException":
                 raise
         time.sleep(delay)
         delay *= 2
@@ -106,18 +107,12 @@ def create_job(job: Job, with_quota: bool = False) -> Job:
 
 def _failed_entries(exc: ClientError) -> list[int]:
     """Indexes of a cancelled transaction's entries whose condition failed (empty for other errors)."""
-    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return []
-    reasons = exc.response.get("CancellationReasons") or []
-    return [i for i, r in enumerate(reasons) if r.get("Code") == "ConditionalCheckFailed"]
+    return [i for i, code in enumerate(cancellation_codes(exc)) if code == "ConditionalCheckFailed"]
 
 
 def _conflicted(exc: ClientError) -> bool:
     """True when a transaction was cancelled because another transaction held one of its items."""
-    if exc.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-        return False
-    reasons = exc.response.get("CancellationReasons") or []
-    return any(r.get("Code") == "TransactionConflict" for r in reasons)
+    return "TransactionConflict" in cancellation_codes(exc)
 
 
 def _end_job(job_id: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]) -> Job | None:

@@ -28,6 +28,7 @@ from chalicelib.stores import aws, dynamo
 from chalicelib.domain.errors import ServiceUnavailable, TransitionConflict
 from chalicelib.domain.jobs import LIVE_PHASES, ttl_epoch
 from chalicelib.domain.settings import Settings, get_settings
+from chalicelib.stores.aws_errors import aws_error_code, cancellation_codes
 
 SEQ_DIGITS = 10
 LIVE_PHASE_VALUES = sorted(p.value for p in LIVE_PHASES)
@@ -340,8 +341,8 @@ class LogWriter:
                 self.items_written += len(requests)
                 return
             except ClientError as exc:
-                code = exc.response.get("Error", {}).get("Code", "error")
-                reasons = [r.get("Code") for r in exc.response.get("CancellationReasons") or []]
+                code = aws_error_code(exc) or "error"
+                reasons = cancellation_codes(exc)
                 if code == "TransactionCanceledException" and "ConditionalCheckFailed" in reasons:
                     with self._lock:
                         self._abandoned = True
@@ -378,7 +379,7 @@ class LogWriter:
             try:
                 answer = client.batch_write_item(RequestItems={table: pending})
             except ClientError as exc:  # botocore already retried throttling with backoff
-                code = exc.response.get("Error", {}).get("Code", "error")
+                code = aws_error_code(exc) or "error"
                 raise ServiceUnavailable(f"could not store the build log (DynamoDB answered {code})") from exc
             except BotoCoreError as exc:
                 raise ServiceUnavailable(f"could not store the build log (DynamoDB unreachable: {type(exc).__name__})") from exc

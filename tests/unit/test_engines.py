@@ -124,6 +124,22 @@ def test_appended_dockerfile_wins_and_position_is_kept():
     assert read_dockerfile(_context({"app/Dockerfile": "FROM a\n"})) is None
 
 
+def test_the_rewritten_dockerfile_is_the_member_the_api_makes_from_the_same_text():
+    """One Dockerfile-to-tar helper: the worker's appended Dockerfile and the API's inline context agree."""
+    import gzip
+
+    from chalicelib.domain.archive_format import dockerfile_context
+
+    context = _context({"app/x": "x"})
+    apply_dockerfile(context, "FROM b\nCMD echo é\n")
+    with tarfile.open(fileobj=context) as appended, tarfile.open(
+        fileobj=io.BytesIO(gzip.decompress(dockerfile_context("FROM b\nCMD echo é\n")))
+    ) as made:
+        ours, theirs = appended.getmember("Dockerfile"), made.getmember("Dockerfile")
+        assert (ours.mode, ours.mtime, ours.size) == (theirs.mode, theirs.mtime, theirs.size) == (0o644, 0, ours.size)
+        assert appended.extractfile(ours).read() == made.extractfile(theirs).read() == "FROM b\nCMD echo é\n".encode()
+
+
 def test_engine_choice():
     both = _settings()
     assert both.allowed_engines == ("classic", "buildkit") and both.default_engine == "classic"

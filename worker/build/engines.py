@@ -20,7 +20,6 @@ Dockerfile into the context by appending it to the tar (a later member wins).
 from __future__ import annotations
 
 import dataclasses
-import io
 import logging
 import tarfile
 from typing import BinaryIO, Callable
@@ -28,13 +27,13 @@ from typing import BinaryIO, Callable
 from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.settings import Settings
 from worker.build.dockerfile_features import Feature, find_features
+from chalicelib.domain.archive_format import DOCKERFILE, add_dockerfile
 
 log = logging.getLogger("boatyard.worker")
 
 CLASSIC = "classic"
 BUILDKIT = "buildkit"
 MAX_DOCKERFILE_SCAN_BYTES = 8 * 1024 * 1024
-DOCKERFILE = "Dockerfile"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,12 +82,9 @@ def read_dockerfile(context: BinaryIO) -> str | None:
 def apply_dockerfile(context: BinaryIO, text: str) -> None:
     """Append ``Dockerfile`` with ``text`` to the (uncompressed) context tar; it replaces the earlier one."""
     start = context.tell()
-    data = text.encode("utf-8")
     context.seek(0)
     with tarfile.open(fileobj=context, mode="a", format=tarfile.PAX_FORMAT) as tar:
-        info = tarfile.TarInfo(DOCKERFILE)
-        info.size, info.mode, info.mtime = len(data), 0o644, 0
-        tar.addfile(info, io.BytesIO(data))
+        add_dockerfile(tar, text)
     context.flush()
     context.seek(start)
 

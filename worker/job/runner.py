@@ -41,6 +41,7 @@ from worker.build.engines import BUILDKIT, apply_dockerfile, choose_engine, owne
 from worker.job.control import AbortKind, Aborted, JobControl, Watchdog
 from worker.job.heartbeat import Heartbeat
 from worker.build.images import DOCKER_HUB, is_private, parse_image, private_tag, registry_auths
+from chalicelib.stores.aws_errors import aws_error_code
 from worker.redact import SECRETS, RedactingSink, Redactor
 from worker.sources import describe_source, fetch_context
 
@@ -81,10 +82,9 @@ def _parse_iso(text: str) -> float:
 
 def _aws_failure(exc: ClientError) -> str:
     """A failure reason a person can act on for an AWS error that outlived the retries."""
-    error = exc.response.get("Error", {})
     operation = getattr(exc, "operation_name", "a request")
     return (
-        f"the build service could not complete {operation} ({error.get('Code', 'error')}); "
+        f"the build service could not complete {operation} ({aws_error_code(exc) or 'error'}); "
         "this is on our side, not in your build: submit the build again"
     )
 
@@ -112,13 +112,13 @@ class JobRunner:
         try:
             queue.delete(delivery.receipt_handle)
         except ClientError as exc:  # e.g. the handle expired: the next delivery finds the job terminal
-            log.warning("could not delete message %s: %s", delivery.message_id, exc.response.get("Error", {}).get("Code"))
+            log.warning("could not delete message %s: %s", delivery.message_id, aws_error_code(exc))
 
     def _hide(self, delivery: Delivery, seconds: int) -> None:
         try:
             queue.extend(delivery.receipt_handle, max(0, min(seconds, MAX_VISIBILITY_SECONDS)))
         except ClientError as exc:
-            log.warning("could not change visibility of message %s: %s", delivery.message_id, exc.response.get("Error", {}).get("Code"))
+            log.warning("could not change visibility of message %s: %s", delivery.message_id, aws_error_code(exc))
 
     # --- entry point --------------------------------------------------------------------
 

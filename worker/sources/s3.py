@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import tarfile
 from typing import BinaryIO, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -11,6 +10,8 @@ from chalicelib.stores import contexts
 from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.jobs import Job
 from worker.context.archive import ContextLimits, ContextStats, Layout, sanitize
+from chalicelib.domain.archive_format import dockerfile_context
+from chalicelib.stores.aws_errors import NOT_FOUND_CODES, aws_error_code
 from worker.sources.stream import SafeStream
 
 
@@ -20,14 +21,7 @@ def context_key_of(job: Job) -> str:
 
 
 def _inline_dockerfile(text: str) -> io.BytesIO:
-    buffer = io.BytesIO()
-    data = text.encode("utf-8")
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        info = tarfile.TarInfo("Dockerfile")
-        info.size, info.mode = len(data), 0o644
-        tar.addfile(info, io.BytesIO(data))
-    buffer.seek(0)
-    return buffer
+    return io.BytesIO(dockerfile_context(text))
 
 
 def fetch(
@@ -40,7 +34,7 @@ def fetch(
     try:
         body = contexts.open_stream(key)
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
+        if aws_error_code(exc) in NOT_FOUND_CODES:
             raise BuildFailed(
                 "the build context of this job is no longer stored (it may have expired); submit the build again"
             ) from None
