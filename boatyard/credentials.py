@@ -26,12 +26,14 @@ class RegistryCredentials:
 
 
 def registry_of(image: str) -> str:
-    """The registry host of an image reference (Docker's rule: a first part with ``.`` or ``:``, or
-    ``localhost``; otherwise Docker Hub, ``docker.io``)."""
-    from docker.auth import resolve_repository_name
-
-    registry, _ = resolve_repository_name(image.split("@", 1)[0])
-    return registry
+    """The registry host of an image reference, by Docker's rule (distribution/reference's
+    ``splitDockerDomain``, as the API reads ``image_name``): the first part when it holds a ``.`` or a
+    ``:``, is ``localhost`` or has an uppercase letter; otherwise Docker Hub, ``docker.io``
+    (also for its legacy name ``index.docker.io``)."""
+    first, slash, _rest = image.split("@", 1)[0].partition("/")
+    if not slash or not ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        return "docker.io"
+    return "docker.io" if first == "index.docker.io" else first
 
 
 def from_docker_config(registry: str, config_path: str | None = None) -> RegistryCredentials:

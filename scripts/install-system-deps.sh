@@ -11,6 +11,7 @@ declare -A need=(
   [htpasswd]=apache2-utils
   [runsc]=runsc  # gVisor: the local dockerd runs RUN steps in it (devstack/services.py)
   [gcc]=gcc  # builds the static ptrace probe of tests/docker/test_sandbox.py
+  [node]=nodejs  # runs ui/validate.js against the image-reference corpus (tests/unit/test_image_ref_corpus.py)
 )
 missing=()
 for cmd in "${!need[@]}"; do

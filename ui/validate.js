@@ -1,14 +1,20 @@
 // Field checks done before anything is sent. The API checks again and its
 // message is shown when it refuses; these exist so that a typo is caught
-// instantly, next to the field, without a round trip.
+// instantly, next to the field, without a round trip — and before an upload
+// starts, since the build request (and so the API's verdict) comes after it.
 
 // Docker's reference grammar (github.com/distribution/reference), restricted
-// to what can be pushed: [domain/]path[:tag] — no digest.
+// to what can be pushed: [domain/]path[:tag] — no digest. The same grammar as
+// chalicelib/domain/image_ref.py: tests/unit/test_image_ref_corpus.py runs one corpus
+// (tests/unit/image_refs.json) through both, so change them together.
 const PATH_COMPONENT = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$/;
 const DOMAIN_COMPONENT = "(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])";
 const DOMAIN = new RegExp(`^(?:${DOMAIN_COMPONENT}(?:\\.${DOMAIN_COMPONENT})*|\\[[a-fA-F0-9:]+\\])(?::[0-9]+)?$`);
 const TAG = /^[\w][\w.-]{0,127}$/;
-const NAME_MAX = 255;
+const IMAGE_ID = /^[a-f0-9]{64}$/;
+const RESERVED_REGISTRY = "boatyard.invalid";  // the build service's own local tags
+const NAME_MAX = 255;  // the repository name ([domain/]path)
+const FIELD_MAX = 255;  // the whole image_name field
 
 /** Splits "host:5000/team/image:1.0" into {domain, path, tag}; pure string work. */
 export function splitImageName(value) {
@@ -39,8 +45,13 @@ export function checkImageName(raw) {
   if (!value) return "Enter the image to build and push, e.g. user/image:tag.";
   if (/\s/.test(value)) return "Image name can't contain spaces.";
   if (value.includes("@")) return "Use a tag (image:tag), not a digest (@sha256:…): a digest can't be pushed to.";
+  if (value.length > FIELD_MAX) return `Image name is longer than ${FIELD_MAX} characters.`;
+  if (IMAGE_ID.test(value)) return "64 hexadecimal digits are an image ID, not a name: use a name like user/image:tag.";
   const {domain, path, tag} = splitImageName(value);
   if (domain && !DOMAIN.test(domain)) return `"${domain}" is not a valid registry host (host or host:port).`;
+  if (domain && domain.toLowerCase().split(":")[0] === RESERVED_REGISTRY) {
+    return `The registry "${domain}" is reserved for the build service's own use.`;
+  }
   if (!path) return "Image name needs a repository after the registry, e.g. host:5000/team/image.";
   for (const part of path.split("/")) {
     if (!part) return "Image name can't have an empty part (// or a leading or trailing /).";

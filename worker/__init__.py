@@ -18,6 +18,6 @@ Packages and modules, one job each:
 * :mod:`worker.netguard` — the SSRF guard for every URL the worker fetches
 * :mod:`worker.build.builder` — docker build / push / cleanup with the low-level API;
   :mod:`worker.build.buildkit` the BuildKit engine, :mod:`worker.build.engines` the choice between them
-* :mod:`worker.build.images` — image references and their registry
+* :mod:`worker.build.images` — a job's private local tags and the registry auths its build may send
 * :mod:`worker.redact` — keeping credentials out of every log
 """

@@ -17,7 +17,7 @@ from chalicelib.domain.build_options import BuildOptions, validate_options
 from chalicelib.api.engine_fields import validate_engine_fields
 from chalicelib.domain.errors import InvalidRequest, JobNotFound, PayloadTooLarge
 from chalicelib.domain.jobs import SourceKind
-from chalicelib.domain.image_ref import InvalidReference, parse_reference
+from chalicelib.domain.image_ref import InvalidReference, parse_image_ref
 from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.stores.sealing import Credentials
 from chalicelib.domain.settings import Settings
@@ -96,7 +96,7 @@ def validate_image_name(data: Mapping[str, Any]) -> str:
     if len(value) > MAX_IMAGE_NAME_CHARS:
         raise InvalidRequest(f"must be at most {MAX_IMAGE_NAME_CHARS} characters", field="image_name")
     try:
-        parse_reference(value)
+        parse_image_ref(value)
     except InvalidReference as exc:
         raise InvalidRequest(f"{value[:300]!r} is not a valid image reference: {exc}", field="image_name") from None
     if not patterns.matches(patterns.IMAGE_NAME, value):  # the documented pattern is the final word
@@ -108,7 +108,7 @@ def validate_registry_host(image_name: str, settings: Settings) -> None:
     """Refuse an ``image_name`` whose registry is this host's loopback, a private, link-local or CGNAT address."""
     if settings.allow_private_registries:
         return
-    reason = registry_refusal(parse_reference(image_name).domain)
+    reason = registry_refusal(parse_image_ref(image_name).domain)
     if reason:
         raise InvalidRequest(f"{reason}; builds push only to registries on public addresses", field="image_name")
 

@@ -1,16 +1,25 @@
-"""Docker image references, per the grammar of distribution/reference.
+"""Docker image references: the one parser the API and the worker share.
 
-::
+Per the grammar of distribution/reference (what ``docker tag``/``docker push``
+and docker/cli use), restricted to what can be pushed::
 
-    reference       := name [ ":" tag ] [ "@" digest ]
+    reference       := name [ ":" tag ]                 (no "@" digest: it names existing content)
     name            := [domain "/"] path-component ["/" path-component]*
-    domain          := host [":" port]          (first component with "." or ":", or "localhost")
+    domain          := host [":" port]
     path-component  := [a-z0-9]+ (separator [a-z0-9]+)*
     separator       := "." | "_" | "__" | "-"+
     tag             := [\\w][\\w.-]{0,127}
 
-A digest reference (``@sha256:...``) names content that already exists and
-cannot be the target of a push, so :func:`parse_reference` refuses it.
+Which first component names the registry is Docker's ``splitDockerDomain`` rule
+(:func:`split_domain`): one that holds a ``.`` or a ``:``, is ``localhost``, or
+has an uppercase letter (a path component never does, so ``Registry/app``
+pushes to the host ``Registry``); otherwise the name is on Docker Hub.  A name
+that is only 64 hexadecimal digits is an image ID, not a name (Docker refuses it
+too), and the build service's own registry (:data:`RESERVED_REGISTRY`) is not a
+user's to push to.
+
+``ui/validate.js`` checks the same grammar in the browser; the corpus
+``tests/unit/image_refs.json`` runs through both so they cannot drift.
 """
 from __future__ import annotations
 
@@ -18,6 +27,10 @@ import dataclasses
 import re
 
 NAME_TOTAL_LENGTH_MAX = 255
+DEFAULT_TAG = "latest"
+DOCKER_HUB = "docker.io"
+DOCKER_HUB_AUTH_ADDRESS = "https://index.docker.io/v1/"
+_DOCKER_HUB_NAMES = (DOCKER_HUB, "index.docker.io", "registry-1.docker.io", DOCKER_HUB_AUTH_ADDRESS)
 RESERVED_REGISTRY = "boatyard.invalid"
 """The registry part of the local tags the worker builds jobs to (``.invalid`` is reserved by
 RFC 2606, so no real registry has it); a job may not push to it, so no user name equals one."""
@@ -28,6 +41,7 @@ _DOMAIN_RE = re.compile(rf"{_HOST}(?::[0-9]+)?", re.ASCII)
 _PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", re.ASCII)
 _TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _DIGEST_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}", re.ASCII)
+_IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}", re.ASCII)
 
 
 class InvalidReference(ValueError):
@@ -35,20 +49,51 @@ class InvalidReference(ValueError):
 
 
 @dataclasses.dataclass(frozen=True)
-class ImageReference:
-    """A parsed, pushable image reference."""
+class ImageRef:
+    """A parsed, pushable image reference (``tag`` is ``latest`` when none was written, as Docker reads it)."""
 
-    domain: str | None  # None means Docker Hub
+    domain: str | None  # the registry as written; None means Docker Hub
     path: str
-    tag: str | None
+    tag: str = DEFAULT_TAG
 
     @property
-    def name(self) -> str:
-        """The repository name without tag (``[domain/]path``)."""
+    def registry(self) -> str:
+        """The registry the name pushes to: the domain as written, or ``docker.io``."""
+        return self.domain or DOCKER_HUB
+
+    @property
+    def repository(self) -> str:
+        """The name without the tag, as written (``[domain/]path``): what ``docker tag``/``docker push`` get."""
         return f"{self.domain}/{self.path}" if self.domain else self.path
 
+    @property
+    def reference(self) -> str:
+        """``repository:tag``: the name the image is built and pushed as."""
+        return f"{self.repository}:{self.tag}"
+
+    @property
+    def auth_server(self) -> str:
+        """The ``serveraddress`` of the registry's credentials (Docker Hub's is its index URL)."""
+        return auth_key(self.registry)
+
+    @property
+    def daemon_name(self) -> str:
+        """The name the daemon stores the image under (``busybox`` → ``docker.io/library/busybox:latest``).
+
+        Different spellings of one Docker Hub name are one local tag, so per-name locks use this key.
+        """
+        if self.domain is not None and self.domain not in _DOCKER_HUB_NAMES[:2]:
+            return self.reference
+        path = self.path if "/" in self.path else f"library/{self.path}"
+        return f"{DOCKER_HUB}/{path}:{self.tag}"
+
     def __str__(self) -> str:
-        return f"{self.name}:{self.tag}" if self.tag else self.name
+        return self.reference
+
+
+def auth_key(registry: str) -> str:
+    """The credentials key of a registry host (``X-Registry-Config``, ``serveraddress``): Docker Hub's is its index URL."""
+    return DOCKER_HUB_AUTH_ADDRESS if registry.lower() in _DOCKER_HUB_NAMES else registry
 
 
 def is_reserved(domain: str) -> bool:
@@ -56,12 +101,20 @@ def is_reserved(domain: str) -> bool:
     return domain.lower().partition(":")[0] == RESERVED_REGISTRY
 
 
-def _is_domain(component: str) -> bool:
-    return "." in component or ":" in component or component == "localhost"
+def split_domain(name: str) -> tuple[str | None, str]:
+    """``(domain, rest)`` of a name by Docker's rule (``splitDockerDomain``); domain None means Docker Hub.
+
+    The first ``/``-separated component is the registry when it holds a ``.`` or a ``:``,
+    is ``localhost``, or has an uppercase letter; a single component never is.
+    """
+    first, slash, rest = name.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost" or first != first.lower()):
+        return first, rest
+    return None, name
 
 
-def parse_reference(text: str) -> ImageReference:
-    """Parse ``text`` as a pushable image reference; raises :class:`InvalidReference`."""
+def parse_image_ref(text: str) -> ImageRef:
+    """Parse ``text`` as a pushable image reference; raises :class:`InvalidReference` saying why not."""
     if not text:
         raise InvalidReference("is empty")
     if "@" in text:
@@ -72,7 +125,9 @@ def parse_reference(text: str) -> ImageReference:
                 "give a name with an optional :tag instead"
             )
         raise InvalidReference("'@' is only allowed before a digest, and digest references cannot be pushed")
-    name, tag = text, None
+    if _IDENTIFIER_RE.fullmatch(text):
+        raise InvalidReference("64 hexadecimal digits are an image ID, not a name; give a name like user/image:tag")
+    name, tag = text, DEFAULT_TAG
     colon = text.rfind(":")
     if colon != -1 and "/" not in text[colon + 1 :]:
         name, tag = text[:colon], text[colon + 1 :]
@@ -83,15 +138,13 @@ def parse_reference(text: str) -> ImageReference:
             )
     if len(name) > NAME_TOTAL_LENGTH_MAX:
         raise InvalidReference(f"the repository name must be at most {NAME_TOTAL_LENGTH_MAX} characters")
-    domain: str | None = None
-    components = name.split("/")
-    if len(components) > 1 and _is_domain(components[0]):
-        domain = components.pop(0)
+    domain, path = split_domain(name)
+    if domain is not None:
         if not _DOMAIN_RE.fullmatch(domain):
             raise InvalidReference(f"the registry {domain!r} is not a valid host[:port]")
         if is_reserved(domain):
             raise InvalidReference(f"the registry {domain!r} is reserved for the build service's own use")
-    for component in components:
+    for component in path.split("/"):
         if _PATH_COMPONENT_RE.fullmatch(component):
             continue
         if _PATH_COMPONENT_RE.fullmatch(component.lower()):
@@ -100,4 +153,4 @@ def parse_reference(text: str) -> ImageReference:
             "each part of the repository path must be lowercase letters and digits, separated by "
             "'.', '_', '__' or dashes, e.g. user/image:tag or registry.example.com:5000/team/image:1.0"
         )
-    return ImageReference(domain, "/".join(components), tag)
+    return ImageRef(domain, path, tag)

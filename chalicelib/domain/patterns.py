@@ -22,8 +22,13 @@ _PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH_NO_DOT = r"[a-z0-9]+(?:(?:_|__|-+)[a-z0-9]+)*"
 _TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 
-IMAGE_NAME = rf"^(?:{_DOMAIN}(?:/{_PATH})+|{_PATH_NO_DOT}(?:/{_PATH})+|{_PATH})(?::{_TAG})?{END}"
-"""A pushable image reference: ``[registry[:port]/]path[:tag]`` (no digest); see chalicelib.domain.image_ref."""
+_UPPERCASE_DOMAIN = rf"(?=[a-zA-Z0-9-]*[A-Z]){_DC}"  # Docker: a first part with an uppercase letter is a registry
+
+IMAGE_NAME = (
+    rf"^(?![a-f0-9]{{64}}{END})"
+    rf"(?:{_DOMAIN}(?:/{_PATH})+|{_UPPERCASE_DOMAIN}(?:/{_PATH})+|{_PATH_NO_DOT}(?:/{_PATH})+|{_PATH})(?::{_TAG})?{END}"
+)
+"""A pushable image reference: ``[registry[:port]/]path[:tag]`` (no digest, not an image ID); see chalicelib.domain.image_ref."""
 
 GITHUB_USERNAME = rf"^[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*{END}"
 """A GitHub user or organisation (with a length of at most 39)."""

@@ -16,7 +16,7 @@ from chalicelib.api.validation import validate_build
 from tests.unit.test_worker_archive import LIMITS, OneWayStream, build
 from worker.context.archive import ContextStats, InvalidContext, sanitize
 from worker.build.buildplan import OCI, plan_build
-from worker.build.images import parse_image
+from chalicelib.domain.image_ref import parse_image_ref
 
 SETTINGS = load_settings({})
 TAR = {"image_name": "u/i", "tar_url": "https://example.com/a.tgz"}
@@ -137,7 +137,7 @@ def test_plan_for_a_github_job_with_every_option():
         labels={OCI + "source": "https://mine.example/app", "team": "x"}, tags=("latest", "1.0", "latest"),
         memory=64 * 1024**2, cpus=0.5,
     )
-    plan = plan_build(job, parse_image(job.image_name), ContextStats(commit="a" * 40), SETTINGS, NOW)
+    plan = plan_build(job, parse_image_ref(job.image_name), ContextStats(commit="a" * 40), SETTINGS, NOW)
     assert plan.extra_tags == ("latest",)  # the image_name's own tag and duplicates are pushed once
     assert plan.labels == {
         OCI + "created": "2026-01-02T03:04:05Z", OCI + "source": "https://mine.example/app",  # the user's label wins
@@ -153,7 +153,7 @@ def test_plan_for_a_github_job_with_every_option():
 
 def test_plan_defaults_leave_the_builder_alone():
     job = _job(SourceKind.TAR_URL, {"tar_url": "https://u:p@files.example:8443/a/ctx.tgz?X-Amz-Signature=s#f"})
-    plan = plan_build(job, parse_image(job.image_name), ContextStats(), SETTINGS, NOW)
+    plan = plan_build(job, parse_image_ref(job.image_name), ContextStats(), SETTINGS, NOW)
     kwargs = plan.build_kwargs()
     assert "pull" not in kwargs and "target" not in kwargs and "container_limits" not in kwargs
     assert kwargs["buildargs"] is None and kwargs["dockerfile"] == "Dockerfile" and kwargs["nocache"] is False
@@ -164,11 +164,11 @@ def test_plan_defaults_leave_the_builder_alone():
 
 def test_plan_revision_falls_back_to_the_tag_and_uploads_have_no_source():
     github = _job(SourceKind.GITHUB, {"github_username": "o", "github_reponame": "r", "github_tag": "v2"})
-    plan = plan_build(github, parse_image(github.image_name), ContextStats(), SETTINGS, NOW)
+    plan = plan_build(github, parse_image_ref(github.image_name), ContextStats(), SETTINGS, NOW)
     assert plan.labels[OCI + "revision"] == "v2"
     assert plan.labels[OCI + "source"] == "https://github.com/o/r"
     upload = _job(SourceKind.UPLOAD, {"context_key": "k"})
-    assert set(plan_build(upload, parse_image(upload.image_name), None, SETTINGS, NOW).labels) == {OCI + "created"}
+    assert set(plan_build(upload, parse_image_ref(upload.image_name), None, SETTINGS, NOW).labels) == {OCI + "created"}
 
 
 # --- re-rooting the context at context_path ------------------------------------------------------

@@ -7,7 +7,7 @@ from hypothesis import given, settings as hsettings, strategies as st
 from chalicelib.domain import patterns
 from chalicelib.domain.errors import InvalidRequest, JobNotFound, PayloadTooLarge
 from chalicelib.domain.jobs import SourceKind
-from chalicelib.domain.image_ref import InvalidReference, parse_reference
+from chalicelib.domain.image_ref import InvalidReference, parse_image_ref
 from chalicelib.domain.settings import load_settings
 from chalicelib.api.validation import (
     parse_job_id,
@@ -23,31 +23,34 @@ SETTINGS = load_settings({})
 @pytest.mark.parametrize(
     "ref, domain, path, tag",
     [
-        ("image", None, "image", None),
-        ("user/image", None, "user/image", None),
+        ("image", None, "image", "latest"),
+        ("user/image", None, "user/image", "latest"),
         ("user/image:tag", None, "user/image", "tag"),
         ("registry.example.com:5000/team/image:1.0", "registry.example.com:5000", "team/image", "1.0"),
-        ("localhost/x", "localhost", "x", None),
+        ("localhost/x", "localhost", "x", "latest"),
         ("localhost:5000/a/b/c:V_1.2-rc", "localhost:5000", "a/b/c", "V_1.2-rc"),
         ("127.0.0.1:5000/e2e/dockerfile:0a1b2c", "127.0.0.1:5000", "e2e/dockerfile", "0a1b2c"),
-        ("[::1]:5000/img", "[::1]:5000", "img", None),
-        ("My.Registry/img", "My.Registry", "img", None),
-        ("a__b/c--d.e_f", None, "a__b/c--d.e_f", None),
+        ("[::1]:5000/img", "[::1]:5000", "img", "latest"),
+        ("My.Registry/img", "My.Registry", "img", "latest"),
+        ("Registry/img", "Registry", "img", "latest"),  # Docker's rule: an uppercase first part is a registry
+        ("a__b/c--d.e_f", None, "a__b/c--d.e_f", "latest"),
         ("localhost:5000", None, "localhost", "5000"),
         ("u/i:" + "t" * 128, None, "u/i", "t" * 128),
     ],
 )
 def test_valid_references(ref, domain, path, tag):
-    parsed = parse_reference(ref)
+    parsed = parse_image_ref(ref)
     assert (parsed.domain, parsed.path, parsed.tag) == (domain, path, tag)
-    assert str(parsed) == ref
+    assert str(parsed) == (ref if ref.endswith(":" + tag) else f"{ref}:latest")
     assert patterns.matches(patterns.IMAGE_NAME, ref)
 
 
 @pytest.mark.parametrize(
     "ref, why",
     [
-        ("User/image", "lowercase"),
+        ("User", "lowercase"),
+        ("Registry/Image", "lowercase"),
+        ("0123456789abcdef" * 4, "image ID"),
         ("user/Image", "lowercase"),
         ("user/image@sha256:" + "a" * 64, "cannot be pushed"),
         ("user/image:tag@sha256:" + "a" * 64, "cannot be pushed"),
@@ -68,7 +71,7 @@ def test_valid_references(ref, domain, path, tag):
 )
 def test_invalid_references(ref, why):
     with pytest.raises(InvalidReference, match=why):
-        parse_reference(ref)
+        parse_image_ref(ref)
     if len(ref) <= 255:  # longer names are refused by maxLength in openapi.yaml, not by the pattern
         assert not patterns.matches(patterns.IMAGE_NAME, ref)
 
@@ -81,7 +84,7 @@ _REF_ALPHABET = st.sampled_from(list("abAB09._-/:@[]") + ["localhost", "__", "--
 def test_reference_parser_and_documented_pattern_agree(text):
     """openapi.yaml documents IMAGE_NAME; the hand-written parser must accept exactly the same strings."""
     try:
-        parse_reference(text)
+        parse_image_ref(text)
         parsed = True
     except InvalidReference:
         parsed = False
@@ -235,7 +238,7 @@ def test_credentials_that_kms_cannot_seal_are_refused_up_front():
 def test_the_build_services_private_namespace_is_refused(ref):
     """The worker builds jobs to ``boatyard.invalid/job/<id>:<attempt>``: no user name may equal one."""
     with pytest.raises(InvalidReference, match="reserved"):
-        parse_reference(ref)
+        parse_image_ref(ref)
     with pytest.raises(InvalidRequest) as caught:
         validate_build({"image_name": ref, "dockerfile": "FROM x"}, SETTINGS)
     assert caught.value.field == "image_name"

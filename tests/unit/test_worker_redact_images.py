@@ -9,7 +9,7 @@ import urllib.parse
 
 import pytest
 
-from worker.build.images import DOCKER_HUB, parse_image, registry_of
+from chalicelib.domain.image_ref import DOCKER_HUB, InvalidReference, parse_image_ref
 from worker.redact import MARK, MIN_SUBSTRING_CHARS, SECRETS, RedactingSink, Redactor, SecretFilter
 
 PASSWORD = "pw-Zq8!leak-canary-7731"
@@ -133,35 +133,36 @@ def test_stderr_filter_redacts_running_jobs_secrets():
         ("ghcr.io/org/app", "ghcr.io", "ghcr.io/org/app", "latest"),
         ("myhost:5000/app", "myhost:5000", "myhost:5000/app", "latest"),
         ("team/sub/app:2", DOCKER_HUB, "team/sub/app", "2"),
+        ("Registry/app", "Registry", "Registry/app", "latest"),
     ],
 )
 def test_image_names_map_to_their_registry(name, registry, repository, tag):
-    ref = parse_image(name)
+    ref = parse_image_ref(name)
     assert (ref.registry, ref.repository, ref.tag) == (registry, repository, tag)
-    assert registry_of(name) == registry
     assert ref.reference == f"{repository}:{tag}"
 
 
 def test_docker_hub_credentials_go_to_the_index():
-    assert parse_image("user/app").auth_server == "https://index.docker.io/v1/"
-    assert parse_image("r.example.com/app").auth_server == "r.example.com"
+    assert parse_image_ref("user/app").auth_server == "https://index.docker.io/v1/"
+    assert parse_image_ref("index.docker.io/user/app").auth_server == "https://index.docker.io/v1/"
+    assert parse_image_ref("r.example.com/app").auth_server == "r.example.com"
 
 
 @pytest.mark.parametrize("bad", ["", "app@sha256:abc", "http://r/app", "a b", "app:", "team/"])
 def test_malformed_image_names_are_rejected(bad):
-    with pytest.raises(ValueError):
-        parse_image(bad)
+    with pytest.raises(InvalidReference):
+        parse_image_ref(bad)
 
 
 def test_private_tags_are_per_attempt_and_outside_every_user_name():
-    from chalicelib.domain.image_ref import InvalidReference, parse_reference
-    from worker.build.images import is_private, private_tag
+    from chalicelib.domain.image_ref import is_reserved, split_domain
+    from worker.build.images import private_tag
 
     job = "0b8c2e1a-1111-4222-8333-444455556666"
     assert private_tag(job, 1) == f"boatyard.invalid/job/{job}:1" != private_tag(job, 2)
-    assert is_private(parse_image(private_tag(job, 1)).registry)
-    with pytest.raises(InvalidReference):
-        parse_reference(private_tag(job, 1))
+    assert is_reserved(split_domain(private_tag(job, 1))[0] or "")
+    with pytest.raises(InvalidReference, match="reserved"):
+        parse_image_ref(private_tag(job, 1))
     odd = private_tag("../../Weird ID", 3)  # never trusted as a path component
     assert odd.startswith("boatyard.invalid/job/") and ".." not in odd and " " not in odd
 
@@ -178,17 +179,15 @@ def test_private_tags_are_per_attempt_and_outside_every_user_name():
     ],
 )
 def test_one_lock_key_for_every_spelling_of_a_name(name, key):
-    from worker.build.images import host_name
-
-    assert host_name(parse_image(name)) == key
+    assert parse_image_ref(name).daemon_name == key
 
 
 def test_a_builds_registry_auths_hold_only_the_jobs_credentials():
     from worker.build.images import registry_auths
 
-    hub = registry_auths(parse_image("user/app"), "me", "pw")
+    hub = registry_auths(parse_image_ref("user/app"), "me", "pw")
     assert hub == {"https://index.docker.io/v1/": {"username": "me", "password": "pw", "serveraddress": "https://index.docker.io/v1/"}}
-    assert registry_auths(parse_image("127.0.0.1:5000/a"), "", "") == {}
-    both = registry_auths(parse_image("r.example.com/a"), "me", "pw", {"r.example.com": ("x", "y"), "ghcr.io": ("g", "h")})
+    assert registry_auths(parse_image_ref("127.0.0.1:5000/a"), "", "") == {}
+    both = registry_auths(parse_image_ref("r.example.com/a"), "me", "pw", {"r.example.com": ("x", "y"), "ghcr.io": ("g", "h")})
     assert both["r.example.com"]["username"] == "me", "the push registry's own credentials win"
     assert both["ghcr.io"]["password"] == "h" and set(both) == {"r.example.com", "ghcr.io"}

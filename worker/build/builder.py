@@ -21,12 +21,13 @@ import requests
 import urllib3
 
 from chalicelib.domain.errors import BuildFailed
+from chalicelib.domain.image_ref import ImageRef
 from chalicelib.stores.sealing import Credentials
 from chalicelib.domain.settings import Settings
 from worker.build import limits
 from worker.build.buildplan import BuildPlan
 from worker.job.control import AbortKind, Aborted, JobControl
-from worker.build.images import ImageRef, RegistryAuths, host_name
+from worker.build.images import RegistryAuths
 from worker.build.limits import RuntimeUnavailable
 from worker.build.targetlock import target_lock
 
@@ -292,7 +293,7 @@ class Builder:
         ``image_id`` → push → check the daemon records the pushed digest for ``image_id`` →
         put the name back as it was (another image's tag is restored, ours removed).
         """
-        name = host_name(ref)
+        name = ref.daemon_name
         with target_lock(name, self.settings.image_lock_dir, control):
             api = self.client(control)
             try:

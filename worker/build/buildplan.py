@@ -14,9 +14,9 @@ from typing import Any
 
 from chalicelib.domain.build_options import BuildOptions
 from chalicelib.domain.jobs import Job, SourceKind
+from chalicelib.domain.image_ref import ImageRef
 from chalicelib.domain.settings import Settings
 from worker.context.archive import ContextStats
-from worker.build.images import ImageRef
 
 OCI = "org.opencontainers.image."
 CPU_PERIOD_US = 100_000

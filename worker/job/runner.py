@@ -24,11 +24,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.stores import jobs as jobstore, logs as logstore, queue, sealing
+from chalicelib.stores.aws_errors import aws_error_code
 from chalicelib.domain.build_options import BuildOptions
 from chalicelib.domain.errors import BuildFailed, ServiceUnavailable, TransitionConflict
 from chalicelib.domain.jobs import Job, Phase
 from chalicelib.stores.jobs import ClaimOutcome
 from chalicelib.stores.queue import Delivery
+from chalicelib.domain.image_ref import InvalidReference, parse_image_ref
 from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.stores.sealing import Credentials
 from chalicelib.domain.settings import Settings
@@ -40,8 +42,7 @@ from worker.build.dockerfile_features import prepare_for_buildkit
 from worker.build.engines import BUILDKIT, apply_dockerfile, choose_engine, owner_of
 from worker.job.control import AbortKind, Aborted, JobControl, Watchdog
 from worker.job.heartbeat import Heartbeat
-from worker.build.images import DOCKER_HUB, is_private, parse_image, private_tag, registry_auths
-from chalicelib.stores.aws_errors import aws_error_code
+from worker.build.images import private_tag, registry_auths
 from worker.redact import SECRETS, RedactingSink, Redactor
 from worker.sources import describe_source, fetch_context
 
@@ -203,13 +204,11 @@ class JobRunner:
                 raise BuildFailed(
                     f"the job waited in the queue longer than {settings.queue_timeout_seconds} s; submit the build again"
                 )
-            try:
-                ref = parse_image(job.image_name)
-            except ValueError:
-                raise BuildFailed(f"{job.image_name!r} is not a valid image name") from None
-            if is_private(ref.registry):
-                raise BuildFailed(f"{job.image_name!r} is in a namespace reserved for the build service")
-            refused = None if settings.allow_private_registries or ref.registry == DOCKER_HUB else registry_refusal(ref.registry)
+            try:  # the API's parser: a reserved (job-private) registry is refused here as there
+                ref = parse_image_ref(job.image_name)
+            except InvalidReference as exc:
+                raise BuildFailed(f"{job.image_name!r} is not a valid image name: {exc}") from None
+            refused = None if settings.allow_private_registries else registry_refusal(ref.domain)
             if refused:  # the API refuses these too; a message from elsewhere must not get past the worker
                 raise BuildFailed(f"{refused}; builds push only to registries on public addresses")
             bases = {host: (auth["username"], auth["password"]) for host, auth in credentials.registry_auths.items()}
