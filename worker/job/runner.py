@@ -257,6 +257,12 @@ class JobRunner:
                         tag_digests[tag] = self.builder.publish(image_id, extra, credentials, sink.write, control)
                         sink.line(f"[boatyard] pushed {extra.reference} ({tag_digests[tag]})")
                     timings.enter("done")
+            # The job's private tag goes before Finished is announced: after Finished nothing here
+            # touches an image name.  A client pulling the pushed name gets this very image id;
+            # untagging its last other name under that pull deleted the image the pull had just
+            # found on the host, and the pulled tag pointed at nothing (see docs/design-notes.md).
+            self.builder.remove_image(built_image)
+            built_image = None
             sink.flush()
             writer.close()
             jobstore.transition(
