@@ -19,6 +19,7 @@ reserved addresses stay refused even then.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 import urllib.parse
 from typing import Any, Callable
@@ -180,6 +181,31 @@ def make_session(allow_private: bool, timeout: float, on_socket: SocketHook | No
     return session
 
 
+_URL_QUERY = re.compile(r"\?[^\s'\"()<>]*")
+MAX_ERROR_DETAIL_CHARS = 300
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: message`` of a transport error, for a failure reason a person reads.
+
+    The innermost cause requests/urllib3 wrapped (``ConnectionError`` → ``MaxRetryError`` →
+    ``NewConnectionError``), its message with every URL query cut (a redirect's download URL
+    can carry a token there), at most :data:`MAX_ERROR_DETAIL_CHARS` characters.
+    """
+    inner, seen = exc, set()
+    while id(inner) not in seen:
+        seen.add(id(inner))
+        reason = getattr(inner, "reason", None)
+        if isinstance(reason, BaseException):
+            inner = reason
+        elif inner.args and isinstance(inner.args[0], BaseException):
+            inner = inner.args[0]
+    text = inner.args[0] if inner.args and isinstance(inner.args[0], str) else str(inner)
+    text = _URL_QUERY.sub("?…", " ".join(text.split()))
+    detail = f"{type(inner).__name__}: {text}" if text else type(inner).__name__
+    return detail if len(detail) <= MAX_ERROR_DETAIL_CHARS else detail[: MAX_ERROR_DETAIL_CHARS - 1] + "…"
+
+
 def check_url(url: str) -> urllib.parse.SplitResult:
     """Reject what is not an http(s) URL with a host before any connection."""
     parts = urllib.parse.urlsplit(url)
@@ -226,7 +252,7 @@ def open_url(
     except requests.Timeout:
         raise BuildFailed(f"could not download {describe_url(url)}: no answer within {timeout:g} s") from None
     except requests.RequestException as exc:
-        raise BuildFailed(f"could not download {describe_url(url)}: {type(exc).__name__}") from None
+        raise BuildFailed(f"could not download {describe_url(url)}: {describe_error(exc)}") from None
     if on_status is not None:
         try:
             on_status(response)

@@ -209,3 +209,46 @@ def test_silent_server_times_out():
 
 def test_describe_url_drops_userinfo_and_query():
     assert netguard.describe_url("https://u:p@host:8443/a.tar.gz?sig=secret") == "https://host:8443/a.tar.gz"
+
+
+def test_a_failed_download_names_its_inner_cause_without_the_url_query():
+    """The reason carries what broke (the innermost exception), never a query string (redirect tokens live there)."""
+    with pytest.raises(BuildFailed) as caught:
+        open_url("http://127.0.0.1:1/a.tgz?token=s3cr3t-redirect-token", allow_private=True, timeout=5, max_bytes=10**6)
+    message = caught.value.message
+    assert "NewConnectionError" in message and "Connection refused" in message, message
+    assert "s3cr3t" not in message
+    chained = requests.ConnectionError(
+        OSError("Max retries exceeded with url: /x?X-Amz-Signature=s3cr3t (Caused by something)")
+    )
+    assert netguard.describe_error(chained) == "OSError: Max retries exceeded with url: /x?… (Caused by something)"
+    assert len(netguard.describe_error(OSError("x" * 1000))) == netguard.MAX_ERROR_DETAIL_CHARS
+
+
+def test_a_body_cut_short_fails_the_job_with_the_protocol_error():
+    """A server that declares more than it sends: the job fails saying the connection broke and how."""
+    from chalicelib.domain.settings import load_settings
+    from worker.job.control import JobControl
+    from worker.sources.download import download
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+
+    threading.Thread(target=serve, daemon=True).start()
+    settings = load_settings({"BOATYARD_ALLOW_PRIVATE_URLS": "true"})
+    try:
+        with pytest.raises(BuildFailed) as caught:
+            with download(f"http://127.0.0.1:{listener.getsockname()[1]}/a.tgz", "the download", settings, 10**6,
+                          JobControl()) as body:
+                while body.read(65536):
+                    pass
+    finally:
+        listener.close()
+    assert caught.value.message.startswith("the download was interrupted (ProtocolError: Connection broken: IncompleteRead(")

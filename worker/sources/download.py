@@ -63,7 +63,7 @@ class Download:
             raise
         except _TRANSPORT_ERRORS as exc:
             self._control.check()  # the socket was cut because the job was aborted: say why
-            raise BuildFailed(f"{self._what} was interrupted ({type(exc).__name__}); try again") from None
+            raise BuildFailed(f"{self._what} was interrupted ({netguard.describe_error(exc)}); try again") from None
         if not data:
             self._control.check()  # a cut socket can look like the end of the body
         self._pace(len(data))

@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.domain.errors import BuildFailed
+from worker.netguard import describe_error
 
 
 class SafeStream:
@@ -21,4 +22,4 @@ class SafeStream:
         except BuildFailed:
             raise
         except self._errors as exc:
-            raise BuildFailed(f"{self._what} was interrupted ({type(exc).__name__}); try again") from None
+            raise BuildFailed(f"{self._what} was interrupted ({describe_error(exc)}); try again") from None
