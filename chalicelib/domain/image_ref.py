@@ -26,6 +26,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from chalicelib.domain.patterns import DOMAIN_COMPONENT, PATH_COMPONENT, TAG
+
 NAME_TOTAL_LENGTH_MAX = 255
 DEFAULT_TAG = "latest"
 DOCKER_HUB = "docker.io"
@@ -35,11 +37,10 @@ RESERVED_REGISTRY = "boatyard.invalid"
 """The registry part of the local tags the worker builds jobs to (``.invalid`` is reserved by
 RFC 2606, so no real registry has it); a job may not push to it, so no user name equals one."""
 
-_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
-_HOST = rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
+_HOST = rf"(?:{DOMAIN_COMPONENT}(?:\.{DOMAIN_COMPONENT})*|\[[a-fA-F0-9:]+\])"
 _DOMAIN_RE = re.compile(rf"{_HOST}(?::[0-9]+)?", re.ASCII)
-_PATH_COMPONENT_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*", re.ASCII)
-_TAG_RE = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
+_PATH_COMPONENT_RE = re.compile(PATH_COMPONENT, re.ASCII)
+_TAG_RE = re.compile(TAG, re.ASCII)
 _DIGEST_RE = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}", re.ASCII)
 _IDENTIFIER_RE = re.compile(r"[a-f0-9]{64}", re.ASCII)
 

@@ -12,21 +12,23 @@ import re
 
 END = r"(?![\s\S])"
 
-_DC = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+# The pieces of Docker's reference grammar; chalicelib.domain.image_ref compiles these same strings.
+DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _PORT = r":[0-9]+"
 _DOMAIN = (
-    rf"(?:{_DC}(?:\.{_DC})+(?:{_PORT})?|{_DC}{_PORT}|localhost"
+    rf"(?:{DOMAIN_COMPONENT}(?:\.{DOMAIN_COMPONENT})+(?:{_PORT})?|{DOMAIN_COMPONENT}{_PORT}|localhost"
     rf"|\[[a-fA-F0-9:]*:[a-fA-F0-9:]*\](?:{_PORT})?|\[[a-fA-F0-9:]+\]{_PORT})"
 )
-_PATH = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _PATH_NO_DOT = r"[a-z0-9]+(?:(?:_|__|-+)[a-z0-9]+)*"
-_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 
-_UPPERCASE_DOMAIN = rf"(?=[a-zA-Z0-9-]*[A-Z]){_DC}"  # Docker: a first part with an uppercase letter is a registry
+_UPPERCASE_DOMAIN = rf"(?=[a-zA-Z0-9-]*[A-Z]){DOMAIN_COMPONENT}"  # Docker: an uppercase first part is a registry
 
 IMAGE_NAME = (
     rf"^(?![a-f0-9]{{64}}{END})"
-    rf"(?:{_DOMAIN}(?:/{_PATH})+|{_UPPERCASE_DOMAIN}(?:/{_PATH})+|{_PATH_NO_DOT}(?:/{_PATH})+|{_PATH})(?::{_TAG})?{END}"
+    rf"(?:{_DOMAIN}(?:/{PATH_COMPONENT})+|{_UPPERCASE_DOMAIN}(?:/{PATH_COMPONENT})+"
+    rf"|{_PATH_NO_DOT}(?:/{PATH_COMPONENT})+|{PATH_COMPONENT})(?::{TAG})?{END}"
 )
 """A pushable image reference: ``[registry[:port]/]path[:tag]`` (no digest, not an image ID); see chalicelib.domain.image_ref."""
 
@@ -68,7 +70,7 @@ STAGE_NAME = rf"^[A-Za-z][A-Za-z0-9_.-]{{0,127}}{END}"
 LABEL_KEY = rf"^[A-Za-z0-9][A-Za-z0-9._/-]{{0,254}}{END}"
 """An image label key (reverse-DNS style)."""
 
-IMAGE_TAG = rf"^{_TAG}{END}"
+IMAGE_TAG = rf"^{TAG}{END}"
 """A Docker tag (the part after ``:``)."""
 
 MEMORY = rf"^[1-9][0-9]{{0,14}}[bkmgBKMG]?{END}"
