@@ -17,7 +17,7 @@ import urllib.request
 from pathlib import Path
 
 from devstack import services
-from devstack.services import REPO_ROOT, STATE_DIR, Registry, ServiceError
+from devstack.services import REPO_ROOT, STATE_DIR, ServiceError
 
 PROBE_ID = "00000000-0000-4000-8000-000000000000"
 
@@ -172,8 +172,3 @@ def _signal(proc: subprocess.Popen, sig: int) -> None:
         os.killpg(proc.pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
-
-
-def registry_env(registry: Registry) -> dict[str, str]:
-    """Nothing secret: the registry's host, for building image names in demos."""
-    return {"BOATYARD_DEMO_REGISTRY": registry.host}

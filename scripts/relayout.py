@@ -37,6 +37,7 @@ def full_map():
         m[f"worker.{old}"] = f"worker.{new}"
     m["chalicelib.resources"] = "devstack.resources"
     m["devstack.faults"] = "tests.support.faults"
+    m["worker.logs"] = "worker.logging_setup"  # issue 16 item 7: not to be confused with chalicelib.stores.logs
     return m
 
 MAP = full_map()

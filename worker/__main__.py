@@ -10,11 +10,11 @@ import logging
 import signal
 
 from worker.build.limits import RuntimeUnavailable
-from worker.logs import setup_logging
+from worker.logging_setup import setup_logging
 from worker.job.loop import Worker
 from worker.job.spot import start_watch
 
-log = logging.getLogger("boatyard.worker")
+log = logging.getLogger(__name__)
 
 
 def main(argv: list[str] | None = None) -> int:

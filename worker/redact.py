@@ -93,11 +93,6 @@ class Redactor:
         self.max_len = max((len(s) for s in unique), default=0) + (1 if self.tokens else 0)
 
     @classmethod
-    def for_credentials(cls, username: str, password: str, build_secrets: Iterable[str] = ()) -> "Redactor":
-        """The redactor for one job's credentials (and its build secrets and SSH key)."""
-        return cls(secret_forms(username, password) + build_secret_forms(build_secrets))
-
-    @classmethod
     def for_pairs(cls, pairs: Iterable[tuple[str, str]], build_secrets: Iterable[str] = ()) -> "Redactor":
         """The redactor for every (username, secret) of a job (push password, base registries, tokens) and
         its BuildKit build secrets and SSH key."""

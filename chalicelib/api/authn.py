@@ -25,7 +25,7 @@ from chalicelib.stores.apikeys import ANONYMOUS, Principal
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.settings import get_settings
 
-log = logging.getLogger("boatyard.auth")
+log = logging.getLogger(__name__)
 
 UNAUTHORIZED_BODY = {"Code": "Unauthorized", "Message": "send a valid API key as 'Authorization: Bearer <key>'"}
 
@@ -72,12 +72,6 @@ def _remember(digest: str, principal: Principal, seconds: float) -> None:
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.clear()
         _CACHE[digest] = (principal, time.monotonic() + seconds)
-
-
-def forget_cached_keys() -> None:
-    """Drop every cached verdict (tests)."""
-    with _CACHE_LOCK:
-        _CACHE.clear()
 
 
 def authorize(header: str | None) -> Principal:

@@ -15,7 +15,7 @@ from chalice import Response
 
 from chalicelib.domain.errors import INTERNAL_ERROR_BODY, BoatyardError, error_body
 
-log = logging.getLogger("boatyard.api")
+log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
 

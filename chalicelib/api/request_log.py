@@ -20,7 +20,7 @@ import sys
 import time
 from typing import Any, Callable
 
-log = logging.getLogger("boatyard.api.requests")
+log = logging.getLogger(__name__)
 
 _JOB_ID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 _METHOD = re.compile(r"^[A-Z]{1,10}$")
@@ -38,11 +38,18 @@ class _StdoutHandler(logging.Handler):
 
 
 def configure_logging() -> None:
-    """Request lines at INFO on stdout, whatever level the Lambda runtime gives the root logger."""
+    """The API's logging, called once by app.py (in the Lambda as in the local stack).
+
+    Request lines go at INFO to stdout as bare JSON, whatever level the Lambda runtime gives the root
+    logger.  Every other ``chalicelib`` logger (named after its module) logs at INFO and up through the
+    root logger's handler: in the Lambda the runtime's, which sends it to the API's log group; without
+    one (tests, chalice local) Python's last-resort handler shows warnings and errors only.
+    """
     if not any(isinstance(h, _StdoutHandler) for h in log.handlers):
         log.addHandler(_StdoutHandler())
     log.setLevel(logging.INFO)
     log.propagate = False  # the runtime's root handler would prefix the JSON with text
+    logging.getLogger("chalicelib").setLevel(logging.INFO)
 
 
 def _safe_job_id(value: Any) -> str | None:

@@ -28,14 +28,12 @@ MAX_GITHUB_USERNAME_CHARS = 39
 MAX_PASSWORD_CHARS = 1024
 MAX_USERNAME_CHARS = 256
 MAX_EMAIL_CHARS = 320
-MAX_CURSOR = 10**10 - 1
 MAX_REGISTRY_AUTHS = 8
 MAX_SEALED_BYTES = 4096  # KMS Encrypt's plaintext limit; chalicelib.stores.sealing encrypts the JSON of the credentials
 
 GITHUB_FIELDS = ("github_username", "github_reponame", "github_tag")
 GITLAB_FIELDS = ("gitlab_project", "gitlab_ref")
 BITBUCKET_FIELDS = ("bitbucket_workspace", "bitbucket_repo", "bitbucket_ref")
-SOURCE_FIELDS = ("dockerfile", "tar_url", *GITHUB_FIELDS, *GITLAB_FIELDS, *BITBUCKET_FIELDS, "upload_id")
 SOURCES_HELP = (
     "give exactly one source: dockerfile, tar_url, github_username+github_reponame+github_tag, "
     "gitlab_project+gitlab_ref, bitbucket_workspace+bitbucket_repo+bitbucket_ref, "

@@ -26,9 +26,6 @@ MIN_MEMORY_BYTES = 6 * 1024 * 1024  # the Docker daemon refuses less
 MIN_CPUS = 0.01
 DEFAULT_DOCKERFILE = "Dockerfile"
 
-OPTION_FIELDS = (
-    "build_args", "dockerfile_path", "context_path", "target", "no_cache", "pull", "labels", "tags", "memory", "cpus",
-)
 PATH_FIELDS = ("dockerfile_path", "context_path")
 """Options that only make sense for an archive source (not for inline ``dockerfile`` text)."""
 

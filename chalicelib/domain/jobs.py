@@ -37,7 +37,6 @@ class Phase(str, enum.Enum):
 
 
 LIVE_PHASES: frozenset[Phase] = frozenset({Phase.QUEUED, Phase.FETCHING, Phase.BUILDING, Phase.PUSHING})
-TERMINAL_PHASES: frozenset[Phase] = frozenset({Phase.FINISHED, Phase.FAILED, Phase.CANCELLED})
 
 # The forward moves a worker makes; failed/cancelled are reachable from every live phase.
 NEXT_PHASE: dict[Phase, Phase] = {

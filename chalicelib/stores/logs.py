@@ -189,7 +189,6 @@ class LogWriter:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self.batch_calls = 0  # BatchWriteItem requests sent (for benchmarks)
-        self.items_written = 0
         self.dropped_bytes = 0
         self._abandoned = False
 
@@ -338,7 +337,6 @@ class LogWriter:
             self.batch_calls += 1
             try:  # the token makes botocore's own retries of this request idempotent
                 client.transact_write_items(TransactItems=actions, ClientRequestToken=uuid.uuid4().hex)
-                self.items_written += len(requests)
                 return
             except ClientError as exc:
                 code = aws_error_code(exc) or "error"
@@ -384,7 +382,6 @@ class LogWriter:
             except BotoCoreError as exc:
                 raise ServiceUnavailable(f"could not store the build log (DynamoDB unreachable: {type(exc).__name__})") from exc
             unprocessed = answer.get("UnprocessedItems", {}).get(table, [])
-            self.items_written += len(pending) - len(unprocessed)
             if not unprocessed:
                 return
             pending = unprocessed

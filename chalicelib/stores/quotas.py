@@ -96,12 +96,6 @@ def refusal(index: int, now: float | None = None) -> QuotaExceeded:
     )
 
 
-def live_count(owner: str) -> int:
-    """How many live-job slots ``owner`` holds now."""
-    item = aws.client("dynamodb").get_item(TableName=_table(), Key=quota_key(owner), ConsistentRead=True).get("Item")
-    return int(dynamo.deserialize(item).get("live", 0)) if item else 0
-
-
 # --- outstanding upload URLs -------------------------------------------------------------------
 
 def _uploads_key(owner: str) -> dict[str, Any]:

@@ -5,6 +5,7 @@ import pytest
 from chalice.test import Client
 
 from app import app
+from tests.support.probes import forget_cached_keys
 from tests.aws.api_helpers import answer, post_json
 
 
@@ -43,9 +44,9 @@ def keys_env(monkeypatch):
 
     for name, value in KEYS_ENV.items():
         monkeypatch.setenv(name, value)
-    authn.forget_cached_keys()
+    forget_cached_keys()
     yield
-    authn.forget_cached_keys()
+    forget_cached_keys()
 
 
 @pytest.fixture

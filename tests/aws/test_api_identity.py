@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.support.probes import forget_cached_keys, live_count
 from chalicelib.stores import apikeys, aws, contexts, jobs as jobstore, queue, quotas
 from chalicelib.domain.jobs import Phase
 from chalicelib.domain.settings import get_settings
@@ -68,13 +69,13 @@ def test_a_key_with_the_right_id_but_a_wrong_secret_is_refused(keys_client, owne
 def test_only_accepted_keys_are_cached_and_never_in_lambda(keys_client, owners, monkeypatch):
     from chalicelib.api import authn
 
-    authn.forget_cached_keys()
+    forget_cached_keys()
     assert keys_client.http.get("/api/v1/jobs", headers=_h(owners["a"])).status_code == 200
     assert len(authn._CACHE) == 1 and owners["a"] not in repr(authn._CACHE)  # keyed by the hash
     keys_client.http.get("/api/v1/jobs", headers=_h("by_0123456789abcdef_" + "A" * 43))
     assert len(authn._CACHE) == 1
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "boatyard-api-authorizer")
-    authn.forget_cached_keys()
+    forget_cached_keys()
     assert keys_client.http.get("/api/v1/jobs", headers=_h(owners["a"])).status_code == 200
     assert authn._CACHE == {}  # API Gateway caches deployed
 
@@ -148,10 +149,10 @@ def test_live_job_quota_429_then_a_slot_frees_when_a_job_ends(keys_client, owner
     over = submit(keys_client, owners["a"])
     assert over.status_code == 429 and int(over.headers["Retry-After"]) > 0
     assert answer(over)["Code"] == "TooManyRequests"
-    assert quotas.live_count("team-a") == 5
+    assert live_count("team-a") == 5
     assert submit(keys_client, owners["b"]).status_code == 202  # another owner has its own slots
     assert keys_client.http.post(f"/api/v1/{jobs[0]}/cancel", headers=_h(owners["a"])).status_code == 200
-    assert quotas.live_count("team-a") == 4
+    assert live_count("team-a") == 4
     assert submit(keys_client, owners["a"]).status_code == 202
     assert submit(keys_client, owners["a"]).status_code == 429
 
@@ -170,21 +171,21 @@ def test_a_refused_submission_creates_nothing(keys_client, owners):
 
 def test_every_terminal_transition_releases_the_slot_exactly_once(keys_client, owners):
     finished, failed, swept = (submit_ok(keys_client, owners["a"]) for _ in range(3))
-    assert quotas.live_count("team-a") == 3
+    assert live_count("team-a") == 3
     # the worker's path: claim, steps, finished
     jobstore.claim(finished, "w1", 60, 3)
     for a, b in ((Phase.FETCHING, Phase.BUILDING), (Phase.BUILDING, Phase.PUSHING), (Phase.PUSHING, Phase.FINISHED)):
         jobstore.transition(finished, "w1", a, b)
-    assert quotas.live_count("team-a") == 2
+    assert live_count("team-a") == 2
     with pytest.raises(Exception):
         jobstore.transition(finished, "w1", Phase.PUSHING, Phase.FINISHED)
     jobstore.claim(failed, "w2", 60, 3)
     jobstore.fail(failed, "build failed", worker_id="w2")
-    assert quotas.live_count("team-a") == 1
+    assert live_count("team-a") == 1
     for _ in range(2):  # a second end (cancel, a late worker) finds it terminal: no second release
         with pytest.raises(Exception):
             jobstore.fail(failed, "again")
-    assert quotas.live_count("team-a") == 1
+    assert live_count("team-a") == 1
     job = jobstore.get_job(failed)
     assert not job.quota_slot and job.phase == Phase.FAILED
 
@@ -197,14 +198,14 @@ def test_a_job_failed_by_the_dead_letter_sweep_releases_its_slot(keys_client, ow
     stuck = submit_ok(keys_client, owners["a"])
     jobstore.claim(stuck, "dead-worker", -1, 3)  # live, its worker died
     aws.client("sqs").send_message(QueueUrl=queue.dead_letter_url(), MessageBody=JobMessage(stuck, 0, "").to_body())
-    assert quotas.live_count("team-a") == 1
+    assert live_count("team-a") == 1
     worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600)
     try:
         assert worker.sweep_dead_letters() == 1
     finally:
         worker.shutdown(grace_seconds=1)
     assert jobstore.get_job(stuck).reason == DLQ_REASON
-    assert quotas.live_count("team-a") == 0
+    assert live_count("team-a") == 0
 
 
 def test_submissions_per_minute_quota(keys_client, owners, monkeypatch):
@@ -216,7 +217,7 @@ def test_submissions_per_minute_quota(keys_client, owners, monkeypatch):
     over = submit(keys_client, owners["a"])
     assert over.status_code == 429 and 1 <= int(over.headers["Retry-After"]) <= 60
     assert "minute" in answer(over)["Message"]
-    assert quotas.live_count("team-a") == 3  # the refused one took no live slot
+    assert live_count("team-a") == 3  # the refused one took no live slot
     assert len(jobs) == 3
 
 
@@ -342,5 +343,5 @@ def test_a_release_that_meets_a_log_transaction_is_tried_again(keys_client, owne
 
     monkeypatch.setattr(ddb, "transact_write_items", busy_once)
     jobstore.fail(job_id, "it broke")
-    assert len(calls) == 2 and quotas.live_count("team-a") == 0
+    assert len(calls) == 2 and live_count("team-a") == 0
     assert jobstore.get_job(job_id).phase == Phase.FAILED

@@ -5,6 +5,7 @@ import pytest
 from chalice.test import Client
 
 from app import app
+from tests.support.probes import run_once
 from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import post_json
 from tests.docker import jobkit
@@ -47,7 +48,7 @@ def test_the_worker_refuses_a_private_registry_that_got_past_the_api(aws_env, mo
     job_id = jobkit.submit("10.0.0.5:5000/team/app:1", dockerfile="FROM busybox\n")
     worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600)
     try:
-        [result] = worker.run_once(wait_seconds=1)
+        [result] = run_once(worker, wait_seconds=1)
     finally:
         worker.shutdown(grace_seconds=2)
     assert result.outcome == Outcome.FAILED

@@ -71,3 +71,32 @@ def test_logging_is_configured_for_the_lambda_once(capsys):
     assert request_log.log.level == logging.INFO and request_log.log.propagate is False
     request_log.log.info('{"type":"request"}')
     assert capsys.readouterr().out.count('{"type":"request"}') == 1
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_the_api_logs_reach_the_lambda_runtime_handler_at_info(client, test_password):
+    """The Lambda runtime's root logger has a handler and level WARNING: the API's INFO lines
+    (a submission's ``job … submitted``) must still get through, under the module's name, without the password."""
+    root = logging.getLogger()
+    runtime, level = Records(), root.level
+    root.addHandler(runtime)
+    root.setLevel(logging.WARNING)
+    try:
+        request_log.configure_logging()  # what app.py does at import
+        response = post_json(client, {"image_name": "u/app:1", "dockerfile": "FROM x\n", "username": "u", "password": test_password})
+    finally:
+        root.removeHandler(runtime)
+        root.setLevel(level)
+    assert response.status_code == 202
+    job_id = answer(response)["JobIdentifier"]
+    submitted = [r for r in runtime.records if r.name == "chalicelib.api.submit" and r.levelno == logging.INFO]
+    assert len(submitted) == 1 and job_id in submitted[0].getMessage()
+    assert all(test_password not in r.getMessage() for r in runtime.records)

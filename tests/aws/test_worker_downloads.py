@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.support.probes import run_once
 from chalicelib.api import job_views
 from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.jobs import Phase
@@ -57,7 +58,7 @@ def test_trickling_download_fails_at_the_fetch_deadline(env, monkeypatch, trickl
     job_id = jobkit.submit("u/app", tar_url=server.url)
     worker = _worker()
     started = time.monotonic()
-    [result] = worker.run_once(wait_seconds=1)
+    [result] = run_once(worker, wait_seconds=1)
     seconds = time.monotonic() - started
     assert result.outcome == Outcome.FAILED
     assert jobkit.status(job_id) == (
@@ -74,7 +75,7 @@ def test_download_below_the_minimum_rate_fails(env, monkeypatch, trickle):
     job_id = jobkit.submit("u/app", tar_url=server.url)
     worker = _worker()
     started = time.monotonic()
-    [result] = worker.run_once(wait_seconds=1)
+    [result] = run_once(worker, wait_seconds=1)
     assert result.outcome == Outcome.FAILED
     status = jobkit.status(job_id)
     assert status.startswith(f"Failed: the download of {server.url} is too slow: ")

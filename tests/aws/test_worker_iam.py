@@ -12,6 +12,7 @@ import threading
 import botocore.client
 import pytest
 
+from tests.support.probes import run_once
 from chalicelib.stores import aws, jobs as jobstore, queue
 from chalicelib.stores.queue import JobMessage
 from tests.aws.test_worker_spot import QuickBuilder, UntilAbortedBuilder
@@ -86,7 +87,7 @@ def test_every_call_of_a_worker_is_allowed_by_its_role(recorder, test_password):
     try:
         jobkit.run_until_terminal(worker, finished, timeout=60)
         jobkit.run_until_terminal(worker, bad_archive, timeout=60)
-        worker.run_once(wait_seconds=0)
+        run_once(worker, wait_seconds=0)
         assert worker.sweep_dead_letters() == 1
     finally:
         worker.shutdown(grace_seconds=5)

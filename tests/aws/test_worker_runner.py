@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.support.probes import run_once
 from chalicelib.stores import aws, jobs as jobstore, queue
 from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.jobs import Phase
@@ -44,7 +45,7 @@ def _queue_counts() -> tuple[int, int]:
 
 
 def _one(worker: Worker):
-    [result] = worker.run_once(wait_seconds=1)
+    [result] = run_once(worker, wait_seconds=1)
     return result
 
 

@@ -12,6 +12,7 @@ from typing import Mapping
 
 import pytest
 
+from tests.support.probes import run_once
 from chalicelib.stores import contexts, jobs as jobstore, logs as logstore, queue, sealing
 from chalicelib.domain.build_options import validate_options
 from chalicelib.domain.jobs import Job, SourceKind
@@ -93,11 +94,11 @@ def submit(
 
 
 def run_until_terminal(worker, job_id: str, timeout: float = 180, wait: int = 1) -> list:
-    """Run ``worker.run_once`` until the job is terminal; returns every ProcessResult seen."""
+    """Run one poll of the worker (``run_once``) until the job is terminal; returns every ProcessResult seen."""
     results = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        results.extend(worker.run_once(wait_seconds=wait))
+        results.extend(run_once(worker, wait_seconds=wait))
         job = jobstore.get_job(job_id)
         if job.phase.is_terminal:
             return results

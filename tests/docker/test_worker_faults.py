@@ -11,6 +11,7 @@ import time
 import docker
 import pytest
 
+from tests.support.probes import run_once
 from chalicelib.stores import aws, jobs as jobstore, queue
 from chalicelib.domain.jobs import Phase
 from tests.docker import jobkit
@@ -56,7 +57,7 @@ def test_duplicate_delivery_builds_once(make_worker, registry, base_image, test_
     while time.monotonic() < deadline and int(queue.attributes()["ApproximateNumberOfMessages"]) + int(
         queue.attributes()["ApproximateNumberOfMessagesNotVisible"]
     ):
-        results += worker.run_once(wait_seconds=1)
+        results += run_once(worker, wait_seconds=1)
     assert set(r.outcome.value for r in results) <= {"finished", "busy", "done_already"}
     logs = jobkit.full_log(job_id)
     assert logs.count("Successfully built") == 1 and logs.count("\nbuilding-now\n") == 1

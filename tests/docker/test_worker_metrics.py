@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from tests.support.probes import REASON_CLASSES
 from tests.docker import jobkit
 from tests.unit.test_worker_metrics import dimension_values, emf_problems
 from worker.job import metrics
@@ -36,7 +37,7 @@ def test_a_finished_and_a_failed_build_write_valid_documents(make_worker, regist
         dimensions = dimension_values(doc)
         assert set(dimensions) == {"Stack", "Outcome", "Phase", "ReasonClass"}
         assert dimensions["Stack"] == "boatyard-metrics-test"
-        assert dimensions["ReasonClass"] in metrics.REASON_CLASSES and dimensions["Phase"] in metrics.PHASES
+        assert dimensions["ReasonClass"] in REASON_CLASSES and dimensions["Phase"] in metrics.PHASES
         for value in dimensions.values():
             for secret in (job_id, image, image.rsplit(":", 1)[0], registry.username, test_password):
                 assert secret not in value

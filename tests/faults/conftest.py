@@ -11,6 +11,7 @@ from typing import Callable, Iterator
 
 import pytest
 
+from tests.support.probes import run_once
 from tests.support import faults
 from tests.conftest import TEST_PASSWORD
 
@@ -142,7 +143,7 @@ class InProcess:
         """Let the worker take and run what is in the queue until a receive comes back empty."""
         done = []
         for _ in range(rounds):
-            results = self.worker.run_once(0)
+            results = run_once(self.worker, 0)
             if not results:
                 break
             done.extend(results)

@@ -14,6 +14,7 @@ from chalicelib.domain.settings import load_settings
 from tests.support import faults
 from devstack.services import STATE_DIR
 from tests.docker import jobkit
+from tests.support.firewall import remove_rules
 from worker import firewall
 from worker.build.builder import Builder
 from worker.job.control import JobControl
@@ -92,7 +93,7 @@ def test_a_build_reaches_host_addresses_only_without_the_firewall(sandbox_docker
     try:
         after = _probe(sandbox_dockerd, base_image, registry, urls)
     finally:
-        firewall.apply(firewall.remove_rules(SandboxDockerd.BRIDGE))
+        firewall.apply(remove_rules(SandboxDockerd.BRIDGE))
     for url in urls:
         assert f"BLOCKED {url}" in after and "host-listener-answered" not in after, after
     hooks = subprocess.run(["iptables", "-S", "INPUT"], capture_output=True, text=True).stdout

@@ -204,7 +204,7 @@ def test_progress_lines_and_reasons():
 
 def test_build_secrets_and_key_lines_are_redacted():
     key = "-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAline-one-of-the-key\nBBBBline-two-of-the-key\n-----END OPENSSH PRIVATE KEY-----\n"
-    redactor = Redactor.for_credentials("u", "pw-x", ["tok-123", key])
+    redactor = Redactor.for_pairs([("u", "pw-x")], ["tok-123", key])
     assert redactor("#5 0.2 tok-123") == f"#5 0.2 {MARK}"
     assert redactor("#6 0.1 AAAAline-one-of-the-key") == f"#6 0.1 {MARK}"
     assert MARK in redactor("dG9rLTEyMw==")  # base64 of the secret

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.probes import REASON_CLASSES
 from chalicelib.domain.jobs import Job, SourceKind
 from worker.job import metrics
 
@@ -132,7 +133,7 @@ def test_a_failed_build_counts_as_ended_and_failed_with_the_phase_it_reached():
 )
 def test_reasons_fall_into_a_small_fixed_set_of_classes(outcome, phase, reason, expected):
     assert metrics.reason_class(outcome, phase, reason) == expected
-    assert expected in metrics.REASON_CLASSES
+    assert expected in REASON_CLASSES
 
 
 def test_hostile_reason_text_never_reaches_a_dimension(test_password):

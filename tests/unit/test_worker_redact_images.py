@@ -30,7 +30,7 @@ def _b64(text: str) -> str:
     ],
 )
 def test_every_form_of_the_password_is_redacted(leak):
-    redact = Redactor.for_credentials("alice", PASSWORD)
+    redact = Redactor.for_pairs([("alice", PASSWORD)])
     out = redact(f"Authorization: Basic {leak} and more")
     assert leak not in out and MARK in out and out.endswith(" and more")
 
@@ -53,13 +53,13 @@ HTML_PASSWORD = "p<w>&d/Zq8\u00e9\"x"  # characters Go's JSON and URL escaping b
 )
 def test_escaped_forms_of_the_password_are_redacted(leak):
     assert leak != HTML_PASSWORD
-    out = Redactor.for_credentials("alice", HTML_PASSWORD)(f'{{"auth": "{leak}"}} and more')
+    out = Redactor.for_pairs([("alice", HTML_PASSWORD)])(f'{{"auth": "{leak}"}} and more')
     assert leak not in out and MARK in out and out.endswith(" and more"), out
 
 
 @pytest.mark.parametrize("password", ["a", "e", "pw", "12345"])
 def test_a_short_password_is_redacted_only_as_a_whole_token(password):
-    redact = Redactor.for_credentials("alice", password)
+    redact = Redactor.for_pairs([("alice", password)])
     text = f"Step 1/2 : RUN make release && echo 'please wait' 1234567\nlogin -p {password} done\n{password}\n"
     out = redact(text)
     assert out == text.replace(f"-p {password} ", f"-p {MARK} ").replace(f"\n{password}\n", f"\n{MARK}\n")
@@ -74,12 +74,12 @@ def test_the_minimum_length_is_where_substring_redaction_starts():
 
 
 def test_no_password_means_nothing_is_redacted():
-    assert Redactor.for_credentials("alice", "")("alice:anything") == "alice:anything"
+    assert Redactor.for_pairs([("alice", "")])("alice:anything") == "alice:anything"
 
 
 def test_sink_finds_a_password_split_across_writes():
     written: list[str] = []
-    sink = RedactingSink(written.append, Redactor.for_credentials("u", PASSWORD))
+    sink = RedactingSink(written.append, Redactor.for_pairs([("u", PASSWORD)]))
     sink.write("token=" + PASSWORD[:7])
     sink.write(PASSWORD[7:] + " end\nnext")
     sink.flush()
@@ -89,7 +89,7 @@ def test_sink_finds_a_password_split_across_writes():
 
 def test_sink_writes_long_partial_lines_without_leaking():
     written: list[str] = []
-    sink = RedactingSink(written.append, Redactor.for_credentials("u", PASSWORD), max_partial=100)
+    sink = RedactingSink(written.append, Redactor.for_pairs([("u", PASSWORD)]), max_partial=100)
     filler = "x" * 95
     sink.write(filler + PASSWORD[:10])  # over the partial limit, secret incomplete
     assert written, "a long partial line is written before its end arrives"
@@ -99,7 +99,7 @@ def test_sink_writes_long_partial_lines_without_leaking():
 
 
 def test_stderr_filter_redacts_running_jobs_secrets():
-    redactor = Redactor.for_credentials("bob", PASSWORD)
+    redactor = Redactor.for_pairs([("bob", PASSWORD)])
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.addFilter(SecretFilter())

@@ -31,7 +31,7 @@ from worker.build.images import RegistryAuths
 from worker.build.limits import RuntimeUnavailable
 from worker.build.targetlock import target_lock
 
-log = logging.getLogger("boatyard.worker")
+log = logging.getLogger(__name__)
 
 _RUNNING_IN = re.compile(r"Running in ([0-9a-f]{12,64})")
 _TRANSPORT_ERRORS = (requests.RequestException, urllib3.exceptions.HTTPError, OSError)

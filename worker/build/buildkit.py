@@ -44,7 +44,7 @@ from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.settings import Settings
 from worker.job.control import JobControl
 
-log = logging.getLogger("boatyard.worker")
+log = logging.getLogger(__name__)
 
 _DIGEST_LINE = re.compile(r"^#\d+ sha256:[0-9a-f]{64}$")
 _VERTEX_END = re.compile(r"^#(\d+) (DONE [0-9.]+s|CACHED|ERROR\b.*)$")

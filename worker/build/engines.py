@@ -29,7 +29,7 @@ from chalicelib.domain.settings import Settings
 from worker.build.dockerfile_features import Feature, find_features
 from chalicelib.domain.archive_format import DOCKERFILE, add_dockerfile
 
-log = logging.getLogger("boatyard.worker")
+log = logging.getLogger(__name__)
 
 CLASSIC = "classic"
 BUILDKIT = "buildkit"

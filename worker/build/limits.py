@@ -26,7 +26,7 @@ import docker.errors
 
 from chalicelib.domain.settings import Settings
 
-log = logging.getLogger("boatyard.worker")
+log = logging.getLogger(__name__)
 
 CPU_PERIOD_US = 100_000
 MiB = 1024 * 1024

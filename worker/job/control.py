@@ -14,7 +14,7 @@ import socket
 import threading
 from typing import Any
 
-log = logging.getLogger("boatyard.worker")
+log = logging.getLogger(__name__)
 
 
 class AbortKind(str, enum.Enum):

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib.stores import jobs as jobstore, queue
 from worker.job.control import AbortKind, JobControl
 
-log = logging.getLogger("boatyard.worker")
+log = logging.getLogger(__name__)
 
 
 class Heartbeat:

@@ -23,9 +23,9 @@ from chalicelib.stores.queue import Delivery
 from chalicelib.domain.settings import Settings, get_settings
 from worker.build.builder import Builder
 from worker.job.control import AbortKind, JobControl
-from worker.job.runner import JobRunner, ProcessResult
+from worker.job.runner import JobRunner
 
-log = logging.getLogger("boatyard.worker")
+log = logging.getLogger(__name__)
 
 DLQ_REASON = (
     "the job could not be processed: its queue message was delivered too many times without the job "
@@ -113,11 +113,6 @@ class Worker:
                 continue
             futures.append(self.submit(delivery))
         return futures
-
-    def run_once(self, wait_seconds: int = 0) -> list[ProcessResult]:
-        """Receive once and run what came to completion (tests and tools)."""
-        futures = self.poll(wait_seconds)
-        return [future.result() for future in futures]
 
     def run_forever(self) -> None:
         """Poll until :meth:`request_stop`, then shut down gracefully."""

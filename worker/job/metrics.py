@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 from chalicelib.domain.jobs import Job
 
-log = logging.getLogger("boatyard.worker")
+log = logging.getLogger(__name__)
 
 NAMESPACE = "Boatyard"
 STACK_DIMENSION = "Stack"
@@ -49,10 +49,6 @@ METRIC_UNITS: dict[str, str] = {
 PHASES = ("claim", "fetch", "build", "push", "done")
 _PHASE_METRIC = {"fetch": "FetchSeconds", "build": "BuildSeconds", "push": "PushSeconds"}
 OUTCOMES = ("finished", "failed", "released", "lost")
-REASON_CLASSES = (
-    "none", "source", "build", "push", "credentials", "timeout", "queue_timeout", "service", "internal",
-    "shutdown", "lost", "other",
-)  # fmt: skip
 
 _WRITE_LOCK = threading.Lock()
 

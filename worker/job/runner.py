@@ -46,7 +46,7 @@ from worker.build.images import private_tag, registry_auths
 from worker.redact import SECRETS, RedactingSink, Redactor
 from worker.sources import describe_source, fetch_context
 
-log = logging.getLogger("boatyard.worker")
+log = logging.getLogger(__name__)
 
 MAX_VISIBILITY_SECONDS = 43200
 

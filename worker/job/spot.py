@@ -29,7 +29,7 @@ import requests
 
 from chalicelib.domain.settings import Settings
 
-log = logging.getLogger("boatyard.worker")
+log = logging.getLogger(__name__)
 
 TOKEN_TTL_SECONDS = 21600
 RELEASE_MARGIN_SECONDS = 30.0  # time a build needs to flush its log, release its lease and give its message back

@@ -1,7 +1,6 @@
 """The context stored in S3 by the API (a Dockerfile made into an archive, or an upload)."""
 from __future__ import annotations
 
-import io
 from typing import BinaryIO, Callable
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -10,7 +9,6 @@ from chalicelib.stores import contexts
 from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.jobs import Job
 from worker.context.archive import ContextLimits, ContextStats, Layout, sanitize
-from chalicelib.domain.archive_format import dockerfile_context
 from chalicelib.stores.aws_errors import NOT_FOUND_CODES, aws_error_code
 from worker.sources.stream import SafeStream
 
@@ -20,16 +18,10 @@ def context_key_of(job: Job) -> str:
     return job.source.get("context_key") or contexts.context_key(job.job_id)
 
 
-def _inline_dockerfile(text: str) -> io.BytesIO:
-    return io.BytesIO(dockerfile_context(text))
-
-
 def fetch(
     job: Job, dest: BinaryIO, limits: ContextLimits, check: Callable[[], None], layout: Layout = Layout()
 ) -> ContextStats:
     """Stream the job's archive from S3 through the sanitizer into ``dest``."""
-    if "dockerfile" in job.source and "context_key" not in job.source:  # a small inline Dockerfile
-        return sanitize(_inline_dockerfile(job.source["dockerfile"]), dest, limits, check=check)
     key = context_key_of(job)
     try:
         body = contexts.open_stream(key)
