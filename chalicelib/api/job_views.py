@@ -9,7 +9,7 @@ from typing import Any
 
 from chalicelib.stores import jobs as jobstore, logs as logstore
 from chalicelib.stores.apikeys import ANONYMOUS, Principal
-from chalicelib.domain.errors import JobNotFound, TransitionConflict
+from chalicelib.domain.errors import Conflict, JobNotFound, TransitionConflict
 from chalicelib.domain.jobs import Job, Phase
 from chalicelib.domain.settings import get_settings
 
@@ -36,7 +36,7 @@ def cancel(job_id: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:
         return jobstore.fail(job_id, CANCEL_REASON, target=Phase.CANCELLED).status_body()
     except TransitionConflict:
         job = jobstore.get_job(job_id)
-        raise TransitionConflict(f"job {job_id} has already ended ({job.status_word}); only a live job can be cancelled")
+        raise Conflict(f"job {job_id} has already ended ({job.status_word}); only a live job can be cancelled") from None
 
 
 def continuation_marker(job_id: str, cursor: int) -> str:

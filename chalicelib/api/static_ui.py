@@ -9,7 +9,7 @@ import dataclasses
 import os
 import re
 
-from chalicelib.domain.errors import BoatyardError
+from chalicelib.domain.errors import NotFound
 from chalicelib.domain.settings import Settings
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*", re.ASCII)
@@ -33,11 +33,8 @@ BINARY_TYPES = ("image/png", "image/jpeg", "image/gif", "image/x-icon")
 """Content types answered as bytes (they must be in the app's ``binary_types``)."""
 
 
-class AssetNotFound(BoatyardError):
+class AssetNotFound(NotFound):
     """No such UI file, or the UI is not served here (404)."""
-
-    status = 404
-    code = "NotFound"
 
 
 @dataclasses.dataclass(frozen=True)

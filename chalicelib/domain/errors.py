@@ -1,18 +1,34 @@
-"""The one error hierarchy of boatyard and its mapping to HTTP answers.
+"""The one error hierarchy of boatyard: one root, two branches, no HTTP.
 
-Every error a caller can cause is a :class:`BoatyardError` subclass carrying
-its HTTP status and a stable ``Code``.  :func:`error_body` is the only place
-that shapes an error for the wire: ``{"Code": ..., "Message": ...}``.
+::
+
+    BoatyardError                 every error boatyard raises on purpose: a stable ``code``, a ``message`` for the user
+    ├── RequestError              the caller's request cannot be served as asked (the API answers it)
+    │   ├── InvalidRequest        a malformed request or an invalid field (names the field)
+    │   ├── Unauthorized          no API key, or one that is unknown, malformed or revoked
+    │   ├── NotFound              nothing of that name here
+    │   │   └── JobNotFound       no such job (or not the caller's); also chalicelib.api.static_ui.AssetNotFound
+    │   ├── Conflict              the job cannot change that way now (e.g. cancelling an ended job)
+    │   ├── PayloadTooLarge       a body or field over a limit
+    │   ├── UnsupportedMediaType  a content type the endpoint does not take
+    │   └── QuotaExceeded         over a quota; ``retry_after`` seconds
+    ├── ServiceUnavailable        a backing service failed; retrying may work (API and worker alike)
+    └── JobError                  running a job or changing its stored state; never an HTTP answer by itself
+        ├── BuildFailed           a fetch, build or push failed: ``message`` follows ``Failed: `` in the status
+        │                         (worker: InvalidContext, UrlRefused)
+        └── TransitionConflict    a conditional phase change lost: the stored phase or lease was not the expected one
+
+The HTTP status of each API error, and the shape of the answer, live only in
+:mod:`chalicelib.api.error_mapping`.  Code that turns a :class:`JobError` into an
+answer translates it into a :class:`RequestError` first (as cancelling turns a
+lost :class:`TransitionConflict` into a :class:`Conflict`).
 """
 from __future__ import annotations
-
-from typing import Any
 
 
 class BoatyardError(Exception):
     """Base of every error boatyard raises on purpose."""
 
-    status: int = 500
     code: str = "InternalError"
 
     def __init__(self, message: str) -> None:
@@ -20,10 +36,13 @@ class BoatyardError(Exception):
         self.message = message
 
 
-class InvalidRequest(BoatyardError):
-    """The request is malformed or a field is invalid (400).  Names the field."""
+class RequestError(BoatyardError):
+    """The caller's request cannot be served as asked; the API answers it (see chalicelib/api/error_mapping.py)."""
 
-    status = 400
+
+class InvalidRequest(RequestError):
+    """The request is malformed or a field is invalid.  Names the field."""
+
     code = "InvalidRequest"
 
     def __init__(self, message: str, field: str | None = None) -> None:
@@ -31,24 +50,31 @@ class InvalidRequest(BoatyardError):
         self.field = field
 
 
-class JobNotFound(BoatyardError):
-    """No job has that identifier (404)."""
+class NotFound(RequestError):
+    """Nothing of that name here (a job, a UI file)."""
 
-    status = 404
     code = "NotFound"
 
 
-class Unauthorized(BoatyardError):
-    """No API key, or one that is unknown, malformed or revoked (401).  Says nothing about which."""
+class JobNotFound(NotFound):
+    """No job has that identifier."""
 
-    status = 401
+
+class Unauthorized(RequestError):
+    """No API key, or one that is unknown, malformed or revoked.  Says nothing about which."""
+
     code = "Unauthorized"
 
 
-class QuotaExceeded(BoatyardError):
-    """The caller is over one of its quotas (429); ``retry_after`` seconds until it may try again."""
+class Conflict(RequestError):
+    """The job cannot change that way now (cancelling a job that has already ended)."""
 
-    status = 429
+    code = "Conflict"
+
+
+class QuotaExceeded(RequestError):
+    """The caller is over one of its quotas; ``retry_after`` seconds until it may try again."""
+
     code = "TooManyRequests"
 
     def __init__(self, message: str, retry_after: int) -> None:
@@ -56,47 +82,35 @@ class QuotaExceeded(BoatyardError):
         self.retry_after = max(1, int(retry_after))
 
 
-class PayloadTooLarge(BoatyardError):
-    """The request body or a field exceeds a limit (413)."""
+class PayloadTooLarge(RequestError):
+    """The request body or a field exceeds a limit."""
 
-    status = 413
     code = "PayloadTooLarge"
 
 
-class UnsupportedMediaType(BoatyardError):
-    """The Content-Type is not one the endpoint accepts (415)."""
+class UnsupportedMediaType(RequestError):
+    """The Content-Type is not one the endpoint accepts."""
 
-    status = 415
     code = "UnsupportedMediaType"
 
 
 class ServiceUnavailable(BoatyardError):
-    """A backing service failed; the caller may retry (503)."""
+    """A backing service failed; the caller (or the worker) may retry."""
 
-    status = 503
     code = "ServiceUnavailable"
 
 
-class TransitionConflict(BoatyardError):
-    """A conditional phase change lost: the stored phase or lease was not the expected one."""
-
-    status = 409
-    code = "Conflict"
+class JobError(BoatyardError):
+    """Running a job or changing its stored state went wrong; never an HTTP answer by itself."""
 
 
-class BuildFailed(BoatyardError):
+class BuildFailed(JobError):
     """A build, push or source fetch failed; ``message`` is what the user sees after ``Failed: ``."""
 
-    status = 422
     code = "BuildFailed"
 
 
-def error_body(err: BoatyardError) -> dict[str, Any]:
-    """The JSON body of an error answer."""
-    return {"Code": err.code, "Message": err.message}
+class TransitionConflict(JobError):
+    """A conditional phase change lost: the stored phase or lease was not the expected one."""
 
-
-INTERNAL_ERROR_BODY: dict[str, Any] = {
-    "Code": "InternalError",
-    "Message": "The server failed to handle the request; it has been logged.",
-}
+    code = "TransitionConflict"
