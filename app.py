@@ -10,7 +10,7 @@ from typing import Any
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 from chalice.app import AuthRequest
 
-from chalicelib.api import authn, request_body, job_views, static_ui, submit, validation
+from chalicelib.api import authn, request_body, job_views, static_ui, submit, triggers, validation
 from chalicelib.stores import history
 from chalicelib.stores.apikeys import Principal
 from chalicelib.api.error_mapping import JSON_HEADERS, json_errors
@@ -99,6 +99,44 @@ def job_logs(job_id: str) -> Response:
     job_id = validation.parse_job_id(job_id)
     params = app.current_request.query_params or {}
     return _json(job_views.logs_body(job_id, validation.parse_since(params.get("since")), _caller()))
+
+
+@app.route("/api/v1/triggers", methods=["POST"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
+@json_errors
+def create_trigger() -> Response:
+    """Create a build trigger: 201 with its webhook URL and secret (shown this once)."""
+    request = app.current_request
+    return _json(triggers.create_trigger(request.raw_body, request.headers, request.context or {}, _caller()), 201)
+
+
+@app.route("/api/v1/triggers", methods=["GET"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
+@json_errors
+def list_triggers() -> Response:
+    """The caller's triggers, newest first (never a secret or credential)."""
+    return _json(triggers.list_triggers(_caller()))
+
+
+@app.route("/api/v1/triggers/{trigger_id}", methods=["GET"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
+@json_errors
+def get_trigger(trigger_id: str) -> Response:
+    """One of the caller's triggers and its recent builds; 404 for an unknown id or someone else's."""
+    return _json(triggers.trigger_body(trigger_id, _caller()))
+
+
+@app.route("/api/v1/triggers/{trigger_id}", methods=["DELETE"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
+@json_errors
+def delete_trigger(trigger_id: str) -> Response:
+    """Delete one of the caller's triggers (its builds stay in the history)."""
+    return _json(triggers.delete_trigger(trigger_id, _caller()))
+
+
+@app.route("/api/v1/hooks/{trigger_id}", methods=["POST"], content_types=ANY_TYPE)
+@json_errors
+def git_hook(trigger_id: str) -> Response:
+    """A git host's webhook delivery: no API key, the host's signature with the trigger's secret is the check."""
+    request = app.current_request
+    answer = triggers.handle_hook(trigger_id, request.raw_body, request.headers)
+    return _json(answer.body, answer.status)
 
 
 @app.route("/", methods=["GET"], content_types=ANY_TYPE)

@@ -23,7 +23,8 @@ def ensure_resources(settings: Settings | None = None) -> dict[str, Any]:
         "table": _ensure_table(s),
         "bucket": _ensure_bucket(s),
         **_ensure_queues(s),
-        "kms_key_id": _ensure_key(s),
+        "kms_key_id": _ensure_key(s.kms_key_id, "boatyard registry credentials"),
+        "trigger_kms_key_id": _ensure_key(s.trigger_kms_key_id, "boatyard build triggers' secrets"),
     }
 
 
@@ -32,20 +33,30 @@ OWNER_INDEX = {
     "KeySchema": [{"AttributeName": "owner", "KeyType": "HASH"}, {"AttributeName": "created_at", "KeyType": "RANGE"}],
     "Projection": {"ProjectionType": "ALL"},
 }
+TRIGGER_OWNER_INDEX = {
+    "IndexName": "triggers-by-owner",  # chalicelib.stores.triggers: an owner's triggers (only they carry trigger_owner)
+    "KeySchema": [
+        {"AttributeName": "trigger_owner", "KeyType": "HASH"}, {"AttributeName": "created_at", "KeyType": "RANGE"},
+    ],
+    "Projection": {"ProjectionType": "ALL"},
+}
+INDEXES = [OWNER_INDEX, TRIGGER_OWNER_INDEX]
 _ATTRIBUTES = [
     {"AttributeName": "pk", "AttributeType": "S"},
     {"AttributeName": "sk", "AttributeType": "S"},
     {"AttributeName": "owner", "AttributeType": "S"},
     {"AttributeName": "created_at", "AttributeType": "S"},
+    {"AttributeName": "trigger_owner", "AttributeType": "S"},
 ]
 
 
-def _ensure_owner_index(ddb: Any, table: str) -> None:
-    """Add the owner index to a table made before it existed."""
-    indexes = ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes") or []
-    if any(i["IndexName"] == OWNER_INDEX["IndexName"] for i in indexes):
-        return
-    ddb.update_table(TableName=table, AttributeDefinitions=_ATTRIBUTES, GlobalSecondaryIndexUpdates=[{"Create": OWNER_INDEX}])
+def _ensure_indexes(ddb: Any, table: str) -> None:
+    """Add the indexes a table made before them lacks (one per update, as DynamoDB requires)."""
+    for index in INDEXES:
+        existing = ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes") or []
+        if any(i["IndexName"] == index["IndexName"] for i in existing):
+            continue
+        ddb.update_table(TableName=table, AttributeDefinitions=_ATTRIBUTES, GlobalSecondaryIndexUpdates=[{"Create": index}])
 
 
 def _ensure_table(s: Settings) -> str:
@@ -55,7 +66,7 @@ def _ensure_table(s: Settings) -> str:
             TableName=s.table_name,
             AttributeDefinitions=_ATTRIBUTES,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            GlobalSecondaryIndexes=[OWNER_INDEX],
+            GlobalSecondaryIndexes=INDEXES,
             BillingMode="PAY_PER_REQUEST",
         )
         ddb.get_waiter("table_exists").wait(TableName=s.table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
@@ -65,7 +76,7 @@ def _ensure_table(s: Settings) -> str:
     except ClientError as exc:
         if aws_error_code(exc) != "ResourceInUseException":
             raise
-        _ensure_owner_index(ddb, s.table_name)
+        _ensure_indexes(ddb, s.table_name)
     return s.table_name
 
 
@@ -119,15 +130,15 @@ def _ensure_queues(s: Settings) -> dict[str, str]:
     return {"queue_url": url, "dlq_url": dlq_url}
 
 
-def _ensure_key(s: Settings) -> str:
+def _ensure_key(alias: str, description: str) -> str:
     kms = aws.client("kms")
-    if s.kms_key_id.startswith("alias/"):
+    if alias.startswith("alias/"):
         try:
-            return kms.describe_key(KeyId=s.kms_key_id)["KeyMetadata"]["KeyId"]
+            return kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]
         except ClientError as exc:
             if aws_error_code(exc) != "NotFoundException":
                 raise
-        key_id = kms.create_key(Description="boatyard registry credentials")["KeyMetadata"]["KeyId"]
-        kms.create_alias(AliasName=s.kms_key_id, TargetKeyId=key_id)
+        key_id = kms.create_key(Description=description)["KeyMetadata"]["KeyId"]
+        kms.create_alias(AliasName=alias, TargetKeyId=key_id)
         return key_id
-    return s.kms_key_id
+    return alias

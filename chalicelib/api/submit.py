@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import uuid
-from typing import Any
+from typing import Any, Callable, Mapping
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -85,21 +85,34 @@ def _enqueue(job: Job, credentials: sealing.Credentials) -> None:
         raise ServiceUnavailable("the build queue is unavailable; try again shortly") from None
 
 
-def _fail_unstored(job_id: str) -> None:
-    """The context could not be stored: end the job (freeing its quota slot) so nobody waits on it."""
+def _fail_unstored(job_id: str, what: str = "the build context could not be stored") -> None:
+    """The context (or ``what`` else) could not be stored: end the job (freeing its quota slot) so nobody waits on it."""
     try:
-        jobstore.fail(job_id, "the build context could not be stored (a backing service was unavailable); submit it again")
+        jobstore.fail(job_id, f"{what} (a backing service was unavailable); submit it again")
     except (TransitionConflict, *_AWS_ERRORS):
         log.exception("job %s: could not mark the job without a context failed", job_id)
 
 
-def submit_build(request: BuildRequest, archive: bytes | memoryview | None = None, caller: Principal = ANONYMOUS) -> str:
-    """Run a validated build request through the submission steps for ``caller``; returns the new job id."""
+def submit_build(
+    request: BuildRequest,
+    archive: bytes | memoryview | None = None,
+    caller: Principal = ANONYMOUS,
+    origin: Mapping[str, str] | None = None,
+    before_enqueue: Callable[[Job], None] | None = None,
+) -> str:
+    """Run a validated build request through the submission steps for ``caller``; returns the new job id.
+
+    ``origin`` (``trigger_id``, ``ref``, ``commit``) marks a build a trigger's webhook made;
+    ``before_enqueue`` runs once the job is stored and before its message is sent (notification
+    subscriptions).  If it fails, the job is failed like one that could not be queued.
+    """
     job_id = str(uuid.uuid4())
+    origin = origin or {}
     try:
         source = _source_of(job_id, request, archive, caller.owner)
         job = Job(job_id, request.image_name, request.kind, source, options=request.options.to_item(),
-                  engine=request.engine, owner=caller.owner)
+                  engine=request.engine, owner=caller.owner, trigger_id=origin.get("trigger_id"), ref=origin.get("ref"),
+                  commit=origin.get("commit"))
         jobstore.create_job(job, with_quota=authn.keys_required())
     except _AWS_ERRORS as exc:
         log.error("job %s: storing the job failed (%s)", job_id, type(exc).__name__)
@@ -110,6 +123,13 @@ def submit_build(request: BuildRequest, archive: bytes | memoryview | None = Non
         log.error("job %s: storing the context failed (%s)", job_id, type(exc).__name__)
         _fail_unstored(job_id)
         raise ServiceUnavailable("storage is unavailable; try again shortly") from None
+    if before_enqueue is not None:
+        try:
+            before_enqueue(job)
+        except _AWS_ERRORS as exc:
+            log.error("job %s: subscribing its notifications failed (%s)", job_id, type(exc).__name__)
+            _fail_unstored(job_id, "its notifications could not be stored")
+            raise ServiceUnavailable("storage is unavailable; try again shortly") from None
     _enqueue(job, request.credentials)
     if request.kind == SourceKind.UPLOAD and archive is None and authn.keys_required():
         quotas.upload_used(caller.owner, request.fields["upload_id"])

@@ -97,6 +97,9 @@ class Job:
     engine: str = ""  # the build engine the job asked for ("" = the deployment decides)
     owner: str = "anonymous"  # who submitted it (the API key's owner); jobs before keys belong to anonymous
     quota_slot: bool = False  # holds one of its owner's live-job slots until its terminal transition frees it
+    trigger_id: str | None = None  # the build trigger whose webhook made the job (issue 14)
+    ref: str | None = None  # the pushed ref it builds (refs/heads/main, refs/tags/v1)
+    commit: str | None = None  # the pushed commit (the event's sha): the source is fetched at exactly this commit
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -135,8 +138,12 @@ class Job:
             body["ImageDigest"] = self.image_digest
         if self.tag_digests:
             body["TagDigests"] = dict(self.tag_digests)
-        if self.source_commit:
-            body["Commit"] = self.source_commit
+        if self.commit or self.source_commit:
+            body["Commit"] = self.commit or self.source_commit
+        if self.trigger_id:
+            body["TriggerId"] = self.trigger_id
+        if self.ref:
+            body["Ref"] = self.ref
         if self.engine:
             body["Engine"] = self.engine
         if self.phase == Phase.FAILED:
@@ -163,7 +170,8 @@ class Job:
             item["engine"] = self.engine
         if self.quota_slot:
             item["quota_slot"] = True
-        for key in ("started_at", "finished_at", "reason", "image_digest", "lease_owner", "source_commit"):
+        for key in ("started_at", "finished_at", "reason", "image_digest", "lease_owner", "source_commit", "trigger_id",
+                    "ref", "commit"):
             value = getattr(self, key)
             if value is not None:
                 item[key] = value
@@ -197,6 +205,9 @@ class Job:
             engine=str(item.get("engine") or ""),
             owner=str(item.get("owner") or "anonymous"),
             quota_slot=bool(item.get("quota_slot", False)),
+            trigger_id=item.get("trigger_id"),
+            ref=item.get("ref"),
+            commit=item.get("commit"),
         )
 
 

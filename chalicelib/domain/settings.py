@@ -131,6 +131,12 @@ class Settings:
     quota_live_jobs: int = 10
     quota_submissions_per_minute: int = 30
     quota_outstanding_uploads: int = 10
+    # build triggers (issue 14): the KMS key sealing their secrets (the API may decrypt it, only with a trigger_id
+    # encryption context), the public base URL of the API for webhook URLs ("" = from the request), limits
+    trigger_kms_key_id: str = "alias/boatyard-triggers"
+    public_url: str = ""
+    hook_max_body_bytes: int = 2 * MiB
+    quota_triggers: int = 50
 
 
 ENGINES = ("classic", "buildkit")
@@ -224,6 +230,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         quota_live_jobs=_int(env, "BOATYARD_QUOTA_LIVE_JOBS", 10),
         quota_submissions_per_minute=_int(env, "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE", 30),
         quota_outstanding_uploads=_int(env, "BOATYARD_QUOTA_OUTSTANDING_UPLOADS", 10),
+        trigger_kms_key_id=env.get("BOATYARD_TRIGGER_KMS_KEY_ID", "").strip() or "alias/boatyard-triggers",
+        public_url=env.get("BOATYARD_PUBLIC_URL", "").strip().rstrip("/"),
+        hook_max_body_bytes=_int(env, "BOATYARD_HOOK_MAX_BYTES", 2 * MiB),
+        quota_triggers=_int(env, "BOATYARD_QUOTA_TRIGGERS", 50),
     )
 
 

@@ -37,7 +37,8 @@ def history_entry(job: Job) -> dict[str, Any]:
         "CreatedAt": job.created_at,
         "UpdatedAt": job.updated_at,
     }
-    for name, value in (("FinishedAt", job.finished_at), ("ImageDigest", job.image_digest)):
+    for name, value in (("FinishedAt", job.finished_at), ("ImageDigest", job.image_digest), ("TriggerId", job.trigger_id),
+                        ("Ref", job.ref), ("Commit", job.commit)):
         if value:
             entry[name] = value
     return entry

@@ -79,7 +79,12 @@ def unseal(job_id: str, sealed: str) -> Credentials:
         CiphertextBlob=base64.b64decode(sealed),
         EncryptionContext={"job_id": job_id},
     )
-    data = json.loads(answer["Plaintext"])
+    return credentials_from_json(answer["Plaintext"])
+
+
+def credentials_from_json(plaintext: bytes | str) -> Credentials:
+    """The :class:`Credentials` of what :func:`sealed_json` wrote (after decryption)."""
+    data = json.loads(plaintext)
     auths = data.get("registry_auths") or {}
     secrets = data.get("secrets") or {}
     return Credentials(
