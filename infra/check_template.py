@@ -25,6 +25,7 @@ LAMBDA_ENV_REFS = {
     "BOATYARD_QUEUE_URL": {"Ref": "JobQueue"},
     "BOATYARD_DLQ_NAME": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]},
     "BOATYARD_KMS_KEY_ID": {"Fn::GetAtt": ["CredentialsKey", "Arn"]},
+    "BOATYARD_TRIGGER_KMS_KEY_ID": {"Fn::GetAtt": ["TriggerKey", "Arn"]},
     "BOATYARD_MAX_ATTEMPTS": {"Ref": "MaxAttempts"},
     "BOATYARD_AUTH": "keys",  # a deployed stage never runs the open API
 }
@@ -42,7 +43,9 @@ WORKER_ENV_VARS = (
     "BOATYARD_VISIBILITY_TIMEOUT_SECONDS",
     "BOATYARD_SHUTDOWN_GRACE_SECONDS",
 )
-API_FORBIDDEN_ACTIONS = {"kms:decrypt", "kms:*", "kms:reencryptfrom", "kms:reencrypt*"}
+API_FORBIDDEN_ACTIONS = {"kms:*", "kms:reencryptfrom", "kms:reencrypt*"}
+API_DECRYPTS_ONLY = {"Fn::GetAtt": ["TriggerKey", "Arn"]}
+"""The one key the API may decrypt with (build triggers' secrets), and only blobs bound to a trigger_id."""
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -106,6 +109,21 @@ def iam_problems(document: dict[str, Any], who: str, forbidden: Iterable[str] = 
     return problems
 
 
+def decrypt_problems(document: dict[str, Any], who: str) -> list[str]:
+    """kms:Decrypt granted on anything but the trigger key, or without the trigger_id context condition."""
+    problems = []
+    for index, statement in enumerate(statements(document)):
+        actions = {str(a).lower() for a in _as_list(statement.get("Action", []))}
+        if statement.get("Effect") != "Allow" or "kms:decrypt" not in actions:
+            continue
+        where = f"{who} statement {statement.get('Sid', index)}"
+        if _as_list(statement.get("Resource", [])) != [API_DECRYPTS_ONLY]:
+            problems.append(f"{where}: kms:Decrypt on {statement.get('Resource')!r}; the API decrypts only with TriggerKey")
+        if statement.get("Condition") != {"Null": {"kms:EncryptionContext:trigger_id": "false"}}:
+            problems.append(f"{where}: kms:Decrypt without the trigger_id encryption-context condition")
+    return problems
+
+
 def role_policy_documents(template: dict[str, Any], role_logical_id: str) -> list[dict[str, Any]]:
     """Inline policies of a role plus AWS::IAM::Policy resources attached to it."""
     resources = template["Resources"]
@@ -155,6 +173,7 @@ def check_resources(template: dict[str, Any]) -> list[str]:
         if variables.get(name) != ref:
             problems.append(f"APIHandler: {name} is {variables.get(name)!r}, expected {ref!r}")
     problems += iam_problems(lambda_policy(), "lambda-policy.json", API_FORBIDDEN_ACTIONS)
+    problems += decrypt_problems(lambda_policy(), "lambda-policy.json")
     problems += [p for d in role_policy_documents(template, "WorkerRole") for p in iam_problems(d, "WorkerRole")]
     env = worker_env_file(template)
     for name in WORKER_ENV_VARS:

@@ -431,3 +431,28 @@ def test_a_quota_refusal_lets_the_host_redeliver(keys_client, owners, monkeypatc
     assert keys_client.http.post(f"/api/v1/{job_id}/cancel", headers=auth).status_code == 200
     again = deliver(keys_client, made, payload("github-push"), "push", delivery="q-1")
     assert again.status_code == 202, again.body
+
+
+def test_answers_match_their_documented_schemas(client):
+    import yaml
+
+    from tests.aws.test_api_openapi import _check
+    from tests.unit.test_openapi import DOC_PATH
+
+    doc = yaml.safe_load(DOC_PATH.read_text())
+    made = create(client, default_branch_tag="latest", paths=["src/**"], build_args={"A": "b"})
+    _check(doc, "/api/v1/triggers", "post", made)
+    _check(doc, "/api/v1/triggers", "post", create(client, host="svn"))  # 400
+    made = answer(made)
+    _check(doc, "/api/v1/triggers", "get", client.http.get("/api/v1/triggers"))
+    hook = "/api/v1/hooks/{trigger_id}"
+    _check(doc, hook, "post", deliver(client, made, payload("github-push"), "push"))  # 202
+    _check(doc, hook, "post", deliver(client, made, payload("github-ping"), "ping"))  # 200
+    _check(doc, hook, "post", deliver(client, made, payload("github-push"), "push", secret="x"))  # 401
+    one = "/api/v1/triggers/{trigger_id}"
+    _check(doc, one, "get", client.http.get(f"/api/v1/triggers/{made['TriggerId']}"))
+    _check(doc, one, "get", client.http.get(f"/api/v1/triggers/{uuid.uuid4()}"))  # 404
+    (build,) = answer(client.http.get(f"/api/v1/triggers/{made['TriggerId']}"))["Builds"]
+    _check(doc, "/api/v1/{job_id}/status", "get", client.http.get(f"/api/v1/{build['JobIdentifier']}/status"))
+    _check(doc, "/api/v1/jobs", "get", client.http.get("/api/v1/jobs"))
+    _check(doc, one, "delete", client.http.delete(f"/api/v1/triggers/{made['TriggerId']}"))

@@ -72,13 +72,14 @@ def test_merged_template_passes_the_checks(packaged, ct):
     variables = function["Properties"]["Environment"]["Variables"]
     for name, ref in ct.LAMBDA_ENV_REFS.items():
         assert variables[name] == ref
-    # the only IAM role the Lambda can use is the one from lambda-policy.json, without kms:Decrypt
+    # the only IAM role the Lambda can use is the one from lambda-policy.json: kms:Decrypt only with TriggerKey
     roles = [k for k, r in resources.items() if r["Type"] == "AWS::IAM::Role"]
     assert sorted(roles) == ["ApiHandlerRole", "KeyAuthorizerRole", "WorkerRole"]
-    api_actions = ct.actions_of(ct.role_policy_documents(template, "ApiHandlerRole"))
-    assert "kms:Encrypt" in api_actions and "kms:Decrypt" not in api_actions
-    authorizer_actions = ct.actions_of(ct.role_policy_documents(template, "KeyAuthorizerRole"))
-    assert "kms:Decrypt" not in authorizer_actions  # the API-key authorizer shares the API's policy file
+    api_documents = ct.role_policy_documents(template, "ApiHandlerRole")
+    assert "kms:Encrypt" in ct.actions_of(api_documents)
+    assert all(ct.decrypt_problems(d, "api") == [] for d in api_documents)
+    authorizer_documents = ct.role_policy_documents(template, "KeyAuthorizerRole")
+    assert all(ct.decrypt_problems(d, "authorizer") == [] for d in authorizer_documents)  # shares the API's file
     worker_actions = ct.actions_of(ct.role_policy_documents(template, "WorkerRole"))
     assert "kms:Decrypt" in worker_actions and not any(a.startswith("iam:") or "*" in a for a in worker_actions)
     assert "EndpointURL" in template["Outputs"]  # deploy.sh derives the UI's apiBase from it

@@ -61,12 +61,12 @@ def test_table_matches_what_the_job_store_uses(resources_template):
     table = _res(resources_template, "JobsTable")
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
-        ("pk", "S"), ("sk", "S"), ("owner", "S"), ("created_at", "S")}
+        ("pk", "S"), ("sk", "S"), ("owner", "S"), ("created_at", "S"), ("trigger_owner", "S")}
     assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
-    # the same owner index the local stack makes (devstack/resources.py), which history queries
-    from devstack.resources import OWNER_INDEX
+    # the same indexes the local stack makes (devstack/resources.py): history's and the triggers'
+    from devstack.resources import INDEXES
 
-    assert table["GlobalSecondaryIndexes"] == [OWNER_INDEX]
+    assert table["GlobalSecondaryIndexes"] == INDEXES  # the jobs' owner index and the triggers' owner index
     assert table["TimeToLiveSpecification"] == {"AttributeName": "expires_at", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
 
@@ -147,9 +147,10 @@ def test_credentials_key_rotates_has_an_alias_and_only_the_worker_decrypts(resou
 API_ACTIONS = {
     "logs:CreateLogStream", "logs:PutLogEvents",
     "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query",
+    "dynamodb:DeleteItem", "dynamodb:BatchGetItem",  # triggers: delete one; a trigger's recent builds
     "s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListBucket",
     "sqs:SendMessage", "sqs:GetQueueUrl",
-    "kms:Encrypt",
+    "kms:Encrypt", "kms:Decrypt",  # Decrypt: only TriggerKey, only trigger-bound blobs (test below)
 }  # fmt: skip
 WORKER_ACTIONS = {
     "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueUrl", "sqs:GetQueueAttributes",
@@ -164,11 +165,21 @@ WORKER_ACTIONS = {
 # (TransactWriteItems is authorized per item).  tests/aws/test_worker_iam.py records the calls a worker really makes.
 
 
-def test_api_role_has_exactly_what_the_api_uses_and_cannot_decrypt(ct):
+def test_api_role_has_exactly_what_the_api_uses_and_cannot_decrypt_job_credentials(ct):
     policy = ct.lambda_policy()
     assert ct.actions_of([policy]) == API_ACTIONS
-    assert not any("decrypt" in a.lower() for a in ct.actions_of([policy]))
     assert ct.iam_problems(policy, "api", ct.API_FORBIDDEN_ACTIONS) == []
+    assert ct.decrypt_problems(policy, "api") == []
+    decrypting = [s for s in policy["Statement"] if "kms:Decrypt" in ct._as_list(s["Action"])]
+    assert [s["Resource"] for s in decrypting] == [{"Fn::GetAtt": ["TriggerKey", "Arn"]}]  # never CredentialsKey
+    assert all(s["Condition"] == {"Null": {"kms:EncryptionContext:trigger_id": "false"}} for s in decrypting)
+
+
+def test_the_trigger_key_only_serves_trigger_bound_blobs(resources_template):
+    key = _res(resources_template, "TriggerKey")
+    (deny,) = [s for s in key["KeyPolicy"]["Statement"] if s["Effect"] == "Deny"]
+    assert set(deny["Action"]) == {"kms:Decrypt", "kms:Encrypt"}
+    assert deny["Condition"] == {"Null": {"kms:EncryptionContext:trigger_id": "true"}}
 
 
 def test_worker_role_has_exactly_what_the_worker_uses(ct, resources_template):
@@ -202,8 +213,12 @@ def test_iam_checker_catches_what_it_must(ct):
             {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "*"},
         ]
     }
-    problems = ct.iam_problems(bad, "bad", ct.API_FORBIDDEN_ACTIONS)
-    assert len(problems) == 4
+    problems = ct.iam_problems(bad, "bad", ct.API_FORBIDDEN_ACTIONS) + ct.decrypt_problems(bad, "bad")
+    assert len(problems) == 5
+    credentials = {"Statement": [{"Effect": "Allow", "Action": ["kms:Decrypt"], "Sid": "x",
+                                  "Resource": {"Fn::GetAtt": ["CredentialsKey", "Arn"]},
+                                  "Condition": {"Null": {"kms:EncryptionContext:trigger_id": "false"}}}]}
+    assert len(ct.decrypt_problems(credentials, "api")) == 1
 
 
 # ---------------------------------------------------------------- workers

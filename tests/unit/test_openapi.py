@@ -40,7 +40,7 @@ def test_every_route_is_documented_and_nothing_else(doc):
     api_routes = chalice_routes - {(path, method.lower()) for path, method in STATIC_UI_ROUTES}
     documented = {(path, method) for path, item in doc["paths"].items() for method in item if method in METHODS}
     assert api_routes == documented
-    assert len(api_routes) == 6  # build, uploads, jobs, status, logs, cancel
+    assert len(api_routes) == 11  # build, uploads, jobs, status, logs, cancel; triggers (4), hooks
 
 
 def test_every_operation_documents_its_errors_with_the_error_schema(doc):
@@ -52,6 +52,9 @@ def test_every_operation_documents_its_errors_with_the_error_schema(doc):
                 assert "404" in codes
                 param = doc["components"]["parameters"]["JobId"]
                 assert param["schema"] == {"type": "string", "format": "uuid"}
+            if "{trigger_id}" in path:
+                assert ("401" if "/hooks/" in path else "404") in codes
+                assert doc["components"]["parameters"]["TriggerId"]["schema"] == {"type": "string", "format": "uuid"}
             if method == "post" and path.endswith("/build"):
                 assert {"202", "400", "413", "415", "503"} <= codes
     for response in doc["components"]["responses"].values():
