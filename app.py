@@ -135,7 +135,7 @@ def delete_trigger(trigger_id: str) -> Response:
 def git_hook(trigger_id: str) -> Response:
     """A git host's webhook delivery: no API key, the host's signature with the trigger's secret is the check."""
     request = app.current_request
-    answer = triggers.handle_hook(trigger_id, request.raw_body, request.headers)
+    answer = triggers.handle_hook(trigger_id, request.raw_body, request.headers, request.context or {})
     return _json(answer.body, answer.status)
 
 

@@ -3,6 +3,7 @@
 ``/{user}/{repo}/archive/{tag}.tar.gz`` answers like GitHub's archive endpoint
 (everything under one top folder ``<repo>-<tag without a leading v>/``, and the
 commit id in a pax global header's ``comment``, as ``git archive`` writes it);
+:meth:`ArchiveServer.add_commit` publishes one at a commit sha (what a build trigger fetches);
 ``/files/<name>`` serves any blob added with :meth:`ArchiveServer.add_file`.
 ``/repos/{owner}/{repo}/tarball/{ref}`` answers like GitHub's REST API for a
 private repository (:meth:`ArchiveServer.add_private_repo`): ``Authorization:
@@ -150,6 +151,12 @@ class ArchiveServer:
         top = f"{repo}-{tag[1:] if tag.startswith('v') else tag}"
         commit = self.commit_of(user, repo, tag)
         self._blobs[f"/{user}/{repo}/archive/{tag}.tar.gz"] = make_tar_gz(files, top, commit)
+
+    def add_commit(self, user: str, repo: str, sha: str, files: Mapping[str, bytes | str]) -> str:
+        """Publish ``user/repo`` at commit ``sha`` (archive by sha, as a trigger's build fetches it); returns its URL path."""
+        path = f"/{user}/{repo}/archive/{sha}.tar.gz"
+        self._blobs[path] = make_tar_gz(files, f"{repo}-{sha}", sha)
+        return path
 
     def add_private_repo(self, user: str, repo: str, ref: str, files: Mapping[str, bytes | str], token: str) -> str:
         """Publish a private repository at ``ref`` behind the API path, readable with ``token``; returns its commit."""

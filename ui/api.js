@@ -160,3 +160,23 @@ export function uploadFile(ticket, file, onProgress) {
     xhr.send(form);
   });
 }
+
+/** POST /api/v1/triggers → the trigger with WebhookUrl and Secret (shown once). */
+export function createTrigger(payload) {
+  return request("POST", "/api/v1/triggers", payload);
+}
+
+/** GET /api/v1/triggers → {Triggers: [...]} (never a secret or credential). */
+export function listTriggers() {
+  return request("GET", "/api/v1/triggers");
+}
+
+/** GET /api/v1/triggers/{id} → the trigger and its recent builds ({Builds: [...]}). */
+export function getTrigger(triggerId) {
+  return request("GET", `/api/v1/triggers/${encodeURIComponent(triggerId)}`);
+}
+
+/** DELETE /api/v1/triggers/{id} */
+export function deleteTrigger(triggerId) {
+  return request("DELETE", `/api/v1/triggers/${encodeURIComponent(triggerId)}`);
+}

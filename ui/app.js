@@ -8,6 +8,7 @@ import {OPTION_FIELDS, readOptions, secretLookingArgs} from "./options.js";
 import {LogPane} from "./logpane.js";
 import {JobWatcher, TERMINAL_PHASES} from "./watcher.js";
 import {clearRecent, loadRecent, rememberJob, STORAGE_KEY, updateJob} from "./recent.js";
+import {refreshTriggers, setupTriggers} from "./triggers.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -574,6 +575,7 @@ $("key-form").addEventListener("submit", (event) => {
   renderRecent();
   showKeyState();
   refreshHistory();
+  refreshTriggers();
 });
 
 $("key-forget").addEventListener("click", () => {
@@ -581,6 +583,7 @@ $("key-forget").addEventListener("click", () => {
   clearRecent();
   renderRecent();
   showKeyState();
+  refreshTriggers();
 });
 
 /* ------------------------------------------------------------------ routing */
@@ -616,5 +619,6 @@ document.documentElement.dataset.apiBase = apiBase;
 showKeyState();
 renderRecent();
 refreshHistory();
+setupTriggers();
 route();
 document.body.dataset.ready = "true";

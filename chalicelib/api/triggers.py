@@ -165,16 +165,20 @@ def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[sto
     return trigger, request.credentials
 
 
+def public_base(headers: Mapping[str, str], context: Mapping[str, Any], settings: Settings) -> str:
+    """The API's public base URL: ``BOATYARD_PUBLIC_URL``, or the one this request came to (lowercase header names)."""
+    if settings.public_url:
+        return settings.public_url
+    host = headers.get("host") or str(context.get("domainName") or "localhost")
+    scheme = (headers.get("x-forwarded-proto") or ("https" if host.endswith(".amazonaws.com") else "http")).split(",")[0]
+    stage = str(context.get("stage") or "")
+    prefix = f"/{stage}" if stage and host.endswith(".amazonaws.com") else ""
+    return f"{scheme.strip()}://{host}{prefix}"
+
+
 def webhook_url(trigger_id: str, headers: Mapping[str, str], context: Mapping[str, Any], settings: Settings) -> str:
     """Where the git host must POST: ``BOATYARD_PUBLIC_URL`` or the URL this request came to."""
-    base = settings.public_url
-    if not base:
-        host = headers.get("host") or str(context.get("domainName") or "localhost")
-        scheme = (headers.get("x-forwarded-proto") or ("https" if host.endswith(".amazonaws.com") else "http")).split(",")[0]
-        stage = str(context.get("stage") or "")
-        prefix = f"/{stage}" if stage and host.endswith(".amazonaws.com") else ""
-        base = f"{scheme.strip()}://{host}{prefix}"
-    return f"{base}/api/v1/hooks/{trigger_id}"
+    return f"{public_base(headers, context, settings)}/api/v1/hooks/{trigger_id}"
 
 
 def create_trigger(raw: bytes | str | None, headers: Mapping[str, str], context: Mapping[str, Any],
@@ -190,8 +194,7 @@ def create_trigger(raw: bytes | str | None, headers: Mapping[str, str], context:
     secret = secrets.token_urlsafe(32)
     try:
         if store.count_for(caller.owner) >= settings.quota_triggers:
-            raise InvalidRequest(f"an owner may have at most {settings.quota_triggers} triggers; delete one first",
-                                 field="host")
+            raise InvalidRequest(f"an owner may have at most {settings.quota_triggers} triggers; delete one first")
         stored = store.create(trigger, secret, credentials)
     except _AWS_ERRORS as exc:
         log.error("trigger %s: storing failed (%s)", trigger.trigger_id, type(exc).__name__)
@@ -274,22 +277,23 @@ def _options(trigger: store.Trigger, extra_tags: tuple[str, ...]) -> BuildOption
     return options
 
 
-def _subscriber(trigger: store.Trigger, secret: str, credentials: Credentials, sha: str) -> Callable[[Job], None] | None:
+def _subscriber(trigger: store.Trigger, secret: str, credentials: Credentials, sha: str,
+                job_link: Callable[[str], str]) -> Callable[[Job], None] | None:
     """What subscribes a new job to the trigger's notifications (GitHub commit status, notify_url), if anything."""
     try:
-        from chalicelib.stores import notifications  # notify's store (issue 14); absent until it lands
-    except ImportError:
+        from chalicelib.stores import notifications  # notify's store (issue 14)
+    except ImportError:  # pragma: no cover - until the notifications half is on main
         return None
-    targets: list[Any] = []
-    if trigger.notify_url:
-        targets.append(notifications.webhook_target(url=trigger.notify_url, secret=secret))
-    if trigger.host == GITHUB and credentials.source_token:
-        targets.append(notifications.github_status_target(repo=trigger.repository, sha=sha, token=credentials.source_token))
-    if not targets:
+    wants_status = trigger.host == GITHUB and bool(credentials.source_token)
+    if not trigger.notify_url and not wants_status:
         return None
 
     def subscribe(job: Job) -> None:
-        for target in targets:
+        if trigger.notify_url:
+            notifications.subscribe(job.job_id, job.owner, notifications.WebhookTarget(trigger.notify_url, secret))
+        if wants_status:
+            target = notifications.GithubStatusTarget(trigger.repository, sha, credentials.source_token,
+                                                      target_url=job_link(job.job_id))
             notifications.subscribe(job.job_id, job.owner, target)
 
     return subscribe
@@ -319,10 +323,13 @@ def _same_repository(trigger: store.Trigger, event_repository: str) -> bool:
     return not event_repository or event_repository.lower() == trigger.repository.lower()
 
 
-def handle_hook(trigger_id: str, raw: bytes | str | None, headers: Mapping[str, str]) -> HookAnswer:
+def handle_hook(trigger_id: str, raw: bytes | str | None, headers: Mapping[str, str],
+                context: Mapping[str, Any] | None = None) -> HookAnswer:
     """A git host's delivery: verify, then ping / ignore / build (see the module doc)."""
     settings = get_settings()
     lowered = _lower(headers)
+    # links to a job's page in the web UI: its CloudFront origin when deployed, else the API serves it at /
+    base_url = settings.cors_origin if settings.cors_origin != "*" else public_base(lowered, context or {}, settings)
     declared = (lowered.get("content-length") or "").strip()
     body = raw.encode("utf-8") if isinstance(raw, str) else (raw or b"")
     if (declared.isdigit() and int(declared) > settings.hook_max_body_bytes) or len(body) > settings.hook_max_body_bytes:
@@ -354,7 +361,7 @@ def handle_hook(trigger_id: str, raw: bytes | str | None, headers: Mapping[str, 
     try:
         credentials = store.credentials_of(trigger) if wanted else Credentials()
         for decision in wanted:
-            made.append((_submit(trigger, secret, credentials, decision, settings), decision))
+            made.append((_submit(trigger, secret, credentials, decision, base_url), decision))
     except Exception:
         if not made:  # nothing was built: let the host's redelivery try again
             try:
@@ -400,13 +407,14 @@ def _unbuildable(decision: trigger_rules.Decision, settings: Settings) -> str:
 
 
 def _submit(trigger: store.Trigger, secret: str, credentials: Credentials, decision: trigger_rules.Decision,
-            settings: Settings) -> Job:
+            base_url: str) -> Job:
     """Submit one build of the pushed commit, as the trigger's owner."""
     kind, fields = _source_at(trigger, decision.change.sha)
     request = BuildRequest(decision.image_name, kind, fields, credentials, _options(trigger, decision.extra_tags), trigger.engine)
     origin = {"trigger_id": trigger.trigger_id, "ref": decision.change.ref, "commit": decision.change.sha}
     job_id = submit.submit_build(request, None, Principal(trigger.owner), origin=origin,
-                                 before_enqueue=_subscriber(trigger, secret, credentials, decision.change.sha))
+                                 before_enqueue=_subscriber(trigger, secret, credentials, decision.change.sha,
+                                                            lambda job_id: f"{base_url}/#job={job_id}"))
     return jobstore.get_job(job_id)
 
 

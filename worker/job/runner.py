@@ -230,6 +230,10 @@ class JobRunner:
                         job, context, settings, control, credentials.source_token, credentials.source_user
                     )
                     timings.context_bytes = stats.compressed_bytes
+                if job.commit and stats.commit and stats.commit != job.commit:
+                    raise BuildFailed(
+                        f"the archive the git host sent is of commit {stats.commit}, not the pushed commit {job.commit}"
+                    )
                 context.seek(0)
                 control.check()
                 plan = plan_build(job, ref, stats, settings)
