@@ -219,3 +219,23 @@ def test_memory_bombs_fail_the_job_and_the_worker_goes_on(worker, archive, reaso
     good = jobkit.submit("u/app", archive=jobkit.make_tar({"Dockerfile": "FROM scratch\n"}))
     assert _one(worker).outcome == Outcome.FAILED
     assert jobkit.status(good) == "Failed: reached the build step with ['Dockerfile']"
+
+
+def test_a_trigger_job_whose_archive_is_of_another_commit_fails(worker, archive_server):
+    """A trigger's job builds exactly the pushed commit: an archive naming another commit is refused."""
+    from chalicelib.settings import get_settings
+
+    pushed, served = "1" * 40, "2" * 40
+    path = archive_server.add_commit("octo", "pinned", pushed, {"Dockerfile": "FROM scratch\n"})
+    archive_server._blobs[path] = archive_server._blobs[archive_server.add_commit("octo", "other", served, {
+        "Dockerfile": "FROM scratch\n"})]
+    job_id = jobkit.submit("octo/pinned", github=("octo", "pinned", pushed))
+    aws.client("dynamodb").update_item(
+        TableName=get_settings().table_name, Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+        UpdateExpression="SET #c = :c, trigger_id = :t, #r = :r",
+        ExpressionAttributeNames={"#c": "commit", "#r": "ref"},
+        ExpressionAttributeValues={":c": {"S": pushed}, ":t": {"S": "t"}, ":r": {"S": "refs/heads/main"}},
+    )
+    assert _one(worker).outcome == Outcome.FAILED
+    assert jobkit.status(job_id) == (
+        f"Failed: the archive the git host sent is of commit {served}, not the pushed commit {pushed}")
