@@ -136,7 +136,8 @@ def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[sto
         if not isinstance(data["default_branch"], str):
             raise InvalidRequest("must be a branch name", field="default_branch")
         default_branch = validate_git_ref(data["default_branch"], "default_branch")
-    supersede = data.get("supersede", True)
+    supersede = data.get("supersede")
+    supersede = True if supersede is None else supersede
     if not isinstance(supersede, bool):
         raise InvalidRequest("must be true or false", field="supersede")
     label = data.get("label") or ""
