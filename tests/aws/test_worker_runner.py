@@ -223,7 +223,7 @@ def test_memory_bombs_fail_the_job_and_the_worker_goes_on(worker, archive, reaso
 
 def test_a_trigger_job_whose_archive_is_of_another_commit_fails(worker, archive_server):
     """A trigger's job builds exactly the pushed commit: an archive naming another commit is refused."""
-    from chalicelib.settings import get_settings
+    from chalicelib.domain.settings import get_settings
 
     pushed, served = "1" * 40, "2" * 40
     path = archive_server.add_commit("octo", "pinned", pushed, {"Dockerfile": "FROM scratch\n"})
