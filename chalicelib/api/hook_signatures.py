@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from typing import Mapping
+from collections.abc import Mapping
 
 from chalicelib.domain.hook_payloads import BITBUCKET, GITHUB, GITLAB
 

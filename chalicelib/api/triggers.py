@@ -20,24 +20,36 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib
 import logging
 import re
 import secrets
 import urllib.parse
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.api import hook_signatures, submit
 from chalicelib.api.request_body import parse_json
 from chalicelib.api.validation import (
-    SOURCE_FIELDS, BuildRequest, validate_build, validate_git_ref, validate_image_name, validate_registry_host,
+    SOURCE_FIELDS,
+    BuildRequest,
+    validate_build,
+    validate_git_ref,
+    validate_image_name,
+    validate_registry_host,
 )
 from chalicelib.domain import hook_payloads, patterns, trigger_rules
 from chalicelib.domain.build_options import MAX_TAGS, BuildOptions
 from chalicelib.domain.errors import (
-    InvalidRequest, JobNotFound, PayloadTooLarge, ServiceUnavailable, TransitionConflict, Unauthorized,
+    InvalidRequest,
+    JobNotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TransitionConflict,
+    Unauthorized,
 )
 from chalicelib.domain.hook_payloads import BITBUCKET, GITHUB, GITLAB, HOSTS
 from chalicelib.domain.jobs import Job, Phase, SourceKind
@@ -61,7 +73,7 @@ TRIGGER_FIELDS = (
     "default_branch", "supersede", "notify_url", "label",
 )
 _COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?", re.ASCII)
-_REPOSITORY = {
+_REPOSITORY: dict[str, tuple[re.Pattern[str] | str, str]] = {
     GITHUB: (re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?/[A-Za-z0-9._-]{1,100}", re.ASCII), "owner/name"),
     GITLAB: (patterns.GITLAB_PROJECT, "group/subgroup/project (the full path)"),
     BITBUCKET: (re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", re.ASCII), "workspace/repo"),
@@ -75,11 +87,12 @@ _AWS_ERRORS = (BotoCoreError, ClientError)
 def _repository(data: Mapping[str, Any], host: str) -> str:
     value = data.get("repository")
     pattern, shape = _REPOSITORY[host]
-    ok = isinstance(value, str) and (
-        pattern.fullmatch(value) if isinstance(pattern, re.Pattern) else patterns.matches(pattern, value)
-    )
+    refused = InvalidRequest(f"must be the repository as {shape}", field="repository")
+    if not isinstance(value, str):
+        raise refused
+    ok = pattern.fullmatch(value) if isinstance(pattern, re.Pattern) else patterns.matches(pattern, value)
     if not ok or value.isdigit() or any(part in (".", "..") for part in value.split("/")):
-        raise InvalidRequest(f"must be the repository as {shape}", field="repository")
+        raise refused
     return value
 
 
@@ -282,7 +295,7 @@ def _subscriber(trigger: store.Trigger, secret: str, credentials: Credentials, s
                 job_link: Callable[[str], str]) -> Callable[[Job], None] | None:
     """What subscribes a new job to the trigger's notifications (GitHub commit status, notify_url), if anything."""
     try:
-        from chalicelib.stores import notifications  # notify's store (issue 14)
+        notifications: Any = importlib.import_module("chalicelib.stores.notifications")  # notify's store (issue 14)
     except ImportError:  # pragma: no cover - until the notifications half is on main
         return None
     wants_status = trigger.host == GITHUB and bool(credentials.source_token)
@@ -373,10 +386,11 @@ def handle_hook(trigger_id: str, raw: bytes | str | None, headers: Mapping[str, 
     finally:
         if made:
             store.record_delivery(trigger.trigger_id, delivery, [job.job_id for job, _ in made])
-    builds, superseded = [], []
+    builds: list[dict[str, Any]] = []
+    superseded: list[str] = []
     for job, decision in made:
         store.link_build(trigger.trigger_id, job)
-        entry = {"JobIdentifier": job.job_id, "ImageName": job.image_name, "Ref": decision.change.ref,
+        entry: dict[str, Any] = {"JobIdentifier": job.job_id, "ImageName": job.image_name, "Ref": decision.change.ref,
                  "Commit": decision.change.sha}
         if decision.extra_tags:
             entry["ExtraTags"] = list(decision.extra_tags)

@@ -23,7 +23,8 @@ The delivery id (for redelivery detection) is ``X-GitHub-Delivery``, GitLab's
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from chalicelib.domain.trigger_rules import BRANCH, TAG, RefChange
 

@@ -14,19 +14,20 @@ still parse as a pushable image reference.
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
 import string
-from typing import Any, Iterable
-
-try:  # Python 3.11+
-    import re._parser as _sre_parse  # type: ignore[import-not-found]
-    import re._constants as _sre_constants  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover - older Pythons
-    import sre_constants as _sre_constants  # type: ignore[no-redef]
-    import sre_parse as _sre_parse  # type: ignore[no-redef]
+import sys
+from collections.abc import Iterable
+from typing import Any
 
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.domain.image_ref import InvalidReference, parse_reference
+
+# the regex parser behind `re` (its module names changed in Python 3.11)
+_NEW_RE = sys.version_info >= (3, 11)
+_sre_parse: Any = importlib.import_module("re._parser" if _NEW_RE else "sre_parse")
+_sre_constants: Any = importlib.import_module("re._constants" if _NEW_RE else "sre_constants")
 
 MAX_REGEX_CHARS = 200
 MAX_OPEN_REPEATS = 4
@@ -225,7 +226,7 @@ def validate_default_branch_tag(value: Any) -> str:
         return ""
     if not isinstance(value, str) or len(value) > 140:
         raise InvalidRequest("must be a tag such as 'latest'", field="default_branch_tag")
-    text = value[1:] if value.startswith(":") else value
+    text = value.removeprefix(":")
     names = placeholders_of(text, "default_branch_tag")
     if "tag" in names:
         raise InvalidRequest("is for branch pushes, so it cannot use {tag}", field="default_branch_tag")
@@ -298,9 +299,9 @@ def decide(rules: TriggerRules, change: RefChange, payload_default_branch: str =
     marker = next((m for m in SKIP_MARKERS if m in lowered), None)
     if marker:
         return Decision(change, skipped=f"the head commit's message says {marker}")
-    if rules.paths and change.kind == BRANCH and change.changed_paths is not None:
-        if not paths_match(rules.paths, change.changed_paths):
-            return Decision(change, skipped="no changed file matches the trigger's paths")
+    filtered = rules.paths and change.kind == BRANCH and change.changed_paths is not None
+    if filtered and not paths_match(rules.paths, change.changed_paths or ()):
+        return Decision(change, skipped="no changed file matches the trigger's paths")
     names = placeholders_of(rules.image_template, "image_template")
     if change.kind == BRANCH and "tag" in names:
         return Decision(change, skipped="the image template uses {tag}, and this push is to a branch")

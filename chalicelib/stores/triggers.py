@@ -109,7 +109,7 @@ class Trigger:
         return item
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Trigger":
+    def from_item(cls, item: dict[str, Any]) -> Trigger:
         """Rebuild a trigger from its item."""
         rules = TriggerRules(
             branch_regex=str(item.get("branch_regex") or ""),
@@ -261,7 +261,7 @@ def claim_delivery(trigger_id: str, delivery_id: str) -> dict[str, Any] | None:
         )
     except ClientError as exc:
         if dynamo.is_conditional_failure(exc):
-            old = exc.response.get("Item")
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
             return dynamo.deserialize(old) if old else {"jobs": []}
         raise
     return None
@@ -317,7 +317,8 @@ def recent_builds(trigger_id: str, limit: int = 10) -> list[Job]:
         ScanIndexForward=False,
         Limit=limit,
     )
-    ids = [str(dynamo.deserialize(item)["job_id"]) for item in answer.get("Items", [])]
+    items: list[dict[str, Any]] = answer.get("Items", [])
+    ids = [str(dynamo.deserialize(item)["job_id"]) for item in items]
     if not ids:
         return []
     keys = [{"pk": {"S": job_id}, "sk": {"S": "job"}} for job_id in ids]

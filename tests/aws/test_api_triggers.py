@@ -14,7 +14,7 @@ import pytest
 from chalicelib.api.hook_signatures import signed_headers
 from chalicelib.domain.jobs import Phase
 from chalicelib.stores import jobs as jobstore
-from tests.aws.api_helpers import answer, job_item, post_json, queue_bodies
+from tests.aws.api_helpers import answer, job_item, queue_bodies
 
 HOOKS = pathlib.Path(__file__).resolve().parents[1] / "data" / "hooks"
 SHA = "7fd1a60b01f91b314f59955a4e4d4e80d8edf11d"
@@ -65,8 +65,8 @@ def test_create_answers_the_webhook_url_and_secret_once_and_never_the_credential
         assert trigger["TriggerId"] in text
         assert trigger["Secret"] not in text and "push-secret-pw" not in text and "Secret" not in json.loads(text)
     # stored sealed only: neither the secret nor the password is anywhere in the table
-    from chalicelib.stores import aws
     from chalicelib.domain.settings import get_settings
+    from chalicelib.stores import aws
 
     items = aws.client("dynamodb").scan(TableName=get_settings().table_name)["Items"]
     assert trigger["Secret"] not in json.dumps(items) and "push-secret-pw" not in json.dumps(items)

@@ -12,8 +12,19 @@ from chalicelib.api import hook_signatures
 from chalicelib.domain import hook_payloads
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.domain.trigger_rules import (
-    BRANCH, TAG, RefChange, TriggerRules, decide, glob_regex, paths_match, render, safe_regex, tag_safe,
-    validate_default_branch_tag, validate_image_template, validate_path_filters,
+    BRANCH,
+    TAG,
+    RefChange,
+    TriggerRules,
+    decide,
+    glob_regex,
+    paths_match,
+    render,
+    safe_regex,
+    tag_safe,
+    validate_default_branch_tag,
+    validate_image_template,
+    validate_path_filters,
 )
 
 HOOKS = pathlib.Path(__file__).resolve().parents[1] / "data" / "hooks"
