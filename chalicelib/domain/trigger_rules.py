@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from chalicelib.domain.errors import InvalidRequest
-from chalicelib.domain.image_ref import InvalidReference, parse_reference
+from chalicelib.domain.image_ref import InvalidReference, parse_image_ref
 
 # the regex parser behind `re` (its module names changed in Python 3.11)
 _NEW_RE = sys.version_info >= (3, 11)
@@ -214,7 +214,7 @@ def validate_image_template(value: Any, field: str = "image_template") -> str:
                              field=field)
     sample = render(value, SAMPLE)
     try:
-        parse_reference(sample)
+        parse_image_ref(sample)
     except InvalidReference as exc:
         raise InvalidRequest(f"renders as {sample[:300]!r}, which is not a valid image reference: {exc}", field=field) from None
     return value
@@ -311,13 +311,13 @@ def decide(rules: TriggerRules, change: RefChange, payload_default_branch: str =
               "short_sha": change.sha[:SHORT_SHA_CHARS], "ref": change.name}
     image = render(rules.image_template, values)
     try:
-        parsed = parse_reference(image)
+        parsed = parse_image_ref(image)
     except InvalidReference as exc:
         return Decision(change, skipped=f"the image template renders as {image[:200]!r}, not a valid image reference: {exc}")
     extra: tuple[str, ...] = ()
     default = rules.default_branch or payload_default_branch
     if rules.default_branch_tag and change.kind == BRANCH and default and change.name == default:
         tag = render(rules.default_branch_tag, values)
-        if tag != (parsed.tag or "latest"):
+        if tag != parsed.tag:  # (``latest`` when the name has no tag)
             extra = (tag,)
     return Decision(change, image_name=image, extra_tags=extra)

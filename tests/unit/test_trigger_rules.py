@@ -163,7 +163,7 @@ def test_template_values_are_made_tag_safe():
     ("app:{nope}", "not a placeholder"),
     ("app:{branch", "unbalanced"),
     ("app:{branch!r}", "format spec"),
-    ("App/x:{tag}", "lowercase"),
+    ("team/App:{tag}", "lowercase"),
     ("app:{tag}" + "x" * 300, "at most"),
     ("app@sha256:" + "a" * 64, "digest"),
 ])
