@@ -5,11 +5,12 @@ is read defensively (a field of the wrong type is treated as absent); what is
 read follows each host's documented push payloads:
 
 - GitHub (``X-GitHub-Event``): ``ping``; ``push`` with ``ref``, ``after``,
-  ``deleted``, ``head_commit.message``, ``commits[].added/modified/removed``
+  ``deleted``, ``head_commit.id`` and ``.message`` (an annotated tag's ``after`` is
+  the tag object, ``head_commit.id`` the commit it names), ``commits[].added/modified/removed``
   (at most 20 commits: with more, the changed files are unknown),
   ``repository.full_name`` and ``repository.default_branch``.
 - GitLab (``X-Gitlab-Event``): ``Push Hook`` / ``Tag Push Hook`` with ``ref``,
-  ``after`` (all zeros when the ref was deleted), ``commits[]`` (at most 20;
+  ``checkout_sha`` (the commit) and ``after`` (all zeros when the ref was deleted), ``commits[]`` (at most 20;
   ``total_commits_count`` says how many there were), ``project.path_with_namespace``
   and ``project.default_branch``.  GitLab's "Test" button sends a push event.
 - Bitbucket Cloud (``X-Event-Key``): ``repo:push`` with ``push.changes[]`` of
@@ -108,9 +109,10 @@ def _github(event: str, body: dict[str, Any]) -> HookEvent:
     split = _split_ref(_str(body.get("ref")))
     if split is None:
         return HookEvent(IGNORED, name, note="the push is not to a branch or a tag")
-    sha = "" if body.get("deleted") is True else _str(body.get("after"))
     commits = _list(body.get("commits"))
     head = _dict(body.get("head_commit"))
+    # an annotated tag's "after" is the tag object; head_commit.id is the commit it names (for a branch: the same)
+    sha = "" if body.get("deleted") is True else (_str(head.get("id")) or _str(body.get("after")))
     # a new branch made from existing commits lists none: its changed files are unknown, not "none"
     complete = len(commits) < MAX_CHANGES and not (body.get("created") is True and not commits)
     change = RefChange(split[0], split[1], sha, _str(head.get("message")), _changed_paths(commits, complete))
@@ -125,7 +127,9 @@ def _gitlab(event: str, body: dict[str, Any]) -> HookEvent:
     split = _split_ref(_str(body.get("ref")))
     if split is None:
         return HookEvent(IGNORED, name, note="the push is not to a branch or a tag")
-    sha = _str(body.get("after"))
+    # checkout_sha is the commit (an annotated tag's "after" is the tag object); null when the ref was deleted
+    after = _str(body.get("after"))
+    sha = "" if after.strip("0") == "" else (_str(body.get("checkout_sha")) or after)
     commits = _list(body.get("commits"))
     total = body.get("total_commits_count")
     created = _str(body.get("before")).strip("0") == ""

@@ -242,3 +242,17 @@ def test_delivery_ids():
     assert hook_payloads.delivery_id("gitlab", {"x-gitlab-event-uuid": "u"}) == "u"
     assert hook_payloads.delivery_id("bitbucket", {"x-request-uuid": "r"}) == "r"
     assert hook_payloads.delivery_id("github", {}) == ""
+
+
+def test_an_annotated_tag_builds_the_commit_it_names_not_the_tag_object():
+    github = _load("github-tag-push")
+    github["after"] = "f" * 40  # the tag object
+    (change,) = hook_payloads.read_event("github", {"x-github-event": "push"}, github).changes
+    assert change.sha == SHA
+    gitlab = _load("gitlab-tag-push")
+    gitlab["after"] = "f" * 40
+    (change,) = hook_payloads.read_event("gitlab", {"x-gitlab-event": "Tag Push Hook"}, gitlab).changes
+    assert change.sha == SHA
+    gitlab.update(after="0" * 40, checkout_sha=None)
+    (change,) = hook_payloads.read_event("gitlab", {"x-gitlab-event": "Tag Push Hook"}, gitlab).changes
+    assert change.deleted
