@@ -28,6 +28,13 @@ def payload(name: str) -> dict[str, Any]:
     return json.loads((HOOKS / f"{name}.json").read_text())
 
 
+def at(push: dict[str, Any], sha: str) -> None:
+    """Make a GitHub push payload name ``sha`` as its new commit (``after`` and the head commit, as GitHub sends)."""
+    push["after"] = sha
+    if push.get("head_commit"):
+        push["head_commit"]["id"] = sha
+
+
 def create(client: Any, headers: dict[str, str] | None = None, **fields: Any) -> Any:
     body = {"host": "github", "repository": REPOSITORY["github"], "branch_regex": "main|release/.+",
             "image_template": "registry.example.com/team/app:{branch}-{short_sha}", "username": "pusher",
@@ -269,7 +276,7 @@ def test_default_branch_gets_the_extra_tag(client):
     assert [t["S"] for t in options["tags"]["L"]] == ["latest"]
     push = payload("github-push")
     push["ref"] = "refs/heads/release/2.0"
-    push["after"] = OTHER_SHA
+    at(push, OTHER_SHA)
     (other,) = answer(deliver(client, made, push, "push"))["Builds"]
     assert "ExtraTags" not in other and other["ImageName"] == f"registry.example.com/team/app:release-2.0-{OTHER_SHA[:7]}"
 
@@ -295,14 +302,14 @@ def test_path_filters(client):
     made = answer(create(client, paths=["src/**", "Dockerfile"]))
     assert len(answer(deliver(client, made, payload("github-push"), "push"))["Builds"]) == 1  # src/app.py
     push = payload("github-push")
-    push["after"] = OTHER_SHA
+    at(push, OTHER_SHA)
     for commit in (push["commits"][0], push["head_commit"]):
         commit["modified"] = ["docs/readme.md"]
     answered = answer(deliver(client, made, push, "push"))
     assert answered["Builds"] == [] and "paths" in answered["Skipped"][0]["Reason"]
     # 20 commits: GitHub's payload may be cut, so the changed files are unknown and it builds
     push["commits"] = push["commits"] * 20
-    push["after"] = "b" * 40
+    at(push, "b" * 40)
     assert len(answer(deliver(client, made, push, "push"))["Builds"]) == 1
 
 
@@ -333,19 +340,20 @@ def test_a_redelivered_delivery_builds_nothing_new(client, trigger):
 def test_a_newer_push_cancels_the_older_live_build_of_the_same_ref(client, trigger):
     (old,) = answer(deliver(client, trigger, payload("github-push"), "push"))["Builds"]
     push = payload("github-push")
-    push["after"] = OTHER_SHA
+    at(push, OTHER_SHA)
     newer = answer(deliver(client, trigger, push, "push"))
     assert newer["Superseded"] == [old["JobIdentifier"]]
     assert jobstore.get_job(old["JobIdentifier"]).phase == Phase.CANCELLED
     assert "superseded" in jobstore.get_job(old["JobIdentifier"]).reason
     assert jobstore.get_job(newer["Builds"][0]["JobIdentifier"]).phase == Phase.QUEUED
+    assert newer["Builds"][0]["Commit"] == OTHER_SHA
 
 
 def test_an_ended_older_build_is_left_alone_and_supersede_can_be_off(client):
     made = answer(create(client, supersede=False))
     (old,) = answer(deliver(client, made, payload("github-push"), "push"))["Builds"]
     push = payload("github-push")
-    push["after"] = OTHER_SHA
+    at(push, OTHER_SHA)
     newer = answer(deliver(client, made, push, "push"))
     assert "Superseded" not in newer and jobstore.get_job(old["JobIdentifier"]).phase == Phase.QUEUED
 
