@@ -45,7 +45,7 @@ from chalicelib.domain import hook_payloads, patterns, trigger_rules
 from chalicelib.domain.build_options import MAX_TAGS, BuildOptions
 from chalicelib.domain.errors import (
     InvalidRequest,
-    JobNotFound,
+    NotFound,
     PayloadTooLarge,
     ServiceUnavailable,
     TransitionConflict,
@@ -222,7 +222,7 @@ def create_trigger(raw: bytes | str | None, headers: Mapping[str, str], context:
 # ------------------------------------------------------------------ reading and deleting
 
 
-class TriggerNotFound(JobNotFound):
+class TriggerNotFound(NotFound):
     """No trigger of the caller has that id (404, the same for someone else's)."""
 
 

@@ -34,6 +34,8 @@ MAX_SEALED_BYTES = 4096  # KMS Encrypt's plaintext limit; chalicelib.stores.seal
 GITHUB_FIELDS = ("github_username", "github_reponame", "github_tag")
 GITLAB_FIELDS = ("gitlab_project", "gitlab_ref")
 BITBUCKET_FIELDS = ("bitbucket_workspace", "bitbucket_repo", "bitbucket_ref")
+SOURCE_FIELDS = ("dockerfile", "tar_url", *GITHUB_FIELDS, *GITLAB_FIELDS, *BITBUCKET_FIELDS, "upload_id")
+"""Every field that names a build source (a trigger's body may hold none of them)."""
 SOURCES_HELP = (
     "give exactly one source: dockerfile, tar_url, github_username+github_reponame+github_tag, "
     "gitlab_project+gitlab_ref, bitbucket_workspace+bitbucket_repo+bitbucket_ref, "
