@@ -6,6 +6,15 @@ from typing import Iterator
 
 import pytest
 
+from tests.support.canary import (
+    IN_CI,
+    TEST_PASSWORD,
+    TEST_REGISTRY_PORT,
+    TEST_REGISTRY_USER,
+)
+from tests.support.ordering import move_marked_last
+from tests.support.stacks import StackHandle, start_stack
+
 # Fake credentials before anything makes a boto3 client; never a real account.
 for _key, _value in {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -16,8 +25,10 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
-TEST_PASSWORD = "pw-Zq8!leak-canary-7731"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked ``after_all_tests`` (the leak scan) run after every other test, whatever their names."""
+    move_marked_last(items)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -61,10 +72,6 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
 
 # --- real services: Docker daemon, registry, base image (tier "docker") -----------------------
 
-TEST_REGISTRY_PORT = int(os.environ.get("BOATYARD_TEST_REGISTRY_PORT", "5050"))
-TEST_REGISTRY_USER = "tester"
-
-
 @pytest.fixture(scope="session")
 def docker_host() -> str:
     """The Docker daemon's URL; started when missing and we are root. Never skipped: fails loudly."""
@@ -99,41 +106,24 @@ def archive_server():
     server.stop()
 
 
-class StackHandle:
-    """What the end-to-end and browser tests get: where the stack is and what it pushes to."""
-
-    def __init__(self, stack, registry, base_image: str, archive_server) -> None:
-        self.stack = stack
-        self.api_url = stack.api_url
-        self.aws_endpoint = stack.aws_endpoint
-        self.registry = registry
-        self.base_image = base_image
-        self.archive_server = archive_server
-
-
 @pytest.fixture(scope="session")
-def local_stack(registry, base_image: str, archive_server, docker_host: str):
-    """The whole service (moto server, chalice local with the UI, one worker) on free ports."""
-    from devstack.services import free_port
-    from devstack.stack import LocalStack, StackConfig
-
-    config = StackConfig(
-        api_port=free_port(),
-        moto_port=free_port(),
+def local_stack(registry, base_image: str, archive_server, docker_host: str) -> Iterator[StackHandle]:
+    """The whole service (moto server, chalice local with the UI, one worker of 2 slots) on free ports, shared by
+    every test of the session that needs a stack and does not break it or change its settings (tests/e2e,
+    tests/cli, tests/browser, tests/faults).  The leak test scans it while it runs (it outlives that test)."""
+    stack = start_stack(
+        "e2e",
         workers=1,
-        name="e2e",
-        extra_env={
-            "BOATYARD_ALLOW_PRIVATE_URLS": "true",
+        docker_host=docker_host,
+        fresh_logs=False,  # sessions of other checkouts may be writing these files right now
+        env={
             "BOATYARD_GITHUB_ARCHIVE_BASE": archive_server.base_url,
             "BOATYARD_WORKER_CONCURRENCY": "2",
             "BOATYARD_VISIBILITY_TIMEOUT_SECONDS": "30",
             "BOATYARD_HEARTBEAT_SECONDS": "5",
-            "BOATYARD_LOG_FLUSH_SECONDS": "0.5",
             "BOATYARD_BUILD_NETWORK": "none",  # RUN steps need no network in tests (and no docker0 bridge)
-            "DOCKER_HOST": docker_host,
         },
     )
-    stack = LocalStack(config).start()
     try:
         yield StackHandle(stack, registry, base_image, archive_server)
     finally:

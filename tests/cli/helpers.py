@@ -131,22 +131,3 @@ def run_cli_peak_rss(args: list[str], env: dict[str, str], timeout: float = 900)
     done.stderr = "\n".join(line for line in lines if not line.startswith("PEAK_RSS_KIB "))
     return done, peak / 1024
 
-
-def pull_digest_and_run(docker_host: str, registry, image: str, digest: str, command: list[str] | None = None) -> str:
-    """Pull ``image`` by its pushed ``digest`` (no tag on this host, so no worker's clean-up of the user's
-    name can touch it), run ``command`` in it and remove it; the output."""
-    import docker
-
-    client = docker.DockerClient(base_url=docker_host)
-    repository = image.rsplit(":", 1)[0] if ":" in image.rsplit("/", 1)[-1] else image
-    reference = f"{repository}@{digest}"
-    client.api.pull(repository, tag=digest, auth_config=registry.auth_config)
-    try:
-        output = client.containers.run(reference, command, remove=True, network_mode="none")
-    finally:
-        try:
-            client.images.remove(reference, force=True)
-        except docker.errors.ImageNotFound:
-            pass
-        client.close()
-    return output.decode()

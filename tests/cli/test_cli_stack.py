@@ -17,14 +17,14 @@ from tests.cli.helpers import (
     DOCKERIGNORE_TREE,
     KEPT_FILES,
     cli_env,
-    pull_digest_and_run,
     run_cli,
     run_cli_peak_rss,
     spawn_cli,
     write_tree,
 )
-from tests.e2e.helpers import unique_image, wait_terminal
 from tests.nonce import RUN_NONCE
+from tests.support.http_jobs import unique_image, wait_terminal
+from tests.support.images import pull_and_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
@@ -70,7 +70,7 @@ def test_build_a_folder_honours_dockerignore_like_the_docker_cli(local_stack, do
     assert done.returncode == 0, done.stderr
     assert "Uploading" in done.stderr and "Step 1/" in done.stderr
     digest = json.loads(done.stdout)["ImageDigest"]
-    pushed = _relative(pull_digest_and_run(docker_host, local_stack.registry, image, digest))
+    pushed = _relative(pull_and_run(docker_host, local_stack.registry, image, digest=digest))
     assert pushed == KEPT_FILES | {"random.bin", "Dockerfile"}
     assert pushed == _docker_cli_listing(docker_host, context, image.replace("cli-ignore", "cli-ignore-docker"))
 
@@ -178,7 +178,7 @@ def test_tar_url_source(local_stack, env, docker_host):
     done = run_cli(["build", "--tar-url", url, "-t", image, "-q", "-o", "json"], env)
     assert done.returncode == 0, done.stderr
     digest = json.loads(done.stdout)["ImageDigest"]
-    assert "from-a-tar-url" in pull_digest_and_run(docker_host, local_stack.registry, image, digest)
+    assert "from-a-tar-url" in pull_and_run(docker_host, local_stack.registry, image, digest=digest)
 
 
 def test_unknown_job_and_unreachable_api(local_stack, env):
@@ -226,7 +226,7 @@ def test_build_options_reach_the_build(local_stack, env, docker_host, tmp_path):
                     "--build-arg", "GREETING=hello-arg", "--target", "first", "--no-cache", "-o", "json"], env)
     assert done.returncode == 0, done.stderr
     digest = json.loads(done.stdout)["ImageDigest"]
-    output = pull_digest_and_run(docker_host, local_stack.registry, image, digest, ["sh", "-c", "cat /greeting; ls /second 2>&1; true"])
+    output = pull_and_run(docker_host, local_stack.registry, image, ["sh", "-c", "cat /greeting; ls /second 2>&1; true"], digest=digest)
     assert "greeting=hello-arg" in output and "No such file" in output  # the arg reached RUN; the target stopped at `first`
     path = repository.split("/", 1)[1]
     assert local_stack.registry.get(f"/v2/{path}/manifests/extra")[0] == 200  # the extra tag was pushed too

@@ -51,17 +51,3 @@ def make_worker(worker_env):
     for worker in made:
         worker.shutdown(grace_seconds=5)
 
-
-def pull_and_run(api: docker.APIClient, image: str, registry) -> str:
-    """Pull ``image`` from the registry with its credentials, run it, return its output; removes both after."""
-    repository, _, tag = image.rpartition(":")
-    for message in api.pull(repository, tag=tag, auth_config=registry.auth_config, stream=True, decode=True):
-        assert "error" not in message, message
-    container = api.create_container(image, host_config=api.create_host_config(network_mode="none"))
-    try:
-        api.start(container)
-        api.wait(container, timeout=60)
-        return api.logs(container).decode()
-    finally:
-        api.remove_container(container, force=True)
-        api.remove_image(image)

@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib.stores import jobs as jobstore
 from tests.docker import jobkit
-from tests.docker.conftest import pull_and_run
+from tests.support.images import pull_and_run
 
 pytestmark = pytest.mark.docker
 
@@ -47,7 +47,7 @@ def test_build_arg_reaches_run_and_secret_looking_names_are_warned(make_worker, 
     assert "GREETING" not in logs.split("warning")[1].split("\n")[0]  # only the secret-looking name is warned about
     labels = _pull_labels(docker_api, registry, image)
     assert labels["com.example.team"] == "a" and labels[OCI + "created"].endswith("Z")
-    assert pull_and_run(docker_api, image, registry) == "arg=hello-from-arg\n"
+    assert pull_and_run(docker_api, registry, image) == "arg=hello-from-arg\n"
 
 
 def test_target_stops_at_its_stage(make_worker, registry, base_image, docker_api, test_password):
@@ -60,7 +60,7 @@ def test_target_stops_at_its_stage(make_worker, registry, base_image, docker_api
                            options={"target": "first"})
     logs = _finished(make_worker, job_id)
     assert "exit 7" not in logs
-    assert pull_and_run(docker_api, image, registry) == "first\n"
+    assert pull_and_run(docker_api, registry, image) == "first\n"
 
 
 def test_dockerfile_in_a_subfolder_of_a_context_folder(make_worker, registry, base_image, docker_api, archive_server,
@@ -79,7 +79,7 @@ def test_dockerfile_in_a_subfolder_of_a_context_folder(make_worker, registry, ba
     labels = _pull_labels(docker_api, registry, image)
     assert labels[OCI + "source"] == f"{archive_server.base_url}/octo/{repo}"
     assert labels[OCI + "revision"] == archive_server.commit_of("octo", repo, "v3.0.0")  # the archive's commit
-    assert pull_and_run(docker_api, image, registry).split() == [".", "./docker", "./docker/Dockerfile", "./main.txt"]
+    assert pull_and_run(docker_api, registry, image).split() == [".", "./docker", "./docker/Dockerfile", "./main.txt"]
 
 
 def _context(dockerfile: str) -> bytes:
@@ -124,7 +124,7 @@ def test_extra_tags_are_pushed_by_the_same_job_and_all_pullable(make_worker, reg
     assert job.status_body()["TagDigests"] == {extra: job.image_digest}
     assert docker_api.images(name=f"{repository}:{extra}") == []  # extra tags leave the build host too
     for ref in (image, f"{repository}:{extra}"):
-        assert pull_and_run(docker_api, ref, registry) == "tagged\n"
+        assert pull_and_run(docker_api, registry, ref) == "tagged\n"
 
 
 def test_memory_and_cpus_limit_the_run_steps(make_worker, registry, base_image, docker_api, test_password):

@@ -7,7 +7,7 @@ import pytest
 from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.jobs import Phase
 from tests.docker import jobkit
-from tests.docker.conftest import pull_and_run
+from tests.support.images import pull_and_run
 
 pytestmark = pytest.mark.docker
 
@@ -36,7 +36,7 @@ def test_dockerfile_source_builds_pushes_and_runs(make_worker, registry, base_im
     assert job.image_digest in logs
     assert test_password not in logs
     _assert_not_on_host(docker_api, image)
-    assert pull_and_run(docker_api, image, registry) == "hello from boatyard\n"
+    assert pull_and_run(docker_api, registry, image) == "hello from boatyard\n"
 
 
 def test_tar_url_source_from_a_local_server(make_worker, registry, base_image, docker_api, archive_server, test_password):
@@ -49,7 +49,7 @@ def test_tar_url_source_from_a_local_server(make_worker, registry, base_image, d
     job_id = jobkit.submit(image, tar_url=url, username=registry.username, password=test_password)
     jobkit.run_until_terminal(make_worker(), job_id)
     assert jobkit.status(job_id) == "Finished", jobkit.full_log(job_id)
-    assert pull_and_run(docker_api, image, registry) == "from a tarball URL\n"
+    assert pull_and_run(docker_api, registry, image) == "from a tarball URL\n"
 
 
 def test_github_source_strips_the_top_folder(make_worker, registry, base_image, docker_api, archive_server, test_password):
@@ -65,7 +65,7 @@ def test_github_source_strips_the_top_folder(make_worker, registry, base_image, 
     job_id = jobkit.submit(image, github=("octo", repo, "v1.2.0"), username=registry.username, password=test_password)
     jobkit.run_until_terminal(make_worker(), job_id)
     assert jobkit.status(job_id) == "Finished", jobkit.full_log(job_id)
-    assert pull_and_run(docker_api, image, registry) == "built from GitHub\n"
+    assert pull_and_run(docker_api, registry, image) == "built from GitHub\n"
 
 
 def test_uploaded_plain_tar_with_run_step(make_worker, registry, base_image, docker_api, test_password):
@@ -78,7 +78,7 @@ def test_uploaded_plain_tar_with_run_step(make_worker, registry, base_image, doc
     job_id = jobkit.submit(image, archive=archive, username=registry.username, password=test_password)
     jobkit.run_until_terminal(make_worker(), job_id)
     assert jobkit.status(job_id) == "Finished", jobkit.full_log(job_id)
-    assert pull_and_run(docker_api, image, registry).strip() == "3"
+    assert pull_and_run(docker_api, registry, image).strip() == "3"
 
 
 def test_failing_run_step_fails_with_dockers_message(make_worker, registry, base_image, docker_api, test_password):

@@ -11,7 +11,7 @@ import pytest
 from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.jobs import Phase
 from tests.docker import jobkit
-from tests.docker.conftest import pull_and_run
+from tests.support.images import pull_and_run
 
 pytestmark = pytest.mark.docker
 
@@ -77,7 +77,7 @@ def test_secret_is_readable_in_run_and_absent_from_image_and_logs(
     assert "secret-was-there" in log and "[redacted]" in log  # cat printed it; the log hides it
     assert secret not in log and test_password not in log
     assert secret not in str(jobstore.get_job(job_id).to_item())
-    assert pull_and_run(docker_api, image, registry).strip() == str(len(secret))  # pulls, runs, removes
+    assert pull_and_run(docker_api, registry, image).strip() == str(len(secret))  # pulls, runs, removes
     repository, _, tag = image.rpartition(":")
     for message in docker_api.pull(repository, tag=tag, auth_config=registry.auth_config, stream=True, decode=True):
         assert "error" not in message, message
@@ -113,7 +113,7 @@ def test_parallel_multistage_build(make_worker, registry, base_image, docker_api
     assert jobkit.status(job_id) == "Finished", log
     assert "[boatyard] engine: buildkit (requested)" in log
     assert "[left 2/2] RUN" in log and "[right 2/2] RUN" in log
-    assert pull_and_run(docker_api, image, registry) == "left\nright\n"
+    assert pull_and_run(docker_api, registry, image) == "left\nright\n"
 
 
 def test_buildkit_failure_gives_buildkits_reason(make_worker, registry, base_image, docker_api, test_password):
@@ -206,7 +206,7 @@ def test_a_step_that_read_one_owners_secret_is_not_served_from_cache_to_another(
         image = jobkit.image_for(registry.host, f"bksec{who}")
         job_id, log = _run(make_worker, image, dockerfile, registry, test_password, secrets={"tok": f"{who}-private-{nonce}"})
         assert jobkit.status(job_id) == "Finished", log
-        assert pull_and_run(docker_api, image, registry) == f"{who}-private-{nonce}", f"{who} got another owner's layer"
+        assert pull_and_run(docker_api, registry, image) == f"{who}-private-{nonce}", f"{who} got another owner's layer"
 
 
 def test_buildkit_pulls_bases_with_the_jobs_credentials_only(

@@ -15,8 +15,8 @@ from tests.support.probes import run_once
 from chalicelib.stores import aws, jobs as jobstore, queue
 from chalicelib.domain.jobs import Phase
 from tests.docker import jobkit
-from tests.docker.conftest import pull_and_run
 from tests.nonce import RUN_NONCE
+from tests.support.images import pull_and_run
 
 pytestmark = pytest.mark.docker
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -201,7 +201,7 @@ def test_worker_killed_mid_build_leaves_no_job_stuck(moto_server, registry, base
     worker_log = (tmp_path / "worker1.log").read_text()
     assert test_password not in worker_log
     _assert_containers_gone(docker_api, killed_containers[:1])
-    assert pull_and_run(docker_api, image, registry) == "survived\n"
+    assert pull_and_run(docker_api, registry, image) == "survived\n"
 
 
 def test_sigterm_stops_an_idle_worker_promptly(moto_server):

@@ -8,7 +8,7 @@ import pytest
 
 from chalicelib.stores import jobs as jobstore
 from tests.docker import jobkit
-from tests.docker.conftest import pull_and_run
+from tests.support.images import pull_and_run
 
 pytestmark = pytest.mark.docker
 
@@ -31,7 +31,7 @@ def test_private_github_repo_builds_with_the_token_and_reports_its_commit(
     assert job.status_word == "Finished", logs
     assert job.status_body()["Commit"] == commit  # the branch resolved to the commit the archive names
     assert token not in logs and "[redacted]" in logs  # the Dockerfile echoed it; the log hides it
-    assert pull_and_run(docker_api, image, registry) == "private\n"
+    assert pull_and_run(docker_api, registry, image) == "private\n"
 
 
 def test_private_github_repo_with_a_bad_token_fails_saying_so(make_worker, registry, archive_server, monkeypatch):
@@ -72,7 +72,7 @@ def test_gitlab_and_bitbucket_private_repos_build(host, make_worker, registry, b
     assert job.status_word == "Finished", logs
     assert job.status_body()["Commit"] == commit and job.status_body()["Source"] == host
     assert secret not in logs
-    assert pull_and_run(docker_api, image, registry) == f"from {host}\n"
+    assert pull_and_run(docker_api, registry, image) == f"from {host}\n"
 
 
 def test_registry_auths_let_a_build_pull_a_private_base_from_another_registry(
@@ -96,4 +96,4 @@ def test_registry_auths_let_a_build_pull_a_private_base_from_another_registry(
     logs = jobkit.full_log(allowed)
     assert jobkit.status(allowed) == "Finished", logs
     assert test_password not in logs
-    assert pull_and_run(docker_api, image, registry) == "private base\n"
+    assert pull_and_run(docker_api, registry, image) == "private base\n"

@@ -12,7 +12,7 @@ import urllib.parse
 
 import pytest
 
-from tests.e2e.helpers import credentials, unique_image, wait_terminal
+from tests.support.http_jobs import credentials, unique_image, wait_terminal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 

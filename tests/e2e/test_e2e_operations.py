@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.helpers import credentials, unique_image, wait_terminal
+from tests.support.http_jobs import credentials, unique_image, wait_terminal
 from tests.unit.test_worker_metrics import dimension_values, emf_problems
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]

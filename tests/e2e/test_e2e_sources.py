@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from devstack.archive_server import make_tar_gz
-from tests.e2e.helpers import credentials, pull_and_run, unique_image, wait_terminal
+from tests.support.http_jobs import credentials, unique_image, wait_terminal
+from tests.support.images import pull_and_run
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 

@@ -2,72 +2,35 @@
 
 Every stack started here is scanned for the leak canary (the test registry's
 password) in its moto server (DynamoDB, S3, SQS) and its log files just before it
-stops; findings are recorded for ``test_zz_no_leaks``, which runs last.
+stops; findings are recorded for ``tests/faults/test_no_leaks.py``, which runs after every other test
+(marker ``after_all_tests``).
 """
 from __future__ import annotations
 
-import time
 from typing import Callable, Iterator
 
 import pytest
 
 from tests.support.probes import run_once
 from tests.support import faults
-from tests.conftest import TEST_PASSWORD
-
-SESSION_STARTED = time.time()
-
-
-@pytest.fixture(scope="session")
-def faults_session_started() -> float:
-    """When this test session started (leak findings recorded after it count)."""
-    return SESSION_STARTED
-
-
-def scan_stack(stack, secret: str = TEST_PASSWORD) -> list[str]:
-    """Leak findings in a running stack's AWS state and in its processes' log files."""
-    findings = faults.scan_aws(stack.aws_endpoint, secret)
-    logs = sorted(stack.config.log_dir.glob(f"{stack.config.name}-*.log"))
-    findings += faults.scan_files(logs, secret)
-    return findings
+from tests.support.canary import TEST_PASSWORD
+from tests.support.stacks import start_stack, stop_stack
 
 
 @pytest.fixture
 def make_stack(docker_host: str) -> Iterator[Callable[..., object]]:
-    """Start a LocalStack with the given workers and settings; scanned for leaks and stopped at teardown."""
-    from devstack.services import free_port
-    from devstack.stack import LocalStack, StackConfig
+    """``make_stack(name, workers, env, docker=None)``: a stack of the test's own (``faults-<name>``), for a test
+    that breaks it or needs other settings than the shared ``local_stack``; scanned for leaks and stopped after."""
+    started: list = []
 
-    started: list[LocalStack] = []
-
-    def start(name: str, workers: int, env: dict[str, str], docker: str | None = None) -> LocalStack:
-        config = StackConfig(
-            api_port=free_port(),
-            moto_port=free_port(),
-            workers=workers,
-            name=f"faults-{name}",
-            extra_env={
-                "BOATYARD_ALLOW_PRIVATE_URLS": "true",
-                "BOATYARD_LOG_FLUSH_SECONDS": "0.5",
-                "DOCKER_HOST": docker or docker_host,
-                **env,
-            },
-        )
-        stack = LocalStack(config)
+    def start(name: str, workers: int, env: dict[str, str], docker: str | None = None):
+        stack = start_stack(f"faults-{name}", workers, env, docker_host=docker or docker_host)
         started.append(stack)
-        # fresh logs for this run, so the leak scan and the counts see only this run
-        for log in config.log_dir.glob(f"{config.name}-*.log"):
-            log.unlink()
-        return stack.start()
+        return stack
 
     yield start
     for stack in started:
-        try:
-            if stack.procs:
-                findings = scan_stack(stack)
-                faults.record_leaks(f"stack {stack.config.name}", findings)
-        finally:
-            stack.stop()
+        stop_stack(stack)
 
 
 class InProcess:
@@ -116,8 +79,8 @@ class InProcess:
         hand-made message could leave): the worker's own defences must hold on their own."""
         import uuid
 
-        from chalicelib.stores import jobs as jobstore, queue, sealing
-        from chalicelib.domain.jobs import Job, SourceKind
+        from chalicelib import jobstore, queue, sealing
+        from chalicelib.jobs import Job, SourceKind
 
         job_id = str(uuid.uuid4())
         jobstore.create_job(Job(job_id, image_name, SourceKind(kind), dict(source)))
@@ -157,8 +120,8 @@ def inproc(aws_env, monkeypatch) -> Iterator[Callable[..., InProcess]]:
     from chalice.test import Client
 
     from app import app
-    from chalicelib.domain.settings import get_settings
-    from worker.job.loop import Worker
+    from chalicelib.settings import get_settings
+    from worker.loop import Worker
 
     made: list[tuple[InProcess, object]] = []
 

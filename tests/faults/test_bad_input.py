@@ -18,7 +18,7 @@ from urllib3 import encode_multipart_formdata
 
 from devstack.archive_server import make_tar_gz
 from tests.support.faults import report
-from tests.conftest import TEST_PASSWORD
+from tests.support.canary import TEST_PASSWORD
 
 IMAGE = "registry.example.com:5000/team/image:1.0"
 MAX_INLINE = 256 * 1024  # a small request limit for this module, so 413 needs no huge bodies
@@ -249,7 +249,7 @@ CORPUS = corpus()
 def api(aws_env, monkeypatch):
     """The API in process against moto, with a small request limit."""
     from app import app
-    from chalicelib.domain.settings import get_settings
+    from chalicelib.settings import get_settings
 
     monkeypatch.setenv("BOATYARD_MAX_INLINE_BYTES", str(MAX_INLINE))
     get_settings.cache_clear()
@@ -260,8 +260,8 @@ def api(aws_env, monkeypatch):
 
 def _stored() -> dict[str, int]:
     """How many DynamoDB items, S3 objects and queued messages exist."""
-    from chalicelib.stores import aws, queue
-    from chalicelib.domain.settings import get_settings
+    from chalicelib import aws, queue
+    from chalicelib.settings import get_settings
 
     settings = get_settings()
     items = aws.client("dynamodb").scan(TableName=settings.table_name, Select="COUNT")["Count"]

@@ -15,11 +15,9 @@ import time
 import pytest
 import requests
 
-from tests.support import faults
-from devstack.services import free_port
-from devstack.stack import LocalStack, StackConfig
-from tests.faults.conftest import scan_stack
-from tests.faults.helpers import TERMINAL_PREFIXES, admin, new_key
+from tests.faults.helpers import admin, new_key
+from tests.support.http_jobs import TERMINAL_PREFIXES
+from tests.support.stacks import scan_stack, start_stack, stop_stack
 
 pytestmark = [pytest.mark.docker, pytest.mark.e2e]
 
@@ -30,32 +28,19 @@ TOKENS: list[str] = []
 
 @pytest.fixture(scope="module")
 def keys_stack(docker_host):
-    config = StackConfig(
-        api_port=free_port(), moto_port=free_port(), workers=0, name="faults-keys",
-        extra_env={
-            "BOATYARD_AUTH": "keys",
-            "BOATYARD_AUTH_CACHE_SECONDS": str(AUTH_TTL),
-            "BOATYARD_QUOTA_LIVE_JOBS": str(LIVE_QUOTA),
-            "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE": "1000",
-            "BOATYARD_ALLOW_PRIVATE_URLS": "true",
-            "BOATYARD_LOG_FLUSH_SECONDS": "0.5",
-            "BOATYARD_BUILD_NETWORK": "none",
-            "BOATYARD_HEARTBEAT_SECONDS": "5",
-            "DOCKER_HOST": docker_host,
-        },
-    )
-    for log in config.log_dir.glob(f"{config.name}-*.log"):
-        log.unlink()
-    stack = LocalStack(config).start()
+    stack = start_stack("faults-keys", workers=0, docker_host=docker_host, env={
+        "BOATYARD_AUTH": "keys",
+        "BOATYARD_AUTH_CACHE_SECONDS": str(AUTH_TTL),
+        "BOATYARD_QUOTA_LIVE_JOBS": str(LIVE_QUOTA),
+        "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE": "1000",
+        "BOATYARD_BUILD_NETWORK": "none",
+        "BOATYARD_HEARTBEAT_SECONDS": "5",
+    })
     try:
         yield stack
     finally:
-        findings = scan_stack(stack)
-        for token in TOKENS:  # the tokens are secrets too: nowhere in AWS state or logs
-            findings += [f"API key: {f}" for f in scan_stack(stack, token)]
-            findings += [f"API key secret: {f}" for f in scan_stack(stack, token.split("_", 2)[2])]
-        faults.record_leaks("stack faults-keys", findings)
-        stack.stop()
+        # the tokens, and their secret parts, are secrets too: nowhere in AWS state or logs
+        stop_stack(stack, secrets=tuple(TOKENS) + tuple(token.split("_", 2)[2] for token in TOKENS))
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,8 @@ from schemathesis import GenerationMode
 from schemathesis.transport.requests import REQUESTS_TRANSPORT, binary_serializer
 
 from tests.support import faults
-from devstack.services import REPO_ROOT, free_port
-from devstack.stack import LocalStack, StackConfig
+from devstack.services import REPO_ROOT
+from tests.support.stacks import start_stack, stop_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
@@ -34,18 +34,12 @@ def api_only_stack():
     """
     env = {"BOATYARD_AUTH": "keys", "BOATYARD_QUOTA_LIVE_JOBS": "100000",
            "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE": "100000", "BOATYARD_QUOTA_OUTSTANDING_UPLOADS": "100000"}
-    config = StackConfig(api_port=free_port(), moto_port=free_port(), workers=0, name="faults-fuzz", extra_env=env)
-    stack = LocalStack(config).start()
+    stack = start_stack("faults-fuzz", workers=0, env=env, test_defaults=False, fresh_logs=False)
     try:
         yield stack
     finally:
-        from tests.faults.conftest import scan_stack
-
-        faults.record_leaks("stack faults-fuzz", scan_stack(stack))
         token = getattr(stack, "fuzz_token", None)
-        if token:
-            faults.record_leaks("stack faults-fuzz (API key)", scan_stack(stack, token))
-        stack.stop()
+        stop_stack(stack, secrets=(token,) if token else ())
 
 
 @pytest.mark.timeout(600)

@@ -23,7 +23,7 @@ import urllib3.util.connection
 
 from devstack.archive_server import make_tar_gz
 from tests.support.faults import report
-from tests.conftest import TEST_PASSWORD
+from tests.support.canary import TEST_PASSWORD
 
 GOOD_ARCHIVE = make_tar_gz({"Dockerfile": "FROM scratch\nCOPY x /x\n", "x": "ssrf canary\n"})
 FAKE_PUBLIC_IP = "93.184.215.14"  # a globally routable address; the shim maps it to a local server
@@ -177,9 +177,9 @@ def _refusal_ok(status: dict) -> bool:
 
 def test_guard_lets_a_public_host_through(inproc, server, network):
     """The control case: through the fake public host the same archive is fetched (so the refusals below mean something)."""
-    from chalicelib.stores import jobs as jobstore
-    from chalicelib.domain.settings import get_settings
-    from worker.job.control import JobControl
+    from chalicelib import jobstore
+    from chalicelib.settings import get_settings
+    from worker.control import JobControl
     from worker.sources import fetch_context
 
     harness = inproc(BOATYARD_ALLOW_PRIVATE_URLS="false")

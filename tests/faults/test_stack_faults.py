@@ -16,9 +16,11 @@ import pytest
 
 from tests.support import faults
 from devstack.services import free_port
-from tests.conftest import TEST_PASSWORD, TEST_REGISTRY_USER
-from tests.faults.helpers import credentials, job_items, logs, queue_depth, submit, wait_phase, wait_terminal, worker_pid_of
+from tests.faults.helpers import job_items, queue_depth, worker_pid_of
 from tests.nonce import RUN_NONCE
+from tests.support.canary import TEST_PASSWORD, TEST_REGISTRY_USER
+from tests.support.http_jobs import credentials, logs, submit, wait_phase, wait_terminal
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.e2e]
 
@@ -30,12 +32,23 @@ SHORT_LEASE = {
 
 
 def _drained(stack, timeout: float = 30) -> dict[str, int]:
-    deadline = time.monotonic() + timeout
-    depth = queue_depth(stack.aws_endpoint)
-    while any(depth.values()) and time.monotonic() < deadline:
-        time.sleep(1)
-        depth = queue_depth(stack.aws_endpoint)
+    """The queues' depths once they are empty, or as they are after ``timeout``."""
+    depth: dict[str, int] = {}
+
+    def empty() -> bool:
+        depth.update(queue_depth(stack.aws_endpoint))
+        return not any(depth.values())
+
+    try:
+        wait_until(empty, timeout, "the queues to drain", interval=0.2)
+    except AssertionError:
+        pass  # the caller asserts on the depths, naming them
     return depth
+
+
+def _wait_log(stack, job_id: str, needle: str, timeout: float = 60) -> None:
+    """Wait until the job's log shows ``needle`` (a RUN step's first output: the step is running)."""
+    wait_until(lambda: needle in logs(stack.api_url, job_id), timeout, f"{needle!r} in the log of {job_id}", interval=0.2)
 
 
 def test_worker_sigkilled_mid_build_another_worker_finishes_the_job(make_stack, registry, base_image):
@@ -47,7 +60,7 @@ def test_worker_sigkilled_mid_build_another_worker_finishes_the_job(make_stack, 
         **credentials(registry),
     })
     wait_phase(stack.api_url, job_id, {"building"}, timeout=60)
-    time.sleep(1.5)  # inside the RUN sleep
+    _wait_log(stack, job_id, "before-kill")  # inside the RUN step's sleep
     owner = job_items(stack.aws_endpoint)[job_id].get("lease_owner")
     pid = worker_pid_of(owner)
     victim = next(name for name, proc in stack.procs.items() if proc.pid == pid)
@@ -72,12 +85,12 @@ def test_worker_sigkilled_mid_build_another_worker_finishes_the_job(make_stack, 
     del stack.procs[victim]  # already dead; stop() must not signal a reused pid
 
 
-def test_registry_down_during_push_fails_clearly_then_recovers(make_stack, base_image):
+def test_registry_down_during_push_fails_clearly_then_recovers(local_stack, base_image):
+    """The registry pushed to is one of the test's own, stopped mid-build: the shared stack is not harmed by it."""
     own = faults.OwnRegistry(free_port(), "faults", TEST_PASSWORD)
     reg = own.start()
+    stack = local_stack
     try:
-        stack = make_stack("registry-down", workers=1, env={"BOATYARD_VISIBILITY_TIMEOUT_SECONDS": "20",
-                                                             "BOATYARD_HEARTBEAT_SECONDS": "3"})
         image = f"{reg.host}/faults/down:1"
         # the base lives on the test registry, not on the one pushed to: bases are pulled fresh, with the job's auths
         base_auths = {"registry_auths": {base_image.split("/")[0]: {"username": TEST_REGISTRY_USER, "password": TEST_PASSWORD}}}
@@ -148,7 +161,7 @@ def test_docker_daemon_restarted_mid_build(make_stack, registry, base_image, pri
         **credentials(registry),
     })
     wait_phase(stack.api_url, job_id, {"building"}, timeout=60)
-    time.sleep(2)
+    _wait_log(stack, job_id, "before-restart")  # inside the RUN step's sleep
     private_dockerd.restart()  # SIGKILL, then start again on the same data root
     final = wait_terminal(stack.api_url, job_id, timeout=180)
     text = logs(stack.api_url, job_id)

@@ -1,4 +1,5 @@
-"""Secrets, checked last (this module sorts last): the test registry's password (the leak canary) is
+"""Secrets, checked after every other test of the session (marker ``after_all_tests``; see
+tests/support/ordering.py — the file name does not matter): the test registry's password (the leak canary) is
 nowhere — not in any stack's DynamoDB items, S3 objects or SQS messages, not in job logs or the
 workers' output, not in the Docker daemon's info, client config, images (history, labels, env) or
 the registry's stored manifests and configs.
@@ -15,11 +16,10 @@ import requests
 
 from tests.support import faults
 from devstack.services import REGISTRY_ROOT, STATE_DIR
-from tests.conftest import TEST_PASSWORD, TEST_REGISTRY_USER
-from tests.faults.conftest import SESSION_STARTED
-from tests.faults.helpers import credentials, logs, submit, wait_terminal
+from tests.support.canary import SESSION_STARTED, TEST_PASSWORD, TEST_REGISTRY_USER
+from tests.support.http_jobs import credentials, logs, submit, wait_terminal
 
-pytestmark = [pytest.mark.docker, pytest.mark.e2e]
+pytestmark = [pytest.mark.docker, pytest.mark.e2e, pytest.mark.after_all_tests]
 
 
 def test_the_scanner_finds_a_planted_secret():
