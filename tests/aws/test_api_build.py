@@ -10,16 +10,8 @@ import pytest
 from chalicelib.domain import archive_format
 from chalicelib.stores import contexts, jobs as jobstore, queue, sealing
 from chalicelib.domain.jobs import Phase, SourceKind
-from tests.aws.api_helpers import (
-    answer,
-    assert_no_leak,
-    make_tar,
-    post_json,
-    post_multipart,
-    queue_bodies,
-    read_object,
-    tar_members,
-)
+from tests.aws.api_helpers import answer, assert_no_leak, post_json, post_multipart, queue_bodies, read_object
+from tests.support.archives import make_tar, tar_members
 
 IMAGE = "registry.example.com:5000/team/image:1.0"
 
@@ -83,7 +75,7 @@ def test_github_source(client, creds, test_password):
 @pytest.mark.parametrize("compress", [True, False], ids=["tar.gz", "tar"])
 def test_multipart_tarfile_goes_to_s3_as_is(client, creds, test_password, compress, caplog):
     caplog.set_level(logging.DEBUG)
-    archive = make_tar({"Dockerfile": "FROM busybox\n", "note": "hi\n"}, compress=compress)
+    archive = make_tar({"Dockerfile": "FROM busybox\n", "note": "hi\n"}, gz=compress)
     response = post_multipart(
         client,
         {
@@ -109,7 +101,7 @@ def test_multipart_json_part_as_plain_field(client):
 def test_upload_id_source(client, creds, test_password):
     created = answer(client.http.post("/api/v1/uploads"))
     upload_id = created["UploadId"]
-    contexts.put_bytes(contexts.upload_key(upload_id), make_tar({"Dockerfile": "FROM busybox\n"}, compress=False))
+    contexts.put_bytes(contexts.upload_key(upload_id), make_tar({"Dockerfile": "FROM busybox\n"}, gz=False))
     job_id = _job_id(post_json(client, {"image_name": "user/image", "upload_id": upload_id, **creds}))
     job = jobstore.get_job(job_id)
     assert (job.source_kind, job.source) == (SourceKind.UPLOAD, {"context_key": f"uploads/{upload_id}"})

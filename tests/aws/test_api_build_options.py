@@ -8,7 +8,15 @@ import pytest
 
 from chalicelib.stores import contexts, jobs as jobstore
 from chalicelib.domain.build_options import BuildOptions
-from tests.aws.api_helpers import answer, job_item, make_tar, post_json, post_multipart, queue_bodies, stored_text_everywhere
+from tests.aws.api_helpers import (
+    answer,
+    job_item,
+    post_json,
+    post_multipart,
+    queue_bodies,
+    stored_text_everywhere,
+)
+from tests.support.archives import make_tar
 
 OPTIONS = {
     "build_args": {"VERSION": "1.2.3", "API_TOKEN": "not-really"},

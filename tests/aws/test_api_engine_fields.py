@@ -7,7 +7,8 @@ import pytest
 
 from chalicelib.stores import jobs as jobstore, queue, sealing
 from chalicelib.domain.settings import get_settings
-from tests.aws.api_helpers import answer, assert_no_leak, make_tar, post_json, post_multipart, queue_bodies
+from tests.aws.api_helpers import answer, assert_no_leak, post_json, post_multipart, queue_bodies
+from tests.support.archives import make_tar
 
 IMAGE = "registry.example.com/team/image:1"
 DOCKERFILE = "FROM busybox\nRUN --mount=type=secret,id=token cat /run/secrets/token\n"

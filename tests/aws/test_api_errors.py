@@ -10,12 +10,12 @@ from tests.aws.api_helpers import (
     answer,
     assert_no_leak,
     job_item,
-    make_tar,
     post_json,
     post_multipart,
     queue_bodies,
     stored_text_everywhere,
 )
+from tests.support.archives import make_tar
 
 OK = {"image_name": "user/image", "dockerfile": "FROM busybox\n"}
 ARCHIVE = make_tar({"Dockerfile": "FROM busybox\n"})
@@ -250,7 +250,7 @@ def test_multipart_truncated_body(client):
 def test_body_over_the_inline_limit_points_to_uploads(client, monkeypatch):
     monkeypatch.setenv("BOATYARD_MAX_INLINE_BYTES", "4096")
     get_settings.cache_clear()
-    big = make_tar({"Dockerfile": "FROM x\n", "blob": "y" * 20000}, compress=False)
+    big = make_tar({"Dockerfile": "FROM x\n", "blob": "y" * 20000}, gz=False)
     fields = {"TarFile": ("c.tar", big), "Json": json.dumps({"image_name": "u/i"})}
     _error(post_multipart(client, fields), 413, "PayloadTooLarge", "POST /api/v1/uploads", "4096")
     _nothing_stored()

@@ -10,7 +10,8 @@ from tests.support.probes import forget_cached_keys, live_count
 from chalicelib.stores import apikeys, aws, contexts, jobs as jobstore, queue, quotas
 from chalicelib.domain.jobs import Phase
 from chalicelib.domain.settings import get_settings
-from tests.aws.api_helpers import answer, make_tar
+from tests.aws.api_helpers import answer
+from tests.support.archives import make_tar
 
 BUILD = {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}
 

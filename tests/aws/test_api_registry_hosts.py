@@ -8,7 +8,7 @@ from app import app
 from tests.support.probes import run_once
 from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import post_json
-from tests.docker import jobkit
+from tests.support import worker_jobs
 from worker.job.loop import Worker
 from worker.job.runner import Outcome
 
@@ -44,14 +44,14 @@ def test_the_local_stack_setting_allows_loopback_registries(client):
 
 
 def test_the_worker_refuses_a_private_registry_that_got_past_the_api(aws_env, monkeypatch):
-    jobkit.set_env(monkeypatch, BOATYARD_ALLOW_PRIVATE_REGISTRIES="false", DOCKER_HOST="unix:///nonexistent/docker.sock")
-    job_id = jobkit.submit("10.0.0.5:5000/team/app:1", dockerfile="FROM busybox\n")
+    worker_jobs.set_env(monkeypatch, BOATYARD_ALLOW_PRIVATE_REGISTRIES="false", DOCKER_HOST="unix:///nonexistent/docker.sock")
+    job_id = worker_jobs.submit("10.0.0.5:5000/team/app:1", dockerfile="FROM busybox\n")
     worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600)
     try:
         [result] = run_once(worker, wait_seconds=1)
     finally:
         worker.shutdown(grace_seconds=2)
     assert result.outcome == Outcome.FAILED
-    assert jobkit.status(job_id) == (
+    assert worker_jobs.status(job_id) == (
         "Failed: registry host 10.0.0.5 is a private address; builds push only to registries on public addresses"
     )

@@ -9,7 +9,8 @@ import requests
 
 from chalicelib.stores import contexts, jobs as jobstore
 from chalicelib.domain.settings import get_settings
-from tests.aws.api_helpers import answer, make_tar, post_json, read_object
+from tests.aws.api_helpers import answer, post_json, read_object
+from tests.support.archives import make_tar
 
 
 def test_upload_answer_shape(client):

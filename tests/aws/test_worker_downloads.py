@@ -11,7 +11,7 @@ from tests.support.probes import run_once
 from chalicelib.api import job_views
 from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.jobs import Phase
-from tests.docker import jobkit
+from tests.support import worker_jobs
 from tests.trickle import TrickleServer
 from worker.job.control import AbortKind, JobControl
 from worker.job.heartbeat import Heartbeat
@@ -21,7 +21,7 @@ from worker.job.runner import Outcome
 
 @pytest.fixture
 def env(aws_env, monkeypatch):
-    jobkit.set_env(
+    worker_jobs.set_env(
         monkeypatch,
         BOATYARD_ALLOW_PRIVATE_URLS="true",
         BOATYARD_VISIBILITY_TIMEOUT_SECONDS=30,
@@ -53,15 +53,15 @@ def _worker() -> Worker:
 
 @pytest.mark.parametrize("headers", [False, True], ids=["body", "headers"])
 def test_trickling_download_fails_at_the_fetch_deadline(env, monkeypatch, trickle, headers):
-    jobkit.set_env(monkeypatch, BOATYARD_FETCH_DEADLINE_SECONDS=3)
+    worker_jobs.set_env(monkeypatch, BOATYARD_FETCH_DEADLINE_SECONDS=3)
     server = trickle(headers=headers, max_seconds=40)
-    job_id = jobkit.submit("u/app", tar_url=server.url)
+    job_id = worker_jobs.submit("u/app", tar_url=server.url)
     worker = _worker()
     started = time.monotonic()
     [result] = run_once(worker, wait_seconds=1)
     seconds = time.monotonic() - started
     assert result.outcome == Outcome.FAILED
-    assert jobkit.status(job_id) == (
+    assert worker_jobs.status(job_id) == (
         f"Failed: fetching the build context from the tarball at {server.url} did not finish within 3 s; it was stopped"
     )
     assert seconds < 15, seconds  # the deadline, not the server giving up after 40 s
@@ -70,14 +70,14 @@ def test_trickling_download_fails_at_the_fetch_deadline(env, monkeypatch, trickl
 
 
 def test_download_below_the_minimum_rate_fails(env, monkeypatch, trickle):
-    jobkit.set_env(monkeypatch, BOATYARD_FETCH_MIN_BYTES_PER_SECOND=100, BOATYARD_FETCH_TIMEOUT_SECONDS=2)
+    worker_jobs.set_env(monkeypatch, BOATYARD_FETCH_MIN_BYTES_PER_SECOND=100, BOATYARD_FETCH_TIMEOUT_SECONDS=2)
     server = trickle(max_seconds=40)
-    job_id = jobkit.submit("u/app", tar_url=server.url)
+    job_id = worker_jobs.submit("u/app", tar_url=server.url)
     worker = _worker()
     started = time.monotonic()
     [result] = run_once(worker, wait_seconds=1)
     assert result.outcome == Outcome.FAILED
-    status = jobkit.status(job_id)
+    status = worker_jobs.status(job_id)
     assert status.startswith(f"Failed: the download of {server.url} is too slow: ")
     assert status.endswith("less than the minimum of 100 bytes per second; it was stopped")
     assert time.monotonic() - started < 20
@@ -85,7 +85,7 @@ def test_download_below_the_minimum_rate_fails(env, monkeypatch, trickle):
 
 
 def _start_fetching(server: TrickleServer) -> tuple[Worker, str, object]:
-    job_id = jobkit.submit("u/app", tar_url=server.url)
+    job_id = worker_jobs.submit("u/app", tar_url=server.url)
     worker = _worker()
     [future] = worker.poll(wait_seconds=1)
     server.wait_connected(sent=2)
@@ -102,7 +102,7 @@ def test_cancel_cuts_a_trickling_download(env, trickle, headers):
     result = future.result(timeout=15)  # the next heartbeat (1 s) sees the cancel and cuts the socket
     assert result.outcome == Outcome.LOST
     assert server.gone and server.gone[0] - cancelled < 10
-    assert jobkit.status(job_id) == "Cancelled"
+    assert worker_jobs.status(job_id) == "Cancelled"
     worker.shutdown(grace_seconds=1)
 
 
@@ -120,7 +120,7 @@ def test_shutdown_does_not_hang_on_a_trickling_download(env, trickle, headers):
 
 
 def test_aborted_job_s_lease_is_not_renewed(env):
-    job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
+    job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
     claim = jobstore.claim(job_id, "w1", 30, 3)
     control = JobControl()
     heartbeat = Heartbeat(job_id, "w1", "receipt", control, interval=0.2, lease_seconds=30)

@@ -16,8 +16,8 @@ from tests.support.probes import run_once
 from chalicelib.stores import aws, jobs as jobstore, queue
 from chalicelib.stores.queue import JobMessage
 from tests.aws.test_worker_spot import QuickBuilder, UntilAbortedBuilder
-from tests.docker import jobkit
-from tests.infra.conftest import INFRA, check_template
+from tests.support import worker_jobs
+from tests.support.infra import INFRA, check_template
 from worker.job.loop import Worker
 
 # API operations whose IAM action has another name (a transaction is authorized per item: TRANSACTION_ITEM_ACTIONS)
@@ -60,7 +60,7 @@ class Recorder:
 
 @pytest.fixture
 def recorder(aws_env, monkeypatch):
-    jobkit.set_env(
+    worker_jobs.set_env(
         monkeypatch,
         BOATYARD_VISIBILITY_TIMEOUT_SECONDS=30,
         BOATYARD_HEARTBEAT_SECONDS=1,
@@ -74,19 +74,19 @@ def recorder(aws_env, monkeypatch):
 
 
 def test_every_call_of_a_worker_is_allowed_by_its_role(recorder, test_password):
-    finished = jobkit.submit("127.0.0.1:5000/t/iam-ok", dockerfile="FROM scratch\n", username="u", password=test_password)
-    bad_archive = jobkit.submit("127.0.0.1:5000/t/iam-bad", archive=b"not a tar archive", username="u", password=test_password)
+    finished = worker_jobs.submit("127.0.0.1:5000/t/iam-ok", dockerfile="FROM scratch\n", username="u", password=test_password)
+    bad_archive = worker_jobs.submit("127.0.0.1:5000/t/iam-bad", archive=b"not a tar archive", username="u", password=test_password)
     sqs = aws.client("sqs")
     sqs.send_message(QueueUrl=queue.queue_url(), MessageBody="poison")
-    stuck = jobkit.submit("127.0.0.1:5000/t/iam-dlq", dockerfile="FROM scratch\n", copies=0)
+    stuck = worker_jobs.submit("127.0.0.1:5000/t/iam-dlq", dockerfile="FROM scratch\n", copies=0)
     jobstore.claim(stuck, "dead-worker", -1, 3)  # live, lease expired: the sweep fails it
     sqs.send_message(QueueUrl=queue.dead_letter_url(), MessageBody=JobMessage(stuck, 0, "").to_body())
 
     recorder.on = True
     worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=QuickBuilder())
     try:
-        jobkit.run_until_terminal(worker, finished, timeout=60)
-        jobkit.run_until_terminal(worker, bad_archive, timeout=60)
+        worker_jobs.run_until_terminal(worker, finished, timeout=60)
+        worker_jobs.run_until_terminal(worker, bad_archive, timeout=60)
         run_once(worker, wait_seconds=0)
         assert worker.sweep_dead_letters() == 1
     finally:
@@ -94,7 +94,7 @@ def test_every_call_of_a_worker_is_allowed_by_its_role(recorder, test_password):
 
     # a build given back on a spot interruption (lease released, message made visible)
     recorder.on = False
-    interrupted = jobkit.submit("127.0.0.1:5000/t/iam-spot", dockerfile="FROM scratch\n", username="u", password=test_password)
+    interrupted = worker_jobs.submit("127.0.0.1:5000/t/iam-spot", dockerfile="FROM scratch\n", username="u", password=test_password)
     recorder.on = True
     builder = UntilAbortedBuilder()
     spot_worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=builder)
@@ -103,7 +103,7 @@ def test_every_call_of_a_worker_is_allowed_by_its_role(recorder, test_password):
     spot_worker.request_stop(grace_seconds=0, interrupted=True)
     spot_worker.shutdown()
     recorder.on = False
-    assert jobkit.status(interrupted) == "Building"  # given back, still live
+    assert worker_jobs.status(interrupted) == "Building"  # given back, still live
 
     template = check_template.load_template(INFRA / "resources.yaml")
     allowed = check_template.actions_of(check_template.role_policy_documents(template, "WorkerRole"))

@@ -13,14 +13,15 @@ from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.jobs import Phase
 from chalicelib.stores.queue import JobMessage
 from devstack import hostile
-from tests.docker import jobkit
+from tests.support import worker_jobs
+from tests.support.archives import make_tar
 from worker.job.loop import DLQ_REASON, Worker
 from worker.job.runner import Outcome
 
 
 @pytest.fixture
 def env(aws_env, monkeypatch, archive_server):
-    jobkit.set_env(
+    worker_jobs.set_env(
         monkeypatch,
         BOATYARD_GITHUB_ARCHIVE_BASE=archive_server.base_url,
         BOATYARD_ALLOW_PRIVATE_URLS="true",
@@ -50,32 +51,32 @@ def _one(worker: Worker):
 
 
 def test_tar_url_refused_by_the_ssrf_guard(worker, archive_server, monkeypatch, test_password):
-    jobkit.set_env(monkeypatch, BOATYARD_ALLOW_PRIVATE_URLS="false")
+    worker_jobs.set_env(monkeypatch, BOATYARD_ALLOW_PRIVATE_URLS="false")
     worker = Worker(poll_wait_seconds=0)
-    url = archive_server.add_file("guarded.tar.gz", jobkit.make_tar({"Dockerfile": "FROM scratch\n"}))
-    job_id = jobkit.submit("127.0.0.1:5000/t/x", tar_url=url, username="u", password=test_password)
+    url = archive_server.add_file("guarded.tar.gz", make_tar({"Dockerfile": "FROM scratch\n"}))
+    job_id = worker_jobs.submit("127.0.0.1:5000/t/x", tar_url=url, username="u", password=test_password)
     result = _one(worker)
     assert result.outcome == Outcome.FAILED
-    status = jobkit.status(job_id)
+    status = worker_jobs.status(job_id)
     assert status.startswith("Failed: refused to download from 127.0.0.1: it resolves to 127.0.0.1, a loopback address")
     assert f"/files/guarded.tar.gz" not in archive_server.requests
-    assert jobkit.full_log(job_id).rstrip().endswith(status.replace("Failed: ", "[boatyard] Failed: "))
+    assert worker_jobs.full_log(job_id).rstrip().endswith(status.replace("Failed: ", "[boatyard] Failed: "))
     assert _queue_counts() == (0, 0)
 
 
 def test_missing_github_tag_says_so(worker, archive_server):
     archive_server.add_repo("octo", "exists", "v1", {"Dockerfile": "FROM scratch\n"})
-    job_id = jobkit.submit("octo/exists", github=("octo", "exists", "v404"))
+    job_id = worker_jobs.submit("octo/exists", github=("octo", "exists", "v404"))
     assert _one(worker).outcome == Outcome.FAILED
-    assert jobkit.status(job_id) == (
+    assert worker_jobs.status(job_id) == (
         "Failed: GitHub repository octo/exists or tag v404 not found; check them (a private repository needs a github_token)"
     )
 
 
 def test_tar_url_404_fails_with_the_status(worker, archive_server):
-    job_id = jobkit.submit("u/app", tar_url=f"{archive_server.base_url}/files/absent.tar.gz")
+    job_id = worker_jobs.submit("u/app", tar_url=f"{archive_server.base_url}/files/absent.tar.gz")
     _one(worker)
-    assert jobkit.status(job_id) == (
+    assert worker_jobs.status(job_id) == (
         f"Failed: could not download {archive_server.base_url}/files/absent.tar.gz: the server answered HTTP 404 Not Found"
     )
 
@@ -88,9 +89,9 @@ def test_tar_url_404_fails_with_the_status(worker, archive_server):
     ],
 )
 def test_bad_uploaded_archives_fail_with_a_reason(worker, files, reason):
-    job_id = jobkit.submit("u/app", archive=jobkit.make_tar(files))
+    job_id = worker_jobs.submit("u/app", archive=make_tar(files))
     assert _one(worker).outcome == Outcome.FAILED
-    assert jobkit.status(job_id) == reason
+    assert worker_jobs.status(job_id) == reason
     job = jobstore.get_job(job_id)
     assert job.attempt == 1 and job.finished_at
 
@@ -98,10 +99,10 @@ def test_bad_uploaded_archives_fail_with_a_reason(worker, files, reason):
 def test_expired_context_fails_clearly(worker):
     from chalicelib.stores import contexts
 
-    job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
+    job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
     contexts.delete(contexts.context_key(job_id))
     _one(worker)
-    assert "no longer stored" in jobkit.status(job_id)
+    assert "no longer stored" in worker_jobs.status(job_id)
 
 
 def test_poison_message_is_left_for_the_dead_letter_queue(worker):
@@ -116,14 +117,14 @@ def test_messages_of_terminal_or_unknown_jobs_are_deleted(worker, state):
     if state == "missing":
         queue.send(JobMessage("00000000-0000-4000-8000-000000000000", 0, ""))
     else:
-        job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
+        job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
         jobstore.fail(job_id, "done elsewhere")
     assert _one(worker).outcome == Outcome.DONE_ALREADY
     assert _queue_counts() == (0, 0)
 
 
 def test_busy_job_is_not_run_and_its_message_waits_for_the_lease(worker):
-    job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
+    job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
     jobstore.claim(job_id, "other-worker", 30, 3)
     result = _one(worker)
     assert result.outcome == Outcome.BUSY
@@ -133,40 +134,40 @@ def test_busy_job_is_not_run_and_its_message_waits_for_the_lease(worker):
 
 
 def test_job_queued_too_long_fails_on_claim(worker, monkeypatch):
-    jobkit.set_env(monkeypatch, BOATYARD_QUEUE_TIMEOUT_SECONDS=1)
+    worker_jobs.set_env(monkeypatch, BOATYARD_QUEUE_TIMEOUT_SECONDS=1)
     worker = Worker(poll_wait_seconds=0)
-    job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
+    job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
     time.sleep(1.5)
     assert _one(worker).outcome == Outcome.FAILED
-    assert jobkit.status(job_id) == "Failed: the job waited in the queue longer than 1 s; submit the build again"
+    assert worker_jobs.status(job_id) == "Failed: the job waited in the queue longer than 1 s; submit the build again"
     assert _queue_counts() == (0, 0)
 
 
 def test_redelivery_after_the_last_attempt_fails_the_job(worker):
-    job_id = jobkit.submit("u/app", dockerfile="FROM x\n")
+    job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
     for n in range(3):  # three workers died holding it (their leases expired)
         jobstore.claim(job_id, f"dead-{n}", -1, 3)
     result = _one(worker)
     assert result.outcome == Outcome.DONE_ALREADY
-    assert jobkit.status(job_id).startswith("Failed: the build was interrupted 3 times")
+    assert worker_jobs.status(job_id).startswith("Failed: the build was interrupted 3 times")
     assert _queue_counts() == (0, 0)
 
 
 def test_dead_letter_sweep_fails_live_jobs(worker):
-    stuck = jobkit.submit("u/app", dockerfile="FROM x\n")
+    stuck = worker_jobs.submit("u/app", dockerfile="FROM x\n")
     jobstore.claim(stuck, "dead-worker", -1, 3)  # live, lease expired
-    held = jobkit.submit("u/app2", dockerfile="FROM x\n")
+    held = worker_jobs.submit("u/app2", dockerfile="FROM x\n")
     jobstore.claim(held, "live-worker", 60, 3)  # a worker holds it right now
-    done = jobkit.submit("u/app3", dockerfile="FROM x\n")
+    done = worker_jobs.submit("u/app3", dockerfile="FROM x\n")
     jobstore.fail(done, "already failed")
     dlq = queue.dead_letter_url()
     sqs = aws.client("sqs")
     for job_id in (stuck, held, done):
         sqs.send_message(QueueUrl=dlq, MessageBody=JobMessage(job_id, 0, "").to_body())
     assert worker.sweep_dead_letters() == 1
-    assert jobkit.status(stuck) == f"Failed: {DLQ_REASON}"
+    assert worker_jobs.status(stuck) == f"Failed: {DLQ_REASON}"
     assert jobstore.get_job(held).phase == Phase.FETCHING  # left alone while its lease is live
-    assert jobkit.status(done) == "Failed: already failed"
+    assert worker_jobs.status(done) == "Failed: already failed"
     left = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
     assert left["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"  # only the held job's message remains
 
@@ -181,7 +182,7 @@ def test_only_as_many_messages_as_free_slots_are_received(worker, monkeypatch):
 
     monkeypatch.setattr(worker.runner, "process", slow_process)
     for i in range(3):
-        jobkit.submit(f"u/app{i}", dockerfile="FROM x\n")
+        worker_jobs.submit(f"u/app{i}", dockerfile="FROM x\n")
     first = worker.poll(wait_seconds=1)
     while len(first) < 2:
         first += worker.poll(wait_seconds=1)
@@ -206,19 +207,19 @@ def test_only_as_many_messages_as_free_slots_are_received(worker, monkeypatch):
     ids=["gnu-long-name-600MiB", "pax-600MiB", "bz2-bomb"],
 )
 def test_memory_bombs_fail_the_job_and_the_worker_goes_on(worker, archive, reason, monkeypatch):
-    job_id = jobkit.submit("u/app", archive=archive())
+    job_id = worker_jobs.submit("u/app", archive=archive())
     assert _one(worker).outcome == Outcome.FAILED
-    assert jobkit.status(job_id) == reason
-    assert jobkit.full_log(job_id).rstrip().endswith(reason.replace("Failed: ", "[boatyard] Failed: "))
+    assert worker_jobs.status(job_id) == reason
+    assert worker_jobs.full_log(job_id).rstrip().endswith(reason.replace("Failed: ", "[boatyard] Failed: "))
     # the same worker takes the next job and its context gets through to the build step (no Docker here)
     def build(context, *_args, **_kw):
         raise BuildFailed(f"reached the build step with {sorted(tarfile.open(fileobj=context, mode='r:').getnames())}")
 
     monkeypatch.setattr(worker.builder, "build", build)
     monkeypatch.setattr(worker.builder, "remove_image", lambda *_a, **_kw: None)
-    good = jobkit.submit("u/app", archive=jobkit.make_tar({"Dockerfile": "FROM scratch\n"}))
+    good = worker_jobs.submit("u/app", archive=make_tar({"Dockerfile": "FROM scratch\n"}))
     assert _one(worker).outcome == Outcome.FAILED
-    assert jobkit.status(good) == "Failed: reached the build step with ['Dockerfile']"
+    assert worker_jobs.status(good) == "Failed: reached the build step with ['Dockerfile']"
 
 
 def test_a_trigger_job_whose_archive_is_of_another_commit_fails(worker, archive_server):
@@ -229,7 +230,7 @@ def test_a_trigger_job_whose_archive_is_of_another_commit_fails(worker, archive_
     path = archive_server.add_commit("octo", "pinned", pushed, {"Dockerfile": "FROM scratch\n"})
     archive_server._blobs[path] = archive_server._blobs[archive_server.add_commit("octo", "other", served, {
         "Dockerfile": "FROM scratch\n"})]
-    job_id = jobkit.submit("octo/pinned", github=("octo", "pinned", pushed))
+    job_id = worker_jobs.submit("octo/pinned", github=("octo", "pinned", pushed))
     aws.client("dynamodb").update_item(
         TableName=get_settings().table_name, Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
         UpdateExpression="SET #c = :c, trigger_id = :t, #r = :r",
@@ -237,5 +238,5 @@ def test_a_trigger_job_whose_archive_is_of_another_commit_fails(worker, archive_
         ExpressionAttributeValues={":c": {"S": pushed}, ":t": {"S": "t"}, ":r": {"S": "refs/heads/main"}},
     )
     assert _one(worker).outcome == Outcome.FAILED
-    assert jobkit.status(job_id) == (
+    assert worker_jobs.status(job_id) == (
         f"Failed: the archive the git host sent is of commit {served}, not the pushed commit {pushed}")

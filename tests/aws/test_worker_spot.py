@@ -18,7 +18,7 @@ import pytest
 from chalicelib.stores import jobs as jobstore, queue
 from chalicelib.domain.jobs import Phase
 from chalicelib.domain.settings import get_settings
-from tests.docker import jobkit
+from tests.support import worker_jobs
 from worker.job import spot
 from worker.job.loop import Worker
 
@@ -118,7 +118,7 @@ class QuickBuilder(UntilAbortedBuilder):
 
 @pytest.fixture
 def env(aws_env, monkeypatch, imds):
-    jobkit.set_env(
+    worker_jobs.set_env(
         monkeypatch,
         BOATYARD_VISIBILITY_TIMEOUT_SECONDS=30,
         BOATYARD_HEARTBEAT_SECONDS=1,
@@ -142,7 +142,7 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:
 
 
 def test_a_spot_notice_drains_the_worker_and_the_build_runs_again_elsewhere(env, imds, test_password):
-    job_id = jobkit.submit("127.0.0.1:5000/t/spot", dockerfile="FROM scratch\n", username="u", password=test_password)
+    job_id = worker_jobs.submit("127.0.0.1:5000/t/spot", dockerfile="FROM scratch\n", username="u", password=test_password)
     builder = UntilAbortedBuilder()
     worker = Worker(poll_wait_seconds=1, dlq_sweep_seconds=3600, builder=builder)
     watcher = spot.start_watch(worker.request_stop, get_settings())
@@ -166,7 +166,7 @@ def test_a_spot_notice_drains_the_worker_and_the_build_runs_again_elsewhere(env,
     assert all(valid for method, _, valid in imds.requests if method == "GET")  # every read carried the token
     released = jobstore.get_job(job_id)
     assert released.phase == Phase.BUILDING and released.lease_owner is None  # given back, still live
-    log_text = jobkit.full_log(job_id)
+    log_text = worker_jobs.full_log(job_id)
     assert (
         "[boatyard] this build host is being reclaimed by EC2 (spot interruption); "
         "the build will start again on another worker"
@@ -176,19 +176,19 @@ def test_a_spot_notice_drains_the_worker_and_the_build_runs_again_elsewhere(env,
     # the message is visible again at once: another host runs it as attempt 2
     other = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=QuickBuilder())
     try:
-        jobkit.run_until_terminal(other, job_id, timeout=60)
+        worker_jobs.run_until_terminal(other, job_id, timeout=60)
     finally:
         other.shutdown(grace_seconds=5)
     finished = jobstore.get_job(job_id)
     assert finished.phase == Phase.FINISHED and finished.attempt == 2
-    assert "[boatyard] attempt 2 of 3: the previous worker stopped; starting again" in jobkit.full_log(job_id)
+    assert "[boatyard] attempt 2 of 3: the previous worker stopped; starting again" in worker_jobs.full_log(job_id)
     attributes = queue.attributes()
     assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
 
 
 def test_a_notice_during_a_sigterm_drain_shortens_it(env, imds):
     builder = UntilAbortedBuilder()
-    job_id = jobkit.submit("127.0.0.1:5000/t/spot2", dockerfile="FROM scratch\n")
+    job_id = worker_jobs.submit("127.0.0.1:5000/t/spot2", dockerfile="FROM scratch\n")
     worker = Worker(poll_wait_seconds=1, dlq_sweep_seconds=3600, builder=builder)
     runner = threading.Thread(target=worker.run_forever, daemon=True)
     runner.start()
@@ -200,7 +200,7 @@ def test_a_notice_during_a_sigterm_drain_shortens_it(env, imds):
     runner.join(timeout=30)
     assert not runner.is_alive()
     assert jobstore.get_job(job_id).lease_owner is None
-    assert "spot interruption" in jobkit.full_log(job_id)
+    assert "spot interruption" in worker_jobs.full_log(job_id)
 
 
 def test_the_watch_needs_a_token_ignores_proxies_and_bad_answers(imds, monkeypatch):
@@ -237,5 +237,5 @@ def test_an_unreachable_metadata_service_keeps_the_worker_running(monkeypatch):
 
 
 def test_no_watch_unless_enabled(aws_env, monkeypatch):
-    jobkit.set_env(monkeypatch, BOATYARD_SPOT_WATCH="false")
+    worker_jobs.set_env(monkeypatch, BOATYARD_SPOT_WATCH="false")
     assert spot.start_watch(lambda **_: None, get_settings()) is None

@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import PHONE, screenshot
+from tests.support.browser import PHONE, screenshot
 
 PASSWORD = "pw-Zq8!leak-canary-7731"
 DIGEST = "sha256:" + "ab12" * 16

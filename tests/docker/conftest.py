@@ -6,7 +6,7 @@ from typing import Iterator
 import docker
 import pytest
 
-from tests.docker import jobkit
+from tests.support import worker_jobs
 
 
 @pytest.fixture
@@ -20,7 +20,7 @@ def docker_api(docker_host: str) -> Iterator[docker.APIClient]:
 @pytest.fixture
 def worker_env(aws_env, docker_host, registry, base_image, archive_server, monkeypatch):
     """Worker settings for docker tests: the real daemon, local archive server allowed, quick flushes."""
-    jobkit.set_env(
+    worker_jobs.set_env(
         monkeypatch,
         DOCKER_HOST=docker_host,
         BOATYARD_ALLOW_PRIVATE_URLS="true",

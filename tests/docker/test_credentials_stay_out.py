@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from tests.support import faults
-from tests.docker import jobkit
+from tests.support import worker_jobs
 
 pytestmark = pytest.mark.docker
 
@@ -21,13 +21,13 @@ CAPTURE = (
 
 
 def test_a_finished_build_holds_no_trace_of_the_password(make_worker, registry, base_image, docker_api, test_password):
-    image = jobkit.image_for(registry.host, "nosecret")
-    job_id = jobkit.submit(
+    image = worker_jobs.image_for(registry.host, "nosecret")
+    job_id = worker_jobs.submit(
         image, dockerfile=f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}\n{CAPTURE}", username=registry.username,
         password=test_password,
     )
-    jobkit.run_until_terminal(make_worker(), job_id)
-    assert jobkit.status(job_id) == "Finished", jobkit.full_log(job_id)
+    worker_jobs.run_until_terminal(make_worker(), job_id)
+    assert worker_jobs.status(job_id) == "Finished", worker_jobs.full_log(job_id)
     repository, _, tag = image.rpartition(":")
     for message in docker_api.pull(repository, tag=tag, auth_config=registry.auth_config, stream=True, decode=True):
         assert "error" not in message, message
@@ -43,4 +43,4 @@ def test_a_finished_build_holds_no_trace_of_the_password(make_worker, registry, 
     assert basic not in saved and base64.b64encode(test_password.encode()) not in saved
     assert faults.find_secret(repr(config), test_password) == []
     assert faults.find_secret(repr(history), test_password) == []
-    assert test_password not in jobkit.full_log(job_id)
+    assert test_password not in worker_jobs.full_log(job_id)

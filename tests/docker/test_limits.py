@@ -10,7 +10,8 @@ import pytest
 
 from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.settings import MiB
-from tests.docker import jobkit
+from tests.support import worker_jobs
+from tests.support.archives import make_tar
 
 pytestmark = pytest.mark.docker
 
@@ -39,7 +40,7 @@ HOSTILE = {
 @pytest.fixture
 def limited(worker_env, monkeypatch):
     """Small limits, two build slots on one worker."""
-    jobkit.set_env(
+    worker_jobs.set_env(
         monkeypatch,
         BOATYARD_WORKER_CONCURRENCY=2,
         BOATYARD_BUILD_MEMORY_BYTES=64 * MiB,
@@ -59,7 +60,7 @@ def _run_together(worker, job_ids: list[str], timeout: float = 300) -> None:
     assert len(futures) == len(job_ids), "both builds must run at once on the worker"
     concurrent.futures.wait(futures, timeout=max(1.0, deadline - time.monotonic()))
     for job_id in job_ids:
-        assert jobstore.get_job(job_id).phase.is_terminal, jobkit.full_log(job_id)
+        assert jobstore.get_job(job_id).phase.is_terminal, worker_jobs.full_log(job_id)
 
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE))
@@ -67,12 +68,12 @@ def test_a_hostile_build_fails_with_the_limit_while_its_neighbour_finishes(
     limited, make_worker, registry, base_image, test_password, kind
 ):
     run, log_text, reason_text = HOSTILE[kind]
-    hostile = jobkit.submit(
-        jobkit.image_for(registry.host, kind), dockerfile=f"FROM {base_image}\n{run}",
+    hostile = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, kind), dockerfile=f"FROM {base_image}\n{run}",
         username=registry.username, password=test_password,
     )
-    neighbour = jobkit.submit(
-        jobkit.image_for(registry.host, f"beside-{kind}"),
+    neighbour = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, f"beside-{kind}"),
         dockerfile=f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}; for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done\n",
         username=registry.username, password=test_password,
     )
@@ -80,13 +81,13 @@ def test_a_hostile_build_fails_with_the_limit_while_its_neighbour_finishes(
     assert worker.slots == 2
     started = time.monotonic()
     _run_together(worker, [hostile, neighbour])
-    status = jobkit.status(hostile)
-    assert status.startswith("Failed: ") and reason_text in status, (status, jobkit.full_log(hostile))
+    status = worker_jobs.status(hostile)
+    assert status.startswith("Failed: ") and reason_text in status, (status, worker_jobs.full_log(hostile))
     if log_text:
-        assert log_text in jobkit.full_log(hostile)
+        assert log_text in worker_jobs.full_log(hostile)
     assert "timed out" not in status
-    assert jobkit.status(neighbour) == "Finished", jobkit.full_log(neighbour)
-    assert "tick 6" in jobkit.full_log(neighbour)
+    assert worker_jobs.status(neighbour) == "Finished", worker_jobs.full_log(neighbour)
+    assert "tick 6" in worker_jobs.full_log(neighbour)
     assert time.monotonic() - started < 200
 
 
@@ -99,11 +100,11 @@ def test_the_daemon_applies_every_limit_to_the_step_container(limited, monkeypat
     from worker.build.builder import Builder
     from worker.job.control import JobControl
 
-    jobkit.set_env(monkeypatch, BOATYARD_BUILD_CPUS=0.5, BOATYARD_BUILD_CPU_SHARES=256)
+    worker_jobs.set_env(monkeypatch, BOATYARD_BUILD_CPUS=0.5, BOATYARD_BUILD_CPU_SHARES=256)
     builder = Builder(get_settings())
     control = JobControl()
     image = f"boatyard-limits-probe:{uuid.uuid4().hex[:8]}"
-    context = io.BytesIO(jobkit.make_tar({"Dockerfile": f"FROM {base_image}\nRUN sleep 8 # {uuid.uuid4().hex}\n"}, gz=False))
+    context = io.BytesIO(make_tar({"Dockerfile": f"FROM {base_image}\nRUN sleep 8 # {uuid.uuid4().hex}\n"}, gz=False))
     seen: dict = {}
 
     def inspect_step() -> None:

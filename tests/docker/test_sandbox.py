@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from chalicelib.domain.settings import get_settings
-from tests.docker import jobkit
+from tests.support import worker_jobs
+from tests.support.archives import make_tar
 from worker.build.builder import Builder
 from worker.build.limits import RuntimeUnavailable
 
@@ -58,7 +59,7 @@ def test_worker_checks_the_daemon_default_runtime(worker_env, docker_api):
     [("runc", "runs containers with 'runsc' by default, not 'runc'"), ("nosuch", "has no runtime 'nosuch'")],
 )
 def test_worker_refuses_to_start_without_the_configured_runtime(worker_env, monkeypatch, runtime, expected):
-    jobkit.set_env(monkeypatch, BOATYARD_BUILD_RUNTIME=runtime)
+    worker_jobs.set_env(monkeypatch, BOATYARD_BUILD_RUNTIME=runtime)
     with pytest.raises(RuntimeUnavailable, match=expected):
         Builder(get_settings()).check_runtime()
     proc = subprocess.run(
@@ -70,8 +71,8 @@ def test_worker_refuses_to_start_without_the_configured_runtime(worker_env, monk
 
 
 def test_run_steps_see_gvisor_and_host_probes_fail(make_worker, registry, base_image, ptrace_probe, test_password):
-    image = jobkit.image_for(registry.host, "probes")
-    archive = jobkit.make_tar(
+    image = worker_jobs.image_for(registry.host, "probes")
+    archive = make_tar(
         {
             # a fresh argument: the step must run, never come from the layer cache
             "Dockerfile": f"FROM {base_image}\nCOPY probe /probe\nCOPY probes.sh /probes.sh\nRUN sh /probes.sh {uuid.uuid4().hex}\n",
@@ -79,10 +80,10 @@ def test_run_steps_see_gvisor_and_host_probes_fail(make_worker, registry, base_i
             "probe": ptrace_probe,
         }
     )
-    job_id = jobkit.submit(image, archive=archive, username=registry.username, password=test_password)
-    jobkit.run_until_terminal(make_worker(), job_id)
-    logs = jobkit.full_log(job_id)
-    assert jobkit.status(job_id) == "Finished", logs
+    job_id = worker_jobs.submit(image, archive=archive, username=registry.username, password=test_password)
+    worker_jobs.run_until_terminal(make_worker(), job_id)
+    logs = worker_jobs.full_log(job_id)
+    assert worker_jobs.status(job_id) == "Finished", logs
     assert "kernel=4.4.0" in logs, "the RUN step must see gVisor's kernel, not the host's"
     assert os.uname().release not in logs
     for escaped in ("MOUNT-SUCCEEDED", "PROC-MOUNT-SUCCEEDED", "RAW-SOCKET-SUCCEEDED", "NSENTER-SUCCEEDED", "HOST-PROCESS-VISIBLE"):

@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from chalicelib.stores import jobs as jobstore
-from tests.docker import jobkit
+from tests.support import worker_jobs
 from tests.support.images import pull_and_run
 
 pytestmark = pytest.mark.docker
@@ -19,9 +19,9 @@ OCI = "org.opencontainers.image."
 
 
 def _finished(make_worker, job_id: str) -> str:
-    jobkit.run_until_terminal(make_worker(), job_id)
-    logs = jobkit.full_log(job_id)
-    assert jobkit.status(job_id) == "Finished", logs
+    worker_jobs.run_until_terminal(make_worker(), job_id)
+    logs = worker_jobs.full_log(job_id)
+    assert worker_jobs.status(job_id) == "Finished", logs
     return logs
 
 
@@ -36,9 +36,9 @@ def _pull_labels(docker_api, registry, image: str) -> dict[str, str]:
 
 
 def test_build_arg_reaches_run_and_secret_looking_names_are_warned(make_worker, registry, base_image, docker_api, test_password):
-    image = jobkit.image_for(registry.host, "buildarg")
+    image = worker_jobs.image_for(registry.host, "buildarg")
     dockerfile = f"FROM {base_image}\nARG GREETING=unset\nARG NPM_TOKEN\nRUN echo \"arg=$GREETING\" > /out\nCMD [\"cat\", \"/out\"]\n"
-    job_id = jobkit.submit(
+    job_id = worker_jobs.submit(
         image, dockerfile=dockerfile, username=registry.username, password=test_password,
         options={"build_args": {"GREETING": "hello-from-arg", "NPM_TOKEN": "t0k"}, "labels": {"com.example.team": "a"}},
     )
@@ -51,12 +51,12 @@ def test_build_arg_reaches_run_and_secret_looking_names_are_warned(make_worker, 
 
 
 def test_target_stops_at_its_stage(make_worker, registry, base_image, docker_api, test_password):
-    image = jobkit.image_for(registry.host, "target")
+    image = worker_jobs.image_for(registry.host, "target")
     dockerfile = (
         f"FROM {base_image} AS first\nRUN echo first > /stage\nCMD [\"cat\", \"/stage\"]\n"
         f"FROM {base_image} AS second\nRUN exit 7\n"  # built only when target is ignored: the job would fail
     )
-    job_id = jobkit.submit(image, dockerfile=dockerfile, username=registry.username, password=test_password,
+    job_id = worker_jobs.submit(image, dockerfile=dockerfile, username=registry.username, password=test_password,
                            options={"target": "first"})
     logs = _finished(make_worker, job_id)
     assert "exit 7" not in logs
@@ -65,7 +65,7 @@ def test_target_stops_at_its_stage(make_worker, registry, base_image, docker_api
 
 def test_dockerfile_in_a_subfolder_of_a_context_folder(make_worker, registry, base_image, docker_api, archive_server,
                                                        test_password):
-    image = jobkit.image_for(registry.host, "subfolder")
+    image = worker_jobs.image_for(registry.host, "subfolder")
     repo = image.rsplit("/", 1)[1].split(":")[0]
     archive_server.add_repo("octo", repo, "v3.0.0", {
         "Dockerfile": "FROM scratch-never-built\n",
@@ -73,7 +73,7 @@ def test_dockerfile_in_a_subfolder_of_a_context_folder(make_worker, registry, ba
         "services/api/docker/Dockerfile": f"FROM {base_image}\nCOPY . /ctx\nCMD [\"sh\", \"-c\", \"cd /ctx && find . | sort\"]\n",
         "services/api/main.txt": "api\n",
     })
-    job_id = jobkit.submit(image, github=("octo", repo, "v3.0.0"), username=registry.username, password=test_password,
+    job_id = worker_jobs.submit(image, github=("octo", repo, "v3.0.0"), username=registry.username, password=test_password,
                            options={"context_path": "services/api", "dockerfile_path": "docker/Dockerfile"})
     _finished(make_worker, job_id)
     labels = _pull_labels(docker_api, registry, image)
@@ -98,10 +98,10 @@ def test_no_cache_rebuilds_what_the_cache_would_give(make_worker, registry, base
                                     decode=True, rm=True, network_mode="none"):
         assert "error" not in message, message
     try:
-        fresh = jobkit.submit(jobkit.image_for(registry.host, "nocache"), dockerfile=dockerfile,
+        fresh = worker_jobs.submit(worker_jobs.image_for(registry.host, "nocache"), dockerfile=dockerfile,
                               username=registry.username, password=test_password, options={"no_cache": True})
         fresh_logs = _finished(make_worker, fresh)
-        cached = jobkit.submit(jobkit.image_for(registry.host, "cached"), dockerfile=dockerfile,
+        cached = worker_jobs.submit(worker_jobs.image_for(registry.host, "cached"), dockerfile=dockerfile,
                                username=registry.username, password=test_password)
         cached_logs = _finished(make_worker, cached)
     finally:
@@ -112,9 +112,9 @@ def test_no_cache_rebuilds_what_the_cache_would_give(make_worker, registry, base
 
 def test_extra_tags_are_pushed_by_the_same_job_and_all_pullable(make_worker, registry, base_image, docker_api,
                                                                 test_password):
-    image = jobkit.image_for(registry.host, "tags", tag="v1")
+    image = worker_jobs.image_for(registry.host, "tags", tag="v1")
     extra = f"extra-{uuid.uuid4().hex[:8]}"
-    job_id = jobkit.submit(image, dockerfile=f"FROM {base_image}\nCMD [\"echo\", \"tagged\"]\n",
+    job_id = worker_jobs.submit(image, dockerfile=f"FROM {base_image}\nCMD [\"echo\", \"tagged\"]\n",
                            username=registry.username, password=test_password, options={"tags": [extra, "v1"]})
     logs = _finished(make_worker, job_id)
     job = jobstore.get_job(job_id)
@@ -141,9 +141,9 @@ def test_memory_and_cpus_limit_the_run_steps(make_worker, registry, base_image, 
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    image = jobkit.image_for(registry.host, "limits")
+    image = worker_jobs.image_for(registry.host, "limits")
     dockerfile = f"FROM {base_image}\nRUN echo {marker}; grep MemTotal /proc/meminfo; sleep 3\n"
-    job_id = jobkit.submit(image, dockerfile=dockerfile, username=registry.username, password=test_password,
+    job_id = worker_jobs.submit(image, dockerfile=dockerfile, username=registry.username, password=test_password,
                            options={"memory": "64m", "cpus": 0.5})
     try:
         _finished(make_worker, job_id)

@@ -6,7 +6,8 @@ import pytest
 
 from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.jobs import Phase
-from tests.docker import jobkit
+from tests.support import worker_jobs
+from tests.support.archives import make_tar
 from tests.support.images import pull_and_run
 
 pytestmark = pytest.mark.docker
@@ -17,20 +18,20 @@ def _assert_not_on_host(api: docker.APIClient, image: str) -> None:
 
 
 def test_dockerfile_source_builds_pushes_and_runs(make_worker, registry, base_image, docker_api, test_password):
-    image = jobkit.image_for(registry.host, "dockerfile")
-    job_id = jobkit.submit(
+    image = worker_jobs.image_for(registry.host, "dockerfile")
+    job_id = worker_jobs.submit(
         image,
         dockerfile=f"FROM {base_image}\nCMD [\"echo\", \"hello from boatyard\"]\n",
         username=registry.username,
         password=test_password,
     )
-    results = jobkit.run_until_terminal(make_worker(), job_id)
+    results = worker_jobs.run_until_terminal(make_worker(), job_id)
     job = jobstore.get_job(job_id)
     assert job.status_word == "Finished", job.status_word
     assert job.phase == Phase.FINISHED and job.attempt == 1
     assert job.image_digest and job.image_digest.startswith("sha256:")
     assert results[-1].digest == job.image_digest
-    logs = jobkit.full_log(job_id)
+    logs = worker_jobs.full_log(job_id)
     assert "Step 1/3 : FROM " + base_image in logs  # FROM, CMD, then the automatic OCI labels
     assert "LABEL org.opencontainers.image.created=" in logs
     assert job.image_digest in logs
@@ -40,20 +41,20 @@ def test_dockerfile_source_builds_pushes_and_runs(make_worker, registry, base_im
 
 
 def test_tar_url_source_from_a_local_server(make_worker, registry, base_image, docker_api, archive_server, test_password):
-    image = jobkit.image_for(registry.host, "tarurl")
-    archive = jobkit.make_tar(
+    image = worker_jobs.image_for(registry.host, "tarurl")
+    archive = make_tar(
         {"Dockerfile": f"FROM {base_image}\nCOPY greeting.txt /greeting.txt\nCMD [\"cat\", \"/greeting.txt\"]\n",
          "greeting.txt": "from a tarball URL\n"}
     )
     url = archive_server.add_file(f"ctx-{image.rsplit('-', 1)[1]}.tar.gz", archive)
-    job_id = jobkit.submit(image, tar_url=url, username=registry.username, password=test_password)
-    jobkit.run_until_terminal(make_worker(), job_id)
-    assert jobkit.status(job_id) == "Finished", jobkit.full_log(job_id)
+    job_id = worker_jobs.submit(image, tar_url=url, username=registry.username, password=test_password)
+    worker_jobs.run_until_terminal(make_worker(), job_id)
+    assert worker_jobs.status(job_id) == "Finished", worker_jobs.full_log(job_id)
     assert pull_and_run(docker_api, registry, image) == "from a tarball URL\n"
 
 
 def test_github_source_strips_the_top_folder(make_worker, registry, base_image, docker_api, archive_server, test_password):
-    image = jobkit.image_for(registry.host, "github")
+    image = worker_jobs.image_for(registry.host, "github")
     repo = image.rsplit("/", 1)[1].split(":")[0]
     archive_server.add_repo(
         "octo",
@@ -62,34 +63,34 @@ def test_github_source_strips_the_top_folder(make_worker, registry, base_image, 
         {"Dockerfile": f"FROM {base_image}\nCOPY app/message /message\nCMD [\"cat\", \"/message\"]\n",
          "app/message": "built from GitHub\n"},
     )
-    job_id = jobkit.submit(image, github=("octo", repo, "v1.2.0"), username=registry.username, password=test_password)
-    jobkit.run_until_terminal(make_worker(), job_id)
-    assert jobkit.status(job_id) == "Finished", jobkit.full_log(job_id)
+    job_id = worker_jobs.submit(image, github=("octo", repo, "v1.2.0"), username=registry.username, password=test_password)
+    worker_jobs.run_until_terminal(make_worker(), job_id)
+    assert worker_jobs.status(job_id) == "Finished", worker_jobs.full_log(job_id)
     assert pull_and_run(docker_api, registry, image) == "built from GitHub\n"
 
 
 def test_uploaded_plain_tar_with_run_step(make_worker, registry, base_image, docker_api, test_password):
-    image = jobkit.image_for(registry.host, "upload")
-    archive = jobkit.make_tar(
+    image = worker_jobs.image_for(registry.host, "upload")
+    archive = make_tar(
         {"Dockerfile": f"FROM {base_image}\nCOPY data.txt /data.txt\nRUN wc -l < /data.txt > /count\nCMD [\"cat\", \"/count\"]\n",
          "data.txt": "a\nb\nc\n"},
         gz=False,
     )
-    job_id = jobkit.submit(image, archive=archive, username=registry.username, password=test_password)
-    jobkit.run_until_terminal(make_worker(), job_id)
-    assert jobkit.status(job_id) == "Finished", jobkit.full_log(job_id)
+    job_id = worker_jobs.submit(image, archive=archive, username=registry.username, password=test_password)
+    worker_jobs.run_until_terminal(make_worker(), job_id)
+    assert worker_jobs.status(job_id) == "Finished", worker_jobs.full_log(job_id)
     assert pull_and_run(docker_api, registry, image).strip() == "3"
 
 
 def test_failing_run_step_fails_with_dockers_message(make_worker, registry, base_image, docker_api, test_password):
-    image = jobkit.image_for(registry.host, "exit3")
-    job_id = jobkit.submit(
+    image = worker_jobs.image_for(registry.host, "exit3")
+    job_id = worker_jobs.submit(
         image, dockerfile=f"FROM {base_image}\nRUN echo before && exit 3\n", username=registry.username, password=test_password
     )
-    results = jobkit.run_until_terminal(make_worker(), job_id)
+    results = worker_jobs.run_until_terminal(make_worker(), job_id)
     expected = "The command '/bin/sh -c echo before && exit 3' returned a non-zero code: 3"
-    assert jobkit.status(job_id) == f"Failed: {expected}"
-    logs = jobkit.full_log(job_id)
+    assert worker_jobs.status(job_id) == f"Failed: {expected}"
+    logs = worker_jobs.full_log(job_id)
     assert "before\n" in logs and expected in logs
     assert logs.rstrip("\n").endswith(f"[boatyard] Failed: {expected}")  # the reason is the last log line
     assert results[-1].outcome.value == "failed"
@@ -97,25 +98,25 @@ def test_failing_run_step_fails_with_dockers_message(make_worker, registry, base
 
 
 def test_exit_3_status_matches_the_seed_words(make_worker, registry, base_image, test_password):
-    job_id = jobkit.submit(
-        jobkit.image_for(registry.host, "seedexit"),
+    job_id = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "seedexit"),
         dockerfile=f"FROM {base_image}\nRUN exit 3\n",
         username=registry.username,
         password=test_password,
     )
-    jobkit.run_until_terminal(make_worker(), job_id)
-    assert jobkit.status(job_id) == "Failed: The command '/bin/sh -c exit 3' returned a non-zero code: 3"
+    worker_jobs.run_until_terminal(make_worker(), job_id)
+    assert worker_jobs.status(job_id) == "Failed: The command '/bin/sh -c exit 3' returned a non-zero code: 3"
 
 
 def test_wrong_registry_password_fails_with_the_registrys_message(make_worker, registry, base_image, docker_api):
     wrong = "definitely-Wrong-pw-5521"
-    image = jobkit.image_for(registry.host, "badauth")
-    job_id = jobkit.submit(image, dockerfile=f"FROM {base_image}\nCMD [\"true\"]\n", username=registry.username, password=wrong)
-    jobkit.run_until_terminal(make_worker(), job_id)
+    image = worker_jobs.image_for(registry.host, "badauth")
+    job_id = worker_jobs.submit(image, dockerfile=f"FROM {base_image}\nCMD [\"true\"]\n", username=registry.username, password=wrong)
+    worker_jobs.run_until_terminal(make_worker(), job_id)
     job = jobstore.get_job(job_id)
     assert job.phase == Phase.FAILED
     assert job.status_word.startswith("Failed: ") and "unauthorized" in job.status_word.lower(), job.status_word
-    logs = jobkit.full_log(job_id)
+    logs = worker_jobs.full_log(job_id)
     assert "unauthorized" in logs.lower()
     assert wrong not in logs and wrong not in str(job.to_item())
     assert docker_api.images(name=image) == [], "a built but unpushed tag is removed too"

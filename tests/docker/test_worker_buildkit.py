@@ -10,7 +10,8 @@ import pytest
 
 from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.jobs import Phase
-from tests.docker import jobkit
+from tests.support import worker_jobs
+from tests.support.waiting import wait_until
 from tests.support.images import pull_and_run
 
 pytestmark = pytest.mark.docker
@@ -22,9 +23,9 @@ CACHE_PROBE = (
 
 
 def _run(make_worker, image: str, dockerfile: str, registry, password: str, **kw) -> tuple[str, str]:
-    job_id = jobkit.submit(image, dockerfile=dockerfile, username=registry.username, password=password, **kw)
-    jobkit.run_until_terminal(make_worker(), job_id)
-    return job_id, jobkit.full_log(job_id)
+    job_id = worker_jobs.submit(image, dockerfile=dockerfile, username=registry.username, password=password, **kw)
+    worker_jobs.run_until_terminal(make_worker(), job_id)
+    return job_id, worker_jobs.full_log(job_id)
 
 
 def _processes_running(marker: str, parent: int | None = None) -> list[int]:
@@ -52,8 +53,8 @@ def test_cache_mount_builds_twice_and_the_second_hits_the_cache(make_worker, reg
     logs = []
     for attempt in (1, 2):
         dockerfile = f"FROM {base_image}\nRUN echo build-{attempt}-{cache_id}\n{body}\n"  # step 2 differs: step 3 runs again
-        job_id, log = _run(make_worker, jobkit.image_for(registry.host, "bkcache"), dockerfile, registry, test_password)
-        assert jobkit.status(job_id) == "Finished", log
+        job_id, log = _run(make_worker, worker_jobs.image_for(registry.host, "bkcache"), dockerfile, registry, test_password)
+        assert worker_jobs.status(job_id) == "Finished", log
         logs.append(log)
     assert "[boatyard] engine: buildkit (the Dockerfile uses BuildKit syntax: line 3 (RUN --mount))" in logs[0]
     assert "CACHE-MISS" in logs[0] and "CACHE-HIT" not in logs[0]
@@ -65,7 +66,7 @@ def test_secret_is_readable_in_run_and_absent_from_image_and_logs(
     make_worker, registry, base_image, docker_api, test_password
 ):
     secret = f"bk-secret-{uuid.uuid4().hex}"
-    image = jobkit.image_for(registry.host, "bksecret")
+    image = worker_jobs.image_for(registry.host, "bksecret")
     dockerfile = (
         f"FROM {base_image}\nRUN echo {uuid.uuid4().hex[:8]}-run\n"  # unique per run: no step comes from an earlier run's cache
         "RUN --mount=type=secret,id=token cat /run/secrets/token && wc -c < /run/secrets/token > /token-length\n"
@@ -73,7 +74,7 @@ def test_secret_is_readable_in_run_and_absent_from_image_and_logs(
         'CMD ["cat", "/token-length"]\n'
     )
     job_id, log = _run(make_worker, image, dockerfile, registry, test_password, secrets={"token": secret})
-    assert jobkit.status(job_id) == "Finished", log
+    assert worker_jobs.status(job_id) == "Finished", log
     assert "secret-was-there" in log and "[redacted]" in log  # cat printed it; the log hides it
     assert secret not in log and test_password not in log
     assert secret not in str(jobstore.get_job(job_id).to_item())
@@ -92,7 +93,7 @@ def test_secret_is_readable_in_run_and_absent_from_image_and_logs(
 
 
 def test_parallel_multistage_build(make_worker, registry, base_image, docker_api, test_password):
-    image = jobkit.image_for(registry.host, "bkstages")
+    image = worker_jobs.image_for(registry.host, "bkstages")
     nonce = uuid.uuid4().hex[:8]
 
     def stage(name: str, other: str) -> str:
@@ -110,17 +111,17 @@ def test_parallel_multistage_build(make_worker, registry, base_image, docker_api
         'CMD ["cat", "/left", "/right"]\n'
     )
     job_id, log = _run(make_worker, image, dockerfile, registry, test_password, engine="buildkit")
-    assert jobkit.status(job_id) == "Finished", log
+    assert worker_jobs.status(job_id) == "Finished", log
     assert "[boatyard] engine: buildkit (requested)" in log
     assert "[left 2/2] RUN" in log and "[right 2/2] RUN" in log
     assert pull_and_run(docker_api, registry, image) == "left\nright\n"
 
 
 def test_buildkit_failure_gives_buildkits_reason(make_worker, registry, base_image, docker_api, test_password):
-    image = jobkit.image_for(registry.host, "bkexit")
+    image = worker_jobs.image_for(registry.host, "bkexit")
     job_id, log = _run(make_worker, image, f"FROM {base_image}\nRUN echo before && exit 3\n", registry, test_password,
                        engine="buildkit")
-    status = jobkit.status(job_id)
+    status = worker_jobs.status(job_id)
     # Docker 20.10's BuildKit says "executor failed running [...]"; newer ones 'process "..." did not complete'
     assert status in (
         "Failed: executor failed running [/bin/sh -c echo before && exit 3]: exit code: 3",
@@ -133,21 +134,21 @@ def test_buildkit_failure_gives_buildkits_reason(make_worker, registry, base_ima
 
 def test_cancel_mid_build_leaves_nothing_running(make_worker, registry, base_image, test_password):
     marker = f"{700 + uuid.uuid1().int % 200}.{uuid.uuid4().int % 10**6}"  # a sleep only this build runs
-    job_id = jobkit.submit(
-        jobkit.image_for(registry.host, "bkcancel"),
+    job_id = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "bkcancel"),
         dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep {marker}\n",
         username=registry.username, password=test_password, engine="buildkit",
     )
     worker = make_worker()
     [future] = worker.poll(wait_seconds=1)
-    jobkit.wait_for(lambda: "sleeping" in jobkit.full_log(job_id), 90, "the build to start")
+    wait_until(lambda: "sleeping" in worker_jobs.full_log(job_id), 90, "the build to start")
     assert _processes_running(marker), "the RUN step should be running"
     assert _processes_running("--iidfile", parent=os.getpid()), "the worker runs the docker CLI"
     jobstore.fail(job_id, "cancelled by the user", target=Phase.CANCELLED)
     result = future.result(timeout=60)  # the heartbeat notices, the CLI's process group is killed
     assert result.outcome.value == "lost"
-    assert jobkit.status(job_id) == "Cancelled"
-    jobkit.wait_for(lambda: not _processes_running(marker), 30, "the daemon to stop the RUN step")
+    assert worker_jobs.status(job_id) == "Cancelled"
+    wait_until(lambda: not _processes_running(marker), 30, "the daemon to stop the RUN step")
     assert not _processes_running("--iidfile", parent=os.getpid()), "no docker build CLI of this worker is left"
 
 
@@ -162,8 +163,8 @@ def test_one_owners_cache_mount_is_not_visible_to_another(make_worker, registry,
         owner["name"] = who
         body = CACHE_PROBE.replace("id=deps", f"id={cache_id}").format(owner=who)
         dockerfile = f"FROM {base_image}\nRUN echo {who}-{uuid.uuid4().hex}\n{body}\n"
-        job_id, log = _run(make_worker, jobkit.image_for(registry.host, "bkowner"), dockerfile, registry, test_password)
-        assert jobkit.status(job_id) == "Finished", log
+        job_id, log = _run(make_worker, worker_jobs.image_for(registry.host, "bkowner"), dockerfile, registry, test_password)
+        assert worker_jobs.status(job_id) == "Finished", log
         return log
 
     assert "CACHE-MISS" in build("alice")
@@ -176,8 +177,8 @@ def test_one_owners_cache_mount_is_not_visible_to_another(make_worker, registry,
 def test_deployment_without_buildkit_refuses_a_mount_dockerfile_before_building(
     make_worker, registry, base_image, docker_api, test_password, monkeypatch
 ):
-    jobkit.set_env(monkeypatch, BOATYARD_ALLOWED_ENGINES="classic")
-    image = jobkit.image_for(registry.host, "bkrefused")
+    worker_jobs.set_env(monkeypatch, BOATYARD_ALLOWED_ENGINES="classic")
+    image = worker_jobs.image_for(registry.host, "bkrefused")
     dockerfile = f"FROM {base_image}\n# deps\nRUN --mount=type=cache,target=/root/.cache echo never-runs\n"
     job_id, log = _run(make_worker, image, dockerfile, registry, test_password)
     job = jobstore.get_job(job_id)
@@ -203,9 +204,9 @@ def test_a_step_that_read_one_owners_secret_is_not_served_from_cache_to_another(
     dockerfile = f"FROM {base_image}\nRUN --mount=type=secret,id=tok cp /run/secrets/tok /copied-{nonce}\nCMD [\"cat\", \"/copied-{nonce}\"]\n"
     for who in ("alice", "bob"):
         owner["name"] = who
-        image = jobkit.image_for(registry.host, f"bksec{who}")
+        image = worker_jobs.image_for(registry.host, f"bksec{who}")
         job_id, log = _run(make_worker, image, dockerfile, registry, test_password, secrets={"tok": f"{who}-private-{nonce}"})
-        assert jobkit.status(job_id) == "Finished", log
+        assert worker_jobs.status(job_id) == "Finished", log
         assert pull_and_run(docker_api, registry, image) == f"{who}-private-{nonce}", f"{who} got another owner's layer"
 
 
@@ -221,11 +222,11 @@ def test_buildkit_pulls_bases_with_the_jobs_credentials_only(
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     assert docker_api.images(name=base_image), "the private base is on the host"
     dockerfile = f"FROM {base_image}\nRUN echo built-{uuid.uuid4().hex}\n"
-    anonymous, log = _run(make_worker, jobkit.image_for(registry.host, "bkanon"), dockerfile, registry, "", engine="buildkit")
+    anonymous, log = _run(make_worker, worker_jobs.image_for(registry.host, "bkanon"), dockerfile, registry, "", engine="buildkit")
     job = jobstore.get_job(anonymous)
     assert job.phase == Phase.FAILED, log
     assert "[boatyard] BuildKit:" not in log and "RUN echo built-" not in log, log  # it stopped at FROM
     assert any(word in (job.reason or "").lower() for word in ("401", "unauthorized", "authoriz", "denied")), job.reason
-    owner, log = _run(make_worker, jobkit.image_for(registry.host, "bkowner"), dockerfile, registry, test_password,
+    owner, log = _run(make_worker, worker_jobs.image_for(registry.host, "bkowner"), dockerfile, registry, test_password,
                       engine="buildkit")
-    assert jobkit.status(owner) == "Finished", log
+    assert worker_jobs.status(owner) == "Finished", log

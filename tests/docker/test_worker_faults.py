@@ -14,7 +14,8 @@ import pytest
 from tests.support.probes import run_once
 from chalicelib.stores import aws, jobs as jobstore, queue
 from chalicelib.domain.jobs import Phase
-from tests.docker import jobkit
+from tests.support import worker_jobs
+from tests.support.waiting import wait_until
 from tests.nonce import RUN_NONCE
 from tests.support.images import pull_and_run
 
@@ -22,11 +23,11 @@ pytestmark = pytest.mark.docker
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-_wait_for = jobkit.wait_for
+_wait_for = wait_until
 
 
 def _build_containers(job_id: str) -> list[str]:
-    return re.findall(r"Running in ([0-9a-f]{12})", jobkit.full_log(job_id))
+    return re.findall(r"Running in ([0-9a-f]{12})", worker_jobs.full_log(job_id))
 
 
 def _assert_containers_gone(api: docker.APIClient, ids: list[str]) -> None:
@@ -39,15 +40,15 @@ def _assert_containers_gone(api: docker.APIClient, ids: list[str]) -> None:
 
 
 def test_duplicate_delivery_builds_once(make_worker, registry, base_image, test_password):
-    job_id = jobkit.submit(
-        jobkit.image_for(registry.host, "dup"),
+    job_id = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "dup"),
         dockerfile=f"FROM {base_image}\nRUN : {RUN_NONCE} && echo building-now\n",
         username=registry.username,
         password=test_password,
         copies=2,
     )
     worker = make_worker()
-    results = jobkit.run_until_terminal(worker, job_id)
+    results = worker_jobs.run_until_terminal(worker, job_id)
     outcomes = sorted(r.outcome.value for r in results)
     assert outcomes.count("finished") == 1
     busy = [r for r in results if r.outcome.value == "busy"]
@@ -59,7 +60,7 @@ def test_duplicate_delivery_builds_once(make_worker, registry, base_image, test_
     ):
         results += run_once(worker, wait_seconds=1)
     assert set(r.outcome.value for r in results) <= {"finished", "busy", "done_already"}
-    logs = jobkit.full_log(job_id)
+    logs = worker_jobs.full_log(job_id)
     assert logs.count("Successfully built") == 1 and logs.count("\nbuilding-now\n") == 1
     job = jobstore.get_job(job_id)
     assert job.status_word == "Finished" and job.attempt == 1
@@ -68,24 +69,24 @@ def test_duplicate_delivery_builds_once(make_worker, registry, base_image, test_
 
 
 def test_build_timeout_fails_and_removes_the_container(make_worker, registry, base_image, docker_api, monkeypatch, test_password):
-    jobkit.set_env(monkeypatch, BOATYARD_BUILD_TIMEOUT_SECONDS=4)
-    job_id = jobkit.submit(
-        jobkit.image_for(registry.host, "slow"),
+    worker_jobs.set_env(monkeypatch, BOATYARD_BUILD_TIMEOUT_SECONDS=4)
+    job_id = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "slow"),
         dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n",
         username=registry.username,
         password=test_password,  # the FROM is a private base: pulled fresh with the job's credentials
     )
     started = time.monotonic()
-    jobkit.run_until_terminal(make_worker(), job_id, timeout=90)
+    worker_jobs.run_until_terminal(make_worker(), job_id, timeout=90)
     assert time.monotonic() - started < 40
-    assert jobkit.status(job_id) == "Failed: timed out after 4 s"
-    assert jobkit.full_log(job_id).rstrip().endswith("[boatyard] Failed: timed out after 4 s")
+    assert worker_jobs.status(job_id) == "Failed: timed out after 4 s"
+    assert worker_jobs.full_log(job_id).rstrip().endswith("[boatyard] Failed: timed out after 4 s")
     _assert_containers_gone(docker_api, _build_containers(job_id))
 
 
 def test_cancelled_job_stops_its_build(make_worker, registry, base_image, docker_api, test_password):
-    job_id = jobkit.submit(
-        jobkit.image_for(registry.host, "cancel"),
+    job_id = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "cancel"),
         dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n",
         username=registry.username,
         password=test_password,  # the FROM is a private base: pulled fresh with the job's credentials
@@ -97,26 +98,26 @@ def test_cancelled_job_stops_its_build(make_worker, registry, base_image, docker
     jobstore.fail(job_id, "cancelled by the user", target=Phase.CANCELLED)
     result = future.result(timeout=30)  # the heartbeat (every 2 s) notices the lost lease
     assert result.outcome.value == "lost"
-    assert jobkit.status(job_id) == "Cancelled"
+    assert worker_jobs.status(job_id) == "Cancelled"
     _assert_containers_gone(docker_api, _build_containers(job_id))
 
 
 def test_shutdown_gives_a_running_job_back(make_worker, registry, base_image, docker_api, test_password):
-    job_id = jobkit.submit(
-        jobkit.image_for(registry.host, "shutdown"),
+    job_id = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "shutdown"),
         dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep 120\n",
         username=registry.username,
         password=test_password,  # the FROM is a private base: pulled fresh with the job's credentials
     )
     worker = make_worker()
     [future] = worker.poll(wait_seconds=1)
-    _wait_for(lambda: "sleeping" in jobkit.full_log(job_id), 60, "the build to start")
+    _wait_for(lambda: "sleeping" in worker_jobs.full_log(job_id), 60, "the build to start")
     worker.shutdown(grace_seconds=1)
     result = future.result(timeout=5)
     assert result.outcome.value == "released"
     job = jobstore.get_job(job_id)
     assert job.phase.is_live and job.lease_owner is None and job.attempt == 0  # not counted as an attempt
-    assert "shutting down" in jobkit.full_log(job_id)
+    assert "shutting down" in worker_jobs.full_log(job_id)
     assert len(queue.receive(1, 1, 30)) == 1, "the message is visible again at once"
     _assert_containers_gone(docker_api, _build_containers(job_id))
 
@@ -145,7 +146,7 @@ def moto_server(monkeypatch, docker_host, registry, base_image):
         "BOATYARD_BUCKET": "killtest-contexts",
     }
     monkeypatch.delenv("BOATYARD_QUEUE_URL", raising=False)
-    jobkit.set_env(monkeypatch, **env)
+    worker_jobs.set_env(monkeypatch, **env)
     aws.reset_clients()
     queue.reset()
     ensure_resources()
@@ -158,8 +159,8 @@ def moto_server(monkeypatch, docker_host, registry, base_image):
 def test_worker_killed_mid_build_leaves_no_job_stuck(moto_server, registry, base_image, docker_api, test_password, tmp_path):
     from worker.job.loop import Worker
 
-    image = jobkit.image_for(registry.host, "killed")
-    job_id = jobkit.submit(
+    image = worker_jobs.image_for(registry.host, "killed")
+    job_id = worker_jobs.submit(
         image,
         # a step unique to this run: a finished earlier run leaves its layers as cache (private tags go noprune)
         dockerfile=f"FROM {base_image}\nRUN echo started {image.rsplit('-', 1)[1]} && sleep 8\nCMD [\"echo\", \"survived\"]\n",
@@ -176,7 +177,7 @@ def test_worker_killed_mid_build_leaves_no_job_stuck(moto_server, registry, base
     )
     try:
         _wait_for(
-            lambda: jobstore.get_job(job_id).phase == Phase.BUILDING and "started" in jobkit.full_log(job_id),
+            lambda: jobstore.get_job(job_id).phase == Phase.BUILDING and "started" in worker_jobs.full_log(job_id),
             90,
             "the first worker to be mid-build",
         )
@@ -191,13 +192,13 @@ def test_worker_killed_mid_build_leaves_no_job_stuck(moto_server, registry, base
 
     second = Worker(poll_wait_seconds=1, dlq_sweep_seconds=3600)
     try:
-        jobkit.run_until_terminal(second, job_id, timeout=120)
+        worker_jobs.run_until_terminal(second, job_id, timeout=120)
     finally:
         second.shutdown(grace_seconds=5)
     job = jobstore.get_job(job_id)
-    assert job.status_word == "Finished", jobkit.full_log(job_id)
+    assert job.status_word == "Finished", worker_jobs.full_log(job_id)
     assert job.attempt == 2
-    assert "attempt 2 of 3" in jobkit.full_log(job_id)
+    assert "attempt 2 of 3" in worker_jobs.full_log(job_id)
     worker_log = (tmp_path / "worker1.log").read_text()
     assert test_password not in worker_log
     _assert_containers_gone(docker_api, killed_containers[:1])
@@ -229,7 +230,7 @@ def test_sigterm_does_not_hang_on_a_trickling_download(moto_server, tmp_path):
     from tests.trickle import TrickleServer
 
     server = TrickleServer(interval=1.0, max_seconds=120)
-    job_id = jobkit.submit("u/trickle", tar_url=server.url)
+    job_id = worker_jobs.submit("u/trickle", tar_url=server.url)
     log = open(tmp_path / "worker.log", "wb")
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker", "--poll-wait", "1"],
@@ -265,7 +266,7 @@ def test_disk_budget_prunes_without_touching_tagged_images(worker_env, base_imag
     import io
     import uuid
 
-    jobkit.set_env(monkeypatch, BOATYARD_DISK_BUDGET_BYTES=1)
+    worker_jobs.set_env(monkeypatch, BOATYARD_DISK_BUDGET_BYTES=1)
     dockerfile = io.BytesIO(f"FROM {base_image}\nLABEL boatyard.test={uuid.uuid4().hex}\n".encode())
     built = [m for m in docker_api.build(fileobj=dockerfile, rm=True, decode=True) if "aux" in m]
     dangling = built[-1]["aux"]["ID"]  # an untagged image: what the budget may drop
@@ -283,7 +284,7 @@ def test_disk_budget_spares_the_step_images_of_a_build_still_running(worker_env,
     import io
     import uuid
 
-    jobkit.set_env(monkeypatch, BOATYARD_DISK_BUDGET_BYTES=1)
+    worker_jobs.set_env(monkeypatch, BOATYARD_DISK_BUDGET_BYTES=1)
     builder = Builder(get_settings())
     with builder.running_build():  # another slot's build started before the step image below
         time.sleep(1.1)
@@ -297,13 +298,13 @@ def test_disk_budget_spares_the_step_images_of_a_build_still_running(worker_env,
 
 
 def test_password_printed_by_a_build_is_redacted(make_worker, registry, base_image, test_password):
-    job_id = jobkit.submit(
-        jobkit.image_for(registry.host, "leak"),
+    job_id = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "leak"),
         dockerfile=f"FROM {base_image}\nRUN echo token-{test_password}-end\n",
         username=registry.username,
         password=test_password,
     )
-    jobkit.run_until_terminal(make_worker(), job_id)
-    logs = jobkit.full_log(job_id)
-    assert jobkit.status(job_id) == "Finished"
+    worker_jobs.run_until_terminal(make_worker(), job_id)
+    logs = worker_jobs.full_log(job_id)
+    assert worker_jobs.status(job_id) == "Finished"
     assert test_password not in logs and "\ntoken-[redacted]-end\n" in logs

@@ -17,7 +17,8 @@ import docker
 import pytest
 
 from chalicelib.stores import jobs as jobstore
-from tests.docker import jobkit
+from tests.support import worker_jobs
+from tests.support.archives import make_tar
 
 pytestmark = pytest.mark.docker
 
@@ -27,13 +28,13 @@ OPERATOR_SECRET = "operator-secret-" + uuid.uuid4().hex[:8]
 @pytest.fixture
 def two_slots(monkeypatch):
     """Workers made after this run two jobs at once."""
-    jobkit.set_env(monkeypatch, BOATYARD_WORKER_CONCURRENCY=2)
+    worker_jobs.set_env(monkeypatch, BOATYARD_WORKER_CONCURRENCY=2)
 
 
 def _run_all(worker, job_ids: list[str], timeout: float = 240) -> list:
     results = []
     for job_id in job_ids:
-        results += jobkit.run_until_terminal(worker, job_id, timeout=timeout)
+        results += worker_jobs.run_until_terminal(worker, job_id, timeout=timeout)
     return results
 
 
@@ -63,12 +64,12 @@ def _run_by_digest(api: docker.APIClient, registry, repository: str, digest: str
 
 def _own_base(api: docker.APIClient, registry, base_image: str) -> str:
     """A private base of this test's own in the registry, built FROM the shared one (never touch the shared tag)."""
-    name = jobkit.image_for(registry.host, "base", "latest")
+    name = worker_jobs.image_for(registry.host, "base", "latest")
     repository, _, tag = name.rpartition(":")
     base_repository, _, base_tag = base_image.rpartition(":")
     for message in api.pull(base_repository, tag=base_tag, auth_config=registry.auth_config, stream=True, decode=True):
         assert "error" not in message, message  # fresh: the shared base's local tag is not ours to rely on
-    context = io.BytesIO(jobkit.make_tar({"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex} > /base-marker\n"}, gz=False))
+    context = io.BytesIO(make_tar({"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex} > /base-marker\n"}, gz=False))
     for message in api.build(fileobj=context, custom_context=True, tag=name, rm=True, decode=True, network_mode="none"):
         assert "error" not in message, message
     for message in api.push(repository, tag=tag, auth_config=registry.auth_config, stream=True, decode=True):
@@ -86,10 +87,10 @@ def _base_id(api: docker.APIClient, name: str) -> str | None:
 def test_two_jobs_pushing_one_name_each_push_their_own_bytes(
     two_slots, make_worker, registry, base_image, docker_api, test_password, monkeypatch
 ):
-    image = jobkit.image_for(registry.host, "samename")
+    image = worker_jobs.image_for(registry.host, "samename")
     repository = image.rpartition(":")[0].split("/", 1)[1]
     jobs = {
-        who: jobkit.submit(
+        who: worker_jobs.submit(
             image,
             dockerfile=f"FROM {base_image}\nRUN echo {who}-{uuid.uuid4().hex[:6]} > /who\n",
             username=registry.username,
@@ -114,7 +115,7 @@ def test_two_jobs_pushing_one_name_each_push_their_own_bytes(
     digests = {}
     for who, job_id in jobs.items():
         job = jobstore.get_job(job_id)
-        assert job.status_word == "Finished", jobkit.full_log(job_id)
+        assert job.status_word == "Finished", worker_jobs.full_log(job_id)
         digests[who] = job.image_digest
     assert digests["first"] != digests["second"]
     config_digests = {_config_digest(registry, repository, d) for d in digests.values()}
@@ -122,7 +123,7 @@ def test_two_jobs_pushing_one_name_each_push_their_own_bytes(
     for who, digest in digests.items():
         text = _run_by_digest(docker_api, registry, image.rpartition(":")[0], digest, ["cat", "/who"])
         assert text.startswith(f"{who}-"), (who, text)
-        assert digest in jobkit.full_log(jobs[who])
+        assert digest in worker_jobs.full_log(jobs[who])
     assert docker_api.images(name=image) == [], "the user's name does not stay on the host"
 
 
@@ -135,7 +136,7 @@ def test_a_job_named_after_a_base_cannot_change_what_from_that_base_gets(
     # A hostile job: the base's own name, a wrong password, content that needs no pull.
     hostile = dict(
         dockerfile=None,
-        archive=jobkit.make_tar({"Dockerfile": "FROM scratch\nCOPY evil /evil\n", "evil": "evil\n"}),
+        archive=make_tar({"Dockerfile": "FROM scratch\nCOPY evil /evil\n", "evil": "evil\n"}),
         username=registry.username,
         password="wrong-" + uuid.uuid4().hex[:6],
     )
@@ -145,17 +146,17 @@ def test_a_job_named_after_a_base_cannot_change_what_from_that_base_gets(
         password=test_password,
     )
     worker = make_worker()
-    first_hostile = jobkit.submit(base, **hostile)
+    first_hostile = worker_jobs.submit(base, **hostile)
     _run_all(worker, [first_hostile])
-    assert jobkit.status(first_hostile).startswith("Failed")
+    assert worker_jobs.status(first_hostile).startswith("Failed")
     assert _base_id(docker_api, base) == before, "the base's local tag is what it was"
 
-    later = jobkit.submit(jobkit.image_for(registry.host, "later"), **user)  # a later FROM of the base still works
-    concurrent = [jobkit.submit(base, **hostile), jobkit.submit(jobkit.image_for(registry.host, "beside"), **user)]
+    later = worker_jobs.submit(worker_jobs.image_for(registry.host, "later"), **user)  # a later FROM of the base still works
+    concurrent = [worker_jobs.submit(base, **hostile), worker_jobs.submit(worker_jobs.image_for(registry.host, "beside"), **user)]
     _run_all(worker, [later, *concurrent])
-    assert jobkit.status(concurrent[0]).startswith("Failed")
+    assert worker_jobs.status(concurrent[0]).startswith("Failed")
     for job_id in (later, concurrent[1]):
-        assert jobkit.status(job_id) == "Finished", jobkit.full_log(job_id)
+        assert worker_jobs.status(job_id) == "Finished", worker_jobs.full_log(job_id)
     assert _base_id(docker_api, base) == before
     status, _ = registry.get(f"/v2/{base.split('/', 1)[1].rpartition(':')[0]}/manifests/latest")
     assert status == 200
@@ -163,38 +164,38 @@ def test_a_job_named_after_a_base_cannot_change_what_from_that_base_gets(
 
 def test_clean_up_leaves_the_cache_of_concurrent_builds_alone(two_slots, make_worker, registry, base_image, docker_api, test_password):
     shared = f"RUN echo shared-{uuid.uuid4().hex[:8]} > /shared\n"
-    first = jobkit.submit(
-        jobkit.image_for(registry.host, "cache-a"),
+    first = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "cache-a"),
         dockerfile=f"FROM {base_image}\n{shared}RUN echo a > /a\n",
         username=registry.username,
         password=test_password,
     )
     worker = make_worker()
     _run_all(worker, [first])
-    assert jobkit.status(first) == "Finished", jobkit.full_log(first)
+    assert worker_jobs.status(first) == "Finished", worker_jobs.full_log(first)
     # the shared step's image is an untagged parent of the first job's image: clean-up must leave it
-    log_text = jobkit.full_log(first)
+    log_text = worker_jobs.full_log(first)
     step_ids = [line.split("---> ", 1)[1].strip() for line in log_text.splitlines() if line.startswith(" ---> ") and "Running in" not in line]
     assert len(step_ids) >= 2, log_text
     shared_step = step_ids[-2]  # the image after the shared RUN
     assert docker_api.inspect_image(shared_step)["Id"]
 
-    second = jobkit.submit(
-        jobkit.image_for(registry.host, "cache-b"),
+    second = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "cache-b"),
         dockerfile=f"FROM {base_image}\n{shared}RUN echo b > /b\n",
         username=registry.username,
         password=test_password,
     )
-    third = jobkit.submit(
-        jobkit.image_for(registry.host, "cache-c"),
+    third = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "cache-c"),
         dockerfile=f"FROM {base_image}\n{shared}RUN echo c > /c\n",
         username=registry.username,
         password=test_password,
     )
     _run_all(worker, [second, third])
     for job_id in (second, third):
-        assert jobkit.status(job_id) == "Finished", jobkit.full_log(job_id)
-        assert "Using cache" in jobkit.full_log(job_id)
+        assert worker_jobs.status(job_id) == "Finished", worker_jobs.full_log(job_id)
+        assert "Using cache" in worker_jobs.full_log(job_id)
 
 
 def test_builds_send_only_the_jobs_credentials_never_the_workers_docker_config(
@@ -223,21 +224,21 @@ def test_builds_send_only_the_jobs_credentials_never_the_workers_docker_config(
     monkeypatch.setattr(docker.APIClient, "_post", recording_post)
     worker = make_worker()
 
-    anonymous = jobkit.submit(jobkit.image_for(registry.host, "anon"), dockerfile=f"FROM {base}\nRUN echo anon\n")
+    anonymous = worker_jobs.submit(worker_jobs.image_for(registry.host, "anon"), dockerfile=f"FROM {base}\nRUN echo anon\n")
     _run_all(worker, [anonymous])
-    assert jobkit.status(anonymous).startswith("Failed")
-    assert "Successfully built" not in jobkit.full_log(anonymous), "the private base must not be pulled for a job without credentials"
+    assert worker_jobs.status(anonymous).startswith("Failed")
+    assert "Successfully built" not in worker_jobs.full_log(anonymous), "the private base must not be pulled for a job without credentials"
     assert sent and sent[-1] == {}, "a job without credentials sends none"
 
-    owner = jobkit.submit(
-        jobkit.image_for(registry.host, "owner"),
+    owner = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "owner"),
         dockerfile=f"FROM {base}\nRUN cat /base-marker\n",
         username=registry.username,
         password=test_password,
     )
     _run_all(worker, [owner])
-    assert jobkit.status(owner) == "Finished", jobkit.full_log(owner)  # a private base with the job's own credentials
+    assert worker_jobs.status(owner) == "Finished", worker_jobs.full_log(owner)  # a private base with the job's own credentials
     assert set(sent[-1]) == {registry.host}
     assert sent[-1][registry.host]["username"] == registry.username
     assert OPERATOR_SECRET not in json.dumps(sent)
-    assert test_password not in jobkit.full_log(owner)
+    assert test_password not in worker_jobs.full_log(owner)

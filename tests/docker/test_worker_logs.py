@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.docker import jobkit
+from tests.support import worker_jobs
 from tests.nonce import RUN_NONCE
 
 pytestmark = pytest.mark.docker
@@ -16,17 +16,17 @@ LINES = 200_000
 
 
 def test_200k_lines_are_all_stored_in_order(make_worker, registry, base_image, test_password):
-    job_id = jobkit.submit(
-        jobkit.image_for(registry.host, "manylines"),
+    job_id = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "manylines"),
         dockerfile=f"FROM {base_image}\nRUN : {RUN_NONCE} && seq 1 {LINES}\n",
         username=registry.username,
         password=test_password,
     )
     started = time.monotonic()
-    results = jobkit.run_until_terminal(make_worker(), job_id, timeout=600)
+    results = worker_jobs.run_until_terminal(make_worker(), job_id, timeout=600)
     elapsed = time.monotonic() - started
-    assert jobkit.status(job_id) == "Finished"
-    logs = jobkit.full_log(job_id)
+    assert worker_jobs.status(job_id) == "Finished"
+    logs = worker_jobs.full_log(job_id)
     numbers = [line for line in logs.splitlines() if line.isdigit()]
     assert numbers == [str(i) for i in range(1, LINES + 1)]
     finished = [r for r in results if r.outcome.value == "finished"][0]

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
+from tests.support import worker_jobs
 from tests.support.probes import REASON_CLASSES
-from tests.docker import jobkit
 from tests.unit.test_worker_metrics import dimension_values, emf_problems
 from worker.job import metrics
 
@@ -18,16 +18,16 @@ def _documents(err: str) -> list[dict]:
 
 
 def test_a_finished_and_a_failed_build_write_valid_documents(make_worker, registry, base_image, test_password, capsys, monkeypatch):
-    jobkit.set_env(monkeypatch, BOATYARD_STACK_NAME="boatyard-metrics-test")
-    good = jobkit.image_for(registry.host, "metrics-ok")
-    bad = jobkit.image_for(registry.host, "metrics-bad")
-    ok_id = jobkit.submit(good, dockerfile=f"FROM {base_image}\nRUN echo built\n", username=registry.username, password=test_password)
-    bad_id = jobkit.submit(bad, dockerfile=f"FROM {base_image}\nRUN exit 3\n", username=registry.username, password=test_password)
+    worker_jobs.set_env(monkeypatch, BOATYARD_STACK_NAME="boatyard-metrics-test")
+    good = worker_jobs.image_for(registry.host, "metrics-ok")
+    bad = worker_jobs.image_for(registry.host, "metrics-bad")
+    ok_id = worker_jobs.submit(good, dockerfile=f"FROM {base_image}\nRUN echo built\n", username=registry.username, password=test_password)
+    bad_id = worker_jobs.submit(bad, dockerfile=f"FROM {base_image}\nRUN exit 3\n", username=registry.username, password=test_password)
     worker = make_worker()
-    jobkit.run_until_terminal(worker, ok_id)
-    jobkit.run_until_terminal(worker, bad_id)
-    assert jobkit.status(ok_id) == "Finished"
-    assert jobkit.status(bad_id).startswith("Failed:")
+    worker_jobs.run_until_terminal(worker, ok_id)
+    worker_jobs.run_until_terminal(worker, bad_id)
+    assert worker_jobs.status(ok_id) == "Finished"
+    assert worker_jobs.status(bad_id).startswith("Failed:")
 
     documents = {doc["JobId"]: doc for doc in _documents(capsys.readouterr().err)}
     assert set(documents) == {ok_id, bad_id}

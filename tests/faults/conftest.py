@@ -13,6 +13,7 @@ import pytest
 
 from tests.support.probes import run_once
 from tests.support import faults
+from tests.support import worker_jobs
 from tests.support.canary import TEST_PASSWORD
 from tests.support.stacks import start_stack, stop_stack
 
@@ -77,16 +78,7 @@ class InProcess:
     def enqueue_direct(self, image_name: str, kind: str, source: dict, username: str = "", password: str = "") -> str:
         """Store a job and queue its message without the API's validation (what an older API or a
         hand-made message could leave): the worker's own defences must hold on their own."""
-        import uuid
-
-        from chalicelib import jobstore, queue, sealing
-        from chalicelib.jobs import Job, SourceKind
-
-        job_id = str(uuid.uuid4())
-        jobstore.create_job(Job(job_id, image_name, SourceKind(kind), dict(source)))
-        sealed = sealing.seal(job_id, sealing.Credentials(username, password)) if password else ""
-        queue.send(queue.JobMessage(job_id, 0, sealed))
-        return job_id
+        return worker_jobs.submit(image_name, source=(kind, source), username=username, password=password)
 
     def status(self, job_id: str) -> dict:
         """The status answer of the API."""

@@ -8,7 +8,7 @@ from tests.support import faults
 
 def queue_depth(endpoint: str, name_suffix: str = "") -> dict[str, int]:
     """Visible + in-flight messages of every queue on a moto server, by queue name."""
-    sqs = faults._boto("sqs", endpoint)  # noqa: SLF001
+    sqs = faults.aws_client("sqs", endpoint)
     depth = {}
     for url in sqs.list_queues().get("QueueUrls", []):
         attrs = sqs.get_queue_attributes(

@@ -13,7 +13,7 @@ import pytest
 from chalicelib.domain.settings import load_settings
 from tests.support import faults
 from devstack.services import STATE_DIR
-from tests.docker import jobkit
+from tests.support.archives import make_tar
 from tests.support.firewall import remove_rules
 from worker import firewall
 from worker.build.builder import Builder
@@ -73,7 +73,7 @@ def _probe(daemon: SandboxDockerd, base_image: str, registry, urls: list[str]) -
     lines = "".join(
         f"RUN if wget -q -T 5 -O - {url}; then echo REACHED {url}; else echo BLOCKED {url}; fi\n" for url in urls
     )
-    context = io.BytesIO(jobkit.make_tar({"Dockerfile": f"FROM {base_image}\n{lines}"}, gz=False))
+    context = io.BytesIO(make_tar({"Dockerfile": f"FROM {base_image}\n{lines}"}, gz=False))
     builder = Builder(load_settings({"DOCKER_HOST": daemon.host, "BOATYARD_BUILD_NETWORK": ""}))
     out: list[str] = []
     image = f"firewall-probe:{uuid.uuid4().hex[:8]}"

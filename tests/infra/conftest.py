@@ -1,28 +1,12 @@
 """Fixtures of the infra tests: infra/check_template.py and the parsed templates."""
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
 from types import ModuleType
 from typing import Any
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-INFRA = ROOT / "infra"
-
-
-def _load_check_template() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("boatyard_infra_check_template", INFRA / "check_template.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-check_template = _load_check_template()
+from tests.support.infra import INFRA, check_template
 
 
 @pytest.fixture(scope="session")

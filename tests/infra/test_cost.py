@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from tests.infra.conftest import INFRA
+from tests.support.infra import INFRA
 
 
 @pytest.fixture(scope="module")

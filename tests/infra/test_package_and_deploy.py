@@ -10,7 +10,7 @@ import sys
 import tarfile
 import pytest
 
-from tests.infra.conftest import INFRA, ROOT
+from tests.support.infra import INFRA, ROOT
 
 VENV_BIN = ROOT / ".venv" / "bin"
 

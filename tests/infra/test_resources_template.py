@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from chalicelib.domain.settings import load_settings
-from tests.infra.conftest import INFRA, ROOT
+from tests.support.infra import INFRA, ROOT
 
 SETTINGS_SOURCE = (ROOT / "chalicelib" / "domain" / "settings.py").read_text(encoding="utf-8")
 

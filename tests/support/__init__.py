@@ -1,12 +1,31 @@
-"""Shared test support: one helper per job, for every tier (import from here, never from a conftest).
+"""Shared test support: one helper per job for every tier.  Import from here, never from a conftest module
+and never from another test module; fixtures stay in the conftest files.
 
-Modules (import the module you need, e.g. ``from tests.support.canary import TEST_PASSWORD``):
+Modules (import the one you need, e.g. ``from tests.support.http_jobs import submit, wait_terminal``):
 
-* ``canary``   — ``TEST_PASSWORD`` (the test registry's password: the leak canary), ``TEST_REGISTRY_USER``,
+* ``canary``      — ``TEST_PASSWORD`` (the test registry's password: the leak canary), ``TEST_REGISTRY_USER``,
   ``TEST_REGISTRY_PORT``, ``IN_CI``, ``SESSION_STARTED``.
-* ``ordering`` — the ``after_all_tests`` marker: a test so marked runs after every other test of the session
-  (the leak scan in tests/faults/test_no_leaks.py), whatever its file name.
+* ``waiting``     — ``wait_until(predicate, timeout, what, interval=0.1)``: the one way to wait for something
+  observable (never a fixed ``time.sleep``).
+* ``http_jobs``   — jobs over real HTTP against a stack: ``submit``, ``status``, ``logs`` (all pages),
+  ``wait_phase``, ``wait_terminal`` (answer + ``_seen`` statuses + ``_phases``), ``credentials(registry)``,
+  ``unique_image(registry_host, name)``, ``TERMINAL_PREFIXES``.
+* ``worker_jobs`` — jobs for in-process workers on moto: ``submit`` (create + context + seal + enqueue, as the
+  API does), ``run_until_terminal(worker, job_id)``, ``full_log``, ``status``, ``image_for``, ``set_env``.
+* ``archives``    — ``make_tar(files, gz=True, top="")`` (the one tar builder), ``dockerfile_tar``, ``tar_members``.
+* ``images``      — ``pull_and_run(docker_host_or_api, registry, image, command=None, digest=None)``: pull what
+  a build pushed (after the worker removed its tag from the host) and run it.
+* ``stacks``      — ``start_stack(name, workers, env, docker_host)`` on free ports, ``scan_stack``, ``stop_stack``
+  (scan, record leaks, stop), ``StackHandle``.  Prefer the session's shared ``local_stack`` fixture; start a
+  stack of your own only to break it or to run it with other settings.
+* ``faults``      — fault injection (``PrivateDockerd``, ``OwnRegistry``, ``inject_aws_errors``), ``report``,
+  and the leak scanners (``find_secret``, ``scan_aws``, ``scan_files``, ``scan_docker``, ``record_leaks``).
+* ``ordering``    — the ``after_all_tests`` marker: a test so marked runs after every other test of the
+  session (the leak scan, tests/faults/test_no_leaks.py), whatever its file name.
+* ``browser``     — Chromium path and flags, ``DESKTOP`` / ``PHONE`` viewports, ``screenshot(page, name)``.
+* ``infra``       — ``ROOT``, ``INFRA`` and ``check_template`` (infra/check_template.py loaded as a module).
 
-Fixtures stay in the conftest files (``aws_env``, ``docker_host``, ``registry``, ``base_image``,
-``archive_server``, the session-wide ``local_stack``, ...); plain helpers live here.
+Session fixtures (tests/conftest.py): ``aws_env`` (moto in process), ``docker_host``, ``registry``,
+``base_image``, ``archive_server``, ``local_stack`` (one stack for tests/e2e, tests/cli, tests/browser and the
+faults that do not break it), ``test_password``.
 """

@@ -130,7 +130,8 @@ def find_secret(data: bytes | str, secret: str) -> list[str]:
 
 # --- scanning the places a leak would land --------------------------------------------------
 
-def _boto(service: str, endpoint: str | None) -> Any:
+def aws_client(service: str, endpoint: str | None) -> Any:
+    """A boto3 client of ``service`` on a moto server (``endpoint``), or in-process ``mock_aws`` when None."""
     import boto3
     from botocore.config import Config
 
@@ -146,7 +147,7 @@ def _boto(service: str, endpoint: str | None) -> Any:
 
 def scan_table_items(endpoint: str | None, table: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
     """Every DynamoDB item (raw attribute values) of every table (or one) on the endpoint."""
-    ddb = _boto("dynamodb", endpoint)
+    ddb = aws_client("dynamodb", endpoint)
     tables = [table] if table else ddb.list_tables().get("TableNames", [])
     for name in tables:
         kwargs: dict[str, Any] = {"TableName": name}
@@ -170,7 +171,7 @@ def scan_aws(endpoint: str | None, secret: str, include_sqs: bool = True) -> lis
         text = json.dumps(item, sort_keys=True)
         if find_secret(text, secret):
             findings.append(f"dynamodb {table} item {item.get('pk', {}).get('S')}/{item.get('sk', {}).get('S')}")
-    s3 = _boto("s3", endpoint)
+    s3 = aws_client("s3", endpoint)
     for bucket in s3.list_buckets().get("Buckets", []):
         paginator = s3.get_paginator("list_objects_v2")
         for page in paginator.paginate(Bucket=bucket["Name"]):
@@ -179,7 +180,7 @@ def scan_aws(endpoint: str | None, secret: str, include_sqs: bool = True) -> lis
                 for where in find_secret(body, secret):
                     findings.append(f"s3://{bucket['Name']}/{obj['Key']} {where}")
     if include_sqs:
-        sqs = _boto("sqs", endpoint)
+        sqs = aws_client("sqs", endpoint)
         for url in sqs.list_queues().get("QueueUrls", []):
             answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0)
             for message in answer.get("Messages", []):
@@ -556,17 +557,3 @@ def inject_aws_errors(
     finally:
         for event in events:
             client.meta.events.unregister(event, unique_id=f"faults-{id(stats)}-{event}")
-
-
-# --- waiting ---------------------------------------------------------------------------------
-
-def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; raise AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last!r})")

@@ -1,11 +1,10 @@
-"""Helpers for worker tests: submit jobs the way the API does, run a worker until a job ends, read results.
+"""Jobs for in-process worker tests (moto in process): create + store the context + seal + enqueue as the API
+does (:func:`submit`, the one way), run a worker until a job ends, read what it left.
 
-Used by tests/docker (real daemon and registry) and tests/aws/test_worker_* (moto only).
+Used by tests/docker (real daemon and registry), tests/aws/test_worker_* and tests/faults (moto only).
 """
 from __future__ import annotations
 
-import io
-import tarfile
 import time
 import uuid
 from typing import Mapping
@@ -18,6 +17,7 @@ from chalicelib.domain.build_options import validate_options
 from chalicelib.domain.jobs import Job, SourceKind
 from chalicelib.stores.queue import JobMessage
 from chalicelib.domain.settings import get_settings
+from tests.support.archives import make_tar
 
 
 def set_env(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:
@@ -25,18 +25,6 @@ def set_env(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:
     for name, value in values.items():
         monkeypatch.setenv(name, str(value))
     get_settings.cache_clear()
-
-
-def make_tar(files: Mapping[str, bytes | str], gz: bool = True, top: str = "") -> bytes:
-    """A (gzipped) tar of ``files``, optionally under a top folder."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz" if gz else "w") as tar:
-        for name, content in files.items():
-            data = content.encode() if isinstance(content, str) else content
-            info = tarfile.TarInfo(f"{top}/{name}" if top else name)
-            info.size, info.mode = len(data), 0o644
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def submit(
@@ -51,7 +39,7 @@ def submit(
     copies: int = 1,
     options: Mapping[str, object] | None = None,
     source_token: str = "",
-    hosted: tuple[SourceKind, dict[str, str]] | None = None,
+    source: tuple[SourceKind | str, dict[str, str]] | None = None,
     token_user: str = "",
     registry_auths: dict[str, dict[str, str]] | None = None,
     engine: str = "",
@@ -60,7 +48,10 @@ def submit(
 ) -> str:
     """Create a job, store its context, seal its credentials and enqueue it (like the API); returns its id.
 
-    ``options`` are build options as the API takes them (validated the same way).
+    The source is one of ``dockerfile``, ``archive`` (bytes of a tar), ``tar_url``, ``github`` (user, repo,
+    tag) or ``source`` (kind, its fields as stored: GitLab/Bitbucket, or anything the API would refuse — the
+    worker's own defences must hold on their own).  ``options`` are build options as the API takes them
+    (validated the same way).  Credentials are sealed only when there are any, as the API does.
     """
     job_id = str(uuid.uuid4())
     if dockerfile is not None or archive is not None:
@@ -69,25 +60,23 @@ def submit(
         assert data is not None
         key = contexts.context_key(job_id)
         contexts.put_bytes(key, data)
-        source = {"context_key": key}
+        fields = {"context_key": key}
     elif tar_url is not None:
-        kind, source = SourceKind.TAR_URL, {"tar_url": tar_url}
+        kind, fields = SourceKind.TAR_URL, {"tar_url": tar_url}
     elif github is not None:
         kind = SourceKind.GITHUB
-        source = dict(zip(("github_username", "github_reponame", "github_tag"), github))
-    elif hosted is not None:  # GitLab / Bitbucket: (kind, its source fields)
-        kind, source = hosted[0], dict(hosted[1])
+        fields = dict(zip(("github_username", "github_reponame", "github_tag"), github))
+    elif source is not None:
+        kind, fields = SourceKind(source[0]), dict(source[1])
     else:
         raise ValueError("no source")
     stored = validate_options(options or {}, get_settings()).to_item()
-    jobstore.create_job(Job(job_id, image_name, kind, source, options=stored, engine=engine))
-    sealed = sealing.seal(
-        job_id,
-        sealing.Credentials(
-            username, password, source_token=source_token, source_user=token_user, registry_auths=registry_auths or {},
-            secrets=dict(secrets or {}), ssh=ssh,
-        ),
+    jobstore.create_job(Job(job_id, image_name, kind, fields, options=stored, engine=engine))
+    credentials = sealing.Credentials(
+        username, password, source_token=source_token, source_user=token_user, registry_auths=registry_auths or {},
+        secrets=dict(secrets or {}), ssh=ssh,
     )
+    sealed = sealing.seal(job_id, credentials) if credentials.to_seal else ""
     for _ in range(copies):
         queue.send(JobMessage(job_id, 0, sealed))
     return job_id
@@ -118,14 +107,3 @@ def status(job_id: str) -> str:
 def image_for(registry_host: str, name: str, tag: str = "v1") -> str:
     """A unique test image name in the test registry."""
     return f"{registry_host}/tests/{name}-{uuid.uuid4().hex[:8]}:{tag}"
-
-
-def wait_for(predicate, timeout: float, what: str):
-    """Poll ``predicate`` until it returns something true (returned); AssertionError after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
