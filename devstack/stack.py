@@ -33,6 +33,9 @@ class StackConfig:
     extra_env: dict[str, str] = dataclasses.field(default_factory=dict)
     log_dir: Path = STATE_DIR / "logs"
     name: str = "stack"
+    # extra ``python -m worker`` options, e.g. ``["--poll-wait", "1"]``: a test stack stops within a second
+    # instead of waiting out a 20 s long poll
+    worker_args: list[str] = dataclasses.field(default_factory=list)
 
 
 class LocalStack:
@@ -110,14 +113,14 @@ class LocalStack:
         )
         self._wait(self._api_answers, timeout, "API (chalice local)")
         for index in range(self.config.workers):
-            self._start(f"worker{index + 1}", [python, "-m", "worker"])
+            self._start(f"worker{index + 1}", [python, "-m", "worker", *self.config.worker_args])
         time.sleep(0.5)
         self._check_alive()
         return self
 
     def start_worker(self, name: str) -> subprocess.Popen:
         """Start one more worker process (tests of faults use this)."""
-        return self._start(name, [sys.executable, "-m", "worker"])
+        return self._start(name, [sys.executable, "-m", "worker", *self.config.worker_args])
 
     def _api_answers(self) -> bool:
         try:

@@ -6,6 +6,7 @@ from typing import Iterator
 
 import pytest
 
+from tests.support.botocache import share_botocore_loader
 from tests.support.canary import (
     IN_CI,
     TEST_PASSWORD,
@@ -24,6 +25,8 @@ for _key, _value in {
     "AWS_DEFAULT_REGION": "us-east-1",
 }.items():
     os.environ.setdefault(_key, _value)
+
+share_botocore_loader()  # parse botocore's model files once per test process, not once per moto setup
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -20,6 +20,11 @@ TEST_STACK_ENV = {
 }
 
 
+# A worker stops when its current SQS long poll returns: 1 s instead of 20 lets a stack stop in a second or
+# two rather than being SIGKILLed after its 10 s grace.  A long poll still returns as soon as a job arrives.
+WORKER_ARGS = ("--poll-wait", "1")
+
+
 def start_stack(name: str, workers: int, env: dict[str, str] | None = None, docker_host: str | None = None,
                 test_defaults: bool = True, fresh_logs: bool = True) -> Any:
     """Start a ``LocalStack`` named ``name`` with ``workers`` worker processes on free ports; returns it started.
@@ -33,7 +38,8 @@ def start_stack(name: str, workers: int, env: dict[str, str] | None = None, dock
 
     extra = {**(TEST_STACK_ENV if test_defaults else {}), **({"DOCKER_HOST": docker_host} if docker_host else {}),
              **(env or {})}
-    config = StackConfig(api_port=free_port(), moto_port=free_port(), workers=workers, name=name, extra_env=extra)
+    config = StackConfig(api_port=free_port(), moto_port=free_port(), workers=workers, name=name, extra_env=extra,
+                         worker_args=list(WORKER_ARGS))
     if fresh_logs:
         for log in config.log_dir.glob(f"{config.name}-*.log"):
             log.unlink()
