@@ -205,5 +205,5 @@ def test_cancel_stops_a_running_build(ui_page: Page, stack) -> None:
         sleeping = [c for c in client.containers() if "sleep 300" in c.get("Command", "")]
         if not sleeping:
             break
-        time.sleep(1)
+        time.sleep(0.2)
     assert not sleeping, sleeping

@@ -133,7 +133,7 @@ def _spawn_long_build(local_stack, env, tmp_path, name: str, *flags: str) -> tup
         logs = requests.get(f"{local_stack.api_url}/api/v1/{job_id}/logs", timeout=10).json()["Logs"]
         if "long-build-started" in logs:
             return proc, job_id
-        time.sleep(0.5)
+        time.sleep(0.2)
     proc.kill()
     raise AssertionError("the long build never started")
 

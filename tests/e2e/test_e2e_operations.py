@@ -31,7 +31,7 @@ def _json_lines_naming(path: Path, needle: str, timeout: float = 30.0) -> list[d
         ]
         if found or time.monotonic() > deadline:
             return found
-        time.sleep(0.5)
+        time.sleep(0.2)
 
 
 def test_a_build_over_http_leaves_a_request_line_and_an_emf_document(local_stack):
