@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from chalicelib.domain.jobs import Phase
 from chalicelib.stores import jobs as jobstore
-from tests.docker import jobkit
+from tests.support import worker_jobs
 from worker.job.loop import Worker
 
 
@@ -34,12 +34,12 @@ class RecordingBuilder:
 
 
 def test_the_private_tag_is_gone_before_finished_is_announced(aws_env, monkeypatch):
-    jobkit.set_env(monkeypatch, BOATYARD_ALLOW_PRIVATE_REGISTRIES="true", DOCKER_HOST="unix:///nonexistent/docker.sock")
+    worker_jobs.set_env(monkeypatch, BOATYARD_ALLOW_PRIVATE_REGISTRIES="true", DOCKER_HOST="unix:///nonexistent/docker.sock")
     builder = RecordingBuilder()
-    builder.job_id = jobkit.submit("127.0.0.1:5000/t/names:v1", dockerfile="FROM scratch\n")
+    builder.job_id = worker_jobs.submit("127.0.0.1:5000/t/names:v1", dockerfile="FROM scratch\n")
     worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=builder)
     try:
-        jobkit.run_until_terminal(worker, builder.job_id, timeout=60)
+        worker_jobs.run_until_terminal(worker, builder.job_id, timeout=60)
     finally:
         worker.shutdown(grace_seconds=5)
     assert jobstore.get_job(builder.job_id).phase == Phase.FINISHED
