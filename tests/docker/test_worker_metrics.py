@@ -6,8 +6,8 @@ import json
 import pytest
 
 from tests.support import worker_jobs
+from tests.support.emf import dimension_values, emf_problems
 from tests.support.probes import REASON_CLASSES
-from tests.unit.test_worker_metrics import dimension_values, emf_problems
 from worker.job import metrics
 
 pytestmark = pytest.mark.docker

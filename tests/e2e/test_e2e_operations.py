@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from tests.support.http_jobs import credentials, unique_image, wait_terminal
-from tests.unit.test_worker_metrics import dimension_values, emf_problems
+from tests.support.emf import dimension_values, emf_problems
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 

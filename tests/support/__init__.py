@@ -23,6 +23,7 @@ Modules (import the one you need, e.g. ``from tests.support.http_jobs import sub
 * ``ordering``    — the ``after_all_tests`` marker: a test so marked runs after every other test of the
   session (the leak scan, tests/faults/test_no_leaks.py), whatever its file name.
 * ``browser``     — Chromium path and flags, ``DESKTOP`` / ``PHONE`` viewports, ``screenshot(page, name)``.
+* ``emf``         — ``emf_problems(doc)`` (CloudWatch's EMF rules), ``dimension_values(doc)``.
 * ``infra``       — ``ROOT``, ``INFRA`` and ``check_template`` (infra/check_template.py loaded as a module).
 
 Session fixtures (tests/conftest.py): ``aws_env`` (moto in process), ``docker_host``, ``registry``,
