@@ -12,7 +12,7 @@ import requests
 from playwright.sync_api import Page, expect
 
 from chalicelib.api.hook_signatures import signed_headers
-from tests.browser.conftest import screenshot
+from tests.support.browser import screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
