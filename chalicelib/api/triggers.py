@@ -363,14 +363,46 @@ def handle_hook(trigger_id: str, raw: bytes | str | None, headers: Mapping[str, 
     if earlier is not None:
         return HookAnswer(200, {**base, "Duplicate": True, "Builds": [{"JobIdentifier": j} for j in earlier.get("jobs") or []],
                                 "Message": "this delivery was received before; it builds nothing new"})
-    decisions = [trigger_rules.decide(trigger.rules, change, event.default_branch) for change in event.changes]
-    skipped = [{"Ref": d.change.ref, "Reason": d.skipped} for d in decisions if d.skipped]
-    wanted = [d for d in decisions if not d.skipped]
-    for decision in list(wanted):
-        reason = _unbuildable(decision, settings)
+    wanted, skipped = _plan(trigger, event, settings)
+    made = _queue_builds(trigger, secret, wanted, delivery, base_url)
+    builds: list[dict[str, Any]] = []
+    superseded: list[str] = []
+    for job, decision in made:
+        store.link_build(trigger.trigger_id, job)
+        builds.append(_build_entry(job, decision))
+        if trigger.supersede:
+            older = store.swap_ref(trigger.trigger_id, decision.change.ref, job.job_id, decision.change.sha)
+            if older and _cancel_superseded(older, decision.change.ref, job.job_id):
+                superseded.append(older)
+    answer: dict[str, Any] = {**base, "Builds": builds}
+    if skipped:
+        answer["Skipped"] = skipped
+    if superseded:
+        answer["Superseded"] = superseded
+    if not builds:
+        answer["Message"] = "nothing to build: " + "; ".join(s["Reason"] for s in skipped) if skipped else "nothing to build"
+    log.info("hook %s: %d build(s), %d skipped, %d superseded", trigger.trigger_id, len(builds), len(skipped), len(superseded))
+    return HookAnswer(202 if builds else 200, answer)
+
+
+def _plan(trigger: store.Trigger, event: hook_payloads.HookEvent,
+          settings: Settings) -> tuple[list[trigger_rules.Decision], list[dict[str, str]]]:
+    """The pushed refs that build, and ``{Ref, Reason}`` for those that do not."""
+    wanted: list[trigger_rules.Decision] = []
+    skipped: list[dict[str, str]] = []
+    for change in event.changes:
+        decision = trigger_rules.decide(trigger.rules, change, event.default_branch)
+        reason = decision.skipped or _unbuildable(decision, settings)
         if reason:
-            wanted.remove(decision)
-            skipped.append({"Ref": decision.change.ref, "Reason": reason})
+            skipped.append({"Ref": change.ref, "Reason": reason})
+        else:
+            wanted.append(decision)
+    return wanted, skipped
+
+
+def _queue_builds(trigger: store.Trigger, secret: str, wanted: list[trigger_rules.Decision], delivery: str,
+                  base_url: str) -> list[tuple[Job, trigger_rules.Decision]]:
+    """Submit each wanted build; the delivery records the jobs made, or is forgotten if none could be."""
     made: list[tuple[Job, trigger_rules.Decision]] = []
     try:
         credentials = store.credentials_of(trigger) if wanted else Credentials()
@@ -386,28 +418,16 @@ def handle_hook(trigger_id: str, raw: bytes | str | None, headers: Mapping[str, 
     finally:
         if made:
             store.record_delivery(trigger.trigger_id, delivery, [job.job_id for job, _ in made])
-    builds: list[dict[str, Any]] = []
-    superseded: list[str] = []
-    for job, decision in made:
-        store.link_build(trigger.trigger_id, job)
-        entry: dict[str, Any] = {"JobIdentifier": job.job_id, "ImageName": job.image_name, "Ref": decision.change.ref,
-                 "Commit": decision.change.sha}
-        if decision.extra_tags:
-            entry["ExtraTags"] = list(decision.extra_tags)
-        builds.append(entry)
-        if trigger.supersede:
-            older = store.swap_ref(trigger.trigger_id, decision.change.ref, job.job_id, decision.change.sha)
-            if older and _cancel_superseded(older, decision.change.ref, job.job_id):
-                superseded.append(older)
-    answer: dict[str, Any] = {**base, "Builds": builds}
-    if skipped:
-        answer["Skipped"] = skipped
-    if superseded:
-        answer["Superseded"] = superseded
-    if not builds:
-        answer["Message"] = "nothing to build: " + "; ".join(s["Reason"] for s in skipped) if skipped else "nothing to build"
-    log.info("hook %s: %d build(s), %d skipped, %d superseded", trigger.trigger_id, len(builds), len(skipped), len(superseded))
-    return HookAnswer(202 if builds else 200, answer)
+    return made
+
+
+def _build_entry(job: Job, decision: trigger_rules.Decision) -> dict[str, Any]:
+    """One build of a hook's answer."""
+    entry: dict[str, Any] = {"JobIdentifier": job.job_id, "ImageName": job.image_name, "Ref": decision.change.ref,
+                             "Commit": decision.change.sha}
+    if decision.extra_tags:
+        entry["ExtraTags"] = list(decision.extra_tags)
+    return entry
 
 
 def _unbuildable(decision: trigger_rules.Decision, settings: Settings) -> str:

@@ -8,9 +8,9 @@ Items (all in the trigger's partition ``pk = trigger#<id>``):
   ``trigger_owner``, so the two indexes never mix.
 - ``sk = delivery#<sha256 of the host's delivery id>``: written with ``attribute_not_exists``; a
   redelivered id finds it and builds nothing new.  Expires after 7 days.
-- ``sk = ref#<ref>``: the job of the newest push to that ref; a newer push swaps it in one
-  ``UpdateItem`` that returns the old value, so of two racing pushes each displaces exactly one job and
-  exactly the last one stays.
+- ``sk = ref#<ref>``: the job of the newest push to that ref; a newer push reads it and swaps
+  in its own with a write conditioned on the version it read, so of racing pushes each displaces
+  exactly one job and exactly the last one stays.
 - ``sk = build#<created_at>#<job id>``: the trigger's recent builds, newest first by a Query.
 
 The webhook secret and the credentials (push credentials, git token, build secrets) are sealed with
@@ -27,6 +27,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.domain.errors import ServiceUnavailable
 from chalicelib.domain.jobs import Job, now_iso, ttl_epoch
 from chalicelib.domain.settings import get_settings
 from chalicelib.domain.trigger_rules import TriggerRules
@@ -283,21 +284,41 @@ def release_delivery(trigger_id: str, delivery_id: str) -> None:
 # ------------------------------------------------------------------ refs and builds
 
 
+SWAP_TRIES = 20
+
+
 def swap_ref(trigger_id: str, ref: str, job_id: str, commit: str) -> str | None:
-    """Make ``job_id`` the newest build of ``ref``; returns the job it displaced (None for the first)."""
-    answer = aws.client("dynamodb").update_item(
-        TableName=_table(),
-        Key=_key(trigger_id, f"ref#{ref}"),
-        UpdateExpression="SET job_id = :job, #commit = :commit, updated_at = :now, expires_at = :ttl",
-        ExpressionAttributeNames={"#commit": "commit"},
-        ExpressionAttributeValues=dynamo.serialize({
-            ":job": job_id, ":commit": commit, ":now": now_iso(), ":ttl": ttl_epoch(get_settings().job_ttl_days),
-        }),
-        ReturnValues="ALL_OLD",
-    )
-    old = dynamo.deserialize(answer.get("Attributes") or {})
-    previous = old.get("job_id")
-    return str(previous) if previous and previous != job_id else None
+    """Make ``job_id`` the newest build of ``ref``; returns the job it displaced (None for the first).
+
+    A read, then a write conditioned on the version read: of racing pushes each write
+    displaces exactly the job it read, and exactly the last writer's job stays.
+    """
+    ddb = aws.client("dynamodb")
+    key = _key(trigger_id, f"ref#{ref}")
+    for _ in range(SWAP_TRIES):
+        item = ddb.get_item(TableName=_table(), Key=key, ConsistentRead=True).get("Item")
+        current = dynamo.deserialize(item) if item else {}
+        version = int(current.get("version", 0))
+        try:
+            ddb.update_item(
+                TableName=_table(),
+                Key=key,
+                UpdateExpression="SET job_id = :job, #commit = :commit, updated_at = :now, expires_at = :ttl, "
+                                 "version = :next",
+                ConditionExpression="attribute_not_exists(pk) OR version = :version",
+                ExpressionAttributeNames={"#commit": "commit"},
+                ExpressionAttributeValues=dynamo.serialize({
+                    ":job": job_id, ":commit": commit, ":now": now_iso(),
+                    ":ttl": ttl_epoch(get_settings().job_ttl_days), ":version": version, ":next": version + 1,
+                }),
+            )
+        except ClientError as exc:
+            if dynamo.is_conditional_failure(exc):
+                continue  # another push swapped in between: read again
+            raise
+        previous = current.get("job_id")
+        return str(previous) if previous and previous != job_id else None
+    raise ServiceUnavailable("too many pushes to one ref at once; deliver the push again")
 
 
 def link_build(trigger_id: str, job: Job) -> None:
