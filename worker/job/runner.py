@@ -19,7 +19,7 @@ import logging
 import os
 import tempfile
 import time
-from typing import Any
+from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -30,16 +30,17 @@ from chalicelib.domain.errors import BuildFailed, ServiceUnavailable, Transition
 from chalicelib.domain.jobs import Job, Phase
 from chalicelib.stores.jobs import ClaimOutcome
 from chalicelib.stores.queue import Delivery
-from chalicelib.domain.image_ref import InvalidReference, parse_image_ref
+from chalicelib.domain.image_ref import ImageRef, InvalidReference, parse_image_ref
 from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.stores.sealing import Credentials
 from chalicelib.domain.settings import Settings
 from worker.job import metrics
 from worker.build.builder import Builder
-from worker.build.buildplan import plan_build
+from worker.build.buildplan import BuildPlan, plan_build
 from worker.build.buildkit import BuildKitBuilder, BuildKitOptions
 from worker.build.dockerfile_features import prepare_for_buildkit
 from worker.build.engines import BUILDKIT, apply_dockerfile, choose_engine, owner_of
+from worker.context.archive import ContextStats
 from worker.job.control import AbortKind, Aborted, JobControl, Watchdog
 from worker.job.heartbeat import Heartbeat
 from worker.build.images import private_tag, registry_auths
@@ -109,13 +110,13 @@ class JobRunner:
 
     # --- the message --------------------------------------------------------------------
 
-    def _delete(self, delivery: Delivery) -> None:
+    def delete(self, delivery: Delivery) -> None:
         try:
             queue.delete(delivery.receipt_handle)
         except ClientError as exc:  # e.g. the handle expired: the next delivery finds the job terminal
             log.warning("could not delete message %s: %s", delivery.message_id, aws_error_code(exc))
 
-    def _hide(self, delivery: Delivery, seconds: int) -> None:
+    def hide(self, delivery: Delivery, seconds: int) -> None:
         try:
             queue.extend(delivery.receipt_handle, max(0, min(seconds, MAX_VISIBILITY_SECONDS)))
         except ClientError as exc:
@@ -151,10 +152,10 @@ class JobRunner:
         claim = jobstore.claim(message.job_id, self.worker_id, lease, self.settings.max_attempts)
         if claim.outcome == ClaimOutcome.BUSY:
             remaining = int((claim.job.lease_expires if claim.job else 0) - time.time()) + 1
-            self._hide(delivery, max(remaining, 1))
+            self.hide(delivery, max(remaining, 1))
             return ProcessResult(Outcome.BUSY, message.job_id)
         if claim.outcome != ClaimOutcome.CLAIMED:
-            self._delete(delivery)
+            self.delete(delivery)
             reason = claim.job.reason if claim.job and claim.outcome == ClaimOutcome.EXHAUSTED else None
             return ProcessResult(Outcome.DONE_ALREADY, message.job_id, reason=reason)
         assert claim.job is not None
@@ -169,220 +170,342 @@ class JobRunner:
     def _run(
         self, job: Job, delivery: Delivery, sealed: str, control: JobControl, timings: metrics.JobTimings
     ) -> ProcessResult:
-        settings = self.settings
-        heartbeat = Heartbeat(
-            job.job_id, self.worker_id, delivery.receipt_handle, control, settings.heartbeat_seconds,
-            settings.visibility_timeout_seconds,
-        ).start()
-        redactor = Redactor()
-        writer: logstore.LogWriter | None = None
-        sink: RedactingSink | None = None
-        built_image: str | None = None
-        used_docker = False
+        return JobAttempt(self, job, delivery, control, timings).execute(sealed)
+
+
+class _NoLog:
+    """The log of a job whose log writer is not open (yet): it records nothing.
+
+    A failure before the writer opened (the log store unreachable) still ends the job,
+    only without a last log line.
+    """
+
+    @property
+    def batch_calls(self) -> int:
+        """BatchWriteItem requests sent (a figure for benchmarks)."""
+        return 0
+
+    @property
+    def bytes_accepted(self) -> int:
+        """Bytes taken into the log (a figure for benchmarks)."""
+        return 0
+
+    def close(self, last_line: str | None = None) -> None:
+        """Nothing to flush."""
+
+    def drop(self) -> None:
+        """Nothing to drop."""
+
+
+class _JobLog(_NoLog):
+    """The log of one attempt: a redacting sink in front of the attempt's fenced :class:`LogWriter`."""
+
+    def __init__(self, writer: logstore.LogWriter, redactor: Redactor) -> None:
+        self.writer = writer
+        self.sink = RedactingSink(writer.write, redactor)
+
+    @property
+    def batch_calls(self) -> int:
+        return self.writer.batch_calls
+
+    @property
+    def bytes_accepted(self) -> int:
+        return self.writer.bytes_accepted
+
+    def line(self, text: str) -> None:
+        """One line of boatyard's own."""
+        self.sink.line(text)
+
+    def finish(self) -> None:
+        """Flush everything before the job's terminal write (raises a failed write)."""
+        self.sink.flush()
+        self.writer.close()
+
+    def close(self, last_line: str | None = None) -> None:
+        """Write ``last_line`` and flush; never raises (the job's phase matters more than its last line)."""
         try:
-            try:
-                credentials = _unseal(job, sealed)
-                redactor = Redactor.for_pairs(
-                    credentials.secret_pairs(), [*credentials.secrets.values(), credentials.ssh]
-                )
-                SECRETS.add(redactor)
-            except BuildFailed:
-                credentials = None
-            previous = logstore.stored_bytes(job.job_id) if job.attempt > 1 else 0
-            writer = logstore.LogWriter(
-                job.job_id, settings, already_written=previous, redact=redactor,
-                fence=logstore.LogFence(self.worker_id, job.attempt),  # a stale worker cannot touch a newer attempt's log
-            ).start()
-            sink = RedactingSink(writer.write, redactor)
-            if credentials is None:
-                raise BuildFailed("could not decrypt the registry credentials of this job; submit the build again")
-            if job.attempt > 1:
-                sink.line(
-                    f"[boatyard] attempt {job.attempt} of {settings.max_attempts}: the previous worker stopped; starting again"
-                )
-            if job.attempt == 1 and time.time() - _parse_iso(job.created_at) > settings.queue_timeout_seconds:
-                raise BuildFailed(
-                    f"the job waited in the queue longer than {settings.queue_timeout_seconds} s; submit the build again"
-                )
-            try:  # the API's parser: a reserved (job-private) registry is refused here as there
-                ref = parse_image_ref(job.image_name)
-            except InvalidReference as exc:
-                raise BuildFailed(f"{job.image_name!r} is not a valid image name: {exc}") from None
-            refused = None if settings.allow_private_registries else registry_refusal(ref.domain)
-            if refused:  # the API refuses these too; a message from elsewhere must not get past the worker
-                raise BuildFailed(f"{refused}; builds push only to registries on public addresses")
-            bases = {host: (auth["username"], auth["password"]) for host, auth in credentials.registry_auths.items()}
-            auths = registry_auths(ref, credentials.username, credentials.password, extra=bases)  # the job's own only
-            for name in BuildOptions.from_item(job.options).secret_looking_args():
-                sink.line(
-                    f"[boatyard] warning: the build arg {name} looks like a secret; build args are kept in the "
-                    "pushed image's history (docker history shows them): do not pass secrets as build args"
-                )
-            os.makedirs(settings.work_dir, exist_ok=True)
-            tag_digests: dict[str, str] = {}
-            with tempfile.TemporaryFile(dir=settings.work_dir, prefix=f"ctx-{job.job_id[:8]}-") as context:
-                sink.line(f"[boatyard] fetching the build context from {describe_source(job)}")
-                timings.enter("fetch")
-                deadline = min(settings.fetch_deadline_seconds, settings.build_timeout_seconds)
-                with Watchdog(control, deadline, f"fetching the build context from {describe_source(job)} "
-                              f"did not finish within {deadline:g} s; it was stopped"):
-                    stats = fetch_context(
-                        job, context, settings, control, credentials.source_token, credentials.source_user
-                    )
-                    timings.context_bytes = stats.compressed_bytes
-                if job.commit and stats.commit and stats.commit != job.commit:
-                    raise BuildFailed(
-                        f"the archive the git host sent is of commit {stats.commit}, not the pushed commit {job.commit}"
-                    )
-                context.seek(0)
-                control.check()
-                plan = plan_build(job, ref, stats, settings)
-                engine, id_prefix = self._choose_engine(job, credentials, context, sink)
-                jobstore.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
-                timings.enter("build")
-                used_docker = True
-                with Watchdog(control, settings.build_timeout_seconds):
-                    built_image = private_tag(job.job_id, job.attempt)  # never the user's name: see Builder.publish
-                    if engine == BUILDKIT:
-                        options = BuildKitOptions(credentials.secrets, credentials.ssh, id_prefix, auths)
-                        with self.builder.running_build():
-                            image_id = self.buildkit.build(context, built_image, sink.write, control, options, plan=plan)
-                    else:
-                        image_id = self.builder.build(
-                            context, built_image, sink.write, control, registry_auths=auths, plan=plan
-                        )
-                    sink.flush()
-                    jobstore.transition(job.job_id, self.worker_id, Phase.BUILDING, Phase.PUSHING)
-                    timings.enter("push")
-                    digest = self.builder.publish(image_id, ref, credentials, sink.write, control)
-                    sink.line(f"[boatyard] pushed {ref.reference} ({digest})")
-                    for tag in plan.extra_tags:  # the same image under the job's extra tags
-                        extra = dataclasses.replace(ref, tag=tag)
-                        tag_digests[tag] = self.builder.publish(image_id, extra, credentials, sink.write, control)
-                        sink.line(f"[boatyard] pushed {extra.reference} ({tag_digests[tag]})")
-                    timings.enter("done")
-            # The job's private tag goes before Finished is announced: after Finished nothing here
-            # touches an image name.  A client pulling the pushed name gets this very image id;
-            # untagging its last other name under that pull deleted the image the pull had just
-            # found on the host, and the pulled tag pointed at nothing (see docs/design-notes.md).
-            self.builder.remove_image(built_image)
-            built_image = None
-            sink.flush()
-            writer.close()
-            jobstore.transition(
-                job.job_id, self.worker_id, Phase.PUSHING, Phase.FINISHED, image_digest=digest, tag_digests=tag_digests,
-                source_commit=stats.commit or None,
-            )
-            self._delete(delivery)
-            return self._result(Outcome.FINISHED, job, writer, digest=digest)
+            if last_line:
+                self.sink.line(last_line)
+            self.finish()
+        except TransitionConflict:  # the job is no longer ours: its log is not either
+            self.drop()
+        except Exception:  # the job's phase matters more than its last log line
+            log.exception("could not flush the log")
+
+    def drop(self) -> None:
+        """The lease is lost or the job ended elsewhere: drop the buffered log instead of flushing it."""
+        self.writer.abandon()
+
+
+class JobAttempt:
+    """One claimed attempt of a job in this worker: its heartbeat, redactor, log and image tag.
+
+    :meth:`execute` runs the steps in order: :meth:`prepare` (unseal the credentials, open the
+    log, refuse a job that waited too long), :meth:`run` (check the target, fetch, build, push,
+    finish) and :meth:`clean_up` (stop the heartbeat, forget the secrets, remove the image).
+    Every failure on the way ends in :meth:`fail`, :meth:`aborted` or :meth:`lost`, which read
+    the attempt's own state; nothing is passed along as ``None``.
+    """
+
+    def __init__(
+        self, runner: JobRunner, job: Job, delivery: Delivery, control: JobControl, timings: metrics.JobTimings
+    ) -> None:
+        self.runner = runner
+        self.settings = runner.settings
+        self.worker_id = runner.worker_id
+        self.job = job
+        self.delivery = delivery
+        self.control = control
+        self.timings = timings
+        self.heartbeat = Heartbeat(
+            job.job_id, self.worker_id, delivery.receipt_handle, control, self.settings.heartbeat_seconds,
+            self.settings.visibility_timeout_seconds,
+        )
+        self.redactor = Redactor()  # replaced by the job's own once its credentials are unsealed
+        self.log: _NoLog = _NoLog()  # the job's log once prepare opened it
+        self.image_tag = private_tag(job.job_id, job.attempt)  # never the user's name: see Builder.publish
+        self.used_docker = False
+        self.tagged = False  # the private tag may be on the host
+
+    # --- the steps ------------------------------------------------------------------------
+
+    def execute(self, sealed: str) -> ProcessResult:
+        """Prepare, run and clean up; every failure ends the job (or hands it back)."""
+        job = self.job
+        self.heartbeat.start()
+        try:
+            credentials, job_log = self.prepare(sealed)
+            return self.run(credentials, job_log)
         except BuildFailed as exc:
-            return self._fail(job, redactor(exc.message), delivery, sink, writer)
+            return self.fail(self.redactor(exc.message))
         except Aborted as exc:
-            heartbeat.stop()  # before the message is given back: a late beat would hide it again
-            return self._aborted(job, exc, delivery, sink, writer)
+            self.heartbeat.stop()  # before the message is given back: a late beat would hide it again
+            return self.aborted(exc)
         except TransitionConflict:
-            self._drop_log(writer)
             log.warning("job %s: the job changed under this worker (lease lost or cancelled); leaving it", job.job_id)
-            return self._result(Outcome.LOST, job, writer)
+            return self.lost()
         except ServiceUnavailable as exc:  # the job store or log store gave up after its retries
             log.exception("job %s: storage unavailable", job.job_id)
-            return self._fail(job, f"{exc.message}; submit the build again", delivery, sink, writer)
+            return self.fail(f"{exc.message}; submit the build again")
         except ClientError as exc:  # an AWS service failed past botocore's retries
             log.exception("job %s: AWS error", job.job_id)
-            return self._fail(job, _aws_failure(exc), delivery, sink, writer)
+            return self.fail(_aws_failure(exc))
         except Exception as exc:  # a bug or an outage: never leave the job live
             log.exception("job %s: unexpected error", job.job_id)
-            return self._fail(
-                job, f"internal error in the worker ({type(exc).__name__}); it has been logged", delivery, sink, writer
-            )
+            return self.fail(f"internal error in the worker ({type(exc).__name__}); it has been logged")
         finally:
-            heartbeat.stop()
-            SECRETS.remove(redactor)
-            if built_image:
-                self.builder.remove_image(built_image)
-            if used_docker:
-                try:
-                    self.builder.keep_disk_budget()
-                except Exception:  # housekeeping must not change the job's outcome
-                    log.exception("disk budget check failed")
+            self.clean_up()
 
-    def _choose_engine(self, job: Job, credentials: Credentials, context: Any, sink: RedactingSink) -> tuple[str, str]:
-        """The job's engine (logged) and its secret-id prefix; for BuildKit the context's Dockerfile is made ready."""
-        wants = " and ".join(n for n, given in (("build secrets", credentials.secrets), ("an SSH key", credentials.ssh)) if given)
-        choice = choose_engine(
-            job.engine, context, self.settings, needs_buildkit_for=wants, modern_frontend=self.buildkit.modern_frontend
+    def prepare(self, sealed: str) -> tuple[Credentials, _JobLog]:
+        """Unseal the credentials and open the log; a job that cannot start fails with its reason in the log."""
+        job, settings = self.job, self.settings
+        credentials = self._unseal(sealed)
+        previous = logstore.stored_bytes(job.job_id) if job.attempt > 1 else 0
+        writer = logstore.LogWriter(
+            job.job_id, settings, already_written=previous, redact=self.redactor,
+            fence=logstore.LogFence(self.worker_id, job.attempt),  # a stale worker cannot touch a newer attempt's log
+        ).start()
+        job_log = _JobLog(writer, self.redactor)
+        self.log = job_log
+        if credentials is None:
+            raise BuildFailed("could not decrypt the registry credentials of this job; submit the build again")
+        if job.attempt > 1:
+            job_log.line(
+                f"[boatyard] attempt {job.attempt} of {settings.max_attempts}: the previous worker stopped; "
+                "starting again"
+            )
+        if job.attempt == 1 and time.time() - _parse_iso(job.created_at) > settings.queue_timeout_seconds:
+            raise BuildFailed(
+                f"the job waited in the queue longer than {settings.queue_timeout_seconds} s; submit the build again"
+            )
+        return credentials, job_log
+
+    def run(self, credentials: Credentials, job_log: _JobLog) -> ProcessResult:
+        """Check the target, fetch the context, build, push and record the job as finished."""
+        job, settings = self.job, self.settings
+        ref, auths = self._target(credentials, job_log)
+        os.makedirs(settings.work_dir, exist_ok=True)
+        with tempfile.TemporaryFile(dir=settings.work_dir, prefix=f"ctx-{job.job_id[:8]}-") as context:
+            stats = self._fetch(context, credentials, job_log)
+            plan = plan_build(job, ref, stats, settings)
+            engine, id_prefix = self._choose_engine(credentials, context, job_log)
+            jobstore.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
+            self.timings.enter("build")
+            self.used_docker = self.tagged = True
+            with Watchdog(self.control, settings.build_timeout_seconds):
+                options = None
+                if engine == BUILDKIT:
+                    options = BuildKitOptions(credentials.secrets, credentials.ssh, id_prefix, auths)
+                image_id = self._build(context, plan, auths, options, job_log)
+                digest, tag_digests = self._push(image_id, ref, plan, credentials, job_log)
+        # The job's private tag goes before Finished is announced: after Finished nothing here
+        # touches an image name.  A client pulling the pushed name gets this very image id;
+        # untagging its last other name under that pull deleted the image the pull had just
+        # found on the host, and the pulled tag pointed at nothing (see docs/design-notes.md).
+        self._untag()
+        job_log.finish()
+        jobstore.transition(
+            job.job_id, self.worker_id, Phase.PUSHING, Phase.FINISHED, image_digest=digest, tag_digests=tag_digests,
+            source_commit=stats.commit or None,
         )
-        sink.line(f"[boatyard] engine: {choice.engine} ({choice.why})")
+        self.runner.delete(self.delivery)
+        return self._result(Outcome.FINISHED, digest=digest)
+
+    def clean_up(self) -> None:
+        """Stop the heartbeat, forget the job's secrets and remove its image from the host."""
+        self.heartbeat.stop()
+        SECRETS.remove(self.redactor)
+        if not self.used_docker:
+            return
+        self._untag()
+        try:
+            self.runner.builder.keep_disk_budget()
+        except Exception:  # housekeeping must not change the job's outcome
+            log.exception("disk budget check failed")
+
+    def _untag(self) -> None:
+        """Remove the job's private tag from the host (once)."""
+        if self.tagged:
+            self.runner.builder.remove_image(self.image_tag)
+            self.tagged = False
+
+    # --- the parts of run -----------------------------------------------------------------
+
+    def _unseal(self, sealed: str) -> Credentials | None:
+        """The job's credentials (their redactor registered), or None when they cannot be unsealed."""
+        try:
+            credentials = _unseal(self.job, sealed)
+        except BuildFailed:
+            return None  # the job fails once its log is open, so the reason reaches the log
+        self.redactor = Redactor.for_pairs(credentials.secret_pairs(), [*credentials.secrets.values(), credentials.ssh])
+        SECRETS.add(self.redactor)
+        return credentials
+
+    def _target(self, credentials: Credentials, job_log: _JobLog) -> tuple[ImageRef, dict[str, Any]]:
+        """The image to push and the registry auths of this job alone; refuses a target the API would have."""
+        job, settings = self.job, self.settings
+        try:  # the API's parser: a reserved (job-private) registry is refused here as there
+            ref = parse_image_ref(job.image_name)
+        except InvalidReference as exc:
+            raise BuildFailed(f"{job.image_name!r} is not a valid image name: {exc}") from None
+        refused = None if settings.allow_private_registries else registry_refusal(ref.domain)
+        if refused:  # the API refuses these too; a message from elsewhere must not get past the worker
+            raise BuildFailed(f"{refused}; builds push only to registries on public addresses")
+        bases = {host: (auth["username"], auth["password"]) for host, auth in credentials.registry_auths.items()}
+        auths = registry_auths(ref, credentials.username, credentials.password, extra=bases)  # the job's own only
+        for name in BuildOptions.from_item(job.options).secret_looking_args():
+            job_log.line(
+                f"[boatyard] warning: the build arg {name} looks like a secret; build args are kept in the "
+                "pushed image's history (docker history shows them): do not pass secrets as build args"
+            )
+        return ref, auths
+
+    def _fetch(self, context: BinaryIO, credentials: Credentials, job_log: _JobLog) -> ContextStats:
+        """Fetch and sanitize the build context into ``context`` (rewound), within the fetch deadline."""
+        job, settings = self.job, self.settings
+        job_log.line(f"[boatyard] fetching the build context from {describe_source(job)}")
+        self.timings.enter("fetch")
+        deadline = min(settings.fetch_deadline_seconds, settings.build_timeout_seconds)
+        with Watchdog(self.control, deadline, f"fetching the build context from {describe_source(job)} "
+                      f"did not finish within {deadline:g} s; it was stopped"):
+            stats = fetch_context(
+                job, context, settings, self.control, credentials.source_token, credentials.source_user
+            )
+            self.timings.context_bytes = stats.compressed_bytes
+        if job.commit and stats.commit and stats.commit != job.commit:
+            raise BuildFailed(
+                f"the archive the git host sent is of commit {stats.commit}, not the pushed commit {job.commit}"
+            )
+        context.seek(0)
+        self.control.check()
+        return stats
+
+    def _choose_engine(self, credentials: Credentials, context: BinaryIO, job_log: _JobLog) -> tuple[str, str]:
+        """The job's engine (logged) and its secret-id prefix; for BuildKit the context's Dockerfile is made ready."""
+        buildkit = self.runner.buildkit
+        needs = (("build secrets", credentials.secrets), ("an SSH key", credentials.ssh))
+        wants = " and ".join(name for name, given in needs if given)
+        choice = choose_engine(
+            self.job.engine, context, self.settings, needs_buildkit_for=wants, modern_frontend=buildkit.modern_frontend
+        )
+        job_log.line(f"[boatyard] engine: {choice.engine} ({choice.why})")
         if choice.engine == BUILDKIT and choice.dockerfile is not None:
-            prepared = prepare_for_buildkit(choice.dockerfile, owner_of(job))
+            prepared = prepare_for_buildkit(choice.dockerfile, owner_of(self.job))
             for note in prepared.notes:
-                sink.line(f"[boatyard] {note}")
+                job_log.line(f"[boatyard] {note}")
             if prepared.changed:
                 apply_dockerfile(context, prepared.text)
             return choice.engine, prepared.secret_prefix
         return choice.engine, ""
 
-    def _result(self, outcome: Outcome, job: Job, writer: logstore.LogWriter | None, **kw: Any) -> ProcessResult:
+    def _build(
+        self,
+        context: BinaryIO,
+        plan: BuildPlan,
+        auths: dict[str, Any],
+        options: BuildKitOptions | None,
+        job_log: _JobLog,
+    ) -> str:
+        """Build the context under the job's private tag (BuildKit when ``options`` are given); the image id."""
+        builder, sink = self.runner.builder, job_log.sink
+        if options is not None:
+            with builder.running_build():
+                buildkit = self.runner.buildkit
+                image_id = buildkit.build(context, self.image_tag, sink.write, self.control, options, plan=plan)
+        else:
+            image_id = builder.build(context, self.image_tag, sink.write, self.control, registry_auths=auths, plan=plan)
+        sink.flush()
+        return image_id
+
+    def _push(
+        self, image_id: str, ref: ImageRef, plan: BuildPlan, credentials: Credentials, job_log: _JobLog
+    ) -> tuple[str, dict[str, str]]:
+        """Push the image under the job's name, then under its extra tags; the digests."""
+        job, builder, sink = self.job, self.runner.builder, job_log.sink
+        jobstore.transition(job.job_id, self.worker_id, Phase.BUILDING, Phase.PUSHING)
+        self.timings.enter("push")
+        digest = builder.publish(image_id, ref, credentials, sink.write, self.control)
+        sink.line(f"[boatyard] pushed {ref.reference} ({digest})")
+        tag_digests: dict[str, str] = {}
+        for tag in plan.extra_tags:  # the same image under the job's extra tags
+            extra = dataclasses.replace(ref, tag=tag)
+            tag_digests[tag] = builder.publish(image_id, extra, credentials, sink.write, self.control)
+            sink.line(f"[boatyard] pushed {extra.reference} ({tag_digests[tag]})")
+        self.timings.enter("done")
+        return digest, tag_digests
+
+    # --- the endings ----------------------------------------------------------------------
+
+    def _result(self, outcome: Outcome, **kw: Any) -> ProcessResult:
         return ProcessResult(
-            outcome,
-            job.job_id,
-            log_batch_calls=writer.batch_calls if writer else 0,
-            log_bytes=writer.bytes_accepted if writer else 0,  # figures for benchmarks
-            **kw,
+            outcome, self.job.job_id, log_batch_calls=self.log.batch_calls, log_bytes=self.log.bytes_accepted, **kw
         )
 
-    def _close_log(self, sink: RedactingSink | None, writer: logstore.LogWriter | None, last_line: str | None = None) -> None:
+    def fail(self, reason: str) -> ProcessResult:
+        """Write the reason as the last log line, then fail the job as the lease holder."""
+        self.log.close(f"[boatyard] Failed: {reason}")
         try:
-            if sink is not None:
-                if last_line:
-                    sink.line(last_line)
-                sink.flush()
-            if writer is not None:
-                writer.close()
-        except TransitionConflict:  # the job is no longer ours: its log is not either
-            self._drop_log(writer)
-        except Exception:  # the job's phase matters more than its last log line
-            log.exception("could not flush the log")
-
-    @staticmethod
-    def _drop_log(writer: logstore.LogWriter | None) -> None:
-        """The lease is lost or the job ended elsewhere: drop the buffered log instead of flushing it."""
-        if writer is not None:
-            writer.abandon()
-
-    def _fail(
-        self,
-        job: Job,
-        reason: str,
-        delivery: Delivery,
-        sink: RedactingSink | None,
-        writer: logstore.LogWriter | None,
-    ) -> ProcessResult:
-        self._close_log(sink, writer, f"[boatyard] Failed: {reason}")
-        try:
-            jobstore.fail(job.job_id, reason, worker_id=self.worker_id)
+            jobstore.fail(self.job.job_id, reason, worker_id=self.worker_id)
         except TransitionConflict:
-            log.warning("job %s: could not record the failure: the lease is no longer ours", job.job_id)
-            return self._result(Outcome.LOST, job, writer, reason=reason)
-        self._delete(delivery)
-        return self._result(Outcome.FAILED, job, writer, reason=reason)
+            log.warning("job %s: could not record the failure: the lease is no longer ours", self.job.job_id)
+            return self._result(Outcome.LOST, reason=reason)
+        self.runner.delete(self.delivery)
+        return self._result(Outcome.FAILED, reason=reason)
 
-    def _aborted(
-        self,
-        job: Job,
-        exc: Aborted,
-        delivery: Delivery,
-        sink: RedactingSink | None,
-        writer: logstore.LogWriter | None,
-    ) -> ProcessResult:
+    def aborted(self, exc: Aborted) -> ProcessResult:
+        """A timeout or limit fails the job; a shutdown or interruption hands it back; a lost lease leaves it."""
         if exc.kind in (AbortKind.TIMEOUT, AbortKind.LIMIT):
-            return self._fail(job, exc.message, delivery, sink, writer)
+            return self.fail(exc.message)
         if exc.kind in (AbortKind.SHUTDOWN, AbortKind.INTERRUPTED):
-            self._close_log(sink, writer, f"[boatyard] {exc.message}; the build will start again on another worker")
+            self.log.close(f"[boatyard] {exc.message}; the build will start again on another worker")
             try:
-                jobstore.release_lease(job.job_id, self.worker_id, count_attempt=exc.kind == AbortKind.INTERRUPTED)
+                jobstore.release_lease(self.job.job_id, self.worker_id, count_attempt=exc.kind == AbortKind.INTERRUPTED)
             finally:
-                self._hide(delivery, 0)
-            return self._result(Outcome.RELEASED, job, writer)
-        self._drop_log(writer)  # the lease was lost (or the job cancelled): nothing more goes into its log
-        return self._result(Outcome.LOST, job, writer)
+                self.runner.hide(self.delivery, 0)
+            return self._result(Outcome.RELEASED)
+        return self.lost()  # the lease was lost (or the job cancelled)
+
+    def lost(self) -> ProcessResult:
+        """The job is another worker's now (or ended elsewhere): nothing more goes into its log."""
+        self.log.drop()
+        return self._result(Outcome.LOST)
