@@ -118,7 +118,8 @@ class _Symlinks:
         link = self.crossed(parts)
         if link is not None:
             raise InvalidContext(
-                f"{what} goes through the symbolic link {_show(link)} of the archive; paths through links are not allowed"
+                f"{what} goes through the symbolic link {_show(link)} of the archive; "
+                "paths through links are not allowed"
             )
 
     def check_target(self, name: str, target: str) -> None:
@@ -158,6 +159,155 @@ class _TopFolder:
         return parts[1:]
 
 
+def _forget_members(tar: tarfile.TarFile) -> None:
+    """Empty the list of every member ``tar`` has read or written (memory stays flat)."""
+    tar.members.clear()  # type: ignore[attr-defined]  # TarFile.members exists but typeshed does not declare it
+
+
+class _Copy:
+    """The state of one sanitizing copy: the limits, the layout and what the archive held so far."""
+
+    def __init__(self, limits: ContextLimits, strip_top: bool, context_path: str, dockerfile_path: str) -> None:
+        self.limits = limits
+        self.stats = ContextStats()
+        self.top = _TopFolder() if strip_top else None
+        self.root = [p for p in context_path.split("/") if p]
+        self.root_seen = not self.root
+        self.dockerfile_path = dockerfile_path
+        self.files_seen: set[bytes] = set()
+        self.links = _Symlinks()
+        self.has_dockerfile = False
+
+    def copy(self, src: tarfile.TarFile, out: tarfile.TarFile) -> None:
+        """Copy every member of ``src`` that belongs in the context to ``out``, refusing what is unsafe."""
+        while True:
+            member = src.next()
+            _forget_members(src)  # tarfile keeps every member read; nothing here looks back
+            _forget_members(out)
+            if member is None:
+                break
+            parts = self._place(member)
+            if parts:
+                self._copy_member(src, out, member, parts)
+        comment = str(src.pax_headers.get("comment", ""))
+        self.stats.commit = comment if _COMMIT.fullmatch(comment) else ""
+
+    def _place(self, member: tarfile.TarInfo) -> list[str]:
+        """The member's path in the context (counted against the entry limit); empty when it is not copied."""
+        parts = _clean_path(member.name, "its name")
+        if self.top is not None:
+            parts = self.top.strip(parts, member.name)
+        if not parts:  # the root (or the top folder) itself
+            return []
+        self.stats.files += 1
+        if self.stats.files > self.limits.max_files:
+            raise InvalidContext(f"the archive holds more than {self.limits.max_files} entries")
+        if not self.root:
+            return parts
+        if parts[: len(self.root)] != self.root:  # outside the context folder: counted (by the stream), then dropped
+            if member.isreg():
+                self.stats.content_bytes += member.size
+                if self.stats.content_bytes > self.limits.max_bytes:
+                    raise InvalidContext(
+                        f"the archive is larger than the limit of {self.limits.max_bytes} bytes (uncompressed)"
+                    )
+            return []
+        self.root_seen = True
+        return parts[len(self.root):]  # empty for the context folder itself
+
+    def _copy_member(
+        self, src: tarfile.TarFile, out: tarfile.TarFile, member: tarfile.TarInfo, parts: list[str]
+    ) -> None:
+        """Copy one member under its path in the context, by its type; refuse the types a context cannot hold."""
+        name = "/".join(parts)
+        self.links.check(parts, f"the path {_show(name)}")
+        info = tarfile.TarInfo(name)
+        info.mtime = member.mtime
+        info.mode = member.mode & 0o777
+        if member.isreg():
+            self._copy_file(src, out, member, info)
+        elif member.isdir():
+            info.type = tarfile.DIRTYPE
+            out.addfile(info)
+        elif member.issym():
+            self._check_symlink(name, member.linkname)
+            info.type, info.linkname = tarfile.SYMTYPE, member.linkname
+            out.addfile(info)
+            self.links.add(parts)
+        elif member.islnk():
+            info.type, info.linkname = tarfile.LNKTYPE, self._hardlink_target(name, member.linkname)
+            out.addfile(info)
+            self._file_added(name)
+        elif member.ischr() or member.isblk() or member.isfifo():
+            raise InvalidContext(
+                f"the archive holds a device or FIFO entry ({_show(member.name)}); "
+                "only files, folders and links are allowed"
+            )
+        else:
+            raise InvalidContext(f"the archive holds an entry of an unsupported type ({_show(member.name)})")
+
+    def _file_added(self, name: str) -> None:
+        """Remember a copied file (a later hard link may point to it)."""
+        self.files_seen.add(_key(name))
+        if name == self.dockerfile_path:
+            self.has_dockerfile = True
+
+    def _copy_file(
+        self, src: tarfile.TarFile, out: tarfile.TarFile, member: tarfile.TarInfo, info: tarfile.TarInfo
+    ) -> None:
+        """Copy a regular file's content, within the size limit."""
+        if self.stats.content_bytes + member.size > self.limits.max_bytes:
+            raise InvalidContext(
+                f"the build context is larger than the limit of {self.limits.max_bytes} bytes (uncompressed)"
+            )
+        info.size = member.size
+        content = src.extractfile(member)
+        assert content is not None  # a regular file always has content (tarfile returns None for other types)
+        out.addfile(info, content)
+        self.stats.content_bytes += member.size
+        self._file_added(info.name)
+
+    def _check_symlink(self, name: str, target: str) -> None:
+        """Refuse a symbolic link whose target is too long, absolute, or leaves the context."""
+        if len(target.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+            raise InvalidContext(f"the symbolic link {_show(name)} has a target longer than {MAX_PATH_BYTES} bytes")
+        if target.startswith("/"):
+            raise InvalidContext(
+                f"the symbolic link {_show(name)} points to an absolute path ({_show(target)}), "
+                "outside the build context"
+            )
+        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
+        if resolved == ".." or resolved.startswith("../"):
+            raise InvalidContext(f"the symbolic link {_show(name)} points outside the build context ({_show(target)})")
+        self.links.check_target(name, target)
+
+    def _hardlink_target(self, name: str, linkname: str) -> str:
+        """The hard link's target in the context; it must be a file copied earlier."""
+        link_parts = _clean_path(linkname, f"the hard link {_show(name)}")
+        if self.top is not None:
+            link_parts = self.top.strip(link_parts, linkname)
+        root = self.root
+        if root:  # a link to a file outside the context folder is not in files_seen: refused below
+            link_parts = link_parts[len(root):] if link_parts[: len(root)] == root else ["..", *link_parts]
+        target = "/".join(link_parts)
+        self.links.check(link_parts, f"the target {_show(target)} of the hard link {_show(name)}")
+        if _key(target) not in self.files_seen:
+            raise InvalidContext(
+                f"the hard link {_show(name)} points to {_show(linkname)}, which is not a file earlier in the archive"
+            )
+        return target
+
+    def check_complete(self, context_path: str, strip_top: bool) -> None:
+        """Refuse an archive without the context folder or the Dockerfile it was said to have."""
+        inside = " (inside its top folder)" if strip_top else ""
+        if not self.root_seen:
+            raise InvalidContext(f"the archive has no folder {context_path!r} (context_path){inside}")
+        if not self.has_dockerfile:
+            where = f"in the folder {context_path!r} (context_path)" if self.root else "at the root of the archive"
+            what = "" if self.dockerfile_path == "Dockerfile" else f" at {self.dockerfile_path!r} (dockerfile_path)"
+            raise InvalidContext(f"no Dockerfile{what} {where}{inside}")
+
+
 def sanitize(
     source: BinaryIO,
     dest: BinaryIO,
@@ -173,119 +323,18 @@ def sanitize(
     (a validated relative folder) re-roots the context there.  Raises
     :class:`InvalidContext` with the reason the job fails.
     """
-    stats = ContextStats()
-    top = _TopFolder() if strip_top else None
-    root = [p for p in context_path.split("/") if p]
-    root_seen = not root
-    files_seen: set[bytes] = set()
-    links = _Symlinks()
-    has_dockerfile = False
+    copy = _Copy(limits, strip_top, context_path, dockerfile_path)
     counted = None
     try:
         src, counted = open_tar(source, limits.max_bytes, limits.max_ratio, check)
         with src, tarfile.open(fileobj=dest, mode="w", format=tarfile.PAX_FORMAT) as out:
-            while True:
-                member = src.next()
-                src.members.clear()  # tarfile keeps every member read; nothing here looks back
-                out.members.clear()
-                if member is None:
-                    break
-                parts = _clean_path(member.name, "its name")
-                if top is not None:
-                    parts = top.strip(parts, member.name)
-                if not parts:  # the root (or the top folder) itself
-                    continue
-                stats.files += 1
-                if stats.files > limits.max_files:
-                    raise InvalidContext(f"the archive holds more than {limits.max_files} entries")
-                if root:
-                    if parts[: len(root)] != root:  # outside the context folder: counted (by the stream), then dropped
-                        if member.isreg():
-                            stats.content_bytes += member.size
-                            if stats.content_bytes > limits.max_bytes:
-                                raise InvalidContext(
-                                    f"the archive is larger than the limit of {limits.max_bytes} bytes (uncompressed)"
-                                )
-                        continue
-                    root_seen = True
-                    parts = parts[len(root):]
-                    if not parts:  # the context folder itself
-                        continue
-                name = "/".join(parts)
-                links.check(parts, f"the path {_show(name)}")
-                info = tarfile.TarInfo(name)
-                info.mtime = member.mtime
-                info.mode = member.mode & 0o777
-                if member.isreg():
-                    if stats.content_bytes + member.size > limits.max_bytes:
-                        raise InvalidContext(
-                            f"the build context is larger than the limit of {limits.max_bytes} bytes (uncompressed)"
-                        )
-                    info.size = member.size
-                    content = src.extractfile(member)
-                    assert content is not None
-                    out.addfile(info, content)
-                    stats.content_bytes += member.size
-                    files_seen.add(_key(name))
-                    if name == dockerfile_path:
-                        has_dockerfile = True
-                elif member.isdir():
-                    info.type = tarfile.DIRTYPE
-                    out.addfile(info)
-                elif member.issym():
-                    target = member.linkname
-                    if len(target.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
-                        raise InvalidContext(f"the symbolic link {_show(name)} has a target longer than {MAX_PATH_BYTES} bytes")
-                    if target.startswith("/"):
-                        raise InvalidContext(
-                            f"the symbolic link {_show(name)} points to an absolute path ({_show(target)}), outside the build context"
-                        )
-                    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-                    if resolved == ".." or resolved.startswith("../"):
-                        raise InvalidContext(
-                            f"the symbolic link {_show(name)} points outside the build context ({_show(target)})"
-                        )
-                    links.check_target(name, target)
-                    info.type, info.linkname = tarfile.SYMTYPE, target
-                    out.addfile(info)
-                    links.add(parts)
-                elif member.islnk():
-                    link_parts = _clean_path(member.linkname, f"the hard link {_show(name)}")
-                    if top is not None:
-                        link_parts = top.strip(link_parts, member.linkname)
-                    if root:  # a link to a file outside the context folder is not in files_seen: refused below
-                        link_parts = link_parts[len(root):] if link_parts[: len(root)] == root else ["..", *link_parts]
-                    target = "/".join(link_parts)
-                    links.check(link_parts, f"the target {_show(target)} of the hard link {_show(name)}")
-                    if _key(target) not in files_seen:
-                        raise InvalidContext(
-                            f"the hard link {_show(name)} points to {_show(member.linkname)}, which is not a file earlier in the archive"
-                        )
-                    info.type, info.linkname = tarfile.LNKTYPE, target
-                    out.addfile(info)
-                    if name == dockerfile_path:
-                        has_dockerfile = True
-                    files_seen.add(_key(name))
-                elif member.ischr() or member.isblk() or member.isfifo():
-                    raise InvalidContext(f"the archive holds a device or FIFO entry ({_show(member.name)}); only files, folders and links are allowed")
-                else:
-                    raise InvalidContext(f"the archive holds an entry of an unsupported type ({_show(member.name)})")
-            comment = str(src.pax_headers.get("comment", ""))
-            stats.commit = comment if _COMMIT.fullmatch(comment) else ""
-    except InvalidContext:
-        raise
-    except BuildFailed:
+            copy.copy(src, out)
+    except (InvalidContext, BuildFailed):
         raise
     except (tarfile.TarError, EOFError, zlib.error, OSError, ValueError) as exc:
         if check is not None:
             check()  # an abort that broke the stream wins over the read error
         raise InvalidContext(f"the archive is not a valid tar or tar.gz file ({type(exc).__name__}: {exc})") from None
-    stats.compressed_bytes = counted.count if counted is not None else 0
-    inside = " (inside its top folder)" if strip_top else ""
-    if not root_seen:
-        raise InvalidContext(f"the archive has no folder {context_path!r} (context_path){inside}")
-    if not has_dockerfile:
-        where = f"in the folder {context_path!r} (context_path)" if root else "at the root of the archive"
-        what = "" if dockerfile_path == "Dockerfile" else f" at {dockerfile_path!r} (dockerfile_path)"
-        raise InvalidContext(f"no Dockerfile{what} {where}{inside}")
-    return stats
+    copy.stats.compressed_bytes = counted.count if counted is not None else 0
+    copy.check_complete(context_path, strip_top)
+    return copy.stats
