@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import docker
@@ -177,7 +178,10 @@ def test_worker_killed_mid_build_leaves_no_job_stuck(moto_server, registry, base
     )
     try:
         _wait_for(
-            lambda: jobstore.get_job(job_id).phase == Phase.BUILDING and "started" in worker_jobs.full_log(job_id),
+            # the RUN step's own output (a line of its own), not the "Step 2/3 : RUN echo started" line: by then
+            # the build container exists and its "Running in" line is in the log
+            lambda: jobstore.get_job(job_id).phase == Phase.BUILDING
+            and re.search(r"(?m)^started ", worker_jobs.full_log(job_id)) is not None,
             90,
             "the first worker to be mid-build",
         )
@@ -213,15 +217,27 @@ def test_sigterm_stops_an_idle_worker_promptly(moto_server):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    time.sleep(3)
-    proc.send_signal(signal.SIGTERM)
+    lines: list[str] = []
+    started = threading.Event()
+
+    def read_stderr() -> None:
+        for raw in proc.stderr:
+            lines.append(raw.decode())
+            if "started:" in lines[-1]:
+                started.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
     try:
-        _out, err = proc.communicate(timeout=20)
+        # SIGTERM only once the worker says it runs: before its handlers exist the default action kills it
+        assert started.wait(120), "".join(lines)[-2000:]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 0, err.decode()[-2000:]
-    lines = err.decode().splitlines()
+    reader.join(10)
+    assert proc.returncode == 0, "".join(lines)[-2000:]
     assert any('"stop requested' in line for line in lines) and any("stopped" in line for line in lines)
     assert all(line.startswith("{") for line in lines), "stderr logging is structured JSON lines"
 

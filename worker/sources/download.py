@@ -8,9 +8,11 @@ socket it opens (redirect hops included) registered with the job's
 (the fetch deadline), a cancel (lost lease) or a shutdown shuts it down and a
 blocked connect, header or body read returns at once; the abort then wins over
 the read error it caused.  :class:`Download` reads the body with ``read1`` (at
-most one ``recv`` per call) and between chunks enforces the fetch deadline
-and a minimum throughput (at least ``fetch_min_bytes_per_second`` over every
-window of ``fetch_timeout_seconds``).
+most one ``recv`` per call) and between chunks enforces a minimum throughput
+(at least ``fetch_min_bytes_per_second`` over every window of
+``fetch_timeout_seconds``).  The fetch deadline has one owner, the runner's
+:class:`~worker.job.control.Watchdog` around the whole fetch: a second clock
+here raced it and gave the same timeout two different reasons.
 """
 from __future__ import annotations
 
@@ -46,10 +48,9 @@ class Download:
         self._what = what
         self._control = control
         self._clock = clock
-        self._deadline = settings.fetch_deadline_seconds
         self._min_rate = settings.fetch_min_bytes_per_second
         self._window = max(settings.fetch_timeout_seconds, 1.0)
-        self._started = self._window_started = clock()
+        self._window_started = clock()
         self._window_bytes = 0
         self.bytes_read = 0
 
@@ -72,8 +73,6 @@ class Download:
     def _pace(self, received: int) -> None:
         now = self._clock()
         self.bytes_read += received
-        if now - self._started > self._deadline:
-            raise BuildFailed(f"{self._what} did not finish within {self._deadline:g} s; it was stopped")
         self._window_bytes += received
         elapsed = now - self._window_started
         if elapsed < self._window:
