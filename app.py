@@ -16,6 +16,7 @@ from chalicelib.stores.apikeys import Principal
 from chalicelib.api.error_mapping import JSON_HEADERS, json_errors
 from chalicelib.api.request_log import configure_logging, log_requests
 from chalicelib.domain.settings import get_settings
+from chalicelib.api import notify_views
 
 app = Chalice(app_name="boatyard")
 configure_logging()
@@ -137,6 +138,22 @@ def git_hook(trigger_id: str) -> Response:
     request = app.current_request
     answer = triggers.handle_hook(trigger_id, request.raw_body, request.headers, request.context or {})
     return _json(answer.body, answer.status)
+
+
+@app.route("/api/v1/{job_id}/notifications", methods=["GET"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)
+@json_errors
+def job_notifications(job_id: str) -> Response:
+    """The job's notification subscriptions and every delivery attempt (time, status or error, duration)."""
+    return _json(notify_views.notifications_body(validation.parse_job_id(job_id), _caller()))
+
+
+@app.on_sqs_message(queue=get_settings().notify_queue_name, batch_size=1)
+def send_notifications(event: Any) -> None:
+    """The notifications queue's consumer (deployed; the local stack polls with chalicelib.notifier.poller)."""
+    from chalicelib.notifier import sender  # only this Lambda sends; the API function never loads it
+
+    for record in event:
+        sender.handle(record.body)
 
 
 @app.route("/", methods=["GET"], content_types=ANY_TYPE)

@@ -2,7 +2,7 @@
 
 Production resources come from ``infra/`` (CloudFormation); this mirrors their
 shape: one table with TTL, a bucket with an expiry rule, a queue with a
-dead-letter queue, and a KMS key behind an alias.
+dead-letter queue, the notifications queue with its own, and a KMS key behind an alias.
 """
 from __future__ import annotations
 
@@ -127,7 +127,30 @@ def _ensure_queues(s: Settings) -> dict[str, str]:
         url = sqs.get_queue_url(QueueName=s.queue_name)["QueueUrl"]
         sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
     queue.reset()
-    return {"queue_url": url, "dlq_url": dlq_url}
+    return {"queue_url": url, "dlq_url": dlq_url, **_ensure_notify_queues(s)}
+
+
+def _ensure_notify_queues(s: Settings) -> dict[str, str]:
+    """The notifications queue (chalicelib.stores.notifications) and its dead-letter queue."""
+    from chalicelib.stores import notifications
+
+    sqs = aws.client("sqs")
+    dlq_url = sqs.create_queue(QueueName=s.notify_dlq_name, Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    attributes = {
+        "VisibilityTimeout": "60",
+        "MessageRetentionPeriod": "345600",
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+    }
+    try:
+        url = sqs.create_queue(QueueName=s.notify_queue_name, Attributes=attributes)["QueueUrl"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"QueueAlreadyExists", "QueueNameExists"}:
+            raise
+        url = sqs.get_queue_url(QueueName=s.notify_queue_name)["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
+    notifications.reset()
+    return {"notify_queue_url": url, "notify_dlq_url": dlq_url}
 
 
 def _ensure_key(alias: str, description: str) -> str:

@@ -1,4 +1,4 @@
-"""The whole service on one machine: moto server, resources, ``chalice local`` (API + UI), workers.
+"""The whole service on one machine: moto server, resources, ``chalice local`` (API + UI), workers, notifier.
 
 Used by ``make run`` (``python -m devstack run``), by the end-to-end and
 browser tests (the ``local_stack`` fixture) and by the benchmarks.
@@ -72,6 +72,8 @@ class LocalStack:
         )
         # the local stack pushes to its registry on 127.0.0.1 (deployed stacks never set this)
         env.setdefault("BOATYARD_ALLOW_PRIVATE_REGISTRIES", "true")
+        # ... and may notify receivers on this machine (http://127.0.0.1:...; deployed stacks never set this)
+        env.setdefault("BOATYARD_ALLOW_LOOPBACK_NOTIFY_URLS", "true")
         env.pop("AWS_SESSION_TOKEN", None)
         env.pop("AWS_SECURITY_TOKEN", None)
         env.update(self.config.extra_env)
@@ -114,6 +116,7 @@ class LocalStack:
         self._wait(self._api_answers, timeout, "API (chalice local)")
         for index in range(self.config.workers):
             self._start(f"worker{index + 1}", [python, "-m", "worker", *self.config.worker_args])
+        self._start("notifier", [python, "-m", "devstack.notifier"])  # the SQS Lambda's stand-in
         time.sleep(0.5)
         self._check_alive()
         return self

@@ -2,7 +2,8 @@
 
 Order: create the job item (in ``keys`` mode in one transaction with the
 owner's quota counters, so a refused submission creates nothing) → store the
-context in S3 → seal the credentials with KMS → send the SQS message.  If
+context in S3 → store a ``notify_url`` subscription (its secret sealed) → seal the
+credentials with KMS → send the SQS message.  If
 storing, sealing or sending fails the job is marked failed (so nobody waits on
 it, and its quota slot is freed) and :class:`ServiceUnavailable` is raised.
 Credentials travel only inside the sealed SQS message.
@@ -24,6 +25,7 @@ from chalicelib.domain.errors import InvalidRequest, ServiceUnavailable, Transit
 from chalicelib.domain.jobs import Job, SourceKind
 from chalicelib.domain.settings import get_settings
 from chalicelib.api.validation import BuildRequest
+from chalicelib.stores import notifications
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +121,11 @@ def submit_build(
         raise ServiceUnavailable("storage is unavailable; try again shortly") from None
     try:
         _store_context(job_id, request, archive)
+        if request.notify is not None:
+            notify = request.notify
+            notifications.subscribe(job_id, caller.owner, notifications.WebhookTarget(notify.url, notify.secret, notify.events))
     except _AWS_ERRORS as exc:
-        log.error("job %s: storing the context failed (%s)", job_id, type(exc).__name__)
+        log.error("job %s: storing the context or its subscription failed (%s)", job_id, type(exc).__name__)
         _fail_unstored(job_id)
         raise ServiceUnavailable("storage is unavailable; try again shortly") from None
     if before_enqueue is not None:

@@ -21,6 +21,7 @@ from chalicelib.domain.image_ref import InvalidReference, parse_image_ref
 from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.stores.sealing import Credentials
 from chalicelib.domain.settings import Settings
+from chalicelib.api.notify_fields import NotifyRequest, validate_notify_fields
 
 MAX_IMAGE_NAME_CHARS = 255
 MAX_URL_CHARS = 2048
@@ -65,6 +66,7 @@ class BuildRequest:
     credentials: Credentials = dataclasses.field(default_factory=Credentials, repr=False)
     options: BuildOptions = dataclasses.field(default_factory=BuildOptions)
     engine: str = ""  # "" = the deployment's choice (chalicelib.api.engine_fields)
+    notify: NotifyRequest | None = dataclasses.field(default=None, repr=False)  # a per-job notification subscription
 
 
 def _has_control_chars(text: str) -> bool:
@@ -321,6 +323,12 @@ def validate_build(data: Any, settings: Settings, archive_supplied: bool = False
     """Check a build request's fields (the JSON body, or a multipart's Json part)."""
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
+    request = _validate_build(data, settings, archive_supplied)
+    notify = validate_notify_fields(data, settings)
+    return dataclasses.replace(request, notify=notify) if notify else request
+
+
+def _validate_build(data: dict[str, Any], settings: Settings, archive_supplied: bool) -> BuildRequest:
     image_name = validate_image_name(data)
     validate_registry_host(image_name, settings)
     chosen = _chosen_sources(data, archive_supplied)

@@ -100,6 +100,7 @@ class Job:
     trigger_id: str | None = None  # the build trigger whose webhook made the job (issue 14)
     ref: str | None = None  # the pushed ref it builds (refs/heads/main, refs/tags/v1)
     commit: str | None = None  # the pushed commit (the event's sha): the source is fetched at exactly this commit
+    notify_events: frozenset[str] = frozenset()  # phases some notification subscription wants (chalicelib.stores.notifications)
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -170,6 +171,8 @@ class Job:
             item["engine"] = self.engine
         if self.quota_slot:
             item["quota_slot"] = True
+        if self.notify_events:
+            item["notify_events"] = set(self.notify_events)
         for key in ("started_at", "finished_at", "reason", "image_digest", "lease_owner", "source_commit", "trigger_id",
                     "ref", "commit"):
             value = getattr(self, key)
@@ -208,6 +211,7 @@ class Job:
             trigger_id=item.get("trigger_id"),
             ref=item.get("ref"),
             commit=item.get("commit"),
+            notify_events=frozenset(str(e) for e in item.get("notify_events") or ()),
         )
 
 

@@ -137,6 +137,17 @@ class Settings:
     public_url: str = ""
     hook_max_body_bytes: int = 2 * MiB
     quota_triggers: int = 50
+    # notifications (issue 14): their own queue, read by the sender (SQS Lambda deployed, a poller locally)
+    notify_queue_name: str = "boatyard-notify"
+    notify_queue_url: str = ""
+    notify_dlq_name: str = "boatyard-notify-dlq"
+    # http:// and 127.0.0.1 / ::1 / localhost receivers (test and local stacks only; never deployed)
+    allow_loopback_notify_urls: bool = False
+    notify_connect_timeout_seconds: float = 3.0
+    notify_read_timeout_seconds: float = 10.0  # the whole answer (status line and headers) must come within this
+    notify_backoff_base_seconds: float = 30.0  # retry n waits base * 2^(n-1) ...
+    notify_backoff_max_seconds: float = 3600.0  # ... at most this long ...
+    notify_retry_window_seconds: float = 86400.0  # ... and nothing is tried after this long since the first attempt
 
 
 ENGINES = ("classic", "buildkit")
@@ -234,6 +245,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         public_url=env.get("BOATYARD_PUBLIC_URL", "").strip().rstrip("/"),
         hook_max_body_bytes=_int(env, "BOATYARD_HOOK_MAX_BYTES", 2 * MiB),
         quota_triggers=_int(env, "BOATYARD_QUOTA_TRIGGERS", 50),
+        notify_queue_name=env.get("BOATYARD_NOTIFY_QUEUE_NAME", "boatyard-notify"),
+        notify_queue_url=env.get("BOATYARD_NOTIFY_QUEUE_URL", ""),
+        notify_dlq_name=env.get("BOATYARD_NOTIFY_DLQ_NAME", env.get("BOATYARD_NOTIFY_QUEUE_NAME", "boatyard-notify") + "-dlq"),
+        allow_loopback_notify_urls=_bool(env, "BOATYARD_ALLOW_LOOPBACK_NOTIFY_URLS", False),
+        notify_connect_timeout_seconds=_float(env, "BOATYARD_NOTIFY_CONNECT_TIMEOUT_SECONDS", 3.0),
+        notify_read_timeout_seconds=_float(env, "BOATYARD_NOTIFY_READ_TIMEOUT_SECONDS", 10.0),
+        notify_backoff_base_seconds=_float(env, "BOATYARD_NOTIFY_BACKOFF_BASE_SECONDS", 30.0),
+        notify_backoff_max_seconds=_float(env, "BOATYARD_NOTIFY_BACKOFF_MAX_SECONDS", 3600.0),
+        notify_retry_window_seconds=_float(env, "BOATYARD_NOTIFY_RETRY_WINDOW_SECONDS", 86400.0),
     )
 
 

@@ -27,18 +27,25 @@ _CONFIG = Config(
 
 # S3 presigned POSTs must be SigV4: regions opened since 2014 accept nothing older.
 _SERVICE_CONFIG = {"s3": _CONFIG.merge(Config(signature_version="s3v4"))}
+# calls made on the side of something more important (a job's phase change): short and few tries
+_QUICK_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=3)
 
 
 @functools.lru_cache(maxsize=None)
-def _cached_client(service: str, region: str) -> Any:
+def _cached_client(service: str, region: str, quick: bool = False) -> Any:
     with _LOCK:  # boto3's default session is not thread-safe while creating clients
-        config = _SERVICE_CONFIG.get(service, _CONFIG)
+        config = _QUICK_CONFIG if quick else _SERVICE_CONFIG.get(service, _CONFIG)
         return boto3.session.Session().client(service, region_name=region, config=config)
 
 
 def client(service: str) -> Any:
     """A boto3 client for ``service`` in the configured region (endpoint from the environment)."""
     return _cached_client(service, get_settings().region)
+
+
+def quick_client(service: str) -> Any:
+    """A client whose calls give up within seconds (2 tries, 2 s connect, 3 s read): for best-effort side calls."""
+    return _cached_client(service, get_settings().region, True)
 
 
 def reset_clients() -> None:

@@ -11,6 +11,9 @@ Concurrency rules (DESIGN.md "Job lifecycle"):
   ``quota_slot``; the write that makes it terminal (:func:`transition` to an end,
   :func:`fail`: worker, DLQ sweep, timeout, cancel) removes the flag and gives the
   slot back in one transaction, so the slot is released exactly once.
+* every phase change (claim, :func:`transition`, :func:`fail`) of a job with notification
+  subscriptions queues its notification after the write (:func:`notifications.emit`: best
+  effort, bounded, never raises), the API's cancel included.
 """
 from __future__ import annotations
 
@@ -26,6 +29,7 @@ from chalicelib.domain.errors import JobNotFound, TransitionConflict
 from chalicelib.domain.jobs import LIVE_PHASES, Job, Phase, can_transition, now_iso, ttl_epoch
 from chalicelib.domain.settings import get_settings
 from chalicelib.stores.aws_errors import aws_error_code, cancellation_codes
+from chalicelib.stores import notifications
 
 _LIVE_VALUES = [p.value for p in sorted(LIVE_PHASES, key=lambda p: p.value)]
 _NAMES = {
@@ -211,7 +215,9 @@ def claim(job_id: str, worker_id: str, lease_seconds: float, max_attempts: int) 
             ExpressionAttributeValues=values,
             ReturnValues="ALL_NEW",
         )
-        return ClaimResult(ClaimOutcome.CLAIMED, Job.from_item(dynamo.deserialize(answer["Attributes"])))
+        claimed = Job.from_item(dynamo.deserialize(answer["Attributes"]))
+        notifications.emit(claimed)
+        return ClaimResult(ClaimOutcome.CLAIMED, claimed)
     except ClientError as exc:
         if not dynamo.is_conditional_failure(exc):
             raise
@@ -334,6 +340,7 @@ def transition(
         job = _update_job(job_id, update, condition, names, values)
     if job is None:
         raise TransitionConflict(f"job {job_id} is no longer {current.value} under lease {worker_id}")
+    notifications.emit(job)
     return job
 
 
@@ -397,4 +404,5 @@ def fail(
     )
     if job is None:
         raise TransitionConflict(f"job {job_id} is not live (or its lease is held)")
+    notifications.emit(job)
     return job

@@ -40,7 +40,7 @@ def test_every_route_is_documented_and_nothing_else(doc):
     api_routes = chalice_routes - {(path, method.lower()) for path, method in STATIC_UI_ROUTES}
     documented = {(path, method) for path, item in doc["paths"].items() for method in item if method in METHODS}
     assert api_routes == documented
-    assert len(api_routes) == 11  # build, uploads, jobs, status, logs, cancel; triggers (4), hooks
+    assert len(api_routes) == 12  # build, uploads, jobs, status, logs, cancel; triggers (4), hooks; notifications
 
 
 def test_every_operation_documents_its_errors_with_the_error_schema(doc):

@@ -1,0 +1,26 @@
+"""``python -m devstack.notifier``: the local stack's notification sender (the deployed one is a Lambda).
+
+Polls the notifications queue and runs the same sender the SQS Lambda runs
+(:mod:`chalicelib.notifier.poller`); stops on SIGTERM/SIGINT.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from chalicelib.notifier import poller
+
+
+def main() -> None:
+    """Run until signalled."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    logging.getLogger("boatyard.notifier").info("notification sender polling")
+    poller.run(stop)
+
+
+if __name__ == "__main__":
+    main()
