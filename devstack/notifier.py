@@ -1,7 +1,7 @@
 """``python -m devstack.notifier``: the local stack's notification sender (the deployed one is a Lambda).
 
 Polls the notifications queue and runs the same sender the SQS Lambda runs
-(:mod:`chalicelib.notifier.poller`); stops on SIGTERM/SIGINT.
+(:mod:`chalicelib.api.notify_poller`); stops on SIGTERM/SIGINT.
 """
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import logging
 import signal
 import threading
 
-from chalicelib.notifier import poller
+from chalicelib.api import notify_poller as poller
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import yaml
 INFRA = pathlib.Path(__file__).resolve().parent
 RESOURCES_TEMPLATE = INFRA / "resources.yaml"
 LAMBDA_POLICY = INFRA / "lambda-policy.json"
+SENDER_POLICY = INFRA / "notify-sender-policy.json"
 
 # what the Lambda must get, and from which resource (chalicelib/domain/settings.py reads them)
 LAMBDA_ENV_REFS = {
@@ -28,6 +29,14 @@ LAMBDA_ENV_REFS = {
     "BOATYARD_TRIGGER_KMS_KEY_ID": {"Fn::GetAtt": ["TriggerKey", "Arn"]},
     "BOATYARD_MAX_ATTEMPTS": {"Ref": "MaxAttempts"},
     "BOATYARD_AUTH": "keys",  # a deployed stage never runs the open API
+    "BOATYARD_NOTIFY_QUEUE_URL": {"Ref": "NotifyQueue"},
+    "BOATYARD_NOTIFY_KMS_KEY_ID": {"Fn::GetAtt": ["NotifyKey", "Arn"]},
+}
+# what the notification sender Lambda (app.send_notifications) must get
+SENDER_ENV_REFS = {
+    "BOATYARD_TABLE": {"Ref": "JobsTable"},
+    "BOATYARD_NOTIFY_QUEUE_URL": {"Ref": "NotifyQueue"},
+    "BOATYARD_NOTIFY_KMS_KEY_ID": {"Fn::GetAtt": ["NotifyKey", "Arn"]},
 }
 # what the worker host's /etc/boatyard/worker.env must set
 WORKER_ENV_VARS = (
@@ -42,6 +51,7 @@ WORKER_ENV_VARS = (
     "BOATYARD_MAX_ATTEMPTS",
     "BOATYARD_VISIBILITY_TIMEOUT_SECONDS",
     "BOATYARD_SHUTDOWN_GRACE_SECONDS",
+    "BOATYARD_NOTIFY_QUEUE_URL",
 )
 API_FORBIDDEN_ACTIONS = {"kms:*", "kms:reencryptfrom", "kms:reencrypt*"}
 API_DECRYPTS_ONLY = {"Fn::GetAtt": ["TriggerKey", "Arn"]}
@@ -72,6 +82,11 @@ def load_template(path: str | pathlib.Path) -> dict[str, Any]:
     """A CloudFormation template (YAML with short tags, or JSON) as plain data."""
     text = pathlib.Path(path).read_text(encoding="utf-8")
     return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
+def sender_policy() -> dict[str, Any]:
+    """The notification sender Lambda's policy document."""
+    return json.loads(SENDER_POLICY.read_text(encoding="utf-8"))
 
 
 def lambda_policy() -> dict[str, Any]:
@@ -174,6 +189,15 @@ def check_resources(template: dict[str, Any]) -> list[str]:
             problems.append(f"APIHandler: {name} is {variables.get(name)!r}, expected {ref!r}")
     problems += iam_problems(lambda_policy(), "lambda-policy.json", API_FORBIDDEN_ACTIONS)
     problems += decrypt_problems(lambda_policy(), "lambda-policy.json")
+    problems += iam_problems(sender_policy(), "notify-sender-policy.json")
+    sender = resources.get("SendNotifications", {}).get("Properties", {})
+    sender_vars = sender.get("Environment", {}).get("Variables", {})
+    for name, ref in SENDER_ENV_REFS.items():
+        if sender_vars.get(name) != ref:
+            problems.append(f"SendNotifications: {name} is {sender_vars.get(name)!r}, expected {ref!r}")
+    source = sender.get("Events", {}).get("SendNotificationsSqsEventSource", {}).get("Properties", {})
+    if source.get("Queue") != {"Fn::GetAtt": ["NotifyQueue", "Arn"]}:
+        problems.append("SendNotifications: its SQS event source is not NotifyQueue")
     problems += [p for d in role_policy_documents(template, "WorkerRole") for p in iam_problems(d, "WorkerRole")]
     env = worker_env_file(template)
     for name in WORKER_ENV_VARS:
@@ -196,6 +220,11 @@ def check_merged(template: dict[str, Any]) -> list[str]:
         documents = role_policy_documents(template, "ApiHandlerRole")
         if documents != [lambda_policy()]:
             problems.append("ApiHandlerRole's policy is not infra/lambda-policy.json")
+    sender_role = resources.get("SendNotifications", {}).get("Properties", {}).get("Role")
+    if sender_role != {"Fn::GetAtt": ["SendNotificationsRole", "Arn"]}:
+        problems.append(f"SendNotifications' role is {sender_role!r}: give it its own policy file in .chalice/config.json")
+    elif role_policy_documents(template, "SendNotificationsRole") != [sender_policy()]:
+        problems.append("SendNotificationsRole's policy is not infra/notify-sender-policy.json")
     for logical_id, resource in resources.items():
         if "Type" not in resource:
             problems.append(f"{logical_id}: merged into nothing (no Type); chalice renamed a resource?")

@@ -125,6 +125,11 @@ def local_stack(registry, base_image: str, archive_server, docker_host: str) -> 
             "BOATYARD_VISIBILITY_TIMEOUT_SECONDS": "30",
             "BOATYARD_HEARTBEAT_SECONDS": "5",
             "BOATYARD_BUILD_NETWORK": "none",  # RUN steps need no network in tests (and no docker0 bridge)
+            # notifications: receivers on 127.0.0.1 (LocalStack allows loopback), retries after 1 s then 2 s,
+            # a receiver that does not answer within 3 s is a timeout
+            "BOATYARD_NOTIFY_BACKOFF_BASE_SECONDS": "1",
+            "BOATYARD_NOTIFY_BACKOFF_MAX_SECONDS": "2",
+            "BOATYARD_NOTIFY_READ_TIMEOUT_SECONDS": "3",
         },
     )
     try:

@@ -4,6 +4,7 @@
 /** The option inputs; each id is the API field it fills, so a refusal naming the field shows beside it. */
 export const OPTION_FIELDS = [
   "build_args", "dockerfile_path", "context_path", "target", "labels", "tags", "memory", "cpus",
+  "notify_url", "notify_secret",
 ];
 /** Options that only apply to archive sources (not to Dockerfile text). */
 export const PATH_FIELDS = ["dockerfile_path", "context_path"];
@@ -53,7 +54,7 @@ export function secretLookingArgs(args) {
 /**
  * Reads the option inputs for the chosen source.
  * values: {build_args, labels, dockerfile_path, context_path, target, tags, memory, cpus} (strings),
- * no_cache and pull (booleans). Returns {options, errors}: options holds only what differs from
+ * notify_url and notify_secret (a signed notification when the build ends), no_cache and pull (booleans). Returns {options, errors}: options holds only what differs from
  * the defaults (so an untouched section sends nothing), errors is {field: message}.
  */
 export function readOptions(source, values) {
@@ -89,5 +90,15 @@ export function readOptions(source, values) {
   else if (cpus) options.cpus = Number(cpus);
   if (values.no_cache) options.no_cache = true;
   if (values.pull === false) options.pull = false;
+  const notifyUrl = (values.notify_url || "").trim();
+  const notifySecret = values.notify_secret || "";
+  if (notifyUrl) {
+    if (!/^https?:\/\/[^\s]+$/i.test(notifyUrl)) errors.notify_url = "Give an https:// URL that receives the notifications.";
+    else options.notify_url = notifyUrl;
+    if (notifySecret.length < 16 || notifySecret.length > 256) errors.notify_secret = "Give 16 to 256 characters; each notification is signed with them.";
+    else options.notify_secret = notifySecret;
+  } else if (notifySecret) {
+    errors.notify_url = "Give the URL to notify, or leave the secret empty.";
+  }
   return {options, errors};
 }

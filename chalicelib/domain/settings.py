@@ -141,6 +141,7 @@ class Settings:
     notify_queue_name: str = "boatyard-notify"
     notify_queue_url: str = ""
     notify_dlq_name: str = "boatyard-notify-dlq"
+    notify_kms_key_id: str = "alias/boatyard"  # seals subscriptions' secrets and tokens (deployed: a key only the sender decrypts)
     # http:// and 127.0.0.1 / ::1 / localhost receivers (test and local stacks only; never deployed)
     allow_loopback_notify_urls: bool = False
     notify_connect_timeout_seconds: float = 3.0
@@ -248,6 +249,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         notify_queue_name=env.get("BOATYARD_NOTIFY_QUEUE_NAME", "boatyard-notify"),
         notify_queue_url=env.get("BOATYARD_NOTIFY_QUEUE_URL", ""),
         notify_dlq_name=env.get("BOATYARD_NOTIFY_DLQ_NAME", env.get("BOATYARD_NOTIFY_QUEUE_NAME", "boatyard-notify") + "-dlq"),
+        notify_kms_key_id=env.get("BOATYARD_NOTIFY_KMS_KEY_ID") or env.get("BOATYARD_KMS_KEY_ID", "alias/boatyard"),
         allow_loopback_notify_urls=_bool(env, "BOATYARD_ALLOW_LOOPBACK_NOTIFY_URLS", False),
         notify_connect_timeout_seconds=_float(env, "BOATYARD_NOTIFY_CONNECT_TIMEOUT_SECONDS", 3.0),
         notify_read_timeout_seconds=_float(env, "BOATYARD_NOTIFY_READ_TIMEOUT_SECONDS", 10.0),

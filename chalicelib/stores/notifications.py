@@ -13,7 +13,7 @@ Items live in the jobs table beside their job (``pk`` = job id), so they expire 
 The job item carries ``notify_events``, the union of its subscriptions' events.  When
 the job store moves a job into one of those phases, :func:`emit` sends one message to
 the notifications queue (nothing for a job without subscriptions); the sender
-(:mod:`chalicelib.notifier.sender`) does the rest.  Emission is best effort: it never
+(:mod:`chalicelib.api.notify_sender`) does the rest.  Emission is best effort: it never
 raises and gives up within seconds (:func:`chalicelib.aws.quick_client`).
 """
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _context(job_id: str) -> dict[str, str]:
 def seal_secret(job_id: str, secret: str) -> str:
     """KMS-encrypt a subscription's secret or token for ``job_id`` (base64 ciphertext)."""
     answer = aws.client("kms").encrypt(
-        KeyId=get_settings().kms_key_id,
+        KeyId=get_settings().notify_kms_key_id,
         Plaintext=json.dumps({"secret": secret}).encode("utf-8"),
         EncryptionContext=_context(job_id),
     )

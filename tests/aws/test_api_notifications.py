@@ -11,7 +11,7 @@ from boatyard.webhooks import verify_signature
 from chalicelib.stores import aws
 from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.jobs import Phase
-from chalicelib.notifier import poller
+from chalicelib.api import notify_poller as poller
 from chalicelib.domain.settings import get_settings
 from chalicelib.stores import notifications
 from tests.aws.api_helpers import answer, assert_no_leak, job_item, make_tar, post_json, post_multipart

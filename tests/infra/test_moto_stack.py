@@ -84,6 +84,9 @@ def _moto_template(template: dict[str, Any], ct) -> dict[str, Any]:
             "Policies": [{"PolicyName": "api", "PolicyDocument": ct.lambda_policy()}],
         },
     }
+    # and the notification sender's role (infra/notify-sender-policy.json), which NotifyKey's policy names
+    resources["SendNotificationsRole"] = copy.deepcopy(resources["ApiHandlerRole"])
+    resources["SendNotificationsRole"]["Properties"]["Policies"] = [{"PolicyName": "sender", "PolicyDocument": ct.sender_policy()}]
     dropped = {k for k, r in resources.items() if r["Type"] in UNSUPPORTED_BY_MOTO}
     for logical_id in dropped:
         del resources[logical_id]

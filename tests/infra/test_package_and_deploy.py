@@ -74,7 +74,7 @@ def test_merged_template_passes_the_checks(packaged, ct):
         assert variables[name] == ref
     # the only IAM role the Lambda can use is the one from lambda-policy.json: kms:Decrypt only with TriggerKey
     roles = [k for k, r in resources.items() if r["Type"] == "AWS::IAM::Role"]
-    assert sorted(roles) == ["ApiHandlerRole", "KeyAuthorizerRole", "WorkerRole"]
+    assert sorted(roles) == ["ApiHandlerRole", "KeyAuthorizerRole", "SendNotificationsRole", "WorkerRole"]
     api_documents = ct.role_policy_documents(template, "ApiHandlerRole")
     assert "kms:Encrypt" in ct.actions_of(api_documents)
     assert all(ct.decrypt_problems(d, "api") == [] for d in api_documents)

@@ -48,9 +48,9 @@ def test_resources_template_passes_the_package_checks(ct, resources_template):
 def test_every_reference_resolves(resources_template, ct):
     known = set(resources_template["Resources"]) | set(resources_template["Parameters"])
     # chalice's own resources that the merge template and lambda-policy.json may use
-    known |= {"RestAPI", "APIHandler"}
+    known |= {"RestAPI", "APIHandler", "SendNotifications", "SendNotificationsRole"}
     pseudo = {"AWS::Region", "AWS::AccountId", "AWS::StackName", "AWS::Partition", "AWS::URLSuffix", "AWS::NoValue"}
-    used = _refs(resources_template) | _refs(ct.lambda_policy())
+    used = _refs(resources_template) | _refs(ct.lambda_policy()) | _refs(ct.sender_policy())
     assert used - known - pseudo == set()
 
 
@@ -159,6 +159,7 @@ WORKER_ACTIONS = {
     "kms:Decrypt",
     "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams",
     "autoscaling:CompleteLifecycleAction",
+    "sqs:SendMessage",  # to NotifyQueue only: a phase change of a job with subscriptions queues its notification
 }  # fmt: skip
 # The worker never creates a job (the API does: jobstore.create_job) nor deletes a context (S3 expires them).
 # Its log chunks are fenced transactions: a ConditionCheck on the job item and UpdateItems creating new chunk keys

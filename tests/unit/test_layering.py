@@ -18,7 +18,6 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "chalicelib/domain": ("chalicelib.stores", "chalicelib.api", "worker", "devstack", "tests"),
     "chalicelib/stores": ("chalicelib.api", "worker", "devstack", "tests"),
     "chalicelib/api": ("worker", "devstack", "tests"),
-    "chalicelib/notifier": ("chalicelib.api", "worker", "devstack", "tests"),  # the sender: beside the API, over the stores
     "worker": ("chalicelib.api", "devstack", "tests"),
 }
 

@@ -10,7 +10,7 @@ from boatyard.webhooks import verify_signature
 from chalicelib.api.notify_fields import validate_notify_fields
 from chalicelib.domain import notify as rules
 from chalicelib.domain.errors import InvalidRequest
-from chalicelib.notifier import outbound
+from chalicelib.stores import outbound
 from chalicelib.domain.settings import load_settings
 
 SECRET = "s3cret-for-the-receiver"

@@ -2,7 +2,7 @@
 
 A small thread pool sends several notifications at once, so one receiver that hangs
 (until its read timeout) does not hold up the others.  A message is deleted after
-:func:`chalicelib.notifier.sender.handle` returns; when it raises, the message comes
+:func:`chalicelib.api.notify_sender.handle` returns; when it raises, the message comes
 back after its visibility timeout, as with the Lambda.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from chalicelib.stores import aws
-from chalicelib.notifier import sender
+from chalicelib.api import notify_sender as sender
 from chalicelib.stores import notifications
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The notification sender: one message of the notifications queue at a time.
 
 Deployed it is the SQS Lambda ``send_notifications`` (``app.py``); in the local and
-test stacks the same :func:`handle` is driven by :mod:`chalicelib.notifier.poller`.
+test stacks the same :func:`handle` is driven by :mod:`chalicelib.api.notify_poller`.
 
 Two kinds of message:
 
@@ -27,7 +27,7 @@ import uuid
 from typing import Any
 
 from chalicelib.domain import notify as rules
-from chalicelib.notifier import outbound
+from chalicelib.stores import outbound
 from chalicelib.domain.settings import get_settings
 from chalicelib.stores import notifications
 from chalicelib.stores.notifications import AttemptRecord, Subscription

@@ -1,1 +1,0 @@
-"""Sending notifications: the guarded HTTP POST, the sender of queue messages, the local poller."""
