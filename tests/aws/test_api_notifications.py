@@ -165,6 +165,20 @@ def test_multipart_json_part_takes_the_notify_fields(api, receiver):
     assert notifications.subscriptions(job_id)[0].events == ("failed",)
 
 
+def test_the_upload_flow_takes_the_notify_fields(api, receiver):
+    import requests
+
+    created = answer(api.http.post("/api/v1/uploads"))
+    posted = requests.post(created["Url"], data=created["Fields"],
+                           files={"file": ("c.tgz", make_tar({"Dockerfile": "FROM busybox\n"}))}, timeout=10)
+    assert posted.status_code in (200, 201, 204), posted.text
+    response = post_json(api, {"image_name": "user/image:1", "upload_id": created["UploadId"], "notify_url": receiver.url,
+                               "notify_secret": SECRET, "notify_events": "queued"})
+    assert response.status_code == 202, response.body
+    [got] = receiver.wait_for(1, 15, _pump)  # queued: sent as soon as the subscription exists
+    assert json.loads(got.body)["Event"] == "queued"
+
+
 @pytest.mark.parametrize("extra, field", [
     ({"notify_url": "http://hooks.example.com/x", "notify_secret": SECRET}, "notify_url"),
     ({"notify_url": "https://169.254.169.254/x", "notify_secret": SECRET}, "notify_url"),

@@ -147,3 +147,20 @@ def test_a_public_github_build_sends_no_token_and_a_refused_token_is_shown_besid
     ui_page.get_by_label("Access token").fill("has a space")
     ui_page.get_by_role("button", name="Build it!").click()
     expect(error_of(ui_page, "github_token")).to_contain_text("printable ASCII")
+
+
+def test_notify_url_and_secret_are_sent_and_checked(ui_page: Page, fake_api) -> None:
+    open_ui(ui_page, fake_api)
+    fill_common(ui_page)
+    ui_page.get_by_role("textbox", name="Dockerfile").fill("FROM busybox\n")
+    open_options(ui_page)
+    ui_page.get_by_label("Notify URL").fill("https://ci.example.com/hook")
+    ui_page.get_by_label("Notify secret").fill("short")
+    ui_page.get_by_role("button", name="Build it!").click()
+    expect(error_of(ui_page, "notify_secret")).to_be_visible()
+    assert fake_api.api_requests("/api/v1/build") == []
+    ui_page.get_by_label("Notify secret").fill("a-secret-of-20-chars")
+    ui_page.get_by_role("button", name="Build it!").click()
+    fake_api.wait_for_build()
+    build = fake_api.builds[0]
+    assert (build["notify_url"], build["notify_secret"]) == ("https://ci.example.com/hook", "a-secret-of-20-chars")
