@@ -145,7 +145,7 @@ def _ensure_notify_queues(s: Settings) -> dict[str, str]:
     try:
         url = sqs.create_queue(QueueName=s.notify_queue_name, Attributes=attributes)["QueueUrl"]
     except ClientError as exc:
-        if exc.response["Error"]["Code"] not in {"QueueAlreadyExists", "QueueNameExists"}:
+        if aws_error_code(exc) not in {"QueueAlreadyExists", "QueueNameExists"}:
             raise
         url = sqs.get_queue_url(QueueName=s.notify_queue_name)["QueueUrl"]
         sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
