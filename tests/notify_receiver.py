@@ -10,7 +10,7 @@ import dataclasses
 import http.server
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 @dataclasses.dataclass
@@ -36,7 +36,7 @@ class Receiver:
         class Handler(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 with owner._lock:
@@ -67,7 +67,7 @@ class Receiver:
         """The server's root (for a fake GitHub API)."""
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         """Start serving."""
         self.thread.start()
         return self
@@ -91,7 +91,7 @@ class Receiver:
                 time.sleep(0.1)
         raise AssertionError(f"the receiver got {len(self.requests)} requests, not {count}, within {timeout} s")
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -15,10 +15,11 @@ import dataclasses
 import ipaddress
 import re
 import urllib.parse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from chalicelib.domain import patterns
 from chalicelib.domain import notify as rules
+from chalicelib.domain import patterns
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.domain.settings import Settings
@@ -102,7 +103,7 @@ def validate_notify_fields(data: Mapping[str, Any], settings: Settings) -> Notif
     if not _given(data, "notify_url"):
         for other in ("notify_secret", "notify_events"):
             if _given(data, other):
-                raise InvalidRequest(f"is only used with notify_url; give notify_url too", field=other)
+                raise InvalidRequest("is only used with notify_url; give notify_url too", field=other)
         return None
     url = validate_notify_url(_text(data, "notify_url"), settings)
     if not _given(data, "notify_secret"):

@@ -12,9 +12,8 @@ import logging
 import threading
 from typing import Any
 
-from chalicelib.stores import aws
 from chalicelib.api import notify_sender as sender
-from chalicelib.stores import notifications
+from chalicelib.stores import aws, notifications
 
 log = logging.getLogger(__name__)
 VISIBILITY_SECONDS = 60
@@ -23,7 +22,7 @@ VISIBILITY_SECONDS = 60
 def _handle_and_delete(raw: dict[str, Any]) -> None:
     try:
         sender.handle(raw["Body"])
-    except Exception:  # noqa: BLE001 - the message comes back after its visibility timeout
+    except Exception:
         log.exception("notifications: a message failed; it will be delivered again")
         return
     aws.client("sqs").delete_message(QueueUrl=notifications.queue_url(), ReceiptHandle=raw["ReceiptHandle"])

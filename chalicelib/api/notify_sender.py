@@ -27,9 +27,8 @@ import uuid
 from typing import Any
 
 from chalicelib.domain import notify as rules
-from chalicelib.stores import outbound
 from chalicelib.domain.settings import get_settings
-from chalicelib.stores import notifications
+from chalicelib.stores import notifications, outbound
 from chalicelib.stores.notifications import AttemptRecord, Subscription
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.stores.apikeys import ANONYMOUS, Principal
 from chalicelib.api.job_views import owned_job
 from chalicelib.stores import notifications
+from chalicelib.stores.apikeys import ANONYMOUS, Principal
 
 
 def notifications_body(job_id: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:

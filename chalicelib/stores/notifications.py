@@ -25,13 +25,12 @@ import json
 import logging
 import time
 import uuid
-from typing import Any, Union
+from typing import Any
 
-from chalicelib.stores import aws
-from chalicelib.stores import dynamo
 from chalicelib.domain import notify as rules
 from chalicelib.domain.jobs import Job, now_iso, ttl_epoch
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import aws, dynamo
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ class GithubStatusTarget:
     context: str = rules.GITHUB_CONTEXT
 
 
-NotifyTarget = Union[WebhookTarget, GithubStatusTarget]
+NotifyTarget = WebhookTarget | GithubStatusTarget
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,7 +95,7 @@ class Subscription:
         return shown
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Subscription":
+    def from_item(cls, item: dict[str, Any]) -> Subscription:
         """Rebuild from a DynamoDB item (deserialised)."""
         return cls(
             job_id=str(item["pk"]),

@@ -98,10 +98,18 @@ def post(url: str, body: bytes, headers: dict[str, str], connect_timeout: float,
         sock = socket.create_connection((ip, port), timeout=connect_timeout)
     except Refused:
         raise
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return Answer(None, f"no connection within {connect_timeout:g} s", _ms(started), timed_out=True)
     except OSError as exc:
         return Answer(None, f"connection failed ({_os_error(exc)})", _ms(started))
+    return _exchange(sock, parts, body, headers, read_timeout, started)
+
+
+def _exchange(sock: socket.socket, parts: urllib.parse.SplitResult, body: bytes, headers: dict[str, str],
+              read_timeout: float, started: float) -> Answer:
+    """TLS (for https), the request and the status line on a connected, pinned socket, within ``read_timeout``."""
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
     timer = threading.Timer(read_timeout, _cut, args=(sock,))
     timer.daemon = True
     timer.start()
@@ -112,15 +120,13 @@ def post(url: str, body: bytes, headers: dict[str, str], connect_timeout: float,
         cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = cls(host, port, timeout=read_timeout)  # the socket is ours (pinned): it never connects itself
         conn.sock = sock
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         conn.request("POST", path, body=body, headers={**headers, "Content-Length": str(len(body)), "Connection": "close"})
         response = conn.getresponse()
         status = int(response.status)
         response.close()
         return Answer(status, None, _ms(started))
-    except (socket.timeout, TimeoutError):
+    except TimeoutError:
         return Answer(None, f"no answer within {read_timeout:g} s", _ms(started), timed_out=True)
     except ssl.SSLError as exc:
         return Answer(None, f"TLS failed ({exc.reason or type(exc).__name__})", _ms(started))

@@ -6,14 +6,14 @@ import time
 import uuid
 
 import pytest
+from botocore.exceptions import ClientError
 
 from boatyard.webhooks import verify_signature
-from chalicelib.stores import aws
-from chalicelib.stores import jobs as jobstore
-from chalicelib.domain.jobs import Phase
 from chalicelib.api import notify_poller as poller
+from chalicelib.domain.jobs import Phase
 from chalicelib.domain.settings import get_settings
-from chalicelib.stores import notifications
+from chalicelib.stores import aws, notifications
+from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import answer, assert_no_leak, job_item, make_tar, post_json, post_multipart
 from tests.notify_receiver import Receiver
 
@@ -150,9 +150,9 @@ def test_the_secret_is_sealed_and_never_stored_or_shown(api, receiver):
     # the sealed secret opens only as a notification secret of this job: not as job credentials, not for another job
     from chalicelib.stores import sealing
 
-    with pytest.raises(Exception):
+    with pytest.raises(ClientError):  # KMS: InvalidCiphertextException (the encryption context differs)
         sealing.unseal(job_id, sub.sealed)
-    with pytest.raises(Exception):
+    with pytest.raises(ClientError):
         notifications.unseal_secret(str(uuid.uuid4()), sub.sealed)
 
 

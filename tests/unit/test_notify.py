@@ -10,8 +10,8 @@ from boatyard.webhooks import verify_signature
 from chalicelib.api.notify_fields import validate_notify_fields
 from chalicelib.domain import notify as rules
 from chalicelib.domain.errors import InvalidRequest
-from chalicelib.stores import outbound
 from chalicelib.domain.settings import load_settings
+from chalicelib.stores import outbound
 
 SECRET = "s3cret-for-the-receiver"
 STATUS = {"Status": "Finished", "Phase": "finished", "JobIdentifier": "j-1", "ImageName": "u/i:1",
