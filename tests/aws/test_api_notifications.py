@@ -116,8 +116,9 @@ def test_two_500s_then_delivered_with_backoff_and_every_attempt_recorded(api):
     assert "NextAttemptAt" in attempts[0]
 
 
-def test_a_4xx_is_final(api):
-    with Receiver(["410"]) as receiver:
+@pytest.mark.parametrize("code", ["410", "302"])
+def test_a_4xx_is_final_and_redirects_are_not_followed(api, code):
+    with Receiver([code]) as receiver:
         job_id = _submit(api, receiver.url)
         api.http.post(f"/api/v1/{job_id}/cancel")
         receiver.wait_for(1, 15, _pump)
@@ -125,7 +126,7 @@ def test_a_4xx_is_final(api):
         poller.drain()
         assert len(receiver.requests) == 1
     [attempt] = _notifications(api, job_id)["Attempts"]
-    assert attempt["Outcome"] == "failed" and attempt["StatusCode"] == 410
+    assert attempt["Outcome"] == "failed" and attempt["StatusCode"] == int(code)
 
 
 def test_a_hanging_receiver_is_a_recorded_timeout(api):
