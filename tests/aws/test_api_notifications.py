@@ -14,7 +14,8 @@ from chalicelib.domain.jobs import Phase
 from chalicelib.domain.settings import get_settings
 from chalicelib.stores import aws, notifications
 from chalicelib.stores import jobs as jobstore
-from tests.aws.api_helpers import answer, assert_no_leak, job_item, make_tar, post_json, post_multipart
+from tests.aws.api_helpers import answer, assert_no_leak, job_item, post_json, post_multipart
+from tests.support.archives import make_tar
 from tests.notify_receiver import Receiver
 
 SECRET = "receiver-secret-9f2c-canary-4417"
