@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from boatyard.webhooks import verify_signature
-from tests.e2e.helpers import credentials, unique_image, wait_terminal
+from tests.support.http_jobs import credentials, unique_image, wait_terminal
 from tests.nonce import RUN_NONCE
 from tests.notify_receiver import Receiver
 
