@@ -41,21 +41,19 @@ def _attempts(local_stack, job_id: str, until, timeout: float = 60) -> list[dict
 
 def test_a_real_build_notifies_a_receiver_that_answered_500_twice(local_stack):
     with Receiver(["500", "500", "204"]) as receiver:
-        job_id = _submit(local_stack, "notify", notify_url=receiver.url, notify_secret=SECRET,
-                         notify_events=["building", "finished"])
+        job_id = _submit(local_stack, "notify", notify_url=receiver.url, notify_secret=SECRET)
         status = wait_terminal(local_stack.api_url, job_id)
         assert status["Status"] == "Finished", status
-        got = receiver.wait_for(4, 60)  # building (500, 500, 204), finished (204)
+        got = receiver.wait_for(3, 60)  # finished: 500, 500, then 204
     for request in got:
         assert verify_signature(SECRET, request.headers["X-Boatyard-Signature-256"], request.body)
-    bodies = [json.loads(r.body) for r in got]
-    assert [b["Event"] for b in bodies].count("building") == 3
-    final = [b for b in bodies if b["Event"] == "finished"]
-    assert len(final) == 1 and final[0]["Status"] == "Finished" and final[0]["JobIdentifier"] == job_id
-    assert final[0]["ImageDigest"] == status["ImageDigest"] and final[0]["ImageName"] == status["ImageName"]
-    attempts = _attempts(local_stack, job_id, lambda a: len(a) >= 4)
-    building = [(a["Attempt"], a["Outcome"], a.get("StatusCode")) for a in attempts if a["Event"] == "building"]
-    assert building == [(1, "retrying", 500), (2, "retrying", 500), (3, "delivered", 204)]
+    assert len({r.headers["X-Boatyard-Delivery"] for r in got}) == 1  # one notification, three attempts
+    final = json.loads(got[-1].body)
+    assert final["Event"] == "finished" and final["Status"] == "Finished" and final["JobIdentifier"] == job_id
+    assert final["ImageDigest"] == status["ImageDigest"] and final["ImageName"] == status["ImageName"]
+    attempts = _attempts(local_stack, job_id, lambda a: len(a) >= 3)
+    assert [(a["Attempt"], a["Outcome"], a.get("StatusCode")) for a in attempts] == [
+        (1, "retrying", 500), (2, "retrying", 500), (3, "delivered", 204)]
 
 
 def test_a_hanging_receiver_does_not_slow_the_build(local_stack):
