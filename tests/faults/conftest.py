@@ -112,8 +112,8 @@ def inproc(aws_env, monkeypatch) -> Iterator[Callable[..., InProcess]]:
     from chalice.test import Client
 
     from app import app
-    from chalicelib.settings import get_settings
-    from worker.loop import Worker
+    from chalicelib.domain.settings import get_settings
+    from worker.job.loop import Worker
 
     made: list[tuple[InProcess, object]] = []
 

@@ -22,7 +22,7 @@ def queue_depth(endpoint: str, name_suffix: str = "") -> dict[str, int]:
 
 def job_items(endpoint: str) -> dict[str, dict[str, Any]]:
     """Every job item on a stack's moto server, deserialised, by job id."""
-    from chalicelib import dynamo
+    from chalicelib.stores import dynamo
 
     jobs = {}
     for _table, item in faults.scan_table_items(endpoint):

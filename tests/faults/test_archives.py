@@ -147,7 +147,7 @@ def test_hostile_archives_are_refused_with_a_clear_status(inproc):
     assert not wrong and not escaped, line + "\n" + "\n".join(wrong) + str(escaped)
     assert {r.outcome.value for r in harness.results} == {"failed"}
     # the worker is fine afterwards: a good archive goes all the way to the build step
-    from chalicelib import jobstore
+    from chalicelib.stores import jobs as jobstore
 
     good = _direct_upload(harness, _tar([_file("hello.txt", b"hello")]))
     harness.worker.builder.build = _stop_at_build  # no Docker in this test: prove the context got through
@@ -157,7 +157,7 @@ def test_hostile_archives_are_refused_with_a_clear_status(inproc):
 
 
 def _stop_at_build(context, image, write, control, **_options):  # noqa: ANN001 - Builder.build's signature
-    from chalicelib.errors import BuildFailed
+    from chalicelib.domain.errors import BuildFailed
 
     names = tarfile.open(fileobj=context, mode="r:").getnames()
     raise BuildFailed(f"reached the build step with a sanitized context {sorted(names)}")
@@ -167,7 +167,7 @@ def _direct_upload(harness, archive: bytes) -> str:
     """Put the archive in S3 and queue an upload job for it without the API (the worker must refuse on its own)."""
     import uuid
 
-    from chalicelib import contexts
+    from chalicelib.stores import contexts
 
     key = contexts.context_key(str(uuid.uuid4()))
     contexts.put_bytes(key, archive)
@@ -209,7 +209,7 @@ def test_archives_over_the_limits_are_refused(inproc, setting, value, archive, p
     report(f"ARCHIVES: over {setting}={value} -> {status['Status'][:100]!r}")
     assert _ok_status(status, phrase), status
     # and just under the limit is fine (so the limit, not something else, refused it)
-    from chalicelib.jobs import Phase
+    from chalicelib.domain.jobs import Phase
 
     under = {
         "BOATYARD_MAX_CONTEXT_FILES": lambda: _tar([_file(f"f{i}") for i in range(40)]),

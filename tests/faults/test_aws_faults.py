@@ -64,7 +64,7 @@ SCENARIOS = [
 
 
 def _queue_total(job_id: str) -> int:
-    from chalicelib import queue
+    from chalicelib.stores import queue
 
     attrs = queue.attributes()
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
@@ -111,7 +111,7 @@ def _submit(harness, registry, base_image, n: int) -> str:
 
 
 def test_aws_faults_never_lose_or_strand_a_job(faulty, registry, base_image):
-    from chalicelib import aws
+    from chalicelib.stores import aws
 
     harness = faulty
     rows, problems, jobs = [], [], []
@@ -162,7 +162,7 @@ def test_aws_faults_never_lose_or_strand_a_job(faulty, registry, base_image):
 
 def test_receive_throttling_only_delays_the_worker_loop(faulty, registry, base_image):
     """The poll loop backs off on SQS errors and picks the job up once SQS answers again."""
-    from chalicelib import aws
+    from chalicelib.stores import aws
 
     harness = faulty
     job_id = _submit(harness, registry, base_image, 99)

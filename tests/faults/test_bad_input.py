@@ -249,7 +249,7 @@ CORPUS = corpus()
 def api(aws_env, monkeypatch):
     """The API in process against moto, with a small request limit."""
     from app import app
-    from chalicelib.settings import get_settings
+    from chalicelib.domain.settings import get_settings
 
     monkeypatch.setenv("BOATYARD_MAX_INLINE_BYTES", str(MAX_INLINE))
     get_settings.cache_clear()
@@ -260,8 +260,8 @@ def api(aws_env, monkeypatch):
 
 def _stored() -> dict[str, int]:
     """How many DynamoDB items, S3 objects and queued messages exist."""
-    from chalicelib import aws, queue
-    from chalicelib.settings import get_settings
+    from chalicelib.stores import aws, queue
+    from chalicelib.domain.settings import get_settings
 
     settings = get_settings()
     items = aws.client("dynamodb").scan(TableName=settings.table_name, Select="COUNT")["Count"]

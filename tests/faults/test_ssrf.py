@@ -177,9 +177,9 @@ def _refusal_ok(status: dict) -> bool:
 
 def test_guard_lets_a_public_host_through(inproc, server, network):
     """The control case: through the fake public host the same archive is fetched (so the refusals below mean something)."""
-    from chalicelib import jobstore
-    from chalicelib.settings import get_settings
-    from worker.control import JobControl
+    from chalicelib.stores import jobs as jobstore
+    from chalicelib.domain.settings import get_settings
+    from worker.job.control import JobControl
     from worker.sources import fetch_context
 
     harness = inproc(BOATYARD_ALLOW_PRIVATE_URLS="false")
