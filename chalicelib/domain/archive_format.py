@@ -51,15 +51,16 @@ DOCKERFILE = "Dockerfile"
 """The name of the Dockerfile at the root of a build context."""
 
 
-def add_dockerfile(tar: tarfile.TarFile, text: str) -> None:
-    """Add a root ``Dockerfile`` holding ``text`` (UTF-8, mode 0644, mtime 0) to ``tar`` (open for writing or appending).
+def add_dockerfile(tar: tarfile.TarFile, text: str, name: str = DOCKERFILE) -> None:
+    """Add a ``Dockerfile`` (or the member ``name``) holding ``text`` (UTF-8, mode 0644, mtime 0) to ``tar``
+    (open for writing or appending).
 
     The one way a Dockerfile given as text becomes a tar member: the API's inline
     Dockerfile context and the worker's rewritten Dockerfile (appended, so it wins over
     an earlier member of the same name) are the same bytes for the same text.
     """
     data = text.encode("utf-8")
-    info = tarfile.TarInfo(DOCKERFILE)
+    info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), 0o644, 0
     tar.addfile(info, io.BytesIO(data))
 

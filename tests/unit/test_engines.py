@@ -11,8 +11,11 @@ import pytest
 from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.settings import load_settings
 from worker.build.buildkit import ProgressLog
-from worker.build.dockerfile_features import Feature, cache_namespace, find_features, prepare_for_buildkit, secret_prefix
-from worker.build.engines import apply_dockerfile, choose_engine, read_dockerfile
+from worker.build.cachescope import scope_classic, scope_value
+from worker.build.dockerfile_features import (
+    DockerfileRefused, Feature, cache_namespace, find_features, prepare_for_buildkit, scope_mount, secret_prefix,
+)
+from worker.build.engines import apply_dockerfile, choose_engine, find_dockerfile, read_dockerfile
 from worker.redact import MARK, Redactor
 
 
@@ -46,7 +49,7 @@ def test_each_buildkit_feature_is_found_with_its_line():
 
 def test_syntax_line_is_removed_keeping_line_numbers_and_other_directives():
     text = "# syntax=docker/dockerfile:1\n# escape=`\nFROM busybox\nRUN echo a `\n  b\n"
-    prepared = prepare_for_buildkit(text, "alice")
+    prepared = prepare_for_buildkit(text, "alice", scope=False)
     lines = prepared.text.split("\n")
     assert lines[0] == "# escape=`" and lines[1] == "" and lines[2] == "FROM busybox"
     assert "syntax" not in prepared.text and "ignoring `# syntax=docker/dockerfile:1`" in prepared.notes[0]
@@ -58,14 +61,46 @@ def test_cache_mounts_are_keyed_per_owner():
         "FROM busybox\nRUN --mount=type=cache,target=/root/.cache \\\n  --mount=type=cache,id=deps,target=/d,sharing=locked"
         " \\\n  --mount=type=secret,id=tok \\\n  --mount=target=/b,type=cache,readonly make --mount=type=cache,id=no\n"
     )
-    alice = prepare_for_buildkit(text, "alice").text
+    alice = prepare_for_buildkit(text, "alice", scope=False).text
     assert "target=/root/.cache,id=alice//root/.cache" in alice
     assert "id=alice/deps,target=/d,sharing=locked" in alice
     assert "target=/b,type=cache,readonly,id=alice//b" in alice
     assert "--mount=type=cache,id=no" in alice  # not a flag (an argument of make): untouched
-    bob = prepare_for_buildkit(text, "bob")
+    bob = prepare_for_buildkit(text, "bob", scope=False)
     assert bob.text.replace(bob.secret_prefix, "P") == alice.replace("alice/", "bob/").replace(secret_prefix("alice"), "P")
-    assert prepare_for_buildkit("FROM busybox\nRUN true\n", "alice").changed is False
+    assert prepare_for_buildkit("FROM busybox\nRUN true\n", "alice", scope=False).changed is False
+
+
+def test_every_run_gets_the_owners_scope_mount_and_nothing_else_does():
+    text = (
+        "FROM busybox AS a\nRUN true\nRUN --mount=type=cache,target=/c \\\n  make\nONBUILD RUN x\nCOPY a /a\n"
+        "RUN [\"echo\", \"hi\"]\n"
+    )
+    alice = prepare_for_buildkit(text, "alice")
+    lines = alice.text.split("\n")
+    assert lines[1] == f"RUN {scope_mount('alice')} true"
+    assert lines[2] == f"RUN {scope_mount('alice')} --mount=type=cache,target=/c,id=alice//c \\"
+    assert lines[3:6] == ["  make", "ONBUILD RUN x", "COPY a /a"]
+    assert lines[6] == f"RUN {scope_mount('alice')} [\"echo\", \"hi\"]"
+    assert scope_mount("alice") == "--mount=type=cache,id=alice/.boatyard-scope,target=/dev/.boatyard-scope"
+    assert scope_mount("bob") != scope_mount("alice") and "alice" not in prepare_for_buildkit(text, "bob").text
+    assert any("layer cache kept to this owner" in note for note in alice.notes)
+    # alice's own cache ids can never produce bob's scope mount id
+    forged = prepare_for_buildkit("FROM b\nRUN --mount=type=cache,id=bob/.boatyard-scope,target=/x true\n", "alice").text
+    assert "id=bob/.boatyard-scope" not in forged.replace("alice/bob/", "")
+
+
+def test_classic_gets_an_owner_arg_after_every_from():
+    text = "ARG V=1\nFROM busybox:$V \\\n  AS base\nRUN echo hi\nFROM base\n# FROM in a comment\nCOPY a /a\nFROM scratch"
+    scoped, added = scope_classic(text, "alice")
+    arg = f"ARG BOATYARD_CACHE_SCOPE={scope_value('alice')}"
+    assert added == 3
+    assert scoped.split("\n") == [
+        "ARG V=1", "FROM busybox:$V \\", "  AS base", arg, "RUN echo hi", "FROM base", arg, "# FROM in a comment",
+        "COPY a /a", "FROM scratch", arg,
+    ]
+    assert scope_value("alice") != scope_value("bob") and re.fullmatch(r"[0-9a-f]{16}", scope_value("alice"))
+    assert "alice" not in scoped
 
 
 def test_secret_and_ssh_ids_are_keyed_per_owner_with_the_target_kept():
@@ -92,9 +127,15 @@ def test_an_owner_cannot_reach_another_owners_namespace():
     assert cache_namespace("a/b") != cache_namespace("a/c")
 
 
-def test_quoted_or_odd_mounts_are_left_alone():
-    text = 'FROM b\nRUN --mount="type=cache,target=/x" --mount=type=cache,target=/y,id="q" true\n'
-    assert prepare_for_buildkit(text, "alice").text == text
+@pytest.mark.parametrize("mount", [
+    '--mount="type=cache,id=bob/x,target=/x"',  # BuildKit reads quoted CSV: the id would reach bob's cache
+    '--mount=type=cache,"id=bob/x",target=/x',
+    "--mount=type=cache,id=$OTHER,target=/x",  # newer frontends expand variables in mount values
+    "--mount=type=cache,target=/x,i\\\nd=bob/x",  # a value continued on the next line
+])
+def test_mounts_that_cannot_be_rewritten_with_certainty_are_refused(mount):
+    with pytest.raises(DockerfileRefused, match="line 2: this --mount value cannot be checked"):
+        prepare_for_buildkit(f"FROM b\nRUN {mount} true\n", "alice")
 
 
 def _context(files: dict[str, str]) -> io.BytesIO:
@@ -138,6 +179,20 @@ def test_the_rewritten_dockerfile_is_the_member_the_api_makes_from_the_same_text
         ours, theirs = appended.getmember("Dockerfile"), made.getmember("Dockerfile")
         assert (ours.mode, ours.mtime, ours.size) == (theirs.mode, theirs.mtime, theirs.size) == (0o644, 0, ours.size)
         assert appended.extractfile(ours).read() == made.extractfile(theirs).read() == "FROM b\nCMD echo é\n".encode()
+
+
+def test_a_dockerfile_elsewhere_is_read_and_replaced_where_it_is():
+    context = _context({"Dockerfile": "FROM root\n", "./docker/build.Dockerfile": "FROM nested\n"})
+    assert find_dockerfile(context, "docker/build.Dockerfile") == ("docker/build.Dockerfile", "FROM nested\n")
+    apply_dockerfile(context, "FROM changed\n", "docker/build.Dockerfile")
+    assert read_dockerfile(context, "docker/build.Dockerfile") == "FROM changed\n"
+    assert read_dockerfile(context) == "FROM root\n"
+    assert find_dockerfile(_context({"dockerfile": "FROM lower\n"})) == ("dockerfile", "FROM lower\n")
+    assert find_dockerfile(_context({"a": "x"}), "docker/Dockerfile") == ("docker/Dockerfile", None)
+    mount = "FROM a\nRUN --mount=type=cache,target=/x true\n"
+    choice = choose_engine("", _context({"Dockerfile": "FROM a\n", "sub/Dockerfile": mount}), _settings(allowed_engines="classic,buildkit"),
+                           dockerfile_path="sub/Dockerfile")
+    assert choice.engine == "buildkit" and choice.dockerfile_path == "sub/Dockerfile" and choice.dockerfile == mount
 
 
 def test_engine_choice():

@@ -14,7 +14,15 @@ This is a line scanner for the parts of the Dockerfile grammar that matter
 here (parser directives, the escape character, comments, continuation lines,
 instruction flags, heredoc bodies); it is not a Dockerfile parser, and it errs
 on the side of "not a BuildKit feature" so that a Dockerfile the classic
-builder accepted is never refused.
+builder accepted is never refused.  A ``--mount`` value it cannot rewrite with
+certainty (quotes, variables, a value continued on the next line) is refused:
+BuildKit would read such a value and its unprefixed id would reach another
+owner's cache.
+
+Every ``RUN`` also gets the owner's *scope mount* (:func:`scope_mount`): a cache
+mount whose id is under the owner's namespace.  BuildKit keys a ``RUN`` step's
+cache on its mounts, so no ``RUN`` layer one owner built is ever reused for
+another owner (the layer-cache counterpart of the cache-mount ids).
 """
 from __future__ import annotations
 
@@ -28,6 +36,12 @@ _INSTRUCTION = re.compile(r"^\s*([A-Za-z]+)(\s|$)")
 _FLAG = re.compile(r"(?<=\s)--([a-z][a-z-]*)(?:=(\S*))?")
 _HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
 _SAFE_OWNER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,127}")
+_PLAIN_MOUNT = re.compile(r"[A-Za-z0-9_=,./@:+~%-]*")
+SCOPE_MOUNT_TARGET = "/dev/.boatyard-scope"  # under /dev: the container's tmpfs, so nothing of it lands in a layer
+
+
+class DockerfileRefused(ValueError):
+    """A Dockerfile line this service will not build as written (the message names the line)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +147,12 @@ def _scan(text: str) -> tuple[list[str], dict[str, tuple[int, str]], list[_Instr
     return lines, directives, _instructions(lines, start, escape)
 
 
+def instructions_of(text: str) -> tuple[list[str], list[tuple[str, list[int]]]]:
+    """The physical lines of ``text`` and its instructions as (keyword, 0-based line indexes), in order."""
+    lines, _, found = _scan(text)
+    return lines, [(instruction.keyword.rstrip("<"), list(instruction.lines)) for instruction in found]
+
+
 def find_features(text: str) -> list[Feature]:
     """Every line of ``text`` that needs BuildKit, in order."""
     lines, directives, instructions = _scan(text)
@@ -166,9 +186,19 @@ def secret_prefix(owner: str) -> str:
     return "s" + hashlib.sha256(owner.encode("utf-8")).hexdigest()[:16] + "."
 
 
+def scope_mount(owner: str) -> str:
+    """The ``--mount`` flag every RUN of a BuildKit build gets: it makes the step's cache key the owner's own.
+
+    The id is under the owner's cache namespace, which a Dockerfile cannot name for another owner (every
+    cache id it writes is prefixed with its own owner's namespace); the target is on the container's
+    ``/dev`` tmpfs, so the step's layer does not change.
+    """
+    return f"--mount=type=cache,id={cache_namespace(owner)}/.boatyard-scope,target={SCOPE_MOUNT_TARGET}"
+
+
 def _parse_mount(value: str) -> list[str] | None:
     """The comma-separated fields of a ``--mount`` value; None for anything unusual (quotes, bad CSV)."""
-    if '"' in value or "'" in value:
+    if not _PLAIN_MOUNT.fullmatch(value):
         return None
     try:
         rows = list(csv.reader([value]))
@@ -228,8 +258,12 @@ class Prepared:
         return bool(self.notes)
 
 
-def prepare_for_buildkit(text: str, owner: str) -> Prepared:
-    """Remove ``# syntax=`` directives and put every cache mount under the owner's namespace."""
+def prepare_for_buildkit(text: str, owner: str, scope: bool = True) -> Prepared:
+    """Remove ``# syntax=`` directives, put every cache, secret and SSH mount under the owner's namespace and
+    (``scope``) give every RUN the owner's scope mount.
+
+    Raises :class:`DockerfileRefused` for a ``--mount`` value that cannot be rewritten with certainty.
+    """
     lines, directives, instructions = _scan(text)
     notes: list[str] = []
     if "syntax" in directives:
@@ -245,14 +279,20 @@ def prepare_for_buildkit(text: str, owner: str) -> Prepared:
         lines, _, instructions = lines, directives, _scan("\n".join(lines))[2]
     namespace = cache_namespace(owner)
     prefix = secret_prefix(owner)
-    rewritten = 0
+    rewritten = scoped = 0
     for instruction in instructions:
         if instruction.keyword.rstrip("<") != "RUN":
             continue
         edits: list[tuple[int, re.Match[str], str]] = []
         for index, match in _flags(lines, instruction):
-            if match.group(1) == "mount" and match.group(2):
-                new = _rewrite_mount(match.group(2), namespace, prefix)
+            if match.group(1) == "mount":
+                value = match.group(2) or ""
+                if _parse_mount(value) is None:
+                    raise DockerfileRefused(
+                        f"line {index + 1}: this --mount value cannot be checked here ({value[:80]!r}); write it "
+                        "on one line as plain key=value pairs without quotes or variables"
+                    )
+                new = _rewrite_mount(value, namespace, prefix)
                 if new is not None:
                     edits.append((index, match, new))
         for index, match, new in reversed(edits):  # right to left keeps earlier offsets valid
@@ -262,8 +302,20 @@ def prepare_for_buildkit(text: str, owner: str) -> Prepared:
             start, end = match.start(2) + shift, match.end(2) + shift
             lines[index] = line[:start] + new + line[end:]
             rewritten += 1
+        if scope:
+            head = instruction.lines[0]
+            keyword = _INSTRUCTION.match(lines[head])
+            if keyword is not None:
+                at = keyword.end(1)
+                lines[head] = lines[head][:at] + " " + scope_mount(owner) + lines[head][at:]
+                scoped += 1
     if rewritten:
         notes.append(
             f"{rewritten} cache/secret/ssh mount(s) keyed to this owner (cache id={namespace}/..., secret ids {prefix}...)"
+        )
+    if scoped:
+        notes.append(
+            f"layer cache kept to this owner: each RUN step ({scoped}) also mounts the owner's scope cache "
+            f"(id={namespace}/.boatyard-scope, on {SCOPE_MOUNT_TARGET}); it is not in the image"
         )
     return Prepared("\n".join(lines), notes, prefix)

@@ -1,6 +1,7 @@
 """Choosing a job's build engine (classic or BuildKit), before anything is built.
 
-:func:`choose_engine` reads the ``Dockerfile`` of the sanitized context, lists
+:func:`choose_engine` reads the job's Dockerfile (``Dockerfile`` at the root, or
+the ``dockerfile_path`` option) from the sanitized context, lists
 its BuildKit-only lines (:mod:`worker.build.dockerfile_features`) and decides:
 
 - the job asked for an engine (``engine`` field, checked by the API against
@@ -14,8 +15,9 @@ its BuildKit-only lines (:mod:`worker.build.dockerfile_features`) and decides:
 Syntax this host's BuildKit cannot build (heredocs, ``COPY --link``: Dockerfile
 frontend 1.4+, while Docker 20.10's built-in frontend is 1.2 and ``# syntax=``
 frontends are not pulled) fails with that said, instead of BuildKit's
-"unknown instruction".  :func:`apply_dockerfile` puts the BuildKit-ready
-Dockerfile into the context by appending it to the tar (a later member wins).
+"unknown instruction".  :func:`apply_dockerfile` puts the rewritten (BuildKit-
+ready or owner-scoped) Dockerfile into the context by appending it to the tar
+under the same path (a later member wins).
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ class EngineChoice:
     why: str
     dockerfile: str | None
     features: tuple[Feature, ...] = ()
+    dockerfile_path: str = DOCKERFILE  # where in the context the Dockerfile was found
 
 
 def owner_of(job: object) -> str:
@@ -52,39 +55,56 @@ def owner_of(job: object) -> str:
     return str(owner) if owner else "anonymous"
 
 
-def read_dockerfile(context: BinaryIO) -> str | None:
-    """The text of the context's last root ``Dockerfile`` (links followed); None if absent or too large.
+def _normal(name: str) -> str:
+    while name.startswith("./"):
+        name = name[2:]
+    return name.rstrip("/")
 
-    The file position of ``context`` is restored.
+
+def find_dockerfile(context: BinaryIO, path: str = DOCKERFILE) -> tuple[str, str | None]:
+    """Where the Dockerfile is in the context tar and its text (links followed; None if absent or too large).
+
+    ``path`` is the job's ``dockerfile_path`` (relative to the context root); for the default ``Dockerfile``
+    a lowercase ``dockerfile`` is used when there is no ``Dockerfile``, as Docker does. The file position of
+    ``context`` is restored.
     """
+    wanted = _normal(path) or DOCKERFILE
     start = context.tell()
     try:
         with tarfile.open(fileobj=context, mode="r:") as tar:
-            member = None
+            found: dict[str, tarfile.TarInfo] = {}
             for candidate in tar:
-                if candidate.name in (DOCKERFILE, "./" + DOCKERFILE):
-                    member = candidate
+                name = _normal(candidate.name)
+                if name == wanted or (wanted == DOCKERFILE and name == "dockerfile"):
+                    found[name] = candidate  # the last member of a name wins, as when Docker extracts
+            name = wanted if wanted in found else next(iter(found), wanted)
+            member = found.get(name)
             if member is None:
-                return None
+                return wanted, None
             handle = tar.extractfile(member)
             if handle is None:
-                return None
+                return name, None
             data = handle.read(MAX_DOCKERFILE_SCAN_BYTES + 1)
             if len(data) > MAX_DOCKERFILE_SCAN_BYTES:
-                return None
-            return data.decode("utf-8", errors="replace")
+                return name, None
+            return name, data.decode("utf-8", errors="replace")
     except (tarfile.TarError, KeyError):
-        return None
+        return wanted, None
     finally:
         context.seek(start)
 
 
-def apply_dockerfile(context: BinaryIO, text: str) -> None:
-    """Append ``Dockerfile`` with ``text`` to the (uncompressed) context tar; it replaces the earlier one."""
+def read_dockerfile(context: BinaryIO, path: str = DOCKERFILE) -> str | None:
+    """The text of the context's Dockerfile at ``path`` (see :func:`find_dockerfile`); None if absent or too large."""
+    return find_dockerfile(context, path)[1]
+
+
+def apply_dockerfile(context: BinaryIO, text: str, path: str = DOCKERFILE) -> None:
+    """Append the Dockerfile ``path`` with ``text`` to the (uncompressed) context tar; it replaces the earlier one."""
     start = context.tell()
     context.seek(0)
     with tarfile.open(fileobj=context, mode="a", format=tarfile.PAX_FORMAT) as tar:
-        add_dockerfile(tar, text)
+        add_dockerfile(tar, text, _normal(path) or DOCKERFILE)
     context.flush()
     context.seek(start)
 
@@ -104,6 +124,7 @@ def choose_engine(
     *,
     needs_buildkit_for: str = "",
     modern_frontend: Callable[[], bool] = lambda: False,
+    dockerfile_path: str = DOCKERFILE,
 ) -> EngineChoice:
     """Pick the job's engine (see the module doc); fails with :class:`BuildFailed` before anything is built.
 
@@ -113,7 +134,7 @@ def choose_engine(
     allowed = settings.allowed_engines
     if requested and requested not in allowed:  # the API checks this; an old message or a changed setting
         raise BuildFailed(f"the {requested} engine is not allowed by this deployment (allowed: {', '.join(allowed)})")
-    text = read_dockerfile(context)
+    path, text = find_dockerfile(context, dockerfile_path)
     features = tuple(f for f in find_features(text) if f.required) if text is not None else ()
     if requested == CLASSIC:
         if features:
@@ -123,7 +144,7 @@ def choose_engine(
             )
         if needs_buildkit_for:
             raise BuildFailed(f"{needs_buildkit_for} need the buildkit engine, but the job asked for the classic engine")
-        return EngineChoice(CLASSIC, "requested", text)
+        return EngineChoice(CLASSIC, "requested", text, (), path)
     if requested == BUILDKIT or features or needs_buildkit_for:
         if BUILDKIT not in allowed:
             what = f"the Dockerfile's {features[0].describe()}" if features else needs_buildkit_for
@@ -140,5 +161,5 @@ def choose_engine(
             why = f"the Dockerfile uses BuildKit syntax: {features[0].describe()}"
         else:
             why = f"the job has {needs_buildkit_for}"
-        return EngineChoice(BUILDKIT, why, text, features)
-    return EngineChoice(settings.default_engine, "the deployment's default", text, features)
+        return EngineChoice(BUILDKIT, why, text, features, path)
+    return EngineChoice(settings.default_engine, "the deployment's default", text, features, path)

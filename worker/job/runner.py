@@ -38,7 +38,8 @@ from worker.job import metrics
 from worker.build.builder import Builder
 from worker.build.buildplan import BuildPlan, plan_build
 from worker.build.buildkit import BuildKitBuilder, BuildKitOptions
-from worker.build.dockerfile_features import prepare_for_buildkit
+from worker.build.cachescope import scope_classic
+from worker.build.dockerfile_features import DockerfileRefused, prepare_for_buildkit
 from worker.build.engines import BUILDKIT, apply_dockerfile, choose_engine, owner_of
 from worker.context.archive import ContextStats
 from worker.job.control import AbortKind, Aborted, JobControl, Watchdog
@@ -328,7 +329,7 @@ class JobAttempt:
         with tempfile.TemporaryFile(dir=settings.work_dir, prefix=f"ctx-{job.job_id[:8]}-") as context:
             stats = self._fetch(context, credentials, job_log)
             plan = plan_build(job, ref, stats, settings)
-            engine, id_prefix = self._choose_engine(credentials, context, job_log)
+            engine, id_prefix, plan = self._choose_engine(credentials, context, job_log, plan)
             jobstore.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
             self.timings.enter("build")
             self.used_docker = self.tagged = True
@@ -420,23 +421,49 @@ class JobAttempt:
         self.control.check()
         return stats
 
-    def _choose_engine(self, credentials: Credentials, context: BinaryIO, job_log: _JobLog) -> tuple[str, str]:
-        """The job's engine (logged) and its secret-id prefix; for BuildKit the context's Dockerfile is made ready."""
+    def _choose_engine(
+        self, credentials: Credentials, context: BinaryIO, job_log: _JobLog, plan: BuildPlan
+    ) -> tuple[str, str, BuildPlan]:
+        """The job's engine (logged), its secret-id prefix and its plan; the context's Dockerfile is rewritten
+        so that the build's layer cache (and, for BuildKit, its cache, secret and SSH mounts) is the owner's own.
+
+        No layer another owner built is ever reused: BuildKit RUN steps get the owner's scope mount, classic
+        stages an owner ``ARG`` after each ``FROM`` (:mod:`worker.build.cachescope`); a Dockerfile that cannot
+        be read here (too large, not found) is built without the layer cache.
+        """
         buildkit = self.runner.buildkit
         needs = (("build secrets", credentials.secrets), ("an SSH key", credentials.ssh))
         wants = " and ".join(name for name, given in needs if given)
         choice = choose_engine(
-            self.job.engine, context, self.settings, needs_buildkit_for=wants, modern_frontend=buildkit.modern_frontend
+            self.job.engine, context, self.settings, needs_buildkit_for=wants, modern_frontend=buildkit.modern_frontend,
+            dockerfile_path=plan.dockerfile,
         )
         job_log.line(f"[boatyard] engine: {choice.engine} ({choice.why})")
-        if choice.engine == BUILDKIT and choice.dockerfile is not None:
-            prepared = prepare_for_buildkit(choice.dockerfile, owner_of(self.job))
+        owner = owner_of(self.job)
+        if choice.dockerfile is None:
+            job_log.line(
+                f"[boatyard] {choice.dockerfile_path} could not be read before the build: building without the layer "
+                "cache (no layer of another build is reused)"
+            )
+            return choice.engine, "", dataclasses.replace(plan, nocache=True)
+        if choice.engine == BUILDKIT:
+            try:
+                prepared = prepare_for_buildkit(choice.dockerfile, owner)
+            except DockerfileRefused as exc:
+                raise BuildFailed(f"{choice.dockerfile_path} {exc}") from None
             for note in prepared.notes:
                 job_log.line(f"[boatyard] {note}")
             if prepared.changed:
-                apply_dockerfile(context, prepared.text)
-            return choice.engine, prepared.secret_prefix
-        return choice.engine, ""
+                apply_dockerfile(context, prepared.text, choice.dockerfile_path)
+            return choice.engine, prepared.secret_prefix, plan
+        text, added = scope_classic(choice.dockerfile, owner)
+        if added:
+            job_log.line(
+                f"[boatyard] layer cache kept to this owner: `ARG BOATYARD_CACHE_SCOPE` added after each FROM ({added}); "
+                "it shows in the image history"
+            )
+            apply_dockerfile(context, text, choice.dockerfile_path)
+        return choice.engine, "", plan
 
     def _build(
         self,
