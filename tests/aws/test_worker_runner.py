@@ -213,7 +213,7 @@ def test_memory_bombs_fail_the_job_and_the_worker_goes_on(worker, archive, reaso
     assert worker_jobs.full_log(job_id).rstrip().endswith(reason.replace("Failed: ", "[boatyard] Failed: "))
     # the same worker takes the next job and its context gets through to the build step (no Docker here)
     def build(context, *_args, **_kw):
-        raise BuildFailed(f"reached the build step with {sorted(tarfile.open(fileobj=context, mode='r:').getnames())}")
+        raise BuildFailed(f"reached the build step with {sorted(set(tarfile.open(fileobj=context, mode='r:').getnames()))}")  # names once: the worker appends its owner-scoped Dockerfile
 
     monkeypatch.setattr(worker.builder, "build", build)
     monkeypatch.setattr(worker.builder, "remove_image", lambda *_a, **_kw: None)
