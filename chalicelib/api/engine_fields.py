@@ -2,8 +2,9 @@
 
 ``engine`` must be one the deployment allows (``BOATYARD_ALLOWED_ENGINES``).
 ``secrets`` ({id: value}) and ``ssh`` (a private key) only work with BuildKit,
-so they are refused where BuildKit is not allowed or the job asks for the
-classic engine.  Values of ``secrets`` and ``ssh`` are never echoed.
+and so does the build option ``cache_from`` (BuildKit's inline cache), so they
+are refused where BuildKit is not allowed or the job asks for the classic engine.
+Values of ``secrets`` and ``ssh`` are never echoed.
 """
 from __future__ import annotations
 
@@ -88,11 +89,12 @@ def validate_ssh(data: Mapping[str, Any]) -> str:
 
 
 def validate_engine_fields(data: Mapping[str, Any], settings: Settings) -> EngineFields:
-    """All three fields, and the rule that secrets and an SSH key need BuildKit."""
+    """All three fields, and the rule that secrets, an SSH key and ``cache_from`` images need BuildKit."""
     engine = validate_engine(data, settings)
     secrets = validate_secrets(data)
     ssh = validate_ssh(data)
-    for name, given in (("secrets", secrets), ("ssh", ssh)):
+    cache_from = data.get("cache_from")  # a build option (validated with the options); BuildKit reads inline caches
+    for name, given in (("secrets", secrets), ("ssh", ssh), ("cache_from", isinstance(cache_from, list) and cache_from)):
         if not given:
             continue
         if "buildkit" not in settings.allowed_engines:

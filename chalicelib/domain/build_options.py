@@ -13,8 +13,9 @@ import dataclasses
 import re
 from typing import Any, Mapping
 
-from chalicelib.domain import patterns
+from chalicelib.domain import image_ref, patterns
 from chalicelib.domain.errors import InvalidRequest
+from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.domain.settings import Settings
 
 MAX_BUILD_ARGS = 64
@@ -22,6 +23,7 @@ MAX_BUILD_ARG_VALUE_CHARS = 4096
 MAX_LABELS = 64
 MAX_LABEL_VALUE_CHARS = 4096
 MAX_TAGS = 10
+MAX_CACHE_FROM = 4
 MIN_MEMORY_BYTES = 6 * 1024 * 1024  # the Docker daemon refuses less
 MIN_CPUS = 0.01
 DEFAULT_DOCKERFILE = "Dockerfile"
@@ -45,6 +47,7 @@ class BuildOptions:
     pull: bool | None = None  # None: the worker's default (fresh bases, issue 11)
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     tags: tuple[str, ...] = ()
+    cache_from: tuple[str, ...] = ()  # images whose inline cache a BuildKit build may reuse (pulled with the job's auths)
     memory: int = 0  # bytes; 0: the worker's default
     cpus: float = 0.0  # 0: the worker's default
 
@@ -71,6 +74,7 @@ class BuildOptions:
             pull=None if item.get("pull") is None else bool(item["pull"]),
             labels={str(k): str(v) for k, v in (item.get("labels") or {}).items()},
             tags=tuple(str(t) for t in item.get("tags") or ()),
+            cache_from=tuple(str(r) for r in item.get("cache_from") or ()),
             memory=int(item.get("memory") or 0),
             cpus=float(item.get("cpus") or 0.0),
         )
@@ -144,6 +148,32 @@ def _tags(value: Any) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _cache_from(value: Any, settings: Settings) -> tuple[str, ...]:
+    """``cache_from``: image references (``[registry/]path[:tag]``) on registries a build may reach."""
+    field = "cache_from"
+    if not isinstance(value, list):
+        raise InvalidRequest("must be a list of image references", field=field)
+    if len(value) > MAX_CACHE_FROM:
+        raise InvalidRequest(f"may hold at most {MAX_CACHE_FROM} images", field=field)
+    for ref in value:
+        shown = repr(ref)[:300]
+        if not isinstance(ref, str) or len(ref) > image_ref.NAME_TOTAL_LENGTH_MAX:
+            raise InvalidRequest(f"{shown} is not an image reference of at most 255 characters", field=field)
+        try:
+            parsed = image_ref.parse_image_ref(ref)
+        except image_ref.InvalidReference as exc:
+            raise InvalidRequest(f"{shown} is not a valid image reference: {exc}", field=field) from None
+        if not patterns.matches(patterns.IMAGE_NAME, ref):
+            raise InvalidRequest(f"{shown} is not a valid image reference", field=field)
+        refused = None if settings.allow_private_registries else registry_refusal(parsed.domain)
+        if refused:
+            raise InvalidRequest(f"{shown}: {refused}; cache images come only from registries on public addresses",
+                                 field=field)
+    if len(set(value)) != len(value):
+        raise InvalidRequest("lists an image more than once", field=field)
+    return tuple(value)
+
+
 def parse_memory(value: Any, settings: Settings) -> int:
     """``memory``: bytes as an integer, or a string like ``512m`` / ``2g``; within the operator's maximum."""
     if isinstance(value, bool) or not isinstance(value, (int, str)):
@@ -211,6 +241,8 @@ def validate_options(data: Mapping[str, Any], settings: Settings, inline_dockerf
         )
     if data.get("tags") is not None:
         found["tags"] = _tags(data["tags"])
+    if data.get("cache_from") is not None:
+        found["cache_from"] = _cache_from(data["cache_from"], settings)
     if not _absent(data.get("memory")):
         found["memory"] = parse_memory(data["memory"], settings)
     if data.get("cpus") is not None:

@@ -66,6 +66,8 @@ def test_engine_field_is_checked_against_the_deployment(client, classic_only):
     _error(post_json(client, {"image_name": IMAGE, "dockerfile": DOCKERFILE, "secrets": {"token": "x"}}),
            "secrets", "does not allow")
     _error(post_json(client, {"image_name": IMAGE, "dockerfile": DOCKERFILE, "ssh": KEY}), "ssh", "does not allow")
+    _error(post_json(client, {"image_name": IMAGE, "dockerfile": DOCKERFILE, "cache_from": [IMAGE]}),
+           "cache_from", "does not allow")
 
 
 @pytest.mark.parametrize(
@@ -92,6 +94,7 @@ def test_engine_field_is_checked_against_the_deployment(client, classic_only):
         ({"ssh": KEY + "x" * 3500}, "ssh"),
         ({"engine": "classic", "secrets": {"token": "x"}}, "secrets"),
         ({"engine": "classic", "ssh": KEY}, "ssh"),
+        ({"engine": "classic", "cache_from": ["u/app:cache"]}, "cache_from"),
     ],
 )
 def test_bad_engine_fields_are_400_naming_the_field(client, extra, field):

@@ -119,3 +119,30 @@ def test_another_owners_build_never_reuses_a_layer_built_for_someone_else(
     assert alice_value.encode() not in bob_blob, "bob's image holds the value alice's build wrote"
     assert _value(bob_blob, nonce) != alice_value
     assert not _reused(bob_log, engine), bob_log
+
+
+def _forget_local_cache(api: docker.APIClient, nonce: str) -> None:
+    """Remove this host's BuildKit cache records of the steps that mention ``nonce`` (only the ones this test made)."""
+    mine = [record["ID"] for record in api.df().get("BuildCache") or [] if nonce in (record.get("Description") or "")]
+    assert mine, "the first build left cache records on this host"
+    for record_id in mine:
+        api.prune_builds(filters={"id": [record_id]})
+    left = [record["ID"] for record in api.df().get("BuildCache") or [] if nonce in (record.get("Description") or "")]
+    assert left == [], "the host still holds the first build's cache (an image still uses it?)"
+
+
+def test_cache_from_lets_a_host_without_the_cache_reuse_the_pushed_layers(
+    make_worker, registry, base_image, docker_api, test_password, as_owner
+):
+    nonce = uuid.uuid4().hex[:10]
+    dockerfile = _random_value_dockerfile(base_image, nonce)
+    as_owner("alice")
+    _, first, first_log = _build(make_worker, registry, test_password, dockerfile, "buildkit", "lc-from-1")
+    assert not _reused(first_log, "buildkit"), first_log
+    pushed_value = _value(_image_bytes(docker_api, first, registry), nonce)  # pulled back, then removed from the host
+    _forget_local_cache(docker_api, nonce)  # now this host is as fresh as a new one for this Dockerfile
+    _, second, second_log = _build(make_worker, registry, test_password, dockerfile, "", "lc-from-2",
+                                   options={"cache_from": [first]})
+    assert "[boatyard] engine: buildkit (the job has cache_from images)" in second_log
+    assert _reused(second_log, "buildkit"), second_log  # "#N CACHED": the RUN step came from the registry
+    assert _value(_image_bytes(docker_api, second, registry), nonce) == pushed_value

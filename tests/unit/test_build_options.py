@@ -30,12 +30,12 @@ def test_every_option_is_validated_and_kept():
     options = _options(
         build_args={"VERSION": "1.2", "_X": ""}, dockerfile_path="docker/Dockerfile.prod", context_path="svc/api",
         target="runtime", no_cache=True, pull=False, labels={"com.example/team": "api"}, tags=["latest", "1.2"],
-        memory="512m", cpus=0.5,
+        memory="512m", cpus=0.5, cache_from=["ghcr.io/o/app:cache", "u/app"],
     )
     assert options == BuildOptions(
         build_args={"VERSION": "1.2", "_X": ""}, dockerfile_path="docker/Dockerfile.prod", context_path="svc/api",
         target="runtime", no_cache=True, pull=False, labels={"com.example/team": "api"}, tags=("latest", "1.2"),
-        memory=512 * 1024**2, cpus=0.5,
+        memory=512 * 1024**2, cpus=0.5, cache_from=("ghcr.io/o/app:cache", "u/app"),
     )
     assert BuildOptions.from_item(options.to_item()) == options
 
@@ -43,7 +43,7 @@ def test_every_option_is_validated_and_kept():
 def test_defaults_store_nothing_and_blanks_are_defaults():
     assert BuildOptions().to_item() == {}
     blank = _options(build_args=None, dockerfile_path="", context_path=None, target="", no_cache=None, pull=None,
-                     labels=None, tags=None, memory="", cpus=None)
+                     labels=None, tags=None, memory="", cpus=None, cache_from=None)
     assert blank == BuildOptions() and blank.to_item() == {}
     assert BuildOptions.from_item({}) == BuildOptions()
 
@@ -92,6 +92,16 @@ def test_memory_sizes(memory, size):
         ({"cpus": float("nan")}, "cpus", "at least"),
         ({"cpus": 2.5}, "cpus", "maximum"),
         ({"cpus": "1"}, "cpus", "number"),
+        ({"cache_from": "u/app"}, "cache_from", "list"),
+        ({"cache_from": ["u/app@sha256:" + "0" * 64]}, "cache_from", "not a valid image reference"),
+        ({"cache_from": ["boatyard.invalid/job/x:1"]}, "cache_from", "reserved"),
+        ({"cache_from": ["U/App"]}, "cache_from", "not a valid image reference"),
+        ({"cache_from": [7]}, "cache_from", "not an image reference"),
+        ({"cache_from": ["u/a", "u/a"]}, "cache_from", "more than once"),
+        ({"cache_from": [f"u/a{i}" for i in range(5)]}, "cache_from", "at most 4"),
+        ({"cache_from": ["127.0.0.1:5000/u/app:cache"]}, "cache_from", "public addresses"),
+        ({"cache_from": ["169.254.169.254/u/app"]}, "cache_from", "public addresses"),
+        ({"cache_from": ["localhost:5000/u/app"]}, "cache_from", "public addresses"),
     ],
 )
 def test_bad_options_are_400_naming_the_field(fields, field, words):
@@ -99,6 +109,11 @@ def test_bad_options_are_400_naming_the_field(fields, field, words):
         validate_build({**TAR, **fields}, SETTINGS)
     assert caught.value.field == field
     assert caught.value.message.startswith(f"{field}: ") and words in caught.value.message
+
+
+def test_cache_from_on_a_private_registry_is_allowed_only_where_the_deployment_allows_those():
+    local = load_settings({"BOATYARD_ALLOW_PRIVATE_REGISTRIES": "true"})
+    assert validate_options({"cache_from": ["127.0.0.1:5000/u/app:cache"]}, local).cache_from == ("127.0.0.1:5000/u/app:cache",)
 
 
 def test_maximums_come_from_the_settings():

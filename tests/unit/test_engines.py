@@ -263,3 +263,19 @@ def test_build_secrets_and_key_lines_are_redacted():
     assert redactor("#5 0.2 tok-123") == f"#5 0.2 {MARK}"
     assert redactor("#6 0.1 AAAAline-one-of-the-key") == f"#6 0.1 {MARK}"
     assert MARK in redactor("dG9rLTEyMw==")  # base64 of the secret
+
+
+def test_buildkit_command_pushes_inline_cache_and_reads_cache_from_images(tmp_path):
+    from worker.build.buildkit import BuildKitBuilder, BuildKitOptions
+    from worker.build.buildplan import BuildPlan
+
+    plan = BuildPlan(buildargs={"V": "1"}, dockerfile="docker/Dockerfile", target="", nocache=False, pull=None,
+                     labels={}, memory=0, cpus=0.0, extra_tags=(), cache_from=("ghcr.io/o/app:cache", "u/app"))
+    argv = BuildKitBuilder(_settings()).command("img", str(tmp_path), BuildKitOptions(), plan)
+    pairs = list(zip(argv, argv[1:]))
+    assert ("--cache-from", "ghcr.io/o/app:cache") in pairs and ("--cache-from", "u/app") in pairs
+    assert ("--build-arg", "BUILDKIT_INLINE_CACHE=1") in pairs and ("-f", "docker/Dockerfile") in pairs
+    own = BuildPlan(**{**plan.__dict__, "buildargs": {"BUILDKIT_INLINE_CACHE": "0"}, "cache_from": ()})
+    (tmp_path / "second").mkdir()
+    argv = BuildKitBuilder(_settings()).command("img", str(tmp_path / "second"), BuildKitOptions(), own)
+    assert "--cache-from" not in argv and argv.count("--build-arg") == 1 and "BUILDKIT_INLINE_CACHE=0" in argv

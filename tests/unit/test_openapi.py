@@ -163,6 +163,13 @@ BODIES: list[dict[str, Any]] = [
     {"image_name": "u/i", "dockerfile": "FROM x", "cpus": 0},
     {"image_name": "u/i", "dockerfile": "FROM x", "cpus": 3},
     {"image_name": "u/i", "dockerfile": "FROM x", "cpus": "1"},
+    {"image_name": "u/i", "dockerfile": "FROM x", "cache_from": ["u/i:latest", "ghcr.io/o/app:cache"]},
+    {"image_name": "u/i", "dockerfile": "FROM x", "cache_from": None},
+    {"image_name": "u/i", "dockerfile": "FROM x", "cache_from": []},
+    {"image_name": "u/i", "dockerfile": "FROM x", "cache_from": "u/i"},
+    {"image_name": "u/i", "dockerfile": "FROM x", "cache_from": ["u/i@sha256:" + "0" * 64]},
+    {"image_name": "u/i", "dockerfile": "FROM x", "cache_from": ["u/i", "u/i"]},
+    {"image_name": "u/i", "dockerfile": "FROM x", "cache_from": [f"u/i{n}" for n in range(5)]},
     # secrets beside the password
     {"image_name": "u/i", "github_username": "o", "github_reponame": "r", "github_tag": "main", "github_token": "ghp_x",
      "registry_auths": {"ghcr.io": {"username": "u", "password": "p"}, "127.0.0.1:5000": {"username": "a", "password": "b"}}},

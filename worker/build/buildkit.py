@@ -189,6 +189,11 @@ class BuildKitBuilder:
                 argv += ["--target", plan.target]
             if plan.nocache:
                 argv.append("--no-cache")
+            for ref in plan.cache_from:  # read from the registry with this build's DOCKER_CONFIG: the job's auths only
+                argv += ["--cache-from", ref]
+        if plan is None or "BUILDKIT_INLINE_CACHE" not in plan.buildargs:
+            # the pushed image carries its cache metadata, so a later build elsewhere can name it in cache_from
+            argv += ["--build-arg", "BUILDKIT_INLINE_CACHE=1"]
         if self.settings.build_network:
             argv += ["--network", self.settings.build_network]
         secrets_dir = os.path.join(workdir, "secrets")

@@ -35,6 +35,7 @@ class BuildPlan:
     memory: int  # bytes, 0 = no per-build limit
     cpus: float  # 0 = no per-build limit
     extra_tags: tuple[str, ...]
+    cache_from: tuple[str, ...] = ()  # BuildKit only: images whose inline cache may be reused
 
     def build_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``docker.APIClient.build``."""
@@ -111,4 +112,5 @@ def plan_build(
         memory=options.memory,
         cpus=options.cpus,
         extra_tags=extra_tags,
+        cache_from=options.cache_from,
     )

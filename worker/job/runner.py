@@ -100,6 +100,18 @@ def _unseal(job: Job, sealed: str) -> Credentials:
         raise BuildFailed("could not decrypt the registry credentials of this job; submit the build again") from None
 
 
+def _check_cache_from(refs: tuple[str, ...], settings: Settings) -> None:
+    """``cache_from`` images as the API checks them (valid names, public registries): a message from elsewhere too."""
+    for text in refs:
+        try:
+            cached = parse_image_ref(text)
+        except InvalidReference as exc:
+            raise BuildFailed(f"cache_from {text!r} is not a valid image name: {exc}") from None
+        refused = None if settings.allow_private_registries else registry_refusal(cached.domain)
+        if refused:
+            raise BuildFailed(f"cache_from {text!r}: {refused}; cache images come only from registries on public addresses")
+
+
 class JobRunner:
     """Runs deliveries for one worker identity."""
 
@@ -392,6 +404,7 @@ class JobAttempt:
         refused = None if settings.allow_private_registries else registry_refusal(ref.domain)
         if refused:  # the API refuses these too; a message from elsewhere must not get past the worker
             raise BuildFailed(f"{refused}; builds push only to registries on public addresses")
+        _check_cache_from(BuildOptions.from_item(job.options).cache_from, settings)
         bases = {host: (auth["username"], auth["password"]) for host, auth in credentials.registry_auths.items()}
         auths = registry_auths(ref, credentials.username, credentials.password, extra=bases)  # the job's own only
         for name in BuildOptions.from_item(job.options).secret_looking_args():
@@ -432,7 +445,9 @@ class JobAttempt:
         be read here (too large, not found) is built without the layer cache.
         """
         buildkit = self.runner.buildkit
-        needs = (("build secrets", credentials.secrets), ("an SSH key", credentials.ssh))
+        needs = (
+            ("build secrets", credentials.secrets), ("an SSH key", credentials.ssh), ("cache_from images", plan.cache_from),
+        )
         wants = " and ".join(name for name, given in needs if given)
         choice = choose_engine(
             self.job.engine, context, self.settings, needs_buildkit_for=wants, modern_frontend=buildkit.modern_frontend,
