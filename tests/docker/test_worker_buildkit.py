@@ -11,6 +11,7 @@ import pytest
 from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.jobs import Phase
 from tests.support import worker_jobs
+from tests.support.archives import make_tar
 from tests.support.waiting import wait_until
 from tests.support.images import pull_and_run
 
@@ -230,3 +231,34 @@ def test_buildkit_pulls_bases_with_the_jobs_credentials_only(
     owner, log = _run(make_worker, worker_jobs.image_for(registry.host, "bkowner"), dockerfile, registry, test_password,
                       engine="buildkit")
     assert worker_jobs.status(owner) == "Finished", log
+
+
+def test_a_dockerfile_off_the_root_is_detected_and_keyed_per_owner(make_worker, registry, base_image, test_password,
+                                                                   monkeypatch):
+    import worker.job.runner
+
+    owner = {"name": "alice"}
+    monkeypatch.setattr(worker.job.runner, "owner_of", lambda job: owner["name"])
+    cache_id = f"nested-{uuid.uuid4().hex[:8]}"
+
+    def build(who: str) -> str:
+        owner["name"] = who
+        body = CACHE_PROBE.replace("id=deps", f"id={cache_id}").format(owner=who)
+        archive = make_tar({
+            "Dockerfile": f"FROM {base_image}\nRUN echo the-root-dockerfile\n",  # plain: not the one built
+            "build/docker/app.Dockerfile": f"FROM {base_image}\nRUN echo {who}-{uuid.uuid4().hex}\n{body}\n",
+        })
+        job_id = worker_jobs.submit(worker_jobs.image_for(registry.host, "bknested"), archive=archive, username=registry.username,
+                               password=test_password, options={"dockerfile_path": "build/docker/app.Dockerfile"})
+        worker_jobs.run_until_terminal(make_worker(), job_id)
+        log = worker_jobs.full_log(job_id)
+        assert worker_jobs.status(job_id) == "Finished", log
+        assert "[boatyard] engine: buildkit (the Dockerfile uses BuildKit syntax: line 3 (RUN --mount))" in log
+        assert "the-root-dockerfile" not in log
+        return log
+
+    assert "CACHE-MISS" in build("alice")
+    bob = build("bob")
+    assert "CACHE-MISS" in bob and "CACHE-HIT" not in bob, bob  # alice's cache mount did not feed bob's build
+    assert "cache id=bob/..." in bob
+    assert "CACHE-HIT alice" in build("alice")
