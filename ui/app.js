@@ -4,7 +4,7 @@ import {
   ApiError, apiBase, cancelJob, clockSkewMs, createUpload, getApiKey, listJobs, setApiKey, submitBuild, uploadFile,
 } from "./api.js";
 import {checkForm} from "./validate.js";
-import {OPTION_FIELDS, readOptions, secretLookingArgs} from "./options.js";
+import {OPTION_FIELDS, SECRET_FIELDS, readOptions, secretLookingArgs} from "./options.js";
 import {LogPane} from "./logpane.js";
 import {JobWatcher, TERMINAL_PHASES} from "./watcher.js";
 import {clearRecent, loadRecent, rememberJob, STORAGE_KEY, updateJob} from "./recent.js";
@@ -154,12 +154,63 @@ function formatBytes(n) {
 
 function readValues() {
   const values = {};
-  for (const field of FIELD_IDS) if (field !== "upload_file") values[field] = $(field).value;
+  for (const field of FIELD_IDS) {
+    if (field !== "upload_file" && !SECRET_FIELDS.includes(field)) values[field] = $(field).value;
+  }
   values.file = $("upload_file").files[0] || null;
   values.no_cache = $("no_cache").checked;
   values.pull = $("pull").checked;
+  values.secrets = Array.from(document.querySelectorAll(".secret-row"), (row) => ({
+    id: row.querySelector(".secret-id").value, value: row.querySelector(".secret-value").value,
+  }));
   return values;
 }
+
+const MAX_KEY_FILE_BYTES = 16 * 1024;
+
+/** The SSH key file's text ("" when none is chosen; a file too large to be a key is not read). */
+async function readKeyFile() {
+  const file = $("ssh").files[0];
+  if (!file) return "";
+  return file.size > MAX_KEY_FILE_BYTES ? "(too large)" : file.text();
+}
+
+/** Secret values and the key file are not left in the page once they have been sent. */
+function forgetSecrets() {
+  for (const input of document.querySelectorAll(".secret-value")) input.value = "";
+  $("ssh").value = "";
+}
+
+/* ---------------------------------------------------------- secret rows */
+
+const secretRows = $("secret-rows");
+
+function addSecretRow() {
+  const n = secretRows.children.length + 1;
+  const row = document.createElement("div");
+  row.className = "secret-row";
+  const id = document.createElement("input");
+  Object.assign(id, {type: "text", className: "secret-id", placeholder: "id, e.g. npm_token", spellcheck: false});
+  id.setAttribute("autocapitalize", "off");
+  id.setAttribute("aria-label", `Secret ${n} id`);
+  const value = document.createElement("input");
+  Object.assign(value, {type: "password", className: "secret-value", placeholder: "value", autocomplete: "off"});
+  value.setAttribute("aria-label", `Secret ${n} value`);
+  const remove = document.createElement("button");
+  Object.assign(remove, {type: "button", className: "secondary", textContent: "Remove"});
+  remove.setAttribute("aria-label", `Remove secret ${n}`);
+  remove.addEventListener("click", () => {
+    row.remove();
+    if (!secretRows.children.length) addSecretRow();
+    clearFieldError("secrets");
+  });
+  row.append(id, value, remove);
+  secretRows.append(row);
+  return id;
+}
+
+addSecretRow();
+$("add-secret").addEventListener("click", () => addSecretRow().focus());
 
 function setBusy(label) {
   submitButton.disabled = Boolean(label);
@@ -199,6 +250,7 @@ form.addEventListener("submit", async (event) => {
   clearErrors();
   const source = currentSource();
   const values = readValues();
+  values.ssh = await readKeyFile();
   const checked = readOptions(source, values);
   const errors = {...checkForm(source, values), ...checked.errors};
   const wrong = Object.keys(errors);
@@ -230,6 +282,7 @@ form.addEventListener("submit", async (event) => {
       payload.upload_id = await uploadArchive(values.file);
     }
     const jobId = await submitBuild(payload);
+    forgetSecrets();
     rememberJob({
       id: jobId, imageName: payload.image_name, source,
       createdAt: new Date().toISOString(), status: "Building", phase: "queued",

@@ -1,11 +1,16 @@
 // The "Options" section of the build form, shared by every source tab: reads the build options and
 // checks them before anything is sent (the API checks again; patterns mirror chalicelib/domain/patterns.py).
 
+import {checkImageName} from "./validate.js";
+
 /** The option inputs; each id is the API field it fills, so a refusal naming the field shows beside it. */
 export const OPTION_FIELDS = [
   "build_args", "dockerfile_path", "context_path", "target", "labels", "tags", "memory", "cpus",
   "notify_url", "notify_secret",
+  "engine", "cache_from", "secrets", "ssh",
 ];
+/** Fields whose values are secret: read from their inputs only at submit time, never put back on the page. */
+export const SECRET_FIELDS = ["secrets", "ssh"];
 /** Options that only apply to archive sources (not to Dockerfile text). */
 export const PATH_FIELDS = ["dockerfile_path", "context_path"];
 
@@ -19,6 +24,13 @@ const SECRET_LOOKING = /token|passw|pwd|secret|key|credential|auth|private|cert/
 const MAX_ENTRIES = 64;
 const MAX_VALUE = 4096;
 const MAX_TAGS = 10;
+const ENGINES = ["classic", "buildkit"];
+const SECRET_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const MAX_SECRETS = 16;
+const MAX_SECRET_CHARS = 3072;
+const MAX_SSH_KEY_CHARS = 3500;
+const PRIVATE_KEY = /^\s*-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n[\s\S]*-----END [A-Z0-9 ]*PRIVATE KEY-----\s*$/;
+const MAX_CACHE_FROM = 4;
 
 /** "NAME=value" lines → {pairs} or {error}; blank lines are skipped. */
 export function parsePairs(text, namePattern, what) {
@@ -100,5 +112,50 @@ export function readOptions(source, values) {
   } else if (notifySecret) {
     errors.notify_url = "Give the URL to notify, or leave the secret empty.";
   }
+  Object.assign(errors, readBuildKit(values, options));
   return {options, errors};
+}
+
+/**
+ * The BuildKit fields: engine, cache_from, secrets ([{id, value}] rows) and ssh (the key file's text).
+ * Adds what is given to options; returns {field: message}. Messages never quote a secret value.
+ */
+export function readBuildKit(values, options) {
+  const errors = {};
+  const engine = values.engine || "";
+  if (engine && !ENGINES.includes(engine)) errors.engine = "Choose classic or BuildKit.";
+  else if (engine) options.engine = engine;
+  const images = (values.cache_from || "").split(/[\s,]+/).filter(Boolean);
+  const badImage = images.map((image) => [image, checkImageName(image)]).find(([, error]) => error);
+  if (images.length > MAX_CACHE_FROM) errors.cache_from = `At most ${MAX_CACHE_FROM} images.`;
+  else if (badImage) errors.cache_from = `${badImage[0].slice(0, 80)}: ${badImage[1]}`;
+  else if (new Set(images).size !== images.length) errors.cache_from = "An image is listed twice.";
+  else if (images.length) options.cache_from = images;
+  const secrets = {};
+  const rows = (values.secrets || []).filter((row) => row.id.trim() || row.value);
+  for (const row of rows) {
+    const id = row.id.trim();
+    if (!SECRET_ID.test(id)) {
+      errors.secrets = id ? `"${id.slice(0, 40)}" is not a valid secret id: letters, digits, . _ - (up to 64).`
+        : "Give every secret an id.";
+    } else if (id in secrets) errors.secrets = `The secret id "${id}" is given twice.`;
+    else if (!row.value) errors.secrets = `The secret "${id}" has no value.`;
+    else if (row.value.length > MAX_SECRET_CHARS || row.value.includes("\u0000")) {
+      errors.secrets = `The secret "${id}" must be at most ${MAX_SECRET_CHARS} characters.`;
+    }
+    if (errors.secrets) break;
+    secrets[id] = row.value;
+  }
+  if (!errors.secrets && rows.length > MAX_SECRETS) errors.secrets = `At most ${MAX_SECRETS} secrets.`;
+  else if (!errors.secrets && rows.length) options.secrets = secrets;
+  const key = values.ssh || "";
+  if (key && (key.length > MAX_SSH_KEY_CHARS || !PRIVATE_KEY.test(key))) {
+    errors.ssh = "Choose an unencrypted private key file (-----BEGIN … PRIVATE KEY-----, at most 3500 characters).";
+  } else if (key) options.ssh = key;
+  if (engine === "classic") {
+    for (const field of ["secrets", "ssh", "cache_from"]) {
+      if (options[field] && !errors[field]) errors[field] = "Needs BuildKit: choose BuildKit or let the service choose.";
+    }
+  }
+  return errors;
 }

@@ -164,3 +164,76 @@ def test_notify_url_and_secret_are_sent_and_checked(ui_page: Page, fake_api) -> 
     fake_api.wait_for_build()
     build = fake_api.builds[0]
     assert (build["notify_url"], build["notify_secret"]) == ("https://ci.example.com/hook", "a-secret-of-20-chars")
+
+
+SSH_KEY = (
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n"
+    "-----END OPENSSH PRIVATE KEY-----\n"
+)
+
+
+def test_buildkit_fields_are_sent_and_secrets_are_masked_and_never_kept(ui_page: Page, fake_api, tmp_path) -> None:
+    secret = "s3cr3t-" + "V4lue" * 6
+    key_file = tmp_path / "deploy_key"
+    key_file.write_text(SSH_KEY)
+    open_ui(ui_page, fake_api)
+    fill_common(ui_page)
+    ui_page.get_by_role("textbox", name="Dockerfile").fill(
+        "FROM busybox\nRUN --mount=type=secret,id=npm_token --mount=type=ssh cat /run/secrets/npm_token\n"
+    )
+    open_options(ui_page)
+    ui_page.get_by_label("Build engine").select_option("buildkit")
+    ui_page.get_by_label("Reuse layers from").fill("127.0.0.1:5000/team/app:latest")
+    expect(ui_page.get_by_label("Secret 1 value")).to_have_attribute("type", "password")
+    ui_page.get_by_label("Secret 1 id").fill("npm_token")
+    ui_page.get_by_label("Secret 1 value").fill(secret)
+    ui_page.get_by_role("button", name="Add a secret").click()
+    expect(ui_page.get_by_label("Secret 2 id")).to_be_focused()
+    ui_page.get_by_label("Secret 2 id").fill("second")
+    ui_page.get_by_label("Secret 2 value").fill("two")
+    ui_page.get_by_label("SSH key file").set_input_files(str(key_file))
+    screenshot(ui_page, "fake-options-buildkit")
+    ui_page.get_by_role("button", name="Build it!").click()
+    fake_api.wait_for_build()
+    build = fake_api.builds[0]
+    assert build["engine"] == "buildkit" and build["cache_from"] == ["127.0.0.1:5000/team/app:latest"]
+    assert build["secrets"] == {"npm_token": secret, "second": "two"} and build["ssh"] == SSH_KEY
+    # once sent, the values are gone from the page and were never stored
+    expect(ui_page.get_by_label("Secret 1 value")).to_have_value("")
+    assert ui_page.get_by_label("SSH key file").evaluate("input => input.files.length") == 0
+    page_text = ui_page.content() + ui_page.evaluate("JSON.stringify(Object.assign({}, localStorage, sessionStorage))")
+    assert secret not in page_text and "b3BlbnNzaC1rZXkt" not in page_text
+
+
+def test_bad_buildkit_fields_are_refused_before_sending_without_echoing_a_secret(ui_page: Page, fake_api, tmp_path) -> None:
+    secret = "h1dden-" + "S3cret" * 5
+    not_a_key = tmp_path / "id_rsa.pub"
+    not_a_key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample user@host\n")
+    open_ui(ui_page, fake_api)
+    fill_common(ui_page)
+    ui_page.get_by_role("textbox", name="Dockerfile").fill("FROM busybox\n")
+    open_options(ui_page)
+    ui_page.get_by_label("Build engine").select_option("classic")  # secrets need BuildKit
+    ui_page.get_by_label("Secret 1 id").fill("token")
+    ui_page.get_by_label("Secret 1 value").fill(secret)
+    ui_page.get_by_label("Reuse layers from").fill("user/app@sha256:" + "0" * 64)
+    ui_page.get_by_label("SSH key file").set_input_files(str(not_a_key))
+    ui_page.get_by_role("button", name="Build it!").click()
+    expect(error_of(ui_page, "secrets")).to_contain_text("Needs BuildKit")
+    expect(error_of(ui_page, "cache_from")).to_contain_text("digest")
+    expect(error_of(ui_page, "ssh")).to_contain_text("private key")
+    assert fake_api.api_requests("/api/v1/build") == []
+    ui_page.get_by_label("Build engine").select_option("")
+    ui_page.get_by_label("Secret 1 id").fill("../bad id")
+    ui_page.get_by_label("Reuse layers from").fill("")
+    ui_page.get_by_label("SSH key file").set_input_files([])
+    ui_page.get_by_role("button", name="Build it!").click()
+    expect(error_of(ui_page, "secrets")).to_contain_text("not a valid secret id")
+    assert secret not in ui_page.locator("#options").inner_text()
+    assert fake_api.api_requests("/api/v1/build") == []
+    # the API's refusal of a secret is shown beside the secrets, naming no value
+    fake_api.refuse_next_build(400, "InvalidRequest", "secrets: needs the buildkit engine, which this deployment does not allow")
+    ui_page.get_by_label("Secret 1 id").fill("token")
+    ui_page.get_by_role("button", name="Build it!").click()
+    expect(error_of(ui_page, "secrets")).to_have_text("needs the buildkit engine, which this deployment does not allow")
+    assert secret not in ui_page.locator("#options").inner_text()
