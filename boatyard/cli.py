@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
-from boatyard import __version__, credentials, pack
+from boatyard import __version__, buildkit_flags, credentials, pack
 from boatyard import config as configuration
 from boatyard.api import ApiError, Client, RouteMissing
 from boatyard.progress import ByteProgress, human_bytes
@@ -152,6 +152,10 @@ def build_fields(args: argparse.Namespace, creds: credentials.RegistryCredential
         fields["target"] = args.target
     if args.no_cache:
         fields["no_cache"] = True
+    try:  # secret values and the key are read here and go only into the request
+        fields.update(buildkit_flags.buildkit_fields(args))
+    except buildkit_flags.UsageError as exc:
+        raise UsageError(str(exc)) from None
     return fields
 
 
@@ -434,6 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("-f", "--file", metavar="DOCKERFILE", help="the Dockerfile (default PATH/Dockerfile)")
     build.add_argument("--target", help="the stage of a multi-stage Dockerfile to build")
     build.add_argument("--no-cache", action="store_true", help="do not use the build cache")
+    build.add_argument("--engine", choices=buildkit_flags.ENGINES,
+                       help="the build engine (default: the service decides; BuildKit syntax, secrets and --ssh pick buildkit)")
+    build.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
+                       help="a build secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR "
+                            "(read here, sent sealed, never stored or printed; repeatable)")
+    build.add_argument("--ssh", action="append", default=[], metavar="default=KEYFILE",
+                       help="a private key for RUN --mount=type=ssh (a deploy key without passphrase)")
+    build.add_argument("--cache-from", action="append", default=[], metavar="IMAGE",
+                       help="an image whose BuildKit inline cache the build may reuse (repeatable)")
     build.add_argument("-d", "--detach", action="store_true", help="print the job id and return once submitted")
     build.add_argument("--cancel-on-interrupt", action="store_true", help="on Ctrl-C, cancel the remote build without asking")
     build.add_argument("--github", metavar="USER/REPO@TAG", help="build a GitHub repository at a tag instead of a folder")

@@ -154,3 +154,27 @@ def test_a_terminal_gets_a_progress_bar_with_bytes_rate_and_eta(tmp_path):
                 proc.kill()
             os.close(main)
     assert "Uploading" in output and "3.0/3.0 MiB" in output and "/s" in output and "0:00:00" in output
+
+
+def test_secrets_and_an_ssh_key_are_read_locally_sent_once_and_never_printed(tmp_path):
+    secret_file = tmp_path / "npmrc"
+    secret_file.write_text("file-secret-" + "F1le" * 8)
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXkt" + "K3y" * 10 + "\n-----END OPENSSH PRIVATE KEY-----\n"
+    key_file = tmp_path / "deploy_key"
+    key_file.write_text(key)
+    root = write_tree(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN --mount=type=secret,id=npmrc true\n"})
+    with FakeApi() as api:
+        env = cli_env(api.url, GH_TOKEN="env-secret-" + "E" * 20)
+        done = run_cli(["build", str(root), "-t", "user/app", "--engine", "buildkit", "--secret", f"id=npmrc,src={secret_file}",
+                        "--secret", "id=gh,env=GH_TOKEN", "--ssh", f"default={key_file}", "--cache-from", "user/app:latest",
+                        "-o", "json"], env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        (build,) = api.requests_to("/api/v1/build")
+        sent = json.loads(multipart_parts(build)["Json"])
+        assert sent == {
+            "image_name": "user/app", "engine": "buildkit", "cache_from": ["user/app:latest"],
+            "secrets": {"npmrc": secret_file.read_text(), "gh": "env-secret-" + "E" * 20}, "ssh": key,
+        }
+        printed = done.stdout + done.stderr
+        assert "F1le" not in printed and "EEEEE" not in printed and "K3yK3y" not in printed
+        assert all("F1le" not in s.path for s in api.seen)  # nothing in a URL

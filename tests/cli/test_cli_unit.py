@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import re
 import sys
 import tarfile
 import types
@@ -384,3 +385,56 @@ def test_main_gives_the_callers_sigpipe_handler_back():
     code = cli.main(["build", "/nonexistent-folder", "-t", "127.0.0.1:5000/x/y:1", "--api", "http://127.0.0.1:9"])
     assert code == 2  # the command ran to its end: no such folder
     assert signal.getsignal(signal.SIGPIPE) == before
+
+
+# --- BuildKit flags: --engine, --secret, --ssh, --cache-from ---------------------------------------------
+SSH_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+def test_secret_ssh_engine_and_cache_from_become_request_fields(tmp_path, monkeypatch):
+    (tmp_path / "npmrc").write_text("//registry/:_authToken=file-secret\n")
+    (tmp_path / "key").write_text(SSH_KEY)
+    monkeypatch.setenv("GH_TOKEN", "env-secret")
+    monkeypatch.setenv("BARE", "bare-secret")
+    args = _parse("build", "-t", "user/app", "--engine", "buildkit", "--secret", f"id=npmrc,src={tmp_path / 'npmrc'}",
+                  "--secret", "id=gh,env=GH_TOKEN", "--secret", "BARE", "--secret", f"type=file,id=f,source={tmp_path / 'npmrc'}",
+                  "--ssh", f"default={tmp_path / 'key'}", "--cache-from", "user/app:latest", "--cache-from", "user/app:latest")
+    fields = cli.build_fields(args, credentials.RegistryCredentials())
+    assert fields == {
+        "image_name": "user/app", "engine": "buildkit", "cache_from": ["user/app:latest"],
+        "secrets": {"npmrc": "//registry/:_authToken=file-secret\n", "gh": "env-secret", "BARE": "bare-secret",
+                    "f": "//registry/:_authToken=file-secret\n"},
+        "ssh": SSH_KEY,
+    }
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--secret", "id=../x,env=HOME"], "id= must be"),
+    (["--secret", "id=t,src=/no/such/file"], "cannot read"),
+    (["--secret", "id=t,env=BOATYARD_TEST_UNSET"], "BOATYARD_TEST_UNSET is not set"),
+    (["--secret", "id=t,env=EMPTY"], "empty"),
+    (["--secret", "id=t,color=red"], "unknown key"),
+    (["--secret", "id=t,env=HOME", "--secret", "id=t,env=HOME"], "given twice"),
+    (["--ssh", "default"], "agent cannot be forwarded"),
+    (["--ssh", "mykey=/tmp/x"], "only the default id"),
+    (["--ssh", "default=/no/such/key"], "cannot read"),
+    (["--engine", "classic", "--secret", "id=t,env=HOME"], "--secret needs the buildkit engine"),
+    (["--engine", "classic", "--cache-from", "user/app"], "--cache-from needs the buildkit engine"),
+])
+def test_bad_buildkit_flags_are_usage_errors(flags, words, monkeypatch):
+    monkeypatch.setenv("EMPTY", "")
+    monkeypatch.delenv("BOATYARD_TEST_UNSET", raising=False)
+    with pytest.raises(cli.UsageError, match=re.escape(words)):
+        cli.build_fields(_parse("build", "-t", "user/app", *flags), credentials.RegistryCredentials())
+
+
+def test_no_message_about_a_secret_or_key_holds_its_value(tmp_path, monkeypatch):
+    monkeypatch.setenv("TOKEN", "v" * 4000)  # too long: refused, named, not shown
+    public = tmp_path / "id.pub"
+    public.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPublicPartOnly user@host\n")
+    for flags in (["--secret", "id=t,env=TOKEN"], ["--ssh", f"default={public}"],
+                  ["--secret", "id=t,src=value-like-text=hunter2"]):
+        with pytest.raises(cli.UsageError) as caught:
+            cli.build_fields(_parse("build", "-t", "user/app", *flags), credentials.RegistryCredentials())
+        message = str(caught.value)
+        assert "vvvv" not in message and "PublicPartOnly" not in message and "hunter2" not in message, message
