@@ -10,7 +10,7 @@ import uuid
 import docker
 import pytest
 
-from tests.docker import jobkit
+from tests.support import worker_jobs
 
 pytestmark = pytest.mark.docker
 
@@ -41,11 +41,11 @@ def _random_value_dockerfile(base_image: str, nonce: str) -> str:
 
 
 def _build(make_worker, registry, password: str, dockerfile: str, engine: str, name: str, **kw) -> tuple[str, str, str]:
-    image = jobkit.image_for(registry.host, name)
-    job_id = jobkit.submit(image, dockerfile=dockerfile, username=registry.username, password=password, engine=engine, **kw)
-    jobkit.run_until_terminal(make_worker(), job_id)
-    log = jobkit.full_log(job_id)
-    assert jobkit.status(job_id) == "Finished", log
+    image = worker_jobs.image_for(registry.host, name)
+    job_id = worker_jobs.submit(image, dockerfile=dockerfile, username=registry.username, password=password, engine=engine, **kw)
+    worker_jobs.run_until_terminal(make_worker(), job_id)
+    log = worker_jobs.full_log(job_id)
+    assert worker_jobs.status(job_id) == "Finished", log
     return job_id, image, log
 
 
