@@ -81,7 +81,10 @@ def _value(blob: bytes, nonce: str) -> str:
 def _reused(log: str, engine: str) -> bool:
     """Whether the build's RUN step came from the layer cache, in the engine's own words."""
     if engine == "classic":
-        return "Using cache" in log
+        # the RUN step's own lines only: the owner's ARG step before it is cached by any earlier build of that owner
+        run = re.search(r"^Step \d+/\d+ : RUN .*?(?=^Step \d+/\d+ : |\Z)", log, re.MULTILINE | re.DOTALL)
+        assert run, log
+        return " ---> Using cache" in run.group(0)
     run = re.search(r"^#(\d+) \[[^\]]*\] RUN ", log, re.MULTILINE)
     assert run, log
     return re.search(rf"^#{run.group(1)} CACHED$", log, re.MULTILINE) is not None
