@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import logging
 import re
 import secrets
@@ -57,6 +56,7 @@ from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.domain.settings import Settings, get_settings
 from chalicelib.stores import history
 from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import notifications
 from chalicelib.stores import triggers as store
 from chalicelib.stores.apikeys import Principal
 from chalicelib.stores.sealing import Credentials
@@ -294,10 +294,6 @@ def _options(trigger: store.Trigger, extra_tags: tuple[str, ...]) -> BuildOption
 def _subscriber(trigger: store.Trigger, secret: str, credentials: Credentials, sha: str,
                 job_link: Callable[[str], str]) -> Callable[[Job], None] | None:
     """What subscribes a new job to the trigger's notifications (GitHub commit status, notify_url), if anything."""
-    try:
-        notifications: Any = importlib.import_module("chalicelib.stores.notifications")  # notify's store (issue 14)
-    except ImportError:  # pragma: no cover - until the notifications half is on main
-        return None
     wants_status = trigger.host == GITHUB and bool(credentials.source_token)
     if not trigger.notify_url and not wants_status:
         return None

@@ -240,6 +240,25 @@ def test_github_push_builds_the_exact_commit(client, trigger):
     assert [b["JobIdentifier"] for b in shown] == [build["JobIdentifier"]]
 
 
+def test_a_triggers_build_subscribes_its_notify_url_and_github_status(client):
+    made = create(client, notify_url="https://ci.example.com/boatyard-hook", github_token="ghp_example")
+    assert made.status_code == 201, made.body
+    trigger = answer(made)
+    (build,) = answer(deliver(client, trigger, payload("github-push"), "push"))["Builds"]
+    shown = answer(client.http.get(f"/api/v1/{build['JobIdentifier']}/notifications"))
+    kinds = {sub["Kind"]: sub for sub in shown["Subscriptions"]}
+    assert set(kinds) == {"webhook", "github_status"}, shown
+    assert kinds["webhook"]["Url"] == "https://ci.example.com/boatyard-hook"
+    assert kinds["github_status"]["Repository"] == REPOSITORY["github"] and kinds["github_status"]["Commit"] == SHA
+    text = json.dumps(shown)
+    assert trigger["Secret"] not in text and "ghp_example" not in text
+
+
+def test_a_trigger_without_notify_url_or_token_subscribes_nothing(client, trigger):
+    (build,) = answer(deliver(client, trigger, payload("github-push"), "push"))["Builds"]
+    assert answer(client.http.get(f"/api/v1/{build['JobIdentifier']}/notifications"))["Subscriptions"] == []
+
+
 def test_the_job_carries_the_triggers_credentials_sealed_for_the_worker(client, trigger):
     from chalicelib.stores import queue, sealing
 
