@@ -252,6 +252,15 @@ def test_a_triggers_build_subscribes_its_notify_url_and_github_status(client):
     assert kinds["github_status"]["Repository"] == REPOSITORY["github"] and kinds["github_status"]["Commit"] == SHA
     text = json.dumps(shown)
     assert trigger["Secret"] not in text and "ghp_example" not in text
+    from chalicelib.stores import notifications
+
+    [status] = [s for s in notifications.subscriptions(build["JobIdentifier"]) if s.kind == "github_status"]
+    assert status.target_url.endswith(f"#job={build['JobIdentifier']}")  # GitHub links the status to the job's page
+    from chalicelib.domain.settings import get_settings
+    from chalicelib.stores import aws
+
+    items = json.dumps(aws.client("dynamodb").scan(TableName=get_settings().table_name)["Items"])
+    assert trigger["Secret"] not in items and "ghp_example" not in items  # sealed, never plain
 
 
 def test_a_trigger_without_notify_url_or_token_subscribes_nothing(client, trigger):
