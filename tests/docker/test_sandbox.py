@@ -29,7 +29,8 @@ if ping -c 1 -W 2 127.0.0.1 2>&1; then echo RAW-SOCKET-SUCCEEDED; fi
 if nsenter -t 1 -m -p true 2>&1; then echo NSENTER-SUCCEEDED; fi
 echo "pid1=$(tr '\0' ' ' < /proc/1/cmdline)"
 echo "pids=$(ls /proc | grep -c '^[0-9]')"
-cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' | grep -E '[d]ockerd|[c]ontainerd|[B]OATYARD_|[A]WS_' && echo HOST-PROCESS-VISIBLE
+# the step's own BOATYARD_CACHE_SCOPE (the owner's cache-scope ARG, worker/build/cachescope.py) is not a host's
+cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' | grep -E '[d]ockerd|[c]ontainerd|[B]OATYARD_|[A]WS_' | grep -v '^BOATYARD_CACHE_SCOPE=' && echo HOST-PROCESS-VISIBLE
 sleep 20 &
 chmod 755 /probe && /probe
 true

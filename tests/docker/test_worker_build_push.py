@@ -32,7 +32,9 @@ def test_dockerfile_source_builds_pushes_and_runs(make_worker, registry, base_im
     assert job.image_digest and job.image_digest.startswith("sha256:")
     assert results[-1].digest == job.image_digest
     logs = worker_jobs.full_log(job_id)
-    assert "Step 1/3 : FROM " + base_image in logs  # FROM, CMD, then the automatic OCI labels
+    # FROM, the owner's cache-scope ARG (docs/security.md), CMD, then the automatic OCI labels
+    assert "Step 1/4 : FROM " + base_image in logs
+    assert "Step 2/4 : ARG BOATYARD_CACHE_SCOPE=" in logs
     assert "LABEL org.opencontainers.image.created=" in logs
     assert job.image_digest in logs
     assert test_password not in logs
