@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
             load_before = machine.load_average()
             try:
                 result = SCENARIOS[name](ctx)
-            except Exception as exc:  # keep going: report what failed and why
+            except Exception as exc:  # noqa: BLE001 - keep going: report what failed and why
                 traceback.print_exc()
                 result = report.ScenarioResult(name, name, error=f"{type(exc).__name__}: {exc}")
             result.seconds = time.monotonic() - begun

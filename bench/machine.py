@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -41,10 +42,8 @@ def _run(argv: list[str]) -> str:
 
 def _package_version(name: str) -> str:
     try:
-        from importlib.metadata import version
-
-        return version(name)
-    except Exception:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
         return "unknown"
 
 

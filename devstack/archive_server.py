@@ -111,7 +111,7 @@ class ArchiveServer:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:  # http.server's name
                 seen.append(self.path)
                 path = self.path.split("?", 1)[0]
                 server.authorizations[path] = self.headers.get("Authorization") or self.headers.get("PRIVATE-TOKEN") or ""

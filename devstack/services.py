@@ -90,7 +90,7 @@ def docker_answers(base_url: str | None = None) -> bool:
     try:
         client = docker.APIClient(base_url=base_url or os.environ.get("DOCKER_HOST", f"unix://{DOCKER_SOCK}"), timeout=5)
         return bool(client.ping())
-    except Exception:
+    except Exception:  # noqa: BLE001 - a probe: whatever fails, there is no daemon to use
         return False
 
 
@@ -168,7 +168,7 @@ def _default_runtime(host: str) -> str | None:
     try:
         client = docker.APIClient(base_url=host, timeout=5)
         return str(client.info().get("DefaultRuntime") or "")
-    except Exception:
+    except Exception:  # noqa: BLE001 - a probe: whatever fails, the runtime is unknown
         return None
 
 

@@ -191,7 +191,7 @@ class SecretFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a bad format string is not ours to fix here
+        except Exception:  # noqa: BLE001 - a bad format string (or __str__) is not ours to fix here
             return True
         cleaned = SECRETS.redact(message)
         if cleaned != message or record.args:

@@ -22,7 +22,7 @@ GOAL_MB = 150.0
 class _Files(http.server.BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:  # http.server's name
         data = self.files.get(self.path)
         if data is None:
             self.send_error(404)

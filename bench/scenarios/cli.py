@@ -109,10 +109,10 @@ def run(ctx: BenchContext) -> ScenarioResult:
     result.add("ratio boatyard build / docker CLI (median of per-run ratios)", fmt(ratio, 2), f"≤ {GOAL_RATIO}", ratio <= GOAL_RATIO)
     result.add("of which the service's job (CreatedAt → FinishedAt, server clock)", fmt(median(server), 2, " s"))
     result.add("of which the command's own (total − job: start-up, pack, submit, last poll, exit)",
-               fmt(median([b - s for b, s in zip(by_times, server)]), 2, " s"))
+               fmt(median([b - s for b, s in zip(by_times, server, strict=True)]), 2, " s"))
     result.add("the command's start-up alone (`boatyard --version`: interpreter + imports)", fmt(startup, 2, " s"))
     result.add("ratio server-side job / docker CLI (informational: the service without the command)",
-               fmt(median([s / r for s, r in zip(server, raw_times)]), 2))
+               fmt(median([s / r for s, r in zip(server, raw_times, strict=True)]), 2))
     result.notes += [
         f"{runs} interleaved runs (the order alternates)" + (", after one uncounted warm-up of each side" if ctx.options.warmup else ""),
         "Both sides build a folder holding only the scenario-`small` Dockerfile with a fresh nonce. boatyard: the "

@@ -106,7 +106,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
                f"{min(big_lines['classic'])} / {min(big_lines['buildkit'])}")
     result.add(f"cache-mount dependency install ({PACKAGES} × 200 KB), cold", fmt(median(cold), 2, " s"))
     result.add("same install, warm (cache mount hit)", fmt(median(warm), 2, " s"))
-    result.add("ratio warm / cold", fmt(median([w / c for w, c in zip(warm, cold)]), 2))
+    result.add("ratio warm / cold", fmt(median([w / c for w, c in zip(warm, cold, strict=True)]), 2))
     result.notes += [
         f"{runs} interleaved small runs (order alternates), {max(1, runs // 2)} {lines}-line run(s) per engine, "
         f"{runs} cold/warm pairs; one stack with BOATYARD_ALLOWED_ENGINES=classic,buildkit.",

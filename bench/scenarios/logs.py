@@ -226,7 +226,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
         tail["ok"],
     )
     result.add("log size / reads to page through it", f"{median(log_bytes) / 1024:.0f} KiB / {median(read_requests):.0f} reads in {median(read_seconds):.2f} s")
-    per_16k = [r / (b / FLUSH_BYTES) for r, b in zip(batch_requests, log_bytes) if b]
+    per_16k = [r / (b / FLUSH_BYTES) for r, b in zip(batch_requests, log_bytes, strict=True) if b]
     worst = max(per_16k, default=float("nan"))
     result.add(
         "DynamoDB BatchWriteItem requests per 16 KiB of log",
@@ -239,7 +239,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
     result.add("boatyard CreatedAt → FinishedAt (server clock)", fmt(median(server_s), 2, " s"))
     result.add(
         "ratio server-side (CreatedAt → FinishedAt) / CLI (informational: without the client's polling)",
-        fmt(median([s / r for s, r in zip(server_s, raw_times)]), 2),
+        fmt(median([s / r for s, r in zip(server_s, raw_times, strict=True)]), 2),
     )
     result.add("where boatyard's time goes (medians)", by_line)
     result.add("where the CLI's time goes (medians)", cli_line)

@@ -101,7 +101,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
     result.add("boatyard CreatedAt → FinishedAt (server clock)", fmt(median(server), 2, " s"))
     result.add(
         "ratio server-side (CreatedAt → FinishedAt) / CLI (informational: without the client's polling)",
-        fmt(median([s / r for s, r in zip(server, raw_times)]), 2),
+        fmt(median([s / r for s, r in zip(server, raw_times, strict=True)]), 2),
     )
     result.add("queue wait StartedAt − CreatedAt (idle worker)", fmt(median(waits), 3, " s"))
     result.add("where boatyard's time goes (medians)", by_line)

@@ -201,7 +201,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
             path.unlink(missing_ok=True)
     size = median(sizes)
     mib = size / MiB
-    ratio = [e / r for e, r in zip(e2e_s, raw_s)]
+    ratio = [e / r for e, r in zip(e2e_s, raw_s, strict=True)]
     worker_mb = max(worker_kib, worker_kids_kib) * 1024 / 1e6
     api_mb = max(api_kib, api_kids_kib) * 1024 / 1e6
     result.add("context size (tar, random data)", f"{mib:.0f} MiB")

@@ -90,7 +90,7 @@ def json_errors(handler: F) -> F:
             elif status >= 500:
                 log.error("%s: %s %s", handler.__name__, err.code, err.message)
             return error_response(err)
-        except Exception:  # noqa: BLE001 - the one catch-all: log it, answer without details
+        except Exception:  # the one catch-all: log it, answer without details
             log.exception("%s: unhandled error", handler.__name__)
             return Response(body=dict(INTERNAL_ERROR_BODY), status_code=500, headers=dict(JSON_HEADERS))
 

@@ -406,7 +406,7 @@ class LogWriter:
                 return
             try:
                 self.flush_if_due()
-            except BaseException as exc:  # kept for the build loop's next write, flush or close
+            except BaseException as exc:  # noqa: BLE001 - kept for the build loop's next write, flush or close
                 self._error = exc
                 with self._lock:
                     self._lock.notify_all()

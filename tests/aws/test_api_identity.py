@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.probes import forget_cached_keys, live_count
 from chalicelib.stores import apikeys, aws, contexts, jobs as jobstore, queue, quotas
+from chalicelib.domain.errors import TransitionConflict, Unauthorized
 from chalicelib.domain.jobs import Phase
 from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import answer
@@ -178,13 +179,13 @@ def test_every_terminal_transition_releases_the_slot_exactly_once(keys_client, o
     for a, b in ((Phase.FETCHING, Phase.BUILDING), (Phase.BUILDING, Phase.PUSHING), (Phase.PUSHING, Phase.FINISHED)):
         jobstore.transition(finished, "w1", a, b)
     assert live_count("team-a") == 2
-    with pytest.raises(Exception):
+    with pytest.raises(TransitionConflict):
         jobstore.transition(finished, "w1", Phase.PUSHING, Phase.FINISHED)
     jobstore.claim(failed, "w2", 60, 3)
     jobstore.fail(failed, "build failed", worker_id="w2")
     assert live_count("team-a") == 1
     for _ in range(2):  # a second end (cancel, a late worker) finds it terminal: no second release
-        with pytest.raises(Exception):
+        with pytest.raises(TransitionConflict):
             jobstore.fail(failed, "again")
     assert live_count("team-a") == 1
     job = jobstore.get_job(failed)
@@ -293,7 +294,7 @@ def test_admin_commands_create_list_revoke(aws_env, capsys):
     assert created["key_id"] in listed and created["token"] not in listed
     assert admin.main(["keys", "revoke", created["key_id"]]) == 0
     assert "revoked" in capsys.readouterr().out
-    with pytest.raises(Exception):
+    with pytest.raises(Unauthorized):
         apikeys.verify(created["token"])
     assert admin.main(["keys", "revoke", "0123456789abcdef"]) == 2
     assert "no key" in capsys.readouterr().err

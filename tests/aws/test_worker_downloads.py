@@ -133,5 +133,5 @@ def test_aborted_job_s_lease_is_not_renewed(env):
     assert jobstore.get_job(job_id).lease_expires == renewed
     heartbeat.start()
     time.sleep(0.6)
-    assert not heartbeat._thread.is_alive()  # noqa: SLF001 - the beating thread ended by itself
+    assert not heartbeat._thread.is_alive()  # the beating thread ended by itself
     assert jobstore.get_job(job_id).lease_expires == renewed

@@ -1,6 +1,7 @@
 """Fast UI tests: headless Chromium against the fake API (no Docker, no AWS)."""
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -236,7 +237,7 @@ def test_dockerfile_build_follows_phases_and_tails_log_with_since_cursor(ui_page
     reads = fake_api.api_requests(f"/api/v1/{job}/logs")
     assert reads[0]["query"] == {}
     assert len(reads) >= 3
-    for before, after in zip(reads, reads[1:]):
+    for before, after in itertools.pairwise(reads):
         assert after["query"].get("since") == [before["next"]], "a log read did not pass the previous Next"
     assert reads[-1]["next"] == "4"  # the last read reached the end of the log
 

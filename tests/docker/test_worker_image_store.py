@@ -103,7 +103,7 @@ def test_two_jobs_pushing_one_name_each_push_their_own_bytes(
     both_built = threading.Barrier(2, timeout=180)
     original = worker.builder.build
 
-    def build_then_wait(context, tag, write, control, **options):  # noqa: ANN001 - Builder.build's signature
+    def build_then_wait(context, tag, write, control, **options):  # stands in for Builder.build (its signature)
         image_id = original(context, tag, write, control, **options)
         built[threading.current_thread().name] = image_id
         both_built.wait()  # neither pushes before both are built: the worst interleaving for a shared tag
@@ -215,7 +215,7 @@ def test_builds_send_only_the_jobs_credentials_never_the_workers_docker_config(
     sent: list[dict] = []
     original_post = docker.APIClient._post
 
-    def recording_post(self, url, **kwargs):  # noqa: ANN001 - requests' signature
+    def recording_post(self, url, **kwargs):  # stands in for requests.Session.post
         if url.endswith("/build"):
             header = (kwargs.get("headers") or {}).get("X-Registry-Config")
             sent.append(json.loads(base64.urlsafe_b64decode(header)) if header else {})

@@ -156,7 +156,7 @@ def test_hostile_archives_are_refused_with_a_clear_status(inproc):
     assert jobstore.get_job(good).phase.value == "failed"
 
 
-def _stop_at_build(context, image, write, control, **_options):  # noqa: ANN001 - Builder.build's signature
+def _stop_at_build(context, image, write, control, **_options):  # stands in for Builder.build (its signature)
     from chalicelib.domain.errors import BuildFailed
 
     names = tarfile.open(fileobj=context, mode="r:").getnames()

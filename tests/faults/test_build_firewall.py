@@ -30,7 +30,7 @@ class SandboxDockerd(faults.PrivateDockerd):
 
 
 class _Hello(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:  # http.server's name
         self.send_response(200)
         self.end_headers()
         self.wfile.write(b"host-listener-answered\n")

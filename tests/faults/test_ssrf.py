@@ -38,7 +38,7 @@ class Server:
         hits = self.hits
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 hits.append(self.path)
                 if self.path.startswith("/redirect"):
                     target = urllib.parse.unquote(self.path.split("to=", 1)[1])
@@ -86,12 +86,12 @@ class Network:
         self.public_port = public_port
         self.connections: list[tuple[str, int]] = []
 
-    def getaddrinfo(self, host, port, *args, **kwargs):  # noqa: ANN001 - socket's signature
+    def getaddrinfo(self, host, port, *args, **kwargs):  # socket.getaddrinfo's signature
         if isinstance(host, str) and host in self.names:
             return REAL_GETADDRINFO(self.names[host], port, *args, **kwargs)
         return REAL_GETADDRINFO(host, port, *args, **kwargs)
 
-    def create_connection(self, address, *args, **kwargs):  # noqa: ANN001
+    def create_connection(self, address, *args, **kwargs):
         host, port = address[0], address[1]
         self.connections.append((host, port))
         if host == FAKE_PUBLIC_IP:

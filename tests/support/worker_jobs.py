@@ -65,7 +65,7 @@ def submit(
         kind, fields = SourceKind.TAR_URL, {"tar_url": tar_url}
     elif github is not None:
         kind = SourceKind.GITHUB
-        fields = dict(zip(("github_username", "github_reponame", "github_tag"), github))
+        fields = dict(zip(("github_username", "github_reponame", "github_tag"), github, strict=True))
     elif source is not None:
         kind, fields = SourceKind(source[0]), dict(source[1])
     else:

@@ -18,7 +18,7 @@ def _chain(rules: list[list[str]], tool: str, chain: str) -> list[list[str]]:
 def _verdict(rules: list[list[str]], dest: str, proto: str = "tcp", port: int = 443, state: str = "NEW") -> str:
     """Walk BOATYARD-BUILD like the kernel would for one packet from the bridge; the first matching target wins."""
     for spec in _chain(rules, "iptables", CHAIN):
-        opts = dict(zip(spec[::2], spec[1::2]))
+        opts = dict(zip(spec[::2], spec[1::2], strict=False))
         if "--ctstate" in opts and state not in opts["--ctstate"].split(","):
             continue
         if "-d" in opts and ipaddress.ip_address(dest) not in ipaddress.ip_network(opts["-d"]):

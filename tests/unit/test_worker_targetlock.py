@@ -33,7 +33,7 @@ def test_one_holder_per_name_across_threads_other_names_pass(tmp_path):
     assert time.monotonic() - started >= 0.9  # the three holders of "a:1" took turns
 
 
-def _hold_in_child(lock_dir: str, ready, release) -> None:  # noqa: ANN001 - multiprocessing events
+def _hold_in_child(lock_dir: str, ready, release) -> None:  # ready, release: multiprocessing events
     with target_lock("shared:latest", lock_dir, JobControl()):
         ready.set()
         release.wait(30)

@@ -248,7 +248,7 @@ class BuildKitBuilder:
             context.flush()
             os.lseek(context.fileno(), context.tell(), os.SEEK_SET)
             try:
-                process = subprocess.Popen(  # noqa: S603 - a fixed program and arguments, no shell
+                process = subprocess.Popen(  # a fixed program and arguments, no shell
                     argv, stdin=context, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, cwd=workdir,
                     start_new_session=True,
                 )

@@ -183,7 +183,7 @@ def _guarded_tarinfo(budget: _HeaderBudget) -> type[tarfile.TarInfo]:
     """A TarInfo class that checks every header before ``tarfile`` reads what it declares."""
 
     class GuardedTarInfo(tarfile.TarInfo):
-        def _proc_member(self, tarfile_: tarfile.TarFile) -> Any:  # noqa: D401 - tarfile's documented hook
+        def _proc_member(self, tarfile_: tarfile.TarFile) -> Any:  # tarfile's documented hook
             if self.type in _EXTENDED:
                 kind = _KIND_NAMES.get(self.type, "PAX")
                 if self.size > EXTENDED_HEADER_MAX_BYTES:

@@ -164,5 +164,5 @@ def emit(timings: JobTimings, outcome: str, reason: str | None, log_bytes: int, 
     """Write the job's EMF document; metrics never change a job's outcome, so errors are only logged."""
     try:
         write(document(timings, outcome, reason, log_bytes, stack))
-    except Exception:  # noqa: BLE001 - a metrics bug must not fail a build
+    except Exception:  # a metrics bug must not fail a build
         log.exception("could not write the job's metrics")
