@@ -10,13 +10,12 @@ from typing import Any
 from chalice import AuthResponse, Chalice, CORSConfig, Response
 from chalice.app import AuthRequest
 
-from chalicelib.api import authn, request_body, job_views, static_ui, submit, triggers, validation
-from chalicelib.stores import history
-from chalicelib.stores.apikeys import Principal
+from chalicelib.api import authn, job_views, notify_views, request_body, static_ui, submit, triggers, validation
 from chalicelib.api.error_mapping import JSON_HEADERS, json_errors
 from chalicelib.api.request_log import configure_logging, log_requests
 from chalicelib.domain.settings import get_settings
-from chalicelib.api import notify_views
+from chalicelib.stores import history
+from chalicelib.stores.apikeys import Principal
 
 app = Chalice(app_name="boatyard")
 configure_logging()

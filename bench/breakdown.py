@@ -32,7 +32,7 @@ class ImageEvents:
         self._file = tempfile.TemporaryFile()
         self._proc: subprocess.Popen | None = None
 
-    def __enter__(self) -> "ImageEvents":
+    def __enter__(self) -> ImageEvents:
         self._proc = subprocess.Popen(
             ["docker", "events", "--filter", "type=image", "--filter", "event=tag", "--filter", "event=push",
              "--format", "{{json .}}"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 from bench.rawdocker import DockerCLI
 from bench.stack import BenchStack, Services
@@ -64,7 +64,7 @@ def small_dockerfile(base_image: str, token: str) -> str:
 class Timer:
     """``with Timer() as t: ...; t.seconds``."""
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.start = time.monotonic()
         self.seconds = 0.0
         return self

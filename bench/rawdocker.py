@@ -28,7 +28,7 @@ class DockerCLI:
         self.env.update({"DOCKER_CONFIG": str(self.config_dir), "DOCKER_BUILDKIT": "0", "DOCKER_HOST": svc.docker_host})
         self.docker = shutil.which("docker") or "docker"
 
-    def __enter__(self) -> "DockerCLI":
+    def __enter__(self) -> DockerCLI:
         answer = subprocess.run(
             [self.docker, "login", self.svc.registry.host, "-u", self.svc.registry.username, "--password-stdin"],
             input=self.svc.registry.password.encode(), env=self.env, capture_output=True, timeout=60,

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 
 @dataclasses.dataclass
@@ -14,7 +14,7 @@ class Row:
     metric: str
     value: str
     goal: str = ""
-    met: Optional[bool] = None  # None: informational, no goal
+    met: bool | None = None  # None: informational, no goal
 
     @property
     def verdict(self) -> str:
@@ -37,7 +37,7 @@ class ScenarioResult:
     seconds: float = 0.0
     short: str = ""  # the scenario column of the table (``title`` heads its notes)
 
-    def add(self, metric: str, value: str, goal: str = "", met: Optional[bool] = None) -> None:
+    def add(self, metric: str, value: str, goal: str = "", met: bool | None = None) -> None:
         """Append a row."""
         self.rows.append(Row(metric, value, goal, met))
 

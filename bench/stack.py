@@ -118,7 +118,7 @@ class BenchStack:
         """The moto server's URL."""
         return self.stack.aws_endpoint
 
-    def start(self) -> "BenchStack":
+    def start(self) -> BenchStack:
         """Start every process; raises ServiceError with the failing process's log."""
         self.work_dir.mkdir(parents=True, exist_ok=True)
         try:
@@ -152,7 +152,7 @@ class BenchStack:
         self.stack.stop()
         self.recording.unlink(missing_ok=True)
 
-    def __enter__(self) -> "BenchStack":
+    def __enter__(self) -> BenchStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -16,8 +16,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from chalicelib.stores import apikeys
 from chalicelib.domain.errors import BoatyardError
+from chalicelib.stores import apikeys
 
 
 def _create(args: argparse.Namespace) -> int:

@@ -8,7 +8,8 @@ to the API: the presigned S3 upload uses a session without it.
 from __future__ import annotations
 
 import json
-from typing import Any, BinaryIO, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any, BinaryIO
 
 import requests
 from requests.adapters import HTTPAdapter

@@ -15,8 +15,9 @@ import ipaddress
 import os
 import stat
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 if sys.version_info >= (3, 11):

@@ -12,8 +12,9 @@ import dataclasses
 import os
 import stat
 import tarfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
 
 DOCKERIGNORE = ".dockerignore"
 COMPRESS_LEVEL = 3  # fast; contexts are mostly source text, where 3 is close to 6 in size

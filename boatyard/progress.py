@@ -36,7 +36,7 @@ class ByteProgress:
         self._last_line = 0.0
         self._done = 0
 
-    def __enter__(self) -> "ByteProgress":
+    def __enter__(self) -> ByteProgress:
         self._started = self._last_line = time.monotonic()
         if self.tty:
             from rich.console import Console

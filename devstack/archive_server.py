@@ -27,8 +27,8 @@ import io
 import tarfile
 import threading
 import urllib.parse
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Mapping
 
 
 def make_tar_gz(files: Mapping[str, bytes | str], top: str = "", commit: str = "") -> bytes:
@@ -205,7 +205,7 @@ class ArchiveServer:
         self._blobs[f"/files/{name}"] = data
         return f"{self.base_url}/files/{name}"
 
-    def start(self) -> "ArchiveServer":
+    def start(self) -> ArchiveServer:
         """Serve in a daemon thread."""
         self._thread.start()
         return self

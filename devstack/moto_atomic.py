@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import sys
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 _LOCK = threading.RLock()
 _OPERATIONS = (

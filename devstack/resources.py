@@ -11,8 +11,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.stores import aws, queue
 from chalicelib.domain.settings import Settings, get_settings
+from chalicelib.stores import aws, queue
 from chalicelib.stores.aws_errors import aws_error_code
 
 

@@ -92,7 +92,7 @@ class LocalStack:
         self.procs[name] = proc
         return proc
 
-    def start(self, timeout: float = 60.0) -> "LocalStack":
+    def start(self, timeout: float = 60.0) -> LocalStack:
         """Start moto, create the resources, start the API and the workers; wait until they answer."""
         for port in (self.config.api_port, self.config.moto_port):
             if services.port_open(self.config.host, port):
@@ -166,7 +166,7 @@ class LocalStack:
                     proc.wait(timeout=5)
         self.procs.clear()
 
-    def __enter__(self) -> "LocalStack":
+    def __enter__(self) -> LocalStack:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import pathlib
 import sys
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import yaml
 

@@ -7,7 +7,9 @@ split by new package. It is idempotent. Check ``worker.builder`` / ``worker.runn
 ``worker`` is a Worker instance, not the package, the attribute must stay as it was.
 Remove this script once no branch from before the move is left.
 """
-import re, subprocess, sys
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 # old module (dotted, under its root) -> new dotted path

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -55,10 +55,10 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
     """moto's ``mock_aws`` with boatyard's resources created; yields their names."""
     from moto import mock_aws
 
-    from chalicelib.stores import aws, queue
-    from devstack.resources import ensure_resources
     from chalicelib.domain.settings import get_settings
+    from chalicelib.stores import aws, queue
     from devstack.moto_atomic import make_dynamodb_writes_atomic
+    from devstack.resources import ensure_resources
 
     make_dynamodb_writes_atomic()  # conditional writes atomic across a worker's threads, as in DynamoDB
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)

@@ -68,7 +68,7 @@ class TrickleServer:
                     if conn.recv(1) == b"":  # the client closed its side
                         self.gone.append(time.monotonic())
                         return
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except OSError:
                     self.gone.append(time.monotonic())

@@ -10,9 +10,9 @@ import logging
 import signal
 
 from worker.build.limits import RuntimeUnavailable
-from worker.logging_setup import setup_logging
 from worker.job.loop import Worker
 from worker.job.spot import start_watch
+from worker.logging_setup import setup_logging
 
 log = logging.getLogger(__name__)
 

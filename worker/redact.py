@@ -21,7 +21,7 @@ import logging
 import re
 import threading
 import urllib.parse
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 MARK = "[redacted]"
 MIN_SUBSTRING_CHARS = 6
@@ -93,7 +93,7 @@ class Redactor:
         self.max_len = max((len(s) for s in unique), default=0) + (1 if self.tokens else 0)
 
     @classmethod
-    def for_pairs(cls, pairs: Iterable[tuple[str, str]], build_secrets: Iterable[str] = ()) -> "Redactor":
+    def for_pairs(cls, pairs: Iterable[tuple[str, str]], build_secrets: Iterable[str] = ()) -> Redactor:
         """The redactor for every (username, secret) of a job (push password, base registries, tokens) and
         its BuildKit build secrets and SSH key."""
         forms = [form for username, secret in pairs for form in secret_forms(username, secret)]

@@ -107,7 +107,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
                 rate, ok, bad = hammer(url, opts.api_threads, opts.api_seconds)
                 figures[name].append(rate)
                 errors += bad
-            ctx.log("  run {}/{}: ".format(index + 1, opts.runs) + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in figures.items()))
+            ctx.log(f"  run {index + 1}/{opts.runs}: " + ", ".join(f"{k} {v[-1]:.0f}/s" for k, v in figures.items()))
         client.close()
     result.add(f"HTTP status reads per second ({opts.api_threads} threads)", fmt(median(figures["status"]), 0))
     result.add(f"HTTP full log reads per second ({log_kib:.0f} KiB log)", fmt(median(figures["logs_full"]), 0))

@@ -17,6 +17,7 @@ the same run, alternating, and the ratio of the medians is reported:
 from __future__ import annotations
 
 import time
+
 import docker
 
 from bench.context import BenchContext, nonce

@@ -20,10 +20,10 @@ import threading
 import time
 from typing import Any
 
-from chalicelib.stores import apikeys
-from chalicelib.stores.apikeys import ANONYMOUS, Principal
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import apikeys
+from chalicelib.stores.apikeys import ANONYMOUS, Principal
 
 log = logging.getLogger(__name__)
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.stores import jobs as jobstore, logs as logstore
-from chalicelib.stores.apikeys import ANONYMOUS, Principal
 from chalicelib.domain.errors import Conflict, JobNotFound, TransitionConflict
 from chalicelib.domain.jobs import Job, Phase
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import logs as logstore
+from chalicelib.stores.apikeys import ANONYMOUS, Principal
 
 CANCEL_REASON = "cancelled by the user"
 

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from chalicelib.api import multipart
+from chalicelib.api.validation import BuildRequest, validate_build
 from chalicelib.domain import archive_format
 from chalicelib.domain.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from chalicelib.domain.settings import Settings
-from chalicelib.api.validation import BuildRequest, validate_build
 
 JSON = "application/json"
 MULTIPART = "multipart/form-data"

@@ -13,19 +13,20 @@ from __future__ import annotations
 import io
 import logging
 import uuid
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.api import authn
+from chalicelib.api.validation import BuildRequest
 from chalicelib.domain import archive_format
-from chalicelib.stores import contexts, jobs as jobstore, queue, quotas, sealing
-from chalicelib.stores.apikeys import ANONYMOUS, Principal
 from chalicelib.domain.errors import InvalidRequest, ServiceUnavailable, TransitionConflict
 from chalicelib.domain.jobs import Job, SourceKind
 from chalicelib.domain.settings import get_settings
-from chalicelib.api.validation import BuildRequest
-from chalicelib.stores import notifications
+from chalicelib.stores import contexts, notifications, queue, quotas, sealing
+from chalicelib.stores import jobs as jobstore
+from chalicelib.stores.apikeys import ANONYMOUS, Principal
 
 log = logging.getLogger(__name__)
 

@@ -9,19 +9,20 @@ from __future__ import annotations
 import dataclasses
 import re
 import urllib.parse
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from chalicelib.domain import patterns
-from chalicelib.stores import sealing
-from chalicelib.domain.build_options import BuildOptions, validate_options
 from chalicelib.api.engine_fields import validate_engine_fields
-from chalicelib.domain.errors import InvalidRequest, JobNotFound, PayloadTooLarge
-from chalicelib.domain.jobs import SourceKind
-from chalicelib.domain.image_ref import InvalidReference, parse_image_ref
-from chalicelib.domain.registry_hosts import registry_refusal
-from chalicelib.stores.sealing import Credentials
-from chalicelib.domain.settings import Settings
 from chalicelib.api.notify_fields import NotifyRequest, validate_notify_fields
+from chalicelib.domain import patterns
+from chalicelib.domain.build_options import BuildOptions, validate_options
+from chalicelib.domain.errors import InvalidRequest, JobNotFound, PayloadTooLarge
+from chalicelib.domain.image_ref import InvalidReference, parse_image_ref
+from chalicelib.domain.jobs import SourceKind
+from chalicelib.domain.registry_hosts import registry_refusal
+from chalicelib.domain.settings import Settings
+from chalicelib.stores import sealing
+from chalicelib.stores.sealing import Credentials
 
 MAX_IMAGE_NAME_CHARS = 255
 MAX_URL_CHARS = 2048

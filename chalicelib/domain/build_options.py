@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from chalicelib.domain import image_ref, patterns
 from chalicelib.domain.errors import InvalidRequest
@@ -62,7 +63,7 @@ class BuildOptions:
         return item
 
     @classmethod
-    def from_item(cls, item: Mapping[str, Any] | None) -> "BuildOptions":
+    def from_item(cls, item: Mapping[str, Any] | None) -> BuildOptions:
         """Rebuild the options stored by :meth:`to_item` (unknown keys are ignored)."""
         item = item or {}
         return cls(

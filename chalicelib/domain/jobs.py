@@ -184,7 +184,7 @@ class Job:
         return item
 
     @classmethod
-    def from_item(cls, item: dict[str, Any]) -> "Job":
+    def from_item(cls, item: dict[str, Any]) -> Job:
         """Rebuild a job from its DynamoDB item."""
         return cls(
             job_id=str(item["pk"]),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 MiB = 1024 * 1024
 GiB = 1024 * MiB

@@ -23,10 +23,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.stores import aws, dynamo
 from chalicelib.domain.errors import InvalidRequest, Unauthorized
 from chalicelib.domain.jobs import now_iso
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import aws, dynamo
 
 TOKEN_PREFIX = "by_"
 SCOPES = ("user", "admin")

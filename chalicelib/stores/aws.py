@@ -31,7 +31,7 @@ _SERVICE_CONFIG = {"s3": _CONFIG.merge(Config(signature_version="s3v4"))}
 _QUICK_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_timeout=2, read_timeout=3)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached_client(service: str, region: str, quick: bool = False) -> Any:
     with _LOCK:  # boto3's default session is not thread-safe while creating clients
         config = _QUICK_CONFIG if quick else _SERVICE_CONFIG.get(service, _CONFIG)

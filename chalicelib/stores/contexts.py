@@ -6,8 +6,8 @@ from typing import IO, Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from chalicelib.stores import aws
 from chalicelib.domain.settings import MiB, get_settings
+from chalicelib.stores import aws
 from chalicelib.stores.aws_errors import NOT_FOUND_CODES, aws_error_code
 
 # multipart upload in 8 MiB parts, a few at a time: memory stays ~ parts x threads

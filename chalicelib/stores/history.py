@@ -10,13 +10,14 @@ import base64
 import binascii
 import json
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from chalicelib.stores import aws, dynamo
-from chalicelib.stores.apikeys import OWNER_RE, Principal
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.domain.jobs import Job, Phase
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import aws, dynamo
+from chalicelib.stores.apikeys import OWNER_RE, Principal
 
 INDEX_NAME = "by-owner"
 DEFAULT_LIMIT = 20

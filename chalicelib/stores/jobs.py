@@ -24,12 +24,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.stores import aws, dynamo, quotas
 from chalicelib.domain.errors import JobNotFound, TransitionConflict
 from chalicelib.domain.jobs import LIVE_PHASES, Job, Phase, can_transition, now_iso, ttl_epoch
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import aws, dynamo, notifications, quotas
 from chalicelib.stores.aws_errors import aws_error_code, cancellation_codes
-from chalicelib.stores import notifications
 
 _LIVE_VALUES = [p.value for p in sorted(LIVE_PHASES, key=lambda p: p.value)]
 _NAMES = {

@@ -20,14 +20,14 @@ import dataclasses
 import threading
 import time
 import uuid
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.stores import aws, dynamo
 from chalicelib.domain.errors import ServiceUnavailable, TransitionConflict
 from chalicelib.domain.jobs import LIVE_PHASES, ttl_epoch
 from chalicelib.domain.settings import Settings, get_settings
+from chalicelib.stores import aws, dynamo
 from chalicelib.stores.aws_errors import aws_error_code, cancellation_codes
 
 SEQ_DIGITS = 10
@@ -389,7 +389,7 @@ class LogWriter:
             delay = min(delay * 2, 2.0)
         raise ServiceUnavailable(f"could not store the build log (DynamoDB left {len(pending)} chunks unprocessed)")
 
-    def start(self) -> "LogWriter":
+    def start(self) -> LogWriter:
         """Start the background thread that writes full or old buffers."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"logflush-{self.job_id[:8]}", daemon=True)
@@ -421,7 +421,7 @@ class LogWriter:
             self._thread.join(timeout=60)
         self.flush()
 
-    def __enter__(self) -> "LogWriter":
+    def __enter__(self) -> LogWriter:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

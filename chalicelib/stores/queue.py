@@ -6,8 +6,8 @@ import functools
 import json
 from typing import Any
 
-from chalicelib.stores import aws
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import aws
 
 
 @dataclasses.dataclass(frozen=True)
@@ -23,7 +23,7 @@ class JobMessage:
         return json.dumps(dataclasses.asdict(self), separators=(",", ":"))
 
     @classmethod
-    def from_body(cls, body: str) -> "JobMessage":
+    def from_body(cls, body: str) -> JobMessage:
         """Parse a body; raises ValueError for anything that is not a job message."""
         data = json.loads(body)
         if not isinstance(data, dict) or not isinstance(data.get("job_id"), str):

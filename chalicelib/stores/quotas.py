@@ -18,9 +18,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.stores import aws, dynamo
 from chalicelib.domain.errors import QuotaExceeded
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import aws, dynamo
 
 LIVE_RETRY_AFTER_SECONDS = 15
 """What ``Retry-After`` says when the live-job quota is full (a job's end cannot be predicted)."""

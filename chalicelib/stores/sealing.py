@@ -15,8 +15,8 @@ import base64
 import dataclasses
 import json
 
-from chalicelib.stores import aws
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import aws
 
 
 @dataclasses.dataclass(frozen=True)

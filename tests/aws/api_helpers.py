@@ -6,8 +6,8 @@ from typing import Any
 
 from urllib3 import encode_multipart_formdata
 
-from chalicelib.stores import aws
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import aws
 from tests.support.faults import find_secret
 
 JSON_HEADERS = {"Content-Type": "application/json"}

@@ -5,8 +5,8 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from tests.support.probes import forget_cached_keys
 from tests.aws.api_helpers import answer, post_json
+from tests.support.probes import forget_cached_keys
 
 
 @pytest.fixture
@@ -40,7 +40,6 @@ KEYS_ENV = {
 @pytest.fixture
 def keys_env(monkeypatch):
     """BOATYARD_AUTH=keys with small quotas and a 1 s authorizer cache (set before ``aws_env`` reads the settings)."""
-    from chalicelib.api import authn
 
     for name, value in KEYS_ENV.items():
         monkeypatch.setenv(name, value)

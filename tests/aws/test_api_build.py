@@ -8,8 +8,9 @@ import uuid
 import pytest
 
 from chalicelib.domain import archive_format
-from chalicelib.stores import contexts, jobs as jobstore, queue, sealing
 from chalicelib.domain.jobs import Phase, SourceKind
+from chalicelib.stores import contexts, queue, sealing
+from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import answer, assert_no_leak, post_json, post_multipart, queue_bodies, read_object
 from tests.support.archives import make_tar, tar_members
 
@@ -176,9 +177,9 @@ def test_unexpected_error_is_a_bare_500(client, monkeypatch, caplog):
 
 
 def _all_jobs():
-    from chalicelib.stores import aws, dynamo
     from chalicelib.domain.jobs import Job
     from chalicelib.domain.settings import get_settings
+    from chalicelib.stores import aws, dynamo
 
     items = aws.client("dynamodb").scan(TableName=get_settings().table_name)["Items"]
     return [Job.from_item(dynamo.deserialize(i)) for i in items if i["sk"]["S"] == "job"]
@@ -187,8 +188,8 @@ def _all_jobs():
 @pytest.mark.parametrize("where", ["dynamodb", "s3-inside-tar.gz", "sqs"])
 def test_the_leak_scan_finds_a_planted_secret(aws_env, test_password, where):
     """The scan the tests above rely on must be able to fail."""
-    from chalicelib.stores import aws
     from chalicelib.domain.settings import get_settings
+    from chalicelib.stores import aws
 
     if where == "dynamodb":
         aws.client("dynamodb").put_item(

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from chalicelib.stores import contexts, jobs as jobstore
 from chalicelib.domain.build_options import BuildOptions
+from chalicelib.stores import contexts
+from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import (
     answer,
     job_item,

@@ -5,9 +5,9 @@ import uuid
 
 import pytest
 
-from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.errors import TransitionConflict
 from chalicelib.domain.jobs import Phase
+from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import answer
 
 

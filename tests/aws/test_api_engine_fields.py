@@ -5,8 +5,9 @@ import json
 
 import pytest
 
-from chalicelib.stores import jobs as jobstore, queue, sealing
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import queue, sealing
 from tests.aws.api_helpers import answer, assert_no_leak, post_json, post_multipart, queue_bodies
 from tests.support.archives import make_tar
 

@@ -6,13 +6,14 @@ import time
 
 import pytest
 
-from tests.support.probes import forget_cached_keys, live_count
-from chalicelib.stores import apikeys, aws, contexts, jobs as jobstore, queue, quotas
 from chalicelib.domain.errors import TransitionConflict, Unauthorized
 from chalicelib.domain.jobs import Phase
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import apikeys, aws, contexts, queue
+from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import answer
 from tests.support.archives import make_tar
+from tests.support.probes import forget_cached_keys, live_count
 
 BUILD = {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}
 
@@ -193,8 +194,8 @@ def test_every_terminal_transition_releases_the_slot_exactly_once(keys_client, o
 
 
 def test_a_job_failed_by_the_dead_letter_sweep_releases_its_slot(keys_client, owners, monkeypatch):
-    from worker.job.loop import DLQ_REASON, Worker
     from chalicelib.stores.queue import JobMessage
+    from worker.job.loop import DLQ_REASON, Worker
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     stuck = submit_ok(keys_client, owners["a"])

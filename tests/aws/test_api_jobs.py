@@ -5,9 +5,10 @@ import uuid
 
 import pytest
 
-from chalicelib.stores import jobs as jobstore, logs as logstore
 from chalicelib.domain.jobs import Phase
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import logs as logstore
 from tests.aws.api_helpers import answer
 
 

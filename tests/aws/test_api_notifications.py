@@ -15,8 +15,8 @@ from chalicelib.domain.settings import get_settings
 from chalicelib.stores import aws, notifications
 from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import answer, assert_no_leak, job_item, post_json, post_multipart
-from tests.support.archives import make_tar
 from tests.notify_receiver import Receiver
+from tests.support.archives import make_tar
 
 SECRET = "receiver-secret-9f2c-canary-4417"
 TOKEN = "ghp_notify-token-canary-5521"

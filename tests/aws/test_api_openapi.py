@@ -6,8 +6,9 @@ import uuid
 import pytest
 import yaml
 
-from chalicelib.stores import jobs as jobstore, logs as logstore
 from chalicelib.domain.jobs import Phase
+from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import logs as logstore
 from tests.aws.api_helpers import answer, post_json
 from tests.unit.test_openapi import DOC_PATH, schema_validator
 

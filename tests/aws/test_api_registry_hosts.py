@@ -5,10 +5,10 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from tests.support.probes import run_once
 from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import post_json
 from tests.support import worker_jobs
+from tests.support.probes import run_once
 from worker.job.loop import Worker
 from worker.job.runner import Outcome
 

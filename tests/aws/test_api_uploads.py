@@ -7,8 +7,9 @@ import uuid
 
 import requests
 
-from chalicelib.stores import contexts, jobs as jobstore
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import contexts
+from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import answer, post_json, read_object
 from tests.support.archives import make_tar
 

@@ -4,9 +4,11 @@ import time
 import pytest
 from botocore.exceptions import ClientError
 
-from chalicelib.stores import jobs as jobstore, logs as logstore, sealing
 from chalicelib.domain.errors import JobNotFound, TransitionConflict
 from chalicelib.domain.jobs import Job, Phase, SourceKind
+from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import logs as logstore
+from chalicelib.stores import sealing
 from chalicelib.stores.jobs import ClaimOutcome
 
 

@@ -7,11 +7,11 @@ import time
 
 import pytest
 
-from tests.support.probes import run_once
 from chalicelib.api import job_views
-from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.jobs import Phase
+from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
+from tests.support.probes import run_once
 from tests.trickle import TrickleServer
 from worker.job.control import AbortKind, JobControl
 from worker.job.heartbeat import Heartbeat

@@ -12,12 +12,13 @@ import threading
 import botocore.client
 import pytest
 
-from tests.support.probes import run_once
-from chalicelib.stores import aws, jobs as jobstore, queue
+from chalicelib.stores import aws, queue
+from chalicelib.stores import jobs as jobstore
 from chalicelib.stores.queue import JobMessage
 from tests.aws.test_worker_spot import QuickBuilder, UntilAbortedBuilder
 from tests.support import worker_jobs
 from tests.support.infra import INFRA, check_template
+from tests.support.probes import run_once
 from worker.job.loop import Worker
 
 # API operations whose IAM action has another name (a transaction is authorized per item: TRANSACTION_ITEM_ACTIONS)

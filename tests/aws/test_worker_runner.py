@@ -7,14 +7,15 @@ import time
 
 import pytest
 
-from tests.support.probes import run_once
-from chalicelib.stores import aws, jobs as jobstore, queue
 from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.jobs import Phase
+from chalicelib.stores import aws, queue
+from chalicelib.stores import jobs as jobstore
 from chalicelib.stores.queue import JobMessage
 from devstack import hostile
 from tests.support import worker_jobs
 from tests.support.archives import make_tar
+from tests.support.probes import run_once
 from worker.job.loop import DLQ_REASON, Worker
 from worker.job.runner import Outcome
 
@@ -59,7 +60,7 @@ def test_tar_url_refused_by_the_ssrf_guard(worker, archive_server, monkeypatch, 
     assert result.outcome == Outcome.FAILED
     status = worker_jobs.status(job_id)
     assert status.startswith("Failed: refused to download from 127.0.0.1: it resolves to 127.0.0.1, a loopback address")
-    assert f"/files/guarded.tar.gz" not in archive_server.requests
+    assert "/files/guarded.tar.gz" not in archive_server.requests
     assert worker_jobs.full_log(job_id).rstrip().endswith(status.replace("Failed: ", "[boatyard] Failed: "))
     assert _queue_counts() == (0, 0)
 

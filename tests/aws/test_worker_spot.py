@@ -11,13 +11,14 @@ import http.server
 import json
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
-from chalicelib.stores import jobs as jobstore, queue
 from chalicelib.domain.jobs import Phase
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import queue
 from tests.support import worker_jobs
 from worker.job import spot
 from worker.job.loop import Worker

@@ -96,7 +96,7 @@ class FakeApi:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> "FakeApi":
+    def __enter__(self) -> FakeApi:
         self.thread.start()
         return self
 

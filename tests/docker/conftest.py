@@ -1,7 +1,7 @@
 """Fixtures for worker tests against the real Docker daemon and registry (AWS is moto in process)."""
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import docker
 import pytest

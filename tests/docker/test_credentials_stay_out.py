@@ -8,8 +8,7 @@ import uuid
 
 import pytest
 
-from tests.support import faults
-from tests.support import worker_jobs
+from tests.support import faults, worker_jobs
 
 pytestmark = pytest.mark.docker
 

@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.settings import MiB
+from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
 from tests.support.archives import make_tar
 

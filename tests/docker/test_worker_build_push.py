@@ -4,8 +4,8 @@ from __future__ import annotations
 import docker
 import pytest
 
-from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.jobs import Phase
+from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
 from tests.support.archives import make_tar
 from tests.support.images import pull_and_run

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import uuid
 
-import docker
 import pytest
 
-from chalicelib.stores import jobs as jobstore
 from chalicelib.domain.jobs import Phase
+from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
 from tests.support.archives import make_tar
-from tests.support.waiting import wait_until
 from tests.support.images import pull_and_run
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 

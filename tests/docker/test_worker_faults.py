@@ -12,13 +12,14 @@ import time
 import docker
 import pytest
 
-from tests.support.probes import run_once
-from chalicelib.stores import aws, jobs as jobstore, queue
 from chalicelib.domain.jobs import Phase
-from tests.support import worker_jobs
-from tests.support.waiting import wait_until
+from chalicelib.stores import aws, queue
+from chalicelib.stores import jobs as jobstore
 from tests.nonce import RUN_NONCE
+from tests.support import worker_jobs
 from tests.support.images import pull_and_run
+from tests.support.probes import run_once
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.docker
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -276,11 +277,11 @@ def test_sigterm_does_not_hang_on_a_trickling_download(moto_server, tmp_path):
 
 
 def test_disk_budget_prunes_without_touching_tagged_images(worker_env, base_image, docker_api, monkeypatch):
-    from chalicelib.domain.settings import get_settings
-    from worker.build.builder import Builder
-
     import io
     import uuid
+
+    from chalicelib.domain.settings import get_settings
+    from worker.build.builder import Builder
 
     worker_jobs.set_env(monkeypatch, BOATYARD_DISK_BUDGET_BYTES=1)
     dockerfile = io.BytesIO(f"FROM {base_image}\nLABEL boatyard.test={uuid.uuid4().hex}\n".encode())
@@ -294,11 +295,11 @@ def test_disk_budget_prunes_without_touching_tagged_images(worker_env, base_imag
 
 def test_disk_budget_spares_the_step_images_of_a_build_still_running(worker_env, base_image, docker_api, monkeypatch):
     """A classic build's step images are untagged until it ends: pruning after one job must not break another."""
-    from chalicelib.domain.settings import get_settings
-    from worker.build.builder import Builder
-
     import io
     import uuid
+
+    from chalicelib.domain.settings import get_settings
+    from worker.build.builder import Builder
 
     worker_jobs.set_env(monkeypatch, BOATYARD_DISK_BUDGET_BYTES=1)
     builder = Builder(get_settings())

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from tests.support import worker_jobs
 from tests.nonce import RUN_NONCE
+from tests.support import worker_jobs
 
 pytestmark = pytest.mark.docker
 

@@ -9,9 +9,9 @@ import pytest
 import requests
 
 from boatyard.webhooks import verify_signature
-from tests.support.http_jobs import credentials, unique_image, wait_terminal
 from tests.nonce import RUN_NONCE
 from tests.notify_receiver import Receiver
+from tests.support.http_jobs import credentials, unique_image, wait_terminal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.http_jobs import credentials, unique_image, wait_terminal
 from tests.support.emf import dimension_values, emf_problems
+from tests.support.http_jobs import credentials, unique_image, wait_terminal
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 

@@ -12,9 +12,9 @@ import pytest
 import requests
 
 from chalicelib.api.hook_signatures import signed_headers
+from tests.nonce import RUN_NONCE
 from tests.support.http_jobs import credentials, wait_terminal
 from tests.support.images import pull_and_run
-from tests.nonce import RUN_NONCE
 
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 

@@ -7,14 +7,13 @@ stops; findings are recorded for ``tests/faults/test_no_leaks.py``, which runs a
 """
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
-from tests.support.probes import run_once
-from tests.support import faults
-from tests.support import worker_jobs
+from tests.support import faults, worker_jobs
 from tests.support.canary import TEST_PASSWORD
+from tests.support.probes import run_once
 from tests.support.stacks import start_stack, stop_stack
 
 

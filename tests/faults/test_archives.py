@@ -17,8 +17,8 @@ import zlib
 import pytest
 
 from devstack import hostile
-from tests.support.faults import STATE_DIR, report
 from tests.support.canary import TEST_PASSWORD
+from tests.support.faults import STATE_DIR, report
 
 IMAGE = "127.0.0.1:9/faults/archive:1"  # a closed local port: a push that should never happen fails locally
 DOCKERFILE = b"FROM scratch\nCOPY . /\n"

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from tests.support.faults import inject_aws_errors, report
 from tests.nonce import RUN_NONCE
 from tests.support.canary import TEST_PASSWORD
+from tests.support.faults import inject_aws_errors, report
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

@@ -17,8 +17,8 @@ from chalice.test import Client
 from urllib3 import encode_multipart_formdata
 
 from devstack.archive_server import make_tar_gz
-from tests.support.faults import report
 from tests.support.canary import TEST_PASSWORD
+from tests.support.faults import report
 
 IMAGE = "registry.example.com:5000/team/image:1.0"
 MAX_INLINE = 256 * 1024  # a small request limit for this module, so 413 needs no huge bodies
@@ -260,8 +260,8 @@ def api(aws_env, monkeypatch):
 
 def _stored() -> dict[str, int]:
     """How many DynamoDB items, S3 objects and queued messages exist."""
-    from chalicelib.stores import aws, queue
     from chalicelib.domain.settings import get_settings
+    from chalicelib.stores import aws, queue
 
     settings = get_settings()
     items = aws.client("dynamodb").scan(TableName=settings.table_name, Select="COUNT")["Count"]

@@ -11,8 +11,8 @@ import uuid
 import pytest
 
 from chalicelib.domain.settings import load_settings
-from tests.support import faults
 from devstack.services import STATE_DIR
+from tests.support import faults
 from tests.support.archives import make_tar
 from tests.support.firewall import remove_rules
 from worker import firewall

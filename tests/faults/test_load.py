@@ -12,8 +12,8 @@ import uuid
 import pytest
 import requests
 
-from tests.support import faults
 from tests.faults.helpers import job_items, queue_depth
+from tests.support import faults
 from tests.support.http_jobs import TERMINAL_PREFIXES, credentials, logs, status
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.e2e]

@@ -14,8 +14,8 @@ import tarfile
 import pytest
 import requests
 
-from tests.support import faults
 from devstack.services import REGISTRY_ROOT, STATE_DIR
+from tests.support import faults
 from tests.support.canary import SESSION_STARTED, TEST_PASSWORD, TEST_REGISTRY_USER
 from tests.support.http_jobs import credentials, logs, submit, wait_terminal
 

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, Phase
 from schemathesis import GenerationMode
 from schemathesis.transport.requests import REQUESTS_TRANSPORT, binary_serializer
 
-from tests.support import faults
 from devstack.services import REPO_ROOT
+from tests.support import faults
 from tests.support.stacks import start_stack, stop_stack
 
 pytestmark = [pytest.mark.slow, pytest.mark.e2e]

@@ -15,15 +15,15 @@ import io
 import socket
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 
 import pytest
 import urllib3.util.connection
 
 from devstack.archive_server import make_tar_gz
-from tests.support.faults import report
 from tests.support.canary import TEST_PASSWORD
+from tests.support.faults import report
 
 GOOD_ARCHIVE = make_tar_gz({"Dockerfile": "FROM scratch\nCOPY x /x\n", "x": "ssrf canary\n"})
 FAKE_PUBLIC_IP = "93.184.215.14"  # a globally routable address; the shim maps it to a local server
@@ -177,8 +177,8 @@ def _refusal_ok(status: dict) -> bool:
 
 def test_guard_lets_a_public_host_through(inproc, server, network):
     """The control case: through the fake public host the same archive is fetched (so the refusals below mean something)."""
-    from chalicelib.stores import jobs as jobstore
     from chalicelib.domain.settings import get_settings
+    from chalicelib.stores import jobs as jobstore
     from worker.job.control import JobControl
     from worker.sources import fetch_context
 

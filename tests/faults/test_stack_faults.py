@@ -14,10 +14,10 @@ import uuid
 
 import pytest
 
-from tests.support import faults
 from devstack.services import free_port
 from tests.faults.helpers import job_items, queue_depth, worker_pid_of
 from tests.nonce import RUN_NONCE
+from tests.support import faults
 from tests.support.canary import TEST_PASSWORD, TEST_REGISTRY_USER
 from tests.support.http_jobs import credentials, logs, submit, wait_phase, wait_terminal
 from tests.support.waiting import wait_until

@@ -14,15 +14,17 @@ import json
 import os
 import re
 import uuid
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.stores import aws, contexts, jobs as jobstore, queue, sealing
 from chalicelib.domain.jobs import Job, SourceKind
 from chalicelib.domain.settings import get_settings, load_settings
+from chalicelib.stores import aws, contexts, queue, sealing
+from chalicelib.stores import jobs as jobstore
 
 STACK = "boatyard-infratest"
 UNSUPPORTED_BY_MOTO = {

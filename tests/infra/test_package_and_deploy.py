@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+
 import pytest
 
 from tests.support.infra import INFRA, ROOT

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import io
 import tarfile
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def make_tar(files: Mapping[str, bytes | str], gz: bool = True, top: str = "") -> bytes:

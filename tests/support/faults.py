@@ -24,8 +24,9 @@ import tarfile
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from devstack import services
 from devstack.services import REPO_ROOT, STATE_DIR, Registry
@@ -350,7 +351,7 @@ class PrivateDockerd:
             return "no dockerd binary (Debian package docker.io)"
         return None
 
-    def start(self, timeout: float = 60.0) -> "PrivateDockerd":
+    def start(self, timeout: float = 60.0) -> PrivateDockerd:
         """Start the daemon and wait until it answers."""
         self.root.mkdir(parents=True, exist_ok=True)
         self._ensure_bridge()

@@ -38,6 +38,6 @@ def live_count(owner: str) -> int:
     return int(dynamo.deserialize(item).get("live", 0)) if item else 0
 
 
-def run_once(worker: "Worker", wait_seconds: int = 0) -> list["ProcessResult"]:
+def run_once(worker: Worker, wait_seconds: int = 0) -> list[ProcessResult]:
     """Receive once and run what came to completion."""
     return [future.result() for future in worker.poll(wait_seconds)]

@@ -7,17 +7,19 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Mapping
+from collections.abc import Mapping
 
 import pytest
 
-from tests.support.probes import run_once
-from chalicelib.stores import contexts, jobs as jobstore, logs as logstore, queue, sealing
 from chalicelib.domain.build_options import validate_options
 from chalicelib.domain.jobs import Job, SourceKind
-from chalicelib.stores.queue import JobMessage
 from chalicelib.domain.settings import get_settings
+from chalicelib.stores import contexts, queue, sealing
+from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import logs as logstore
+from chalicelib.stores.queue import JobMessage
 from tests.support.archives import make_tar
+from tests.support.probes import run_once
 
 
 def set_env(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:

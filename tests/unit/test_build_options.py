@@ -8,15 +8,15 @@ import tarfile
 
 import pytest
 
+from chalicelib.api.validation import validate_build
 from chalicelib.domain.build_options import BuildOptions, validate_options
 from chalicelib.domain.errors import InvalidRequest
+from chalicelib.domain.image_ref import parse_image_ref
 from chalicelib.domain.jobs import Job, SourceKind
 from chalicelib.domain.settings import load_settings
-from chalicelib.api.validation import validate_build
 from tests.unit.test_worker_archive import LIMITS, OneWayStream, build
-from worker.context.archive import ContextStats, InvalidContext, sanitize
 from worker.build.buildplan import OCI, plan_build
-from chalicelib.domain.image_ref import parse_image_ref
+from worker.context.archive import ContextStats, InvalidContext, sanitize
 
 SETTINGS = load_settings({})
 TAR = {"image_name": "u/i", "tar_url": "https://example.com/a.tgz"}

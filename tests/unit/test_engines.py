@@ -13,7 +13,13 @@ from chalicelib.domain.settings import load_settings
 from worker.build.buildkit import ProgressLog
 from worker.build.cachescope import scope_classic, scope_value
 from worker.build.dockerfile_features import (
-    DockerfileRefused, Feature, cache_namespace, find_features, prepare_for_buildkit, scope_mount, secret_prefix,
+    DockerfileRefused,
+    Feature,
+    cache_namespace,
+    find_features,
+    prepare_for_buildkit,
+    scope_mount,
+    secret_prefix,
 )
 from worker.build.engines import apply_dockerfile, choose_engine, find_dockerfile, read_dockerfile
 from worker.redact import MARK, Redactor

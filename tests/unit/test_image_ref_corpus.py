@@ -14,9 +14,9 @@ import subprocess
 import pytest
 
 from boatyard import credentials
+from chalicelib.api.validation import validate_image_name
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.domain.image_ref import DOCKER_HUB, InvalidReference, parse_image_ref
-from chalicelib.api.validation import validate_image_name
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CORPUS = json.loads((pathlib.Path(__file__).with_name("image_refs.json")).read_text(encoding="utf-8"))["refs"]

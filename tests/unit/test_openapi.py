@@ -10,10 +10,10 @@ import yaml
 from openapi_spec_validator import validate as validate_spec
 
 from app import STATIC_UI_ROUTES, app
+from chalicelib.api.validation import validate_build
 from chalicelib.domain import patterns
 from chalicelib.domain.errors import BoatyardError
 from chalicelib.domain.settings import load_settings
-from chalicelib.api.validation import validate_build
 
 DOC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}

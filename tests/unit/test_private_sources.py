@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from chalicelib.domain.errors import BuildFailed, InvalidRequest
-from chalicelib.stores.sealing import Credentials, sealed_json
-from chalicelib.domain.settings import load_settings
 from chalicelib.api.validation import validate_build
+from chalicelib.domain.errors import BuildFailed, InvalidRequest
+from chalicelib.domain.settings import load_settings
+from chalicelib.stores.sealing import Credentials, sealed_json
 from worker.context.archive import ContextLimits
 from worker.job.control import JobControl
 from worker.redact import Redactor

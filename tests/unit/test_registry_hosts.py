@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.api.validation import validate_build
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.domain.settings import load_settings
-from chalicelib.api.validation import validate_build
 
 STRICT = load_settings({})
 LOCAL = load_settings({"BOATYARD_ALLOW_PRIVATE_REGISTRIES": "true"})

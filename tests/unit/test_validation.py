@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from chalicelib.domain import patterns
-from chalicelib.domain.errors import InvalidRequest, JobNotFound, PayloadTooLarge
-from chalicelib.domain.jobs import SourceKind
-from chalicelib.domain.image_ref import InvalidReference, parse_image_ref
-from chalicelib.domain.settings import load_settings
 from chalicelib.api.validation import (
     parse_job_id,
     parse_since,
@@ -16,6 +13,11 @@ from chalicelib.api.validation import (
     validate_git_ref,
     validate_tar_url,
 )
+from chalicelib.domain import patterns
+from chalicelib.domain.errors import InvalidRequest, JobNotFound, PayloadTooLarge
+from chalicelib.domain.image_ref import InvalidReference, parse_image_ref
+from chalicelib.domain.jobs import SourceKind
+from chalicelib.domain.settings import load_settings
 
 SETTINGS = load_settings({})
 

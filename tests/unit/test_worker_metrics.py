@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from tests.support.probes import REASON_CLASSES
 from chalicelib.domain.jobs import Job, SourceKind
 from tests.support.emf import dimension_values, emf_problems
+from tests.support.probes import REASON_CLASSES
 from worker.job import metrics
+
 
 def _job(attempt: int = 1, created_at: str = "2026-01-01T00:00:00Z") -> Job:
     return Job("7d0c9d6e-0000-4000-8000-000000000001", "registry.example/team/app:1", SourceKind.UPLOAD, {}, attempt=attempt, created_at=created_at)

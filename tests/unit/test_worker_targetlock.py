@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from worker.job.control import AbortKind, Aborted, JobControl
 from worker.build.targetlock import target_lock
+from worker.job.control import Aborted, AbortKind, JobControl
 
 
 def test_one_holder_per_name_across_threads_other_names_pass(tmp_path):

@@ -27,7 +27,8 @@ import posixpath
 import re
 import tarfile
 import zlib
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 from chalicelib.domain.errors import BuildFailed
 from worker.context.tarstream import InvalidContext, open_tar

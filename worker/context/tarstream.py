@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import tarfile
 import zlib
-from typing import Any, BinaryIO, Callable
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 from chalicelib.domain.archive_format import ArchiveFormat, detect_format
 from chalicelib.domain.errors import BuildFailed

@@ -121,7 +121,7 @@ class Watchdog:
         self._timer = threading.Timer(seconds, control.abort, (AbortKind.TIMEOUT, reason))
         self._timer.daemon = True
 
-    def __enter__(self) -> "Watchdog":
+    def __enter__(self) -> Watchdog:
         self._timer.start()
         return self
 

@@ -14,7 +14,8 @@ import threading
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.stores import jobs as jobstore, queue
+from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import queue
 from worker.job.control import AbortKind, JobControl
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,7 @@ class Heartbeat:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id[:8]}", daemon=True)
 
-    def start(self) -> "Heartbeat":
+    def start(self) -> Heartbeat:
         """Begin beating."""
         self._thread.start()
         return self
@@ -77,7 +78,7 @@ class Heartbeat:
             if not self.beat():
                 return
 
-    def __enter__(self) -> "Heartbeat":
+    def __enter__(self) -> Heartbeat:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

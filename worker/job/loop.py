@@ -17,10 +17,11 @@ import uuid
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.stores import jobs as jobstore, queue
 from chalicelib.domain.errors import TransitionConflict
-from chalicelib.stores.queue import Delivery
 from chalicelib.domain.settings import Settings, get_settings
+from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import queue
+from chalicelib.stores.queue import Delivery
 from worker.build.builder import Builder
 from worker.job.control import AbortKind, JobControl
 from worker.job.runner import JobRunner

@@ -23,28 +23,30 @@ from typing import Any, BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.stores import jobs as jobstore, logs as logstore, queue, sealing
-from chalicelib.stores.aws_errors import aws_error_code
 from chalicelib.domain.build_options import BuildOptions
 from chalicelib.domain.errors import BuildFailed, ServiceUnavailable, TransitionConflict
+from chalicelib.domain.image_ref import ImageRef, InvalidReference, parse_image_ref
 from chalicelib.domain.jobs import Job, Phase
+from chalicelib.domain.registry_hosts import registry_refusal
+from chalicelib.domain.settings import Settings
+from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import logs as logstore
+from chalicelib.stores import queue, sealing
+from chalicelib.stores.aws_errors import aws_error_code
 from chalicelib.stores.jobs import ClaimOutcome
 from chalicelib.stores.queue import Delivery
-from chalicelib.domain.image_ref import ImageRef, InvalidReference, parse_image_ref
-from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.stores.sealing import Credentials
-from chalicelib.domain.settings import Settings
-from worker.job import metrics
 from worker.build.builder import Builder
-from worker.build.buildplan import BuildPlan, plan_build
 from worker.build.buildkit import BuildKitBuilder, BuildKitOptions
+from worker.build.buildplan import BuildPlan, plan_build
 from worker.build.cachescope import scope_classic
 from worker.build.dockerfile_features import DockerfileRefused, prepare_for_buildkit
 from worker.build.engines import BUILDKIT, apply_dockerfile, choose_engine, owner_of
-from worker.context.archive import ContextStats
-from worker.job.control import AbortKind, Aborted, JobControl, Watchdog
-from worker.job.heartbeat import Heartbeat
 from worker.build.images import private_tag, registry_auths
+from worker.context.archive import ContextStats
+from worker.job import metrics
+from worker.job.control import Aborted, AbortKind, JobControl, Watchdog
+from worker.job.heartbeat import Heartbeat
 from worker.redact import SECRETS, RedactingSink, Redactor
 from worker.sources import describe_source, fetch_context
 

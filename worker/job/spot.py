@@ -23,7 +23,8 @@ import json
 import logging
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -141,7 +142,7 @@ class SpotWatcher:
 
     # --- thread ---------------------------------------------------------------------------
 
-    def start(self) -> "SpotWatcher":
+    def start(self) -> SpotWatcher:
         """Poll in a daemon thread until a notice arrives or :meth:`stop`."""
         self._thread = threading.Thread(target=self._run, name="spot-watch", daemon=True)
         self._thread.start()

@@ -16,7 +16,7 @@ from chalicelib.domain.jobs import Job, SourceKind
 from chalicelib.domain.settings import Settings
 from worker.context.archive import ContextLimits, ContextStats, Layout
 from worker.job.control import JobControl
-from worker.sources import github, githosts, s3, tarurl
+from worker.sources import githosts, github, s3, tarurl
 
 
 def limits_from(settings: Settings) -> ContextLimits:

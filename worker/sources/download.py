@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import requests
 import urllib3

@@ -13,7 +13,8 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import urllib.parse
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 import requests
 

@@ -1,15 +1,16 @@
 """The context stored in S3 by the API (a Dockerfile made into an archive, or an upload)."""
 from __future__ import annotations
 
-from typing import BinaryIO, Callable
+from collections.abc import Callable
+from typing import BinaryIO
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.stores import contexts
 from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.jobs import Job
-from worker.context.archive import ContextLimits, ContextStats, Layout, sanitize
+from chalicelib.stores import contexts
 from chalicelib.stores.aws_errors import NOT_FOUND_CODES, aws_error_code
+from worker.context.archive import ContextLimits, ContextStats, Layout, sanitize
 from worker.sources.stream import SafeStream
 
 
