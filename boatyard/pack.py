@@ -77,6 +77,43 @@ def iter_entries(root: Path, paths: list[str]) -> Iterator[tuple[str, Path]]:
         yield rel.replace(os.sep, "/"), root / rel
 
 
+def _add_entry(archive: tarfile.TarFile, name: str, path: Path, result: PackResult) -> None:
+    """Add one path of the context (skipped, and noted, if Docker could not build from it either)."""
+    try:
+        info = archive.gettarinfo(str(path), arcname=name)
+    except OSError as exc:
+        raise PackError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if info is None or not (info.isfile() or info.isdir() or info.issym() or info.islnk()):
+        result.skipped.append(name)  # sockets, devices, FIFOs: Docker cannot build from them either
+        return
+    _clean_info(info)
+    if info.isfile():
+        try:
+            with open(path, "rb") as handle:
+                if os.fstat(handle.fileno()).st_size != info.size or not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                    raise PackError(f"{path} changed while it was being packed")
+                archive.addfile(info, handle)
+        except OSError as exc:
+            raise PackError(f"cannot read {path}: {exc.strerror or exc}") from None
+        result.bytes_in += info.size
+    else:
+        archive.addfile(info)
+    result.files += 1
+
+
+def _add_dockerfile(archive: tarfile.TarFile, source: Path, result: PackResult) -> None:
+    """Add a Dockerfile from outside the context as ``Dockerfile`` at its root."""
+    try:
+        with open(source, "rb") as handle:
+            info = _clean_info(archive.gettarinfo(fileobj=handle, arcname="Dockerfile"))
+            info.mode = 0o644
+            archive.addfile(info, handle)
+            result.bytes_in += info.size
+            result.files += 1
+    except OSError as exc:
+        raise PackError(f"cannot read {source}: {exc.strerror or exc}") from None
+
+
 def pack(root: Path, out: BinaryIO, dockerfile: str = "Dockerfile", dockerfile_source: Path | None = None,
          on_file: Callable[[PackResult], None] | None = None) -> PackResult:
     """Write the context of ``root`` to ``out`` as tar.gz; returns what went in.
@@ -97,36 +134,9 @@ def pack(root: Path, out: BinaryIO, dockerfile: str = "Dockerfile", dockerfile_s
         paths = [p for p in paths if p != "Dockerfile"]
     with tarfile.open(mode="w:gz", fileobj=out, compresslevel=COMPRESS_LEVEL, format=tarfile.PAX_FORMAT) as archive:
         for name, path in iter_entries(root, paths):
-            try:
-                info = archive.gettarinfo(str(path), arcname=name)
-            except OSError as exc:
-                raise PackError(f"cannot read {path}: {exc.strerror or exc}") from None
-            if info is None or not (info.isfile() or info.isdir() or info.issym() or info.islnk()):
-                result.skipped.append(name)  # sockets, devices, FIFOs: Docker cannot build from them either
-                continue
-            _clean_info(info)
-            if info.isfile():
-                try:
-                    with open(path, "rb") as handle:
-                        if os.fstat(handle.fileno()).st_size != info.size or not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                            raise PackError(f"{path} changed while it was being packed")
-                        archive.addfile(info, handle)
-                except OSError as exc:
-                    raise PackError(f"cannot read {path}: {exc.strerror or exc}") from None
-                result.bytes_in += info.size
-            else:
-                archive.addfile(info)
-            result.files += 1
+            _add_entry(archive, name, path, result)
             if on_file is not None:
                 on_file(result)
         if dockerfile_source is not None:
-            try:
-                with open(dockerfile_source, "rb") as handle:
-                    info = _clean_info(archive.gettarinfo(fileobj=handle, arcname="Dockerfile"))
-                    info.mode = 0o644
-                    archive.addfile(info, handle)
-                    result.bytes_in += info.size
-                    result.files += 1
-            except OSError as exc:
-                raise PackError(f"cannot read {dockerfile_source}: {exc.strerror or exc}") from None
+            _add_dockerfile(archive, dockerfile_source, result)
     return result

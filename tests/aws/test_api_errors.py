@@ -102,8 +102,8 @@ def test_malformed_json_is_400(client, raw):
 @pytest.mark.parametrize("where", ["image_name", "unknown field", "top level"])
 def test_json_integer_over_the_digit_limit_is_400(client, where):
     huge = "9" * 5000  # Python refuses to turn more than 4,300 digits into an int (ValueError, was a 500)
-    raw = {"image_name": '{"image_name": %s, "dockerfile": "FROM x"}' % huge,
-           "unknown field": '{"image_name": "u/i", "dockerfile": "FROM x", "n": %s}' % huge,
+    raw = {"image_name": '{"image_name": ' + huge + ', "dockerfile": "FROM x"}',
+           "unknown field": '{"image_name": "u/i", "dockerfile": "FROM x", "n": ' + huge + "}",
            "top level": huge}[where]
     _error(post_json(client, raw.encode()), 400, "InvalidRequest", "the request body", "number too long")
     _nothing_stored()
