@@ -8,7 +8,7 @@ STAGE ?= dev
 PYTEST_ARGS ?=
 BENCH_ARGS ?=
 
-.PHONY: run test test-fast bench package deploy system-deps venv clean
+.PHONY: run test test-fast lint bench package deploy system-deps venv clean
 
 $(VENV)/.installed: requirements.txt requirements-worker.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,9 +25,13 @@ system-deps:
 run: system-deps venv
 	$(PY) -m devstack run
 
-## test: unit, moto, real Docker + registry, end-to-end over HTTP, browser (CI=true: no skips)
-test: system-deps venv
+## test: lint, then unit, moto, real Docker + registry, end-to-end over HTTP, browser (CI=true: no skips)
+test: system-deps venv lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## lint: ruff's lint rules (pyproject.toml [tool.ruff]); `ruff check --fix` fixes import order and pyupgrade findings
+lint: venv
+	$(PY) -m ruff check .
 
 ## test-fast: the tiers that need neither Docker nor a browser
 test-fast: venv
@@ -46,4 +50,4 @@ deploy: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" bash infra/deploy.sh $(STAGE)
 
 clean:
-	rm -rf build test-artifacts .pytest_cache
+	rm -rf build test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -50,6 +50,86 @@ def make_tar_gz(files: Mapping[str, bytes | str], top: str = "", commit: str = "
     return buffer.getvalue()
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """The archive server's HTTP handler; each :class:`ArchiveServer` serves a subclass bound to it."""
+
+    owner: ArchiveServer
+
+    def _plain(self, status: int, text: str, headers: Mapping[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(text.encode())
+
+    def _api(self, path: str) -> None:
+        token = self.owner.private.get(path)
+        auth = self.headers.get("Authorization") or ""
+        if self.owner.rate_limit_reset is not None:
+            self._plain(403, '{"message": "API rate limit exceeded"}',
+                        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(self.owner.rate_limit_reset)})
+        elif not auth.startswith("Bearer ") or (token is not None and auth != f"Bearer {token}"):
+            self._plain(401, '{"message": "Bad credentials"}')
+        elif token is None:
+            self._plain(404, '{"message": "Not Found"}')
+        else:
+            self.send_response(302)
+            port = self.owner._server.server_address[1]
+            self.send_header("Location", f"http://localhost:{port}/_codeload{path}?token=temporary")
+            self.end_headers()
+
+    def _hosted(self, route: tuple[str, str, bool]) -> None:
+        """A GitLab/Bitbucket route: (blob key, the header value it needs or "", redirect or not)."""
+        key, needed, redirect = route
+        given = self.headers.get("PRIVATE-TOKEN") or self.headers.get("Authorization") or ""
+        if needed and given != needed:
+            self._plain(401, '{"message": "401 Unauthorized"}')
+        elif redirect:
+            self.send_response(302)
+            self.send_header("Location", f"http://localhost:{self.owner._server.server_address[1]}{key}")
+            self.end_headers()
+        else:
+            self._blob(key)
+
+    def _blob(self, key: str) -> None:
+        body = self.owner._blobs.get(key)
+        if body is None:
+            self._plain(404, "Not Found")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # http.server's name
+        self.owner.requests.append(self.path)
+        path = self.path.split("?", 1)[0]
+        self.owner.authorizations[path] = self.headers.get("Authorization") or self.headers.get("PRIVATE-TOKEN") or ""
+        if path.startswith("/repos/"):
+            self._api(path)
+            return
+        if self.path in self.owner.hosted:
+            self._hosted(self.owner.hosted[self.path])
+            return
+        body = self.owner._blobs.get(path)
+        if body is None:
+            self.send_response(404)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"Not Found")
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-gzip")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
 class ArchiveServer:
     """Serves GitHub-style archives and plain files on 127.0.0.1 from a thread."""
 
@@ -60,84 +140,9 @@ class ArchiveServer:
         self.private: dict[str, str] = {}  # API path -> the token that may read it
         self.rate_limit_reset: int | None = None
         self.hosted: dict[str, tuple[str, str, bool]] = {}  # request path+query -> (blob key, needed auth, redirect)
-        blobs, seen, server = self._blobs, self.requests, self
+        handler: type[_Handler] = type("Handler", (_Handler,), {"owner": self})
 
-        class Handler(BaseHTTPRequestHandler):
-            def _plain(self, status: int, text: str, headers: Mapping[str, str] | None = None) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(text.encode())
-
-            def _api(self, path: str) -> None:
-                token = server.private.get(path)
-                auth = self.headers.get("Authorization") or ""
-                if server.rate_limit_reset is not None:
-                    self._plain(403, '{"message": "API rate limit exceeded"}',
-                                {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(server.rate_limit_reset)})
-                elif not auth.startswith("Bearer ") or (token is not None and auth != f"Bearer {token}"):
-                    self._plain(401, '{"message": "Bad credentials"}')
-                elif token is None:
-                    self._plain(404, '{"message": "Not Found"}')
-                else:
-                    self.send_response(302)
-                    port = server._server.server_address[1]
-                    self.send_header("Location", f"http://localhost:{port}/_codeload{path}?token=temporary")
-                    self.end_headers()
-
-            def _hosted(self, route: tuple[str, str, bool]) -> None:
-                """A GitLab/Bitbucket route: (blob key, the header value it needs or "", redirect or not)."""
-                key, needed, redirect = route
-                given = self.headers.get("PRIVATE-TOKEN") or self.headers.get("Authorization") or ""
-                if needed and given != needed:
-                    self._plain(401, '{"message": "401 Unauthorized"}')
-                elif redirect:
-                    self.send_response(302)
-                    self.send_header("Location", f"http://localhost:{server._server.server_address[1]}{key}")
-                    self.end_headers()
-                else:
-                    self._blob(key)
-
-            def _blob(self, key: str) -> None:
-                body = blobs.get(key)
-                if body is None:
-                    self._plain(404, "Not Found")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-gzip")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:  # http.server's name
-                seen.append(self.path)
-                path = self.path.split("?", 1)[0]
-                server.authorizations[path] = self.headers.get("Authorization") or self.headers.get("PRIVATE-TOKEN") or ""
-                if path.startswith("/repos/"):
-                    self._api(path)
-                    return
-                if self.path in server.hosted:
-                    self._hosted(server.hosted[self.path])
-                    return
-                body = blobs.get(path)
-                if body is None:
-                    self.send_response(404)
-                    self.send_header("Content-Type", "text/plain")
-                    self.end_headers()
-                    self.wfile.write(b"Not Found")
-                    return
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-gzip")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -207,15 +207,28 @@ def parse_cpus(value: Any, settings: Settings) -> float:
     return cpus
 
 
+def _refuse_path_fields(data: Mapping[str, Any]) -> None:
+    """An inline Dockerfile is the whole context: no field may point inside an archive."""
+    for field in PATH_FIELDS:
+        if not _absent(data.get(field)):
+            raise InvalidRequest(
+                "applies to archive sources only (tar_url, GitHub, uploads); the dockerfile source has one file",
+                field=field,
+            )
+
+
+def _stage_name(value: Any) -> str:
+    """The ``target`` field: a build stage's name."""
+    target = _text(value, "target")
+    if not patterns.matches(patterns.STAGE_NAME, target):
+        raise InvalidRequest("must be a stage name: a letter, then letters, digits, '_', '.' or '-'", field="target")
+    return target
+
+
 def validate_options(data: Mapping[str, Any], settings: Settings, inline_dockerfile: bool = False) -> BuildOptions:
     """The build options of a request; 400 naming the field for anything invalid."""
     if inline_dockerfile:
-        for field in PATH_FIELDS:
-            if not _absent(data.get(field)):
-                raise InvalidRequest(
-                    "applies to archive sources only (tar_url, GitHub, uploads); the dockerfile source has one file",
-                    field=field,
-                )
+        _refuse_path_fields(data)
     found: dict[str, Any] = {}
     value = data.get("build_args")
     if value is not None:
@@ -227,10 +240,7 @@ def validate_options(data: Mapping[str, Any], settings: Settings, inline_dockerf
         if not _absent(data.get(field)):
             found[field] = _path(data[field], field)
     if not _absent(data.get("target")):
-        target = _text(data["target"], "target")
-        if not patterns.matches(patterns.STAGE_NAME, target):
-            raise InvalidRequest("must be a stage name: a letter, then letters, digits, '_', '.' or '-'", field="target")
-        found["target"] = target
+        found["target"] = _stage_name(data["target"])
     for field in ("no_cache", "pull"):
         if data.get(field) is not None:
             found[field] = _bool(data[field], field)

@@ -114,18 +114,35 @@ def split_domain(name: str) -> tuple[str | None, str]:
     return None, name
 
 
+def _refuse_digest(text: str) -> None:
+    """A reference with ``@``: refused, saying why (a digest names an existing image)."""
+    _, _, digest = text.partition("@")
+    if _DIGEST_RE.fullmatch(digest):
+        raise InvalidReference(
+            "a digest reference (name@sha256:...) names an existing image and cannot be pushed; "
+            "give a name with an optional :tag instead"
+        )
+    raise InvalidReference("'@' is only allowed before a digest, and digest references cannot be pushed")
+
+
+def _check_component(component: str) -> None:
+    """One part of the repository path: lowercase alphanumerics and separators."""
+    if _PATH_COMPONENT_RE.fullmatch(component):
+        return
+    if _PATH_COMPONENT_RE.fullmatch(component.lower()):
+        raise InvalidReference("the repository name must be lowercase")
+    raise InvalidReference(
+        "each part of the repository path must be lowercase letters and digits, separated by "
+        "'.', '_', '__' or dashes, e.g. user/image:tag or registry.example.com:5000/team/image:1.0"
+    )
+
+
 def parse_image_ref(text: str) -> ImageRef:
     """Parse ``text`` as a pushable image reference; raises :class:`InvalidReference` saying why not."""
     if not text:
         raise InvalidReference("is empty")
     if "@" in text:
-        name_part, _, digest = text.partition("@")
-        if _DIGEST_RE.fullmatch(digest):
-            raise InvalidReference(
-                "a digest reference (name@sha256:...) names an existing image and cannot be pushed; "
-                "give a name with an optional :tag instead"
-            )
-        raise InvalidReference("'@' is only allowed before a digest, and digest references cannot be pushed")
+        _refuse_digest(text)
     if _IDENTIFIER_RE.fullmatch(text):
         raise InvalidReference("64 hexadecimal digits are an image ID, not a name; give a name like user/image:tag")
     name, tag = text, DEFAULT_TAG
@@ -146,12 +163,5 @@ def parse_image_ref(text: str) -> ImageRef:
         if is_reserved(domain):
             raise InvalidReference(f"the registry {domain!r} is reserved for the build service's own use")
     for component in path.split("/"):
-        if _PATH_COMPONENT_RE.fullmatch(component):
-            continue
-        if _PATH_COMPONENT_RE.fullmatch(component.lower()):
-            raise InvalidReference("the repository name must be lowercase")
-        raise InvalidReference(
-            "each part of the repository path must be lowercase letters and digits, separated by "
-            "'.', '_', '__' or dashes, e.g. user/image:tag or registry.example.com:5000/team/image:1.0"
-        )
+        _check_component(component)
     return ImageRef(domain, path, tag)

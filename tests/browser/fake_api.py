@@ -109,6 +109,242 @@ def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str, byte
     return parts
 
 
+class _Handler(BaseHTTPRequestHandler):
+    """The fake API's HTTP handler; each :class:`FakeApi` serves a subclass bound to it."""
+
+    fake: FakeApi
+
+    server_version = "fake-boatyard/1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+        pass
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: Any) -> None:
+        self._send(status, json.dumps(data).encode(), "application/json")
+
+    def _error(self, status: int, code: str, message: str) -> None:
+        self._json(status, {"Code": code, "Message": message})
+
+    def _record(self) -> tuple[str, dict[str, list[str]]]:
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        with self.fake.lock:
+            self.fake.requests.append({"method": self.command, "path": parts.path, "query": query, "at": time.monotonic(),
+                                  "authorization": self.headers.get("Authorization")})
+        return parts.path, query
+
+    def _authorized(self) -> bool:
+        """Like the keys-mode API: without the key, 401 {Code, Message} and nothing else happens."""
+        if self.fake.required_key is None or self.headers.get("Authorization") == f"Bearer {self.fake.required_key}":
+            return True
+        self._error(401, "Unauthorized", "send a valid API key as 'Authorization: Bearer <key>'")
+        return False
+
+    def _history(self) -> None:
+        with self.fake.lock:
+            jobs = sorted(self.fake.jobs.values(), key=lambda j: j.created_at, reverse=True)
+            listed = [{k: v for k, v in j.status_body().items() if k != "Attempt" and k != "Reason"}
+                      | {"Source": j.source} for j in jobs]
+        self._json(200, {"Jobs": listed[:25]})
+
+    def do_OPTIONS(self) -> None:  # CORS preflight, for a UI on another origin
+        self.send_response(204)
+        self.send_header("Access-Control-Allow-Origin", "*")
+        self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+        self.send_header("Access-Control-Allow-Headers", "Content-Type, Accept, Authorization")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        path, query = urlsplit(self.path).path, None
+        api = re.search(r"/api/v1/([^/]+)/(status|logs)$", path)
+        if api:
+            path, query = self._record()
+            if self._authorized():
+                self._job_read(api.group(1), api.group(2), query)
+            return
+        if path.endswith("/api/v1/jobs"):
+            self._record()
+            if self._authorized():
+                self._history()
+            return
+        self._static(path)
+
+    do_HEAD = do_GET
+
+    def do_POST(self) -> None:
+        path, _ = self._record()
+        if path.startswith("/api/") and not self._authorized():
+            return
+        if path.endswith("/api/v1/build"):
+            self._build()
+        elif path.endswith("/api/v1/uploads"):
+            self._new_upload()
+        elif path.startswith("/fake-s3/"):
+            self._s3_post()
+        else:
+            self._error(404, "NotFound", f"no route {path}")
+
+    # static files, like `chalice local` serving ui/
+    def _static(self, path: str) -> None:
+        name = "index.html" if path in ("/", "") else path.lstrip("/")
+        target = (UI_DIR / name).resolve()
+        if UI_DIR not in target.parents or not target.is_file():
+            self._error(404, "NotFound", f"no file {path}")
+            return
+        ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
+        if target.suffix == ".js":
+            ctype = "text/javascript"
+        self._send(200, target.read_bytes(), ctype + ("; charset=utf-8" if ctype.startswith("text/") else ""))
+
+    def _body_json(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        if "application/json" not in (self.headers.get("Content-Type") or ""):
+            raise ValueError("Content-Type must be application/json")
+        return json.loads(raw or b"{}")
+
+    def _build(self) -> None:
+        try:
+            body = self._body_json()
+        except ValueError as err:
+            self._error(415, "UnsupportedMediaType", str(err))
+            return
+        if self.fake.refusals:
+            status, data = self.fake.refusals.pop(0)
+            self._json(status, data)
+            return
+        image = str(body.get("image_name") or "")
+        if not image:
+            self._error(400, "InvalidField", "image_name: required")
+            return
+        if not IMAGE_NAME.match(image):
+            self._error(400, "InvalidField", "image_name: not a valid image reference")
+            return
+        sources = [s for s in ("dockerfile", "tar_url", "github_username", "upload_id") if body.get(s)]
+        if len(sources) != 1:
+            self._error(400, "InvalidField", "source: give exactly one of dockerfile, tar_url, github_*, upload_id")
+            return
+        source = sources[0]
+        if source == "upload_id":
+            upload = self.fake.uploads.get(str(body["upload_id"]))
+            if upload is None or not upload.received:
+                self._error(400, "InvalidField", "upload_id: no archive was uploaded with this id")
+                return
+        job_id = self.fake.create_job(image, {"github_username": "github", "upload_id": "upload"}.get(source, source))
+        with self.fake.lock:
+            self.fake.builds.append({**body, "_job_id": job_id})
+        self._json(202, {"JobIdentifier": job_id})
+
+    def _job_read(self, job_id: str, what: str, query: dict[str, list[str]]) -> None:
+        # The request was recorded by this thread just before; under the lock it is ours to annotate.
+        with self.fake.lock:
+            job = self.fake.jobs.get(job_id)
+            if job is None:
+                self._error(404, "NotFound", f"job_id: no job {job_id}")
+                return
+            if what == "status":
+                self._json(200, job.status_body())
+                return
+            since = (query.get("since") or [""])[0]
+            start = 0
+            if since:
+                match = re.fullmatch(r"(\d+)", since)
+                if not match or int(match.group(1)) > len(job.chunks):
+                    self._error(400, "InvalidField", "since: not a cursor this job gave out")
+                    return
+                start = int(match.group(1))
+            text = "".join(job.chunks[start:])
+            complete = job.phase in TERMINAL
+            self.fake.requests[-1]["next"] = str(len(job.chunks))  # so tests can check the UI follows it
+            self._json(200, {"Logs": text, "Next": str(len(job.chunks)), "Complete": complete})
+
+    def _new_upload(self) -> None:
+        try:
+            self._body_json()
+        except ValueError as err:
+            self._error(415, "UnsupportedMediaType", str(err))
+            return
+        upload_id = str(uuid.uuid4())
+        fields = {
+            "key": f"uploads/{upload_id}.tar.gz",
+            "x-amz-algorithm": "AWS4-HMAC-SHA256",
+            "x-amz-credential": "testing/20250101/us-east-1/s3/aws4_request",
+            "x-amz-date": "20250101T000000Z",
+            "policy": "eyJmYWtlIjogdHJ1ZX0=",
+            "x-amz-signature": uuid.uuid4().hex,
+        }
+        with self.fake.lock:
+            self.fake.uploads[upload_id] = Upload(upload_id, fields)
+        self._json(200, {
+            "UploadId": upload_id,
+            "Url": f"{self.fake.url}/fake-s3/boatyard-contexts",
+            "Fields": fields,
+            "MaxBytes": self.fake.max_bytes,
+            "ExpiresIn": 900,
+        })
+
+    def _s3_error(self, status: int, code: str, message: str) -> None:
+        body = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
+        self._send(status, body.encode(), "application/xml")
+
+    def _s3_post(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        ctype = self.headers.get("Content-Type") or ""
+        if not ctype.startswith("multipart/form-data"):
+            self._s3_error(400, "InvalidArgument", "POST requires multipart/form-data")
+            return
+        chunks, left = [], length
+        while left > 0:
+            step = min(left, self.fake.s3_chunk or left)
+            data = self.rfile.read(step)
+            if not data:
+                break
+            chunks.append(data)
+            left -= len(data)
+            if self.fake.s3_delay:
+                time.sleep(self.fake.s3_delay)
+        raw = b"".join(chunks)
+        try:
+            parts = parse_multipart(ctype, raw)
+        except ValueError as err:
+            self._s3_error(400, "MalformedPOSTRequest", str(err))
+            return
+        names = [n for n, _, _ in parts]
+        key = next((d.decode() for n, _, d in parts if n == "key"), None)
+        upload = next((u for u in self.fake.uploads.values() if u.fields["key"] == key), None)
+        if upload is None:
+            self._s3_error(403, "AccessDenied", "no policy for this key")
+            return
+        upload.part_names = names
+        # S3 rules: the file is the last field; every signed field must be there, unchanged.
+        if not names or names[-1] != "file":
+            self._s3_error(400, "InvalidArgument", "the file must be the last field")
+            return
+        values = {n: d.decode() for n, _, d in parts if n != "file"}
+        if any(values.get(k) != v for k, v in upload.fields.items()):
+            self._s3_error(403, "AccessDenied", "a policy field is missing or changed")
+            return
+        _, file_name, data = parts[-1]
+        if len(data) > self.fake.max_bytes:
+            self._s3_error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
+            return
+        upload.data = data
+        upload.file_name = file_name
+        upload.received = True
+        self._send(204, b"", "text/plain")
+
+
 class FakeApi:
     """The fake service. ``url`` is where the UI is served; ``stop()`` when done."""
 
@@ -180,240 +416,7 @@ class FakeApi:
     # -- HTTP ---------------------------------------------------------------------------
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            server_version = "fake-boatyard/1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
-                pass
-
-            def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Cache-Control", "no-store")
-                self.send_header("Access-Control-Allow-Origin", "*")
-                self.end_headers()
-                if self.command != "HEAD":
-                    self.wfile.write(body)
-
-            def _json(self, status: int, data: Any) -> None:
-                self._send(status, json.dumps(data).encode(), "application/json")
-
-            def _error(self, status: int, code: str, message: str) -> None:
-                self._json(status, {"Code": code, "Message": message})
-
-            def _record(self) -> tuple[str, dict[str, list[str]]]:
-                parts = urlsplit(self.path)
-                query = parse_qs(parts.query, keep_blank_values=True)
-                with fake.lock:
-                    fake.requests.append({"method": self.command, "path": parts.path, "query": query, "at": time.monotonic(),
-                                          "authorization": self.headers.get("Authorization")})
-                return parts.path, query
-
-            def _authorized(self) -> bool:
-                """Like the keys-mode API: without the key, 401 {Code, Message} and nothing else happens."""
-                if fake.required_key is None or self.headers.get("Authorization") == f"Bearer {fake.required_key}":
-                    return True
-                self._error(401, "Unauthorized", "send a valid API key as 'Authorization: Bearer <key>'")
-                return False
-
-            def _history(self) -> None:
-                with fake.lock:
-                    jobs = sorted(fake.jobs.values(), key=lambda j: j.created_at, reverse=True)
-                    listed = [{k: v for k, v in j.status_body().items() if k != "Attempt" and k != "Reason"}
-                              | {"Source": j.source} for j in jobs]
-                self._json(200, {"Jobs": listed[:25]})
-
-            def do_OPTIONS(self) -> None:  # CORS preflight, for a UI on another origin
-                self.send_response(204)
-                self.send_header("Access-Control-Allow-Origin", "*")
-                self.send_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
-                self.send_header("Access-Control-Allow-Headers", "Content-Type, Accept, Authorization")
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def do_GET(self) -> None:
-                path, query = urlsplit(self.path).path, None
-                api = re.search(r"/api/v1/([^/]+)/(status|logs)$", path)
-                if api:
-                    path, query = self._record()
-                    if self._authorized():
-                        self._job_read(api.group(1), api.group(2), query)
-                    return
-                if path.endswith("/api/v1/jobs"):
-                    self._record()
-                    if self._authorized():
-                        self._history()
-                    return
-                self._static(path)
-
-            do_HEAD = do_GET
-
-            def do_POST(self) -> None:
-                path, _ = self._record()
-                if path.startswith("/api/") and not self._authorized():
-                    return
-                if path.endswith("/api/v1/build"):
-                    self._build()
-                elif path.endswith("/api/v1/uploads"):
-                    self._new_upload()
-                elif path.startswith("/fake-s3/"):
-                    self._s3_post()
-                else:
-                    self._error(404, "NotFound", f"no route {path}")
-
-            # static files, like `chalice local` serving ui/
-            def _static(self, path: str) -> None:
-                name = "index.html" if path in ("/", "") else path.lstrip("/")
-                target = (UI_DIR / name).resolve()
-                if UI_DIR not in target.parents or not target.is_file():
-                    self._error(404, "NotFound", f"no file {path}")
-                    return
-                ctype = mimetypes.guess_type(target.name)[0] or "application/octet-stream"
-                if target.suffix == ".js":
-                    ctype = "text/javascript"
-                self._send(200, target.read_bytes(), ctype + ("; charset=utf-8" if ctype.startswith("text/") else ""))
-
-            def _body_json(self) -> Any:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                if "application/json" not in (self.headers.get("Content-Type") or ""):
-                    raise ValueError("Content-Type must be application/json")
-                return json.loads(raw or b"{}")
-
-            def _build(self) -> None:
-                try:
-                    body = self._body_json()
-                except ValueError as err:
-                    self._error(415, "UnsupportedMediaType", str(err))
-                    return
-                if fake.refusals:
-                    status, data = fake.refusals.pop(0)
-                    self._json(status, data)
-                    return
-                image = str(body.get("image_name") or "")
-                if not image:
-                    self._error(400, "InvalidField", "image_name: required")
-                    return
-                if not IMAGE_NAME.match(image):
-                    self._error(400, "InvalidField", "image_name: not a valid image reference")
-                    return
-                sources = [s for s in ("dockerfile", "tar_url", "github_username", "upload_id") if body.get(s)]
-                if len(sources) != 1:
-                    self._error(400, "InvalidField", "source: give exactly one of dockerfile, tar_url, github_*, upload_id")
-                    return
-                source = sources[0]
-                if source == "upload_id":
-                    upload = fake.uploads.get(str(body["upload_id"]))
-                    if upload is None or not upload.received:
-                        self._error(400, "InvalidField", "upload_id: no archive was uploaded with this id")
-                        return
-                job_id = fake.create_job(image, {"github_username": "github", "upload_id": "upload"}.get(source, source))
-                with fake.lock:
-                    fake.builds.append({**body, "_job_id": job_id})
-                self._json(202, {"JobIdentifier": job_id})
-
-            def _job_read(self, job_id: str, what: str, query: dict[str, list[str]]) -> None:
-                # The request was recorded by this thread just before; under the lock it is ours to annotate.
-                with fake.lock:
-                    job = fake.jobs.get(job_id)
-                    if job is None:
-                        self._error(404, "NotFound", f"job_id: no job {job_id}")
-                        return
-                    if what == "status":
-                        self._json(200, job.status_body())
-                        return
-                    since = (query.get("since") or [""])[0]
-                    start = 0
-                    if since:
-                        match = re.fullmatch(r"(\d+)", since)
-                        if not match or int(match.group(1)) > len(job.chunks):
-                            self._error(400, "InvalidField", "since: not a cursor this job gave out")
-                            return
-                        start = int(match.group(1))
-                    text = "".join(job.chunks[start:])
-                    complete = job.phase in TERMINAL
-                    fake.requests[-1]["next"] = str(len(job.chunks))  # so tests can check the UI follows it
-                    self._json(200, {"Logs": text, "Next": str(len(job.chunks)), "Complete": complete})
-
-            def _new_upload(self) -> None:
-                try:
-                    self._body_json()
-                except ValueError as err:
-                    self._error(415, "UnsupportedMediaType", str(err))
-                    return
-                upload_id = str(uuid.uuid4())
-                fields = {
-                    "key": f"uploads/{upload_id}.tar.gz",
-                    "x-amz-algorithm": "AWS4-HMAC-SHA256",
-                    "x-amz-credential": "testing/20250101/us-east-1/s3/aws4_request",
-                    "x-amz-date": "20250101T000000Z",
-                    "policy": "eyJmYWtlIjogdHJ1ZX0=",
-                    "x-amz-signature": uuid.uuid4().hex,
-                }
-                with fake.lock:
-                    fake.uploads[upload_id] = Upload(upload_id, fields)
-                self._json(200, {
-                    "UploadId": upload_id,
-                    "Url": f"{fake.url}/fake-s3/boatyard-contexts",
-                    "Fields": fields,
-                    "MaxBytes": fake.max_bytes,
-                    "ExpiresIn": 900,
-                })
-
-            def _s3_error(self, status: int, code: str, message: str) -> None:
-                body = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
-                self._send(status, body.encode(), "application/xml")
-
-            def _s3_post(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                ctype = self.headers.get("Content-Type") or ""
-                if not ctype.startswith("multipart/form-data"):
-                    self._s3_error(400, "InvalidArgument", "POST requires multipart/form-data")
-                    return
-                chunks, left = [], length
-                while left > 0:
-                    step = min(left, fake.s3_chunk or left)
-                    data = self.rfile.read(step)
-                    if not data:
-                        break
-                    chunks.append(data)
-                    left -= len(data)
-                    if fake.s3_delay:
-                        time.sleep(fake.s3_delay)
-                raw = b"".join(chunks)
-                try:
-                    parts = parse_multipart(ctype, raw)
-                except ValueError as err:
-                    self._s3_error(400, "MalformedPOSTRequest", str(err))
-                    return
-                names = [n for n, _, _ in parts]
-                key = next((d.decode() for n, _, d in parts if n == "key"), None)
-                upload = next((u for u in fake.uploads.values() if u.fields["key"] == key), None)
-                if upload is None:
-                    self._s3_error(403, "AccessDenied", "no policy for this key")
-                    return
-                upload.part_names = names
-                # S3 rules: the file is the last field; every signed field must be there, unchanged.
-                if not names or names[-1] != "file":
-                    self._s3_error(400, "InvalidArgument", "the file must be the last field")
-                    return
-                values = {n: d.decode() for n, _, d in parts if n != "file"}
-                if any(values.get(k) != v for k, v in upload.fields.items()):
-                    self._s3_error(403, "AccessDenied", "a policy field is missing or changed")
-                    return
-                _, file_name, data = parts[-1]
-                if len(data) > fake.max_bytes:
-                    self._s3_error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size")
-                    return
-                upload.data = data
-                upload.file_name = file_name
-                upload.received = True
-                self._send(204, b"", "text/plain")
-
-        return Handler
+        return type("Handler", (_Handler,), {"fake": self})
 
 
 if __name__ == "__main__":  # `python tests/browser/fake_api.py`: click around by hand
