@@ -110,13 +110,13 @@ def summarize(by_runs: list[BoatyardRun], cli_runs: list[CliRun], events: dict[s
         by_parts["to Finished"].append(finished - ev["push"])
         by_parts["seen"].append(run.seen - finished)
     cli_parts: dict[str, list[float]] = {k: [] for k in ("build", "push", "exit")}
-    for run in cli_runs:
-        ev = events.get(run.ref, {})
+    for cli_run in cli_runs:
+        ev = events.get(cli_run.ref, {})
         if "tag" not in ev or "push" not in ev:
             continue
-        cli_parts["build"].append(ev["tag"] - run.started)
+        cli_parts["build"].append(ev["tag"] - cli_run.started)
         cli_parts["push"].append(ev["push"] - ev["tag"])
-        cli_parts["exit"].append(run.ended - ev["push"])
+        cli_parts["exit"].append(cli_run.ended - ev["push"])
 
     def line(parts: dict[str, list[float]]) -> str:
         if not any(parts.values()):

@@ -34,8 +34,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 def make_tar_gz(files: Mapping[str, bytes | str], top: str = "", commit: str = "") -> bytes:
     """A tar.gz holding ``files`` (path → content), optionally under folder ``top`` and naming a ``commit``."""
     buffer = io.BytesIO()
-    extra = {"format": tarfile.PAX_FORMAT, "pax_headers": {"comment": commit}} if commit else {}
-    with tarfile.open(fileobj=buffer, mode="w:gz", **extra) as tar:
+    pax_headers = {"comment": commit} if commit else None
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT if commit else None, pax_headers=pax_headers) as tar:
         if top:
             info = tarfile.TarInfo(top.rstrip("/"))
             info.type = tarfile.DIRTYPE

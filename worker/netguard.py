@@ -87,7 +87,7 @@ def _hooked_pools(on_socket: SocketHook) -> dict[str, type[HTTPConnectionPool]]:
 
     class Hook:
         def _new_conn(self) -> socket.socket:
-            sock = super()._new_conn()  # type: ignore[misc]
+            sock: socket.socket = super()._new_conn()  # type: ignore[misc]  # a mixin: the pool class comes after it
             on_socket(sock)
             return sock
 
@@ -112,12 +112,12 @@ class _SocketHookMixin:
     _on_socket: SocketHook | None = None
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)  # type: ignore[misc]
+        super().init_poolmanager(*args, **kwargs)  # type: ignore[misc]  # a mixin: the adapter class comes after it
         if self._on_socket is not None:
-            self.poolmanager.pool_classes_by_scheme = _hooked_pools(self._on_socket)  # type: ignore[attr-defined]
+            self.poolmanager.pool_classes_by_scheme = _hooked_pools(self._on_socket)  # type: ignore[attr-defined]  # as above
 
 
-class GuardedAdapter(_SocketHookMixin, IPFilterAdapter):
+class GuardedAdapter(_SocketHookMixin, IPFilterAdapter):  # type: ignore[misc]  # requests-hardened ships no types
     """requests-hardened's pinning adapter plus boatyard's stricter policy on the pinned address."""
 
     def __init__(self, is_https_proto: bool, on_socket: SocketHook | None = None) -> None:
@@ -162,7 +162,7 @@ class DevAdapter(_SocketHookMixin, HTTPAdapter):
 
 def make_session(allow_private: bool, timeout: float, on_socket: SocketHook | None = None) -> requests.Session:
     """A session that applies the guard to the first request and every redirect (``on_socket``: see the module doc)."""
-    session = HTTPSession(
+    session: requests.Session = HTTPSession(
         Config(
             ip_filter_enable=not allow_private,
             ip_filter_allow_loopback_ips=False,

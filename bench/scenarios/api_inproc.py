@@ -42,6 +42,7 @@ def _keys_app():
 
     _mode("keys")
     spec = importlib.util.spec_from_file_location("boatyard_app_keys", Path(__file__).resolve().parents[2] / "app.py")
+    assert spec is not None and spec.loader is not None, "app.py is a Python file"
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     _mode("none")
@@ -89,8 +90,8 @@ def main(requests_per_run: int, runs: int) -> dict:
             job_id = json.loads(answer.body)["JobIdentifier"]
             writer = LogWriter(job_id)
             text = "".join(f"{n}\n" for n in range(1, 20001))
-            for start in range(0, len(text), 4096):
-                writer.write(text[start : start + 4096])
+            for offset in range(0, len(text), 4096):
+                writer.write(text[offset : offset + 4096])
             writer.close()
             full = json.loads(client.http.get(f"/api/v1/{job_id}/logs?since=0").body)
             cursor = full["Next"]

@@ -16,6 +16,7 @@ import time
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import docker
+import docker.auth
 import docker.errors
 import requests
 import urllib3
@@ -72,12 +73,12 @@ class JobAPIClient(docker.APIClient):
     def _post(self, url: str, **kwargs: Any) -> Any:
         if self.extra_build_params and url.endswith("/build"):
             kwargs["params"] = {**(kwargs.get("params") or {}), **self.extra_build_params}
-        return super()._post(url, **kwargs)
+        return super()._post(url, **kwargs)  # type: ignore[misc]  # docker-py's private method, not in its stubs
 
     def _stream_helper(self, response: Any, decode: bool = False) -> Any:
         if self.control is not None:
             self.control.register(response)
-        return super()._stream_helper(response, decode=decode)
+        return super()._stream_helper(response, decode=decode)  # type: ignore[misc]  # as _post
 
 
 def _error_of(message: dict[str, Any]) -> str | None:

@@ -126,7 +126,8 @@ def _flags(lines: list[str], instruction: _Instruction) -> list[tuple[int, re.Ma
     found: list[tuple[int, re.Match[str]]] = []
     for position, index in enumerate(instruction.lines):
         line = lines[index]
-        offset = _INSTRUCTION.match(line).end() - 1 if position == 0 and _INSTRUCTION.match(line) else 0
+        head = _INSTRUCTION.match(line) if position == 0 else None
+        offset = head.end() - 1 if head else 0
         text = " " + line[offset:] if position else line[offset:]
         cursor = 0
         for match in _FLAG.finditer(text):
@@ -298,7 +299,8 @@ def prepare_for_buildkit(text: str, owner: str, scope: bool = True) -> Prepared:
         for index, match, new in reversed(edits):  # right to left keeps earlier offsets valid
             line = lines[index]
             first = instruction.lines[0] == index
-            shift = (_INSTRUCTION.match(line).end() - 1) if first and _INSTRUCTION.match(line) else -1
+            head = _INSTRUCTION.match(line) if first else None
+            shift = head.end() - 1 if head else -1
             start, end = match.start(2) + shift, match.end(2) + shift
             lines[index] = line[:start] + new + line[end:]
             rewritten += 1

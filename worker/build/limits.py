@@ -113,7 +113,7 @@ class DiskWatch:
         api: Any,
         containers: list[str],
         settings: Settings,
-        stop: Callable[[str], None],
+        stop: Callable[[str], object],
         interval: float = DISK_WATCH_SECONDS,
     ) -> None:
         self._api = api

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from typing import BinaryIO
 
 from chalicelib.domain.errors import BuildFailed
-from worker.context.tarstream import InvalidContext, open_tar
+from worker.context.tarstream import InvalidContext, Readable, open_tar
 
 __all__ = ["ContextLimits", "ContextStats", "InvalidContext", "Layout", "MAX_PATH_BYTES", "sanitize"]
 
@@ -310,7 +310,7 @@ class _Copy:
 
 
 def sanitize(
-    source: BinaryIO,
+    source: Readable,
     dest: BinaryIO,
     limits: ContextLimits,
     strip_top: bool = False,

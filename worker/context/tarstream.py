@@ -30,7 +30,7 @@ from __future__ import annotations
 import tarfile
 import zlib
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol, cast
 
 from chalicelib.domain.archive_format import ArchiveFormat, detect_format
 from chalicelib.domain.errors import BuildFailed
@@ -70,10 +70,16 @@ def not_valid(detail: str) -> InvalidContext:
     return InvalidContext(f"the archive is not a valid tar or tar.gz file ({detail})")
 
 
+class Readable(Protocol):
+    """What an archive is read from: anything with ``read(size) -> bytes`` (a file, a download)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class CountingReader:
     """Wraps a source stream: counts bytes, caps them, and calls ``check`` on every read."""
 
-    def __init__(self, source: BinaryIO, limit: int, check: Callable[[], None] | None = None) -> None:
+    def __init__(self, source: Readable, limit: int, check: Callable[[], None] | None = None) -> None:
         self._source = source
         self._limit = limit
         self._check = check
@@ -158,7 +164,7 @@ class _Expansion:
     def read(self, size: int = -1) -> bytes:
         if self._check is not None:
             self._check()
-        data = self._stream.read(size)
+        data: bytes = self._stream.read(size)
         self.count += len(data)
         if self.count > self._max_bytes:
             raise InvalidContext(
@@ -205,7 +211,7 @@ def _guarded_tarinfo(budget: _HeaderBudget) -> type[tarfile.TarInfo]:
                         )
             else:
                 budget.chain = 0
-            return super()._proc_member(tarfile_)
+            return super()._proc_member(tarfile_)  # type: ignore[misc]  # the documented hook is not in typeshed
 
         def _proc_sparse(self, tarfile_: tarfile.TarFile) -> Any:
             raise InvalidContext(f"the archive holds a sparse file ({self.name!r}); sparse files are not supported")
@@ -231,7 +237,7 @@ def _head(reader: CountingReader, size: int) -> bytes:
 
 
 def open_tar(
-    source: BinaryIO, max_bytes: int, max_ratio: int, check: Callable[[], None] | None = None
+    source: Readable, max_bytes: int, max_ratio: int, check: Callable[[], None] | None = None
 ) -> tuple[tarfile.TarFile, CountingReader]:
     """Open ``source`` (tar or tar.gz) for streamed reading with every bound above in place.
 
@@ -254,4 +260,6 @@ def open_tar(
                 raise InvalidContext(f"the archive is {name}-compressed; only tar and tar.gz (gzip) archives are accepted")
         raise not_valid("it starts with neither gzip data nor a tar header")
     expanded = _Expansion(stream, counted, max_bytes, max_ratio, check)
-    return tarfile.open(fileobj=expanded, mode="r|", tarinfo=_guarded_tarinfo(_HeaderBudget())), counted  # type: ignore[call-arg]
+    # Stream mode ("r|") only reads; typeshed's fileobj protocol asks for a whole seekable file.
+    fileobj = cast(BinaryIO, expanded)
+    return tarfile.open(fileobj=fileobj, mode="r|", tarinfo=_guarded_tarinfo(_HeaderBudget())), counted

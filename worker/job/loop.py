@@ -58,7 +58,7 @@ class Worker:
         self.dlq_sweep_seconds = dlq_sweep_seconds
         self.slots = max(1, self.settings.worker_concurrency)
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="job")
-        self._active: dict[concurrent.futures.Future, JobControl] = {}
+        self._active: dict[concurrent.futures.Future[ProcessResult], JobControl] = {}
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._next_sweep = 0.0
@@ -78,12 +78,12 @@ class Worker:
         with self._lock:
             return self.slots - len(self._active)
 
-    def active_futures(self) -> list[concurrent.futures.Future]:
+    def active_futures(self) -> list[concurrent.futures.Future[ProcessResult]]:
         """The jobs running now."""
         with self._lock:
             return list(self._active)
 
-    def submit(self, delivery: Delivery) -> concurrent.futures.Future:
+    def submit(self, delivery: Delivery) -> concurrent.futures.Future[ProcessResult]:
         """Run one delivery in a free slot (the caller checks :meth:`free_slots`)."""
         control = JobControl()
         future = self._pool.submit(self.runner.process, delivery, control)
@@ -92,7 +92,7 @@ class Worker:
         future.add_done_callback(self._done)
         return future
 
-    def _done(self, future: concurrent.futures.Future) -> None:
+    def _done(self, future: concurrent.futures.Future[ProcessResult]) -> None:
         with self._lock:
             self._active.pop(future, None)
         if future.exception() is not None:
@@ -100,7 +100,7 @@ class Worker:
 
     # --- polling --------------------------------------------------------------------------
 
-    def poll(self, wait_seconds: int | None = None) -> list[concurrent.futures.Future]:
+    def poll(self, wait_seconds: int | None = None) -> list[concurrent.futures.Future[ProcessResult]]:
         """Receive up to the number of free slots (long poll) and start them."""
         free = self.free_slots()
         if free <= 0 or self.stopping:

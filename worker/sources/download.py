@@ -60,7 +60,7 @@ class Download:
         self._control.check()
         size = READ_SIZE if size is None or size <= 0 else min(size, READ_SIZE)
         try:
-            data = self._raw.read1(size, decode_content=True)
+            data: bytes = self._raw.read1(size, decode_content=True)
         except BuildFailed:
             raise
         except _TRANSPORT_ERRORS as exc:

@@ -1,6 +1,7 @@
 """A read-only stream wrapper that turns transport errors into a clear job failure."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from chalicelib.domain.errors import BuildFailed
@@ -10,8 +11,14 @@ from worker.netguard import describe_error
 class SafeStream:
     """``read(n)`` on ``source``; the listed exception types become :class:`BuildFailed`."""
 
-    def __init__(self, source: Any, what: str, errors: tuple[type[BaseException], ...], read: Any = None) -> None:
-        self._read = read or source.read
+    def __init__(
+        self,
+        source: Any,
+        what: str,
+        errors: tuple[type[BaseException], ...],
+        read: Callable[[int], bytes] | None = None,
+    ) -> None:
+        self._read: Callable[[int], bytes] = read or source.read
         self._what = what
         self._errors = errors + (OSError,)
 
