@@ -46,7 +46,7 @@ def ui_page(chromium, request: pytest.FixtureRequest):
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(f"console.error: {msg.text}")
             if msg.type == "error" and "Failed to load resource" not in msg.text else None)
-    page.js_errors = errors  # type: ignore[attr-defined]
+    page.js_errors = errors  # read by the tests that check the page raised nothing
     yield page
     context.close()
     assert not errors, f"JavaScript errors on the page: {errors}"

@@ -450,6 +450,7 @@ def test_phone_width_layout(ui_page: Page, fake_api) -> None:
     no_horizontal_scroll()
     user = ui_page.get_by_label("Username").bounding_box()
     password = ui_page.get_by_label("Password").bounding_box()
+    assert user and password, "the form's fields are visible"
     assert password["y"] > user["y"] + user["height"] - 1, "username and password should stack on a phone"
     assert user["width"] > 300
     screenshot(ui_page, "fake-phone-form")
@@ -461,6 +462,7 @@ def test_phone_width_layout(ui_page: Page, fake_api) -> None:
     # The open job comes before the form on a narrow screen.
     job_box = ui_page.locator("#job-panel").bounding_box()
     form_box = ui_page.locator("#build-panel").bounding_box()
+    assert job_box and form_box, "both panels are visible"
     assert job_box["y"] < form_box["y"]
     no_horizontal_scroll()
     ui_page.evaluate("window.scrollTo(0, 0)")

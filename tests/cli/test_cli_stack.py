@@ -124,6 +124,7 @@ def _spawn_long_build(local_stack, env, tmp_path, name: str, *flags: str) -> tup
     proc = spawn_cli(["build", str(context), "-t", unique_image(local_stack.registry.host, name), *flags], env)
     job_id = ""
     deadline = time.monotonic() + 180
+    assert proc.stderr is not None  # spawn_cli pipes it
     for line in proc.stderr:  # "Build <id> submitted"
         if line.startswith("Build ") and "submitted" in line:
             job_id = line.split()[1]

@@ -316,7 +316,8 @@ class FakeClient:
     """Answers of a scripted API."""
 
     def __init__(self, pages: list[dict], statuses: list[dict]) -> None:
-        self.pages, self.statuses, self.since = pages, statuses, []
+        self.pages, self.statuses = pages, statuses
+        self.since: list[str | None] = []
 
     def logs(self, job_id, since=None):
         self.since.append(since)

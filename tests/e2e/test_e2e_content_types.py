@@ -33,6 +33,7 @@ HABITS = {
 def _post_raw(api_url: str, headers: dict[str, str], body: bytes) -> tuple[int, dict]:
     """POST exactly these headers (plus Host and Content-Length) and this body; the status and JSON answer."""
     parts = urllib.parse.urlsplit(api_url)
+    assert parts.hostname, api_url
     connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
     try:
         connection.putrequest("POST", "/api/v1/build", skip_accept_encoding=True)

@@ -62,7 +62,7 @@ def _mp_case(name: str, status: int, fields: list[tuple[str, Any]]) -> Case:
     return Case(name, status, headers=headers, body=body)
 
 
-def _json_part(doc: Any) -> tuple[str, str, str]:
+def _json_part(doc: Any) -> tuple[str, str | bytes, str]:
     return ("json.json", json.dumps(doc) if not isinstance(doc, (bytes, str)) else doc, "application/json")
 
 
@@ -118,12 +118,12 @@ def corpus() -> list[Case]:
         ("bad registry port", "registry.example.com:port/team/image"),
     ]
     for name, value in bad_names:
-        body = _build(dockerfile=GOOD_DOCKERFILE)
+        request = _build(dockerfile=GOOD_DOCKERFILE)
         if value is _DROP:
-            body.pop("image_name")
+            request.pop("image_name")
         else:
-            body["image_name"] = value
-        add(_json_case(name, 400, body))
+            request["image_name"] = value
+        add(_json_case(name, 400, request))
     # --- sources -----------------------------------------------------------------------------
     add(_json_case("no source", 400, _build()))
     add(_json_case("all sources blank", 400, _build(dockerfile="", tar_url=None, upload_id="")))
@@ -149,7 +149,7 @@ def corpus() -> list[Case]:
         ("numeric tar_url", 12345),
     ]:
         add(_json_case(name, 400, _build(tar_url=url)))
-    for name, fields in [
+    github_cases: list[tuple[str, dict[str, Any]]] = [
         ("GitHub user only", {"github_username": "octo"}),
         ("GitHub without tag", {"github_username": "octo", "github_reponame": "repo"}),
         ("GitHub user with a space", {"github_username": "bad user", "github_reponame": "r", "github_tag": "v1"}),
@@ -163,7 +163,8 @@ def corpus() -> list[Case]:
         ("GitHub tag of 300 characters", {"github_username": "octo", "github_reponame": "r", "github_tag": "v" * 300}),
         ("GitHub tag with a colon", {"github_username": "octo", "github_reponame": "r", "github_tag": "refs:heads"}),
         ("numeric GitHub tag", {"github_username": "octo", "github_reponame": "r", "github_tag": 1}),
-    ]:
+    ]
+    for name, fields in github_cases:
         add(_json_case(name, 400, _build(**fields)))
     add(_json_case("upload_id not a uuid", 400, _build(upload_id="not-an-upload")))
     add(_json_case("upload_id that was never uploaded", 400, _build(upload_id=str(uuid.uuid4()))))

@@ -136,7 +136,8 @@ def aws_client(service: str, endpoint: str | None) -> Any:
     import boto3
     from botocore.config import Config
 
-    return boto3.session.Session().client(
+    session: Any = boto3.session.Session()  # any service by name (the stubs type each literal name)
+    return session.client(
         service,
         region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         endpoint_url=endpoint,
@@ -493,9 +494,9 @@ class InjectedFaults:
 
 
 def _error_response(code: str, status: int, message: str) -> tuple[Any, dict[str, Any]]:
-    from botocore.awsrequest import AWSResponse
+    from botocore.awsrequest import AWSResponse, HTTPHeaders
 
-    http = AWSResponse("https://fault.invalid/", status, {}, None)
+    http = AWSResponse("https://fault.invalid/", status, HTTPHeaders(), None)
     parsed = {
         "Error": {"Code": code, "Message": message},
         "ResponseMetadata": {"HTTPStatusCode": status, "RequestId": "injected-fault", "HTTPHeaders": {}},
@@ -537,14 +538,14 @@ def inject_aws_errors(
             stats.injected += 1
             stats.operations.append(getattr(model, "name", "?"))
         if unprocessed:
-            from botocore.awsrequest import AWSResponse
+            from botocore.awsrequest import AWSResponse, HTTPHeaders
 
             # ``params`` is the serialised request here: the items are in its JSON body
             body = (params or {}).get("body") or b"{}"
             items = json.loads(body.decode("utf-8") if isinstance(body, bytes) else body).get("RequestItems", {})
             if not items:
                 raise AssertionError("inject_aws_errors(unprocessed=True) found no RequestItems to hand back")
-            return AWSResponse("https://fault.invalid/", 200, {}, None), {
+            return AWSResponse("https://fault.invalid/", 200, HTTPHeaders(), None), {
                 "UnprocessedItems": items,
                 "ResponseMetadata": {"HTTPStatusCode": 200, "RequestId": "injected-fault", "HTTPHeaders": {}},
             }
