@@ -111,6 +111,9 @@ def caller(request: Any) -> Principal:
     return Principal(str(owner), str(context.get("scope") or "user"), str(context.get("key_id") or ""))
 
 
+_mirrored = False  # chalice's local gateway is patched once per process
+
+
 def mirror_gateway_responses() -> None:
     """Make chalice's local gateway answer a rejected key like deployed API Gateway does: 401 ``{Code, Message}``.
 
@@ -122,9 +125,10 @@ def mirror_gateway_responses() -> None:
         from chalice import local
     except ImportError:  # in Lambda
         return
-    gateway = local.LocalGatewayAuthorizer
-    if getattr(gateway, "_boatyard_mirrored", False):
+    global _mirrored
+    if _mirrored:
         return
+    gateway = local.LocalGatewayAuthorizer
     original = gateway.authorize
 
     def authorize(self: Any, raw_path: str, lambda_event: Any, lambda_context: Any) -> Any:
@@ -136,5 +140,5 @@ def mirror_gateway_responses() -> None:
                 json.dumps(UNAUTHORIZED_BODY).encode(),
             ) from None
 
-    gateway.authorize = authorize
-    gateway._boatyard_mirrored = True
+    gateway.authorize = authorize  # type: ignore[method-assign]  # the patch this function exists to make
+    _mirrored = True

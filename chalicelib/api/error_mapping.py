@@ -70,7 +70,7 @@ def error_response(err: BoatyardError) -> Response:
     status = http_status(err)
     if status is None:
         return Response(body=dict(INTERNAL_ERROR_BODY), status_code=500, headers=dict(JSON_HEADERS))
-    headers = dict(JSON_HEADERS)
+    headers: dict[str, str | list[str]] = dict(JSON_HEADERS)
     retry_after = getattr(err, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)

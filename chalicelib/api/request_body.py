@@ -51,7 +51,7 @@ def declares_json(kind: str) -> bool:
     return kind == JSON or kind.endswith("+json")
 
 
-def parse_json(data: bytes, field: str | None = None) -> Any:
+def parse_json(data: bytes | memoryview, field: str | None = None) -> Any:
     """Decode a UTF-8 JSON document; 400 naming ``field`` (or the body) when it is not one."""
     where = f"the {field} part" if field else "the request body"
     try:
