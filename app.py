@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from chalice import AuthResponse, Chalice, CORSConfig, Response
-from chalice.app import AuthRequest
+from chalice.app import AuthRequest, Request
 
 from chalicelib.api import authn, job_views, notify_views, request_body, static_ui, submit, triggers, validation
 from chalicelib.api.error_mapping import JSON_HEADERS, json_errors
@@ -42,6 +42,13 @@ def key_authorizer(auth_request: AuthRequest) -> AuthResponse:
 AUTH = key_authorizer if authn.keys_required() else None
 
 
+def _request() -> Request:
+    """The request being handled (chalice sets it before it calls a route)."""
+    request = app.current_request
+    assert request is not None, "only called from a route"
+    return request
+
+
 def _caller() -> Principal:
     return authn.caller(app.current_request)
 
@@ -57,7 +64,7 @@ def _json(body: Any, status: int = 200) -> Response:
 @json_errors
 def build() -> Response:
     """Submit a build: JSON with one source, or multipart with parts TarFile and Json → 202 JobIdentifier."""
-    request = app.current_request
+    request = _request()
     parsed = request_body.parse_build_body(request.headers, request.raw_body, get_settings())
     job_id = submit.submit_build(parsed.request, parsed.archive, _caller())
     return _json({"JobIdentifier": job_id}, 202)
@@ -74,7 +81,7 @@ def create_upload() -> Response:
 @json_errors
 def list_jobs() -> Response:
     """The caller's jobs, newest first: ``?limit=&cursor=&state=`` (admin keys: ``&owner=``)."""
-    owner, limit, cursor, state = history.parse_query(app.current_request.query_params, _caller())
+    owner, limit, cursor, state = history.parse_query(_request().query_params, _caller())
     return _json(history.list_jobs(owner, limit, cursor, state))
 
 
@@ -97,8 +104,9 @@ def cancel_job(job_id: str) -> Response:
 def job_logs(job_id: str) -> Response:
     """The job's log text; with ?since=<cursor> only what came after it."""
     job_id = validation.parse_job_id(job_id)
-    params = app.current_request.query_params or {}
-    return _json(job_views.logs_body(job_id, validation.parse_since(params.get("since")), _caller()))
+    query = _request().query_params
+    since: str | None = query.get("since") if query else None
+    return _json(job_views.logs_body(job_id, validation.parse_since(since), _caller()))
 
 
 @app.route("/api/v1/triggers", methods=["POST"], cors=CORS, content_types=ANY_TYPE, authorizer=AUTH)

@@ -35,7 +35,8 @@ _QUICK_CONFIG = Config(retries={"mode": "standard", "max_attempts": 2}, connect_
 def _cached_client(service: str, region: str, quick: bool = False) -> Any:
     with _LOCK:  # boto3's default session is not thread-safe while creating clients
         config = _QUICK_CONFIG if quick else _SERVICE_CONFIG.get(service, _CONFIG)
-        return boto3.session.Session().client(service, region_name=region, config=config)
+        session: Any = boto3.session.Session()  # any service by name (the stubs type each literal name)
+        return session.client(service, region_name=region, config=config)
 
 
 def client(service: str) -> Any:

@@ -53,17 +53,19 @@ def size_of(key: str) -> int | None:
 def read_head(key: str, count: int) -> bytes:
     """The first ``count`` bytes of an object."""
     answer = aws.client("s3").get_object(Bucket=get_settings().bucket_name, Key=key, Range=f"bytes=0-{count - 1}")
-    return answer["Body"].read()
+    head: bytes = answer["Body"].read()
+    return head
 
 
 def presigned_upload(upload_id: str, max_bytes: int, ttl_seconds: int) -> dict[str, Any]:
     """A presigned POST for ``uploads/<upload_id>`` limited to ``max_bytes``: ``{"url", "fields"}``."""
-    return aws.client("s3").generate_presigned_post(
+    post: dict[str, Any] = aws.client("s3").generate_presigned_post(
         Bucket=get_settings().bucket_name,
         Key=upload_key(upload_id),
         Conditions=[["content-length-range", 1, max_bytes]],
         ExpiresIn=ttl_seconds,
     )
+    return post
 
 
 def delete(key: str) -> None:

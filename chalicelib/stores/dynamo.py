@@ -45,7 +45,8 @@ def _from_decimal(value: Any) -> Any:
 
 def value(v: Any) -> dict[str, Any]:
     """One Python value → one DynamoDB attribute value."""
-    return _SER.serialize(_to_dynamo_number(v))
+    serialized: dict[str, Any] = dict(_SER.serialize(_to_dynamo_number(v)))
+    return serialized
 
 
 def is_conditional_failure(exc: Exception) -> bool:

@@ -58,7 +58,8 @@ def _update_item(**kwargs: Any) -> dict[str, Any]:
     delay = 0.02
     for tries_left in range(CONFLICT_TRIES - 1, -1, -1):
         try:
-            return client.update_item(**kwargs)
+            answer: dict[str, Any] = client.update_item(**kwargs)
+            return answer
         except ClientError as exc:
             if tries_left == 0 or aws_error_code(exc) != "TransactionConflictException":
                 raise

@@ -21,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -298,7 +299,7 @@ class LogWriter:
             else:
                 self._batch_write(items[start : start + MAX_BATCH])
 
-    def _fenced_write(self, requests: list[dict], fence: LogFence) -> None:
+    def _fenced_write(self, requests: list[dict[str, Any]], fence: LogFence) -> None:
         """Store chunks in one transaction that holds only while ``fence`` owns the live job; new keys only."""
         table = self.settings.table_name
         values = {":me": {"S": fence.owner}, ":attempt": {"N": str(fence.attempt)}}
@@ -306,7 +307,7 @@ class LogWriter:
         for i, phase in enumerate(LIVE_PHASE_VALUES):
             values[f":live{i}"] = {"S": phase}
             live.append(f":live{i}")
-        actions: list[dict] = [
+        actions: list[dict[str, Any]] = [
             {
                 "ConditionCheck": {
                     "TableName": table,
@@ -367,7 +368,7 @@ class LogWriter:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
 
-    def _batch_write(self, requests: list[dict]) -> None:
+    def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         client = aws.client("dynamodb")
         table = self.settings.table_name
         pending = requests

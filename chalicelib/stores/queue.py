@@ -45,7 +45,8 @@ class Delivery:
 def _url_for(name: str, configured: str) -> str:
     if configured:
         return configured
-    return aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+    url: str = aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+    return url
 
 
 def queue_url() -> str:
@@ -108,4 +109,5 @@ def attributes() -> dict[str, Any]:
         QueueUrl=queue_url(),
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )
-    return answer.get("Attributes", {})
+    found: dict[str, Any] = answer.get("Attributes", {})
+    return found
