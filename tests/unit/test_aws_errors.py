@@ -1,13 +1,15 @@
 """One reader of AWS error codes: what a store decides on is the code botocore reports, or nothing."""
 from __future__ import annotations
 
+from typing import Any
+
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from chalicelib.stores.aws_errors import NOT_FOUND_CODES, aws_error_code, cancellation_codes
 
 
 def _client_error(error: dict | None, **extra) -> ClientError:
-    response = {**({"Error": error} if error is not None else {}), **extra}
+    response: Any = {**({"Error": error} if error is not None else {}), **extra}  # malformed ones too, on purpose
     return ClientError(response, "TransactWriteItems")
 
 
