@@ -30,13 +30,16 @@ _OPERATIONS = (
 )
 
 
+_WRAPPED: set[Callable[..., Any]] = set()  # the operations _locked made: never wrapped twice
+
+
 def _locked(operation: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(operation)
     def run(*args: Any, **kwargs: Any) -> Any:
         with _LOCK:
             return operation(*args, **kwargs)
 
-    run._boatyard_atomic = True  # type: ignore[attr-defined]
+    _WRAPPED.add(run)
     return run
 
 
@@ -46,7 +49,7 @@ def make_dynamodb_writes_atomic() -> None:
 
     for name in _OPERATIONS:
         operation = getattr(DynamoDBBackend, name, None)
-        if operation is not None and not getattr(operation, "_boatyard_atomic", False):
+        if operation is not None and operation not in _WRAPPED:
             setattr(DynamoDBBackend, name, _locked(operation))
 
 

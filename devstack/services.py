@@ -318,7 +318,7 @@ def _write_htpasswd(path: Path, username: str, password: str) -> None:
         ).stdout
         path.write_bytes(out)
     else:  # the registry also accepts bcrypt hashes made by the bcrypt module
-        import bcrypt  # type: ignore[import-not-found]
+        import bcrypt
 
         path.write_bytes(username.encode() + b":" + bcrypt.hashpw(password.encode(), bcrypt.gensalt()) + b"\n")
     path.chmod(0o600)
