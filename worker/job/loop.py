@@ -24,7 +24,7 @@ from chalicelib.stores import queue
 from chalicelib.stores.queue import Delivery
 from worker.build.builder import Builder
 from worker.job.control import AbortKind, JobControl
-from worker.job.runner import JobRunner
+from worker.job.runner import JobRunner, ProcessResult
 
 log = logging.getLogger(__name__)
 
