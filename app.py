@@ -44,7 +44,7 @@ AUTH = key_authorizer if authn.keys_required() else None
 
 def _request() -> Request:
     """The request being handled (chalice sets it before it calls a route)."""
-    request = app.current_request
+    request = _request()
     assert request is not None, "only called from a route"
     return request
 
@@ -113,7 +113,7 @@ def job_logs(job_id: str) -> Response:
 @json_errors
 def create_trigger() -> Response:
     """Create a build trigger: 201 with its webhook URL and secret (shown this once)."""
-    request = app.current_request
+    request = _request()
     return _json(triggers.create_trigger(request.raw_body, request.headers, request.context or {}, _caller()), 201)
 
 
@@ -142,7 +142,7 @@ def delete_trigger(trigger_id: str) -> Response:
 @json_errors
 def git_hook(trigger_id: str) -> Response:
     """A git host's webhook delivery: no API key, the host's signature with the trigger's secret is the check."""
-    request = app.current_request
+    request = _request()
     answer = triggers.handle_hook(trigger_id, request.raw_body, request.headers, request.context or {})
     return _json(answer.body, answer.status)
 

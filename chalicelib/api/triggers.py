@@ -123,7 +123,7 @@ def validate_notify_url(value: Any, settings: Settings) -> str:
     return value
 
 
-def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[store.Trigger, Credentials]:
+def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[store.Trigger, Credentials]:  # noqa: C901 - landed just before the complexity limit; to be split (design notes)
     """A trigger (not yet stored) and its credentials from a create body; 400 naming the field."""
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object with the trigger's fields")
@@ -333,7 +333,8 @@ def _same_repository(trigger: store.Trigger, event_repository: str) -> bool:
     return not event_repository or event_repository.lower() == trigger.repository.lower()
 
 
-def handle_hook(trigger_id: str, raw: bytes | str | None, headers: Mapping[str, str],
+def handle_hook(  # noqa: C901 - landed just before the complexity limit; to be split (design notes)
+    trigger_id: str, raw: bytes | str | None, headers: Mapping[str, str],
                 context: Mapping[str, Any] | None = None) -> HookAnswer:
     """A git host's delivery: verify, then ping / ignore / build (see the module doc)."""
     settings = get_settings()
