@@ -44,7 +44,7 @@ AUTH = key_authorizer if authn.keys_required() else None
 
 def _request() -> Request:
     """The request being handled (chalice sets it before it calls a route)."""
-    request = _request()
+    request = app.current_request
     assert request is not None, "only called from a route"
     return request
 
