@@ -333,7 +333,7 @@ def _same_repository(trigger: store.Trigger, event_repository: str) -> bool:
     return not event_repository or event_repository.lower() == trigger.repository.lower()
 
 
-def handle_hook(  # noqa: C901 - landed just before the complexity limit; to be split (design notes)
+def handle_hook(
     trigger_id: str, raw: bytes | str | None, headers: Mapping[str, str],
                 context: Mapping[str, Any] | None = None) -> HookAnswer:
     """A git host's delivery: verify, then ping / ignore / build (see the module doc)."""

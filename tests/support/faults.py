@@ -168,11 +168,25 @@ def scan_aws(endpoint: str | None, secret: str, include_sqs: bool = True) -> lis
     ``endpoint`` None means the in-process ``mock_aws``.  Reading SQS messages makes them
     invisible for a moment; call it when no worker runs any more.
     """
+    findings = _scan_dynamodb(endpoint, secret) + _scan_s3(endpoint, secret)
+    if include_sqs:
+        findings += _scan_sqs(endpoint, secret)
+    if endpoint:
+        findings += _scan_moto_dump(endpoint, secret)
+    return findings
+
+
+def _scan_dynamodb(endpoint: str | None, secret: str) -> list[str]:
     findings: list[str] = []
     for table, item in scan_table_items(endpoint):
         text = json.dumps(item, sort_keys=True)
         if find_secret(text, secret):
             findings.append(f"dynamodb {table} item {item.get('pk', {}).get('S')}/{item.get('sk', {}).get('S')}")
+    return findings
+
+
+def _scan_s3(endpoint: str | None, secret: str) -> list[str]:
+    findings: list[str] = []
     s3 = aws_client("s3", endpoint)
     for bucket in s3.list_buckets().get("Buckets", []):
         paginator = s3.get_paginator("list_objects_v2")
@@ -181,24 +195,29 @@ def scan_aws(endpoint: str | None, secret: str, include_sqs: bool = True) -> lis
                 body = s3.get_object(Bucket=bucket["Name"], Key=obj["Key"])["Body"].read()
                 for where in find_secret(body, secret):
                     findings.append(f"s3://{bucket['Name']}/{obj['Key']} {where}")
-    if include_sqs:
-        sqs = aws_client("sqs", endpoint)
-        for url in sqs.list_queues().get("QueueUrls", []):
-            answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0)
-            for message in answer.get("Messages", []):
-                if find_secret(message.get("Body", ""), secret):
-                    findings.append(f"sqs {url} message {message.get('MessageId')}")
-    if endpoint:
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=30) as answer:
-                dump = answer.read()
-            if find_secret(dump, secret):
-                findings.append(f"{endpoint}/moto-api/data.json (moto's model dump)")
-        except OSError:
-            pass
     return findings
+
+
+def _scan_sqs(endpoint: str | None, secret: str) -> list[str]:
+    findings: list[str] = []
+    sqs = aws_client("sqs", endpoint)
+    for url in sqs.list_queues().get("QueueUrls", []):
+        answer = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0, WaitTimeSeconds=0)
+        for message in answer.get("Messages", []):
+            if find_secret(message.get("Body", ""), secret):
+                findings.append(f"sqs {url} message {message.get('MessageId')}")
+    return findings
+
+
+def _scan_moto_dump(endpoint: str, secret: str) -> list[str]:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=30) as answer:
+            dump = answer.read()
+    except OSError:
+        return []
+    return [f"{endpoint}/moto-api/data.json (moto's model dump)"] if find_secret(dump, secret) else []
 
 
 def without_user_instructions(doc: Any) -> Any:
