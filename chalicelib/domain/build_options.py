@@ -252,10 +252,17 @@ def validate_options(data: Mapping[str, Any], settings: Settings, inline_dockerf
         )
     if data.get("tags") is not None:
         found["tags"] = _tags(data["tags"])
+    found.update(_cache_and_resources(data, settings))
+    return BuildOptions(**found)
+
+
+def _cache_and_resources(data: Mapping[str, Any], settings: Settings) -> dict[str, Any]:
+    """The checked ``cache_from``, ``memory`` and ``cpus`` of a request (those it names)."""
+    found: dict[str, Any] = {}
     if data.get("cache_from") is not None:
         found["cache_from"] = _cache_from(data["cache_from"], settings)
     if not _absent(data.get("memory")):
         found["memory"] = parse_memory(data["memory"], settings)
     if data.get("cpus") is not None:
         found["cpus"] = parse_cpus(data["cpus"], settings)
-    return BuildOptions(**found)
+    return found

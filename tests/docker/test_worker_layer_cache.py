@@ -61,15 +61,21 @@ def _image_bytes(api: docker.APIClient, image: str, registry) -> bytes:
     blobs = []
     with tarfile.open(fileobj=io.BytesIO(saved)) as outer:
         for member in outer:
-            data = outer.extractfile(member).read() if member.isfile() else b""
+            data = _member_bytes(outer, member) if member.isfile() else b""
             if member.name.endswith("layer.tar"):
                 with tarfile.open(fileobj=io.BytesIO(data)) as layer:
                     for entry in layer:
                         if entry.isfile():
-                            blobs.append(layer.extractfile(entry).read())
+                            blobs.append(_member_bytes(layer, entry))
             else:
                 blobs.append(data)
     return b"\n".join(blobs)
+
+
+def _member_bytes(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    content = tar.extractfile(member)
+    assert content is not None, f"{member.name} is a regular file"
+    return content.read()
 
 
 def _value(blob: bytes, nonce: str) -> str:
@@ -129,7 +135,7 @@ def _forget_local_cache(api: docker.APIClient, nonce: str) -> None:
     mine = [record["ID"] for record in api.df().get("BuildCache") or [] if nonce in (record.get("Description") or "")]
     assert mine, "the first build left cache records on this host"
     for record_id in mine:
-        api.prune_builds(filters={"id": [record_id]})
+        api.prune_builds(filters={"id": [record_id]})  # type: ignore[arg-type]  # the stubs know only dangling/until; the Engine API takes id
     left = [record["ID"] for record in api.df().get("BuildCache") or [] if nonce in (record.get("Description") or "")]
     assert left == [], "the host still holds the first build's cache (an image still uses it?)"
 

@@ -278,7 +278,7 @@ def test_buildkit_command_pushes_inline_cache_and_reads_cache_from_images(tmp_pa
     plan = BuildPlan(buildargs={"V": "1"}, dockerfile="docker/Dockerfile", target="", nocache=False, pull=None,
                      labels={}, memory=0, cpus=0.0, extra_tags=(), cache_from=("ghcr.io/o/app:cache", "u/app"))
     argv = BuildKitBuilder(_settings()).command("img", str(tmp_path), BuildKitOptions(), plan)
-    pairs = list(zip(argv, argv[1:]))
+    pairs = list(zip(argv, argv[1:], strict=False))  # neighbours: one shorter
     assert ("--cache-from", "ghcr.io/o/app:cache") in pairs and ("--cache-from", "u/app") in pairs
     assert ("--build-arg", "BUILDKIT_INLINE_CACHE=1") in pairs and ("-f", "docker/Dockerfile") in pairs
     own = BuildPlan(**{**plan.__dict__, "buildargs": {"BUILDKIT_INLINE_CACHE": "0"}, "cache_from": ()})

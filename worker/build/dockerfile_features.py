@@ -299,8 +299,8 @@ def prepare_for_buildkit(text: str, owner: str, scope: bool = True) -> Prepared:
         for index, match, new in reversed(edits):  # right to left keeps earlier offsets valid
             line = lines[index]
             first = instruction.lines[0] == index
-            head = _INSTRUCTION.match(line) if first else None
-            shift = head.end() - 1 if head else -1
+            opening = _INSTRUCTION.match(line) if first else None
+            shift = opening.end() - 1 if opening else -1
             start, end = match.start(2) + shift, match.end(2) + shift
             lines[index] = line[:start] + new + line[end:]
             rewritten += 1
