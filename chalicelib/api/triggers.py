@@ -54,9 +54,8 @@ from chalicelib.domain.hook_payloads import BITBUCKET, GITHUB, GITLAB, HOSTS
 from chalicelib.domain.jobs import Job, Phase, SourceKind
 from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.domain.settings import Settings, get_settings
-from chalicelib.stores import history
+from chalicelib.stores import history, notifications
 from chalicelib.stores import jobs as jobstore
-from chalicelib.stores import notifications
 from chalicelib.stores import triggers as store
 from chalicelib.stores.apikeys import Principal
 from chalicelib.stores.sealing import Credentials
