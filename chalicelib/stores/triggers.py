@@ -262,7 +262,7 @@ def claim_delivery(trigger_id: str, delivery_id: str) -> dict[str, Any] | None:
         )
     except ClientError as exc:
         if dynamo.is_conditional_failure(exc):
-            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]
+            old: dict[str, Any] | None = exc.response.get("Item")  # type: ignore[assignment]  # the stubs' error shape has no Item; ALL_OLD adds it
             return dynamo.deserialize(old) if old else {"jobs": []}
         raise
     return None

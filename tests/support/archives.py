@@ -26,4 +26,4 @@ def dockerfile_tar(dockerfile: str, gz: bool = True) -> bytes:
 def tar_members(data: bytes) -> dict[str, bytes]:
     """The regular files of a tar or tar.gz archive, by member name."""
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]  # a regular file (isfile) always has a reader

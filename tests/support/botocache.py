@@ -19,5 +19,5 @@ def share_botocore_loader() -> None:
     if getattr(botocore.session.create_loader, "_boatyard_shared", False):
         return
     shared = functools.lru_cache(maxsize=None)(botocore.loaders.create_loader)
-    shared._boatyard_shared = True  # type: ignore[attr-defined]
+    shared._boatyard_shared = True  # type: ignore[attr-defined]  # our marker on the cached function (idempotence)
     botocore.session.create_loader = shared
