@@ -84,6 +84,13 @@ class TrickleServer:
             time.sleep(0.05)
         raise AssertionError(f"no client got {sent} bytes within {timeout} s")
 
+    def wait_gone(self, timeout: float = 15.0) -> bool:
+        """Wait until a client closed its side; the server notices at its next byte (``interval`` later)."""
+        deadline = time.monotonic() + timeout
+        while not self.gone and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return bool(self.gone)
+
     def close(self) -> None:
         """Stop serving (clients still connected are dropped)."""
         self._stop.set()

@@ -65,7 +65,7 @@ def test_trickling_download_fails_at_the_fetch_deadline(env, monkeypatch, trickl
         f"Failed: fetching the build context from the tarball at {server.url} did not finish within 3 s; it was stopped"
     )
     assert seconds < 15, seconds  # the deadline, not the server giving up after 40 s
-    assert server.gone, "the worker did not close the connection"
+    assert server.wait_gone(), "the worker did not close the connection"
     worker.shutdown(grace_seconds=1)
 
 
@@ -101,7 +101,7 @@ def test_cancel_cuts_a_trickling_download(env, trickle, headers):
     assert job_views.cancel(job_id)["Status"] == "Cancelled"  # what POST /api/v1/{id}/cancel does
     result = future.result(timeout=15)  # the next heartbeat (1 s) sees the cancel and cuts the socket
     assert result.outcome == Outcome.LOST
-    assert server.gone and server.gone[0] - cancelled < 10
+    assert server.wait_gone() and server.gone[0] - cancelled < 10
     assert worker_jobs.status(job_id) == "Cancelled"
     worker.shutdown(grace_seconds=1)
 
@@ -116,7 +116,7 @@ def test_shutdown_does_not_hang_on_a_trickling_download(env, trickle, headers):
     assert future.result(timeout=1).outcome == Outcome.RELEASED
     job = jobstore.get_job(job_id)
     assert job.phase.is_live and not job.lease_owner  # given back for another worker
-    assert server.gone
+    assert server.wait_gone()
 
 
 def test_aborted_job_s_lease_is_not_renewed(env):
