@@ -29,9 +29,10 @@ run: system-deps venv
 test: system-deps venv lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## lint: ruff's lint rules, then mypy (strict on chalicelib/ and worker/); settings in pyproject.toml
+## lint: ruff's lint rules and formatting, then mypy (strict on chalicelib/ and worker/); settings in pyproject.toml
 lint: venv
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 
 ## test-fast: the tiers that need neither Docker nor a browser

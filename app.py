@@ -3,6 +3,7 @@
 See DESIGN.md and openapi.yaml for the contract; errors are mapped in
 chalicelib.api.error_mapping.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,6 +52,7 @@ def _request() -> Request:
 
 def _caller() -> Principal:
     return authn.caller(app.current_request)
+
 
 STATIC_UI_ROUTES = {("/", "GET"), ("/{asset}", "GET")}
 """Routes that serve the web UI in the local stack; not part of the API (not in openapi.yaml)."""
@@ -184,4 +186,6 @@ def ui_asset(asset: str) -> Response:
 
 def _asset(name: str) -> Response:
     found = static_ui.load_asset(name, get_settings())
-    return Response(body=found.body, status_code=200, headers={"Content-Type": found.content_type, "Cache-Control": "no-cache"})
+    return Response(
+        body=found.body, status_code=200, headers={"Content-Type": found.content_type, "Cache-Control": "no-cache"}
+    )

@@ -1,10 +1,11 @@
 """``python -m bench`` (``make bench``): run the scenarios against a local stack, write BENCHMARKS.md.
 
-    python -m bench                  # every scenario, --runs 5 (about 15 min on 2 cores)
-    python -m bench --runs 5         # more runs per figure
-    python -m bench --quick          # smoke run: small sizes, 1 run; writes var/bench/BENCHMARKS-quick.md
-    python -m bench --only small,logs
+python -m bench                  # every scenario, --runs 5 (about 15 min on 2 cores)
+python -m bench --runs 5         # more runs per figure
+python -m bench --quick          # smoke run: small sizes, 1 run; writes var/bench/BENCHMARKS-quick.md
+python -m bench --only small,logs
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,20 +27,30 @@ from devstack.services import REPO_ROOT
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line."""
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=None, help="runs per figure (median); default 5, --quick 1")
     parser.add_argument("--quick", action="store_true", help="smoke run: 1 run, small sizes and counts")
     parser.add_argument("--only", default="", help=f"comma-separated scenarios of: {', '.join(SCENARIOS)}")
     parser.add_argument("--jobs", type=int, default=None, help="jobs per concurrency level in scenario 4 (default 100)")
     parser.add_argument("--upload-runs", type=int, default=None, help="runs of the 1 GiB upload scenario (default 2)")
     parser.add_argument("--upload-mib", type=int, default=None, help="size of the upload context in MiB (default 1024)")
-    parser.add_argument("--output", type=Path, default=None, help="report path (default BENCHMARKS.md; --quick: var/bench/BENCHMARKS-quick.md)")
     parser.add_argument(
-        "--build-network", default="none",
+        "--output",
+        type=Path,
+        default=None,
+        help="report path (default BENCHMARKS.md; --quick: var/bench/BENCHMARKS-quick.md)",
+    )
+    parser.add_argument(
+        "--build-network",
+        default="none",
         help="network of RUN steps on both sides (worker BOATYARD_BUILD_NETWORK, CLI --network); default none "
         "(this host's daemon has no docker0 bridge); '' for the daemon default",
     )
-    parser.add_argument("--registry-port", type=int, default=REGISTRY_PORT, help="port of the bench's own registry (default 5060)")
+    parser.add_argument(
+        "--registry-port", type=int, default=REGISTRY_PORT, help="port of the bench's own registry (default 5060)"
+    )
     return parser.parse_args(argv)
 
 
@@ -48,8 +59,16 @@ def options_from(args: argparse.Namespace) -> Options:
     opts = Options()
     if args.quick:
         opts = dataclasses.replace(
-            opts, runs=1, quick=True, log_lines=20_000, upload_mib=64, upload_runs=1, jobs=6,
-            idle_samples=3, api_seconds=1.0, inproc_requests=30,
+            opts,
+            runs=1,
+            quick=True,
+            log_lines=20_000,
+            upload_mib=64,
+            upload_runs=1,
+            jobs=6,
+            idle_samples=3,
+            api_seconds=1.0,
+            inproc_requests=30,
         )
     if args.runs is not None:
         opts.runs = max(1, args.runs)
@@ -79,12 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     output = args.output or (BENCH_DIR / "BENCHMARKS-quick.md" if opts.quick else REPO_ROOT / "BENCHMARKS.md")
     output.parent.mkdir(parents=True, exist_ok=True)
-    command = "python -m bench" + ("" if argv is None and len(sys.argv) <= 1 else " " + shlex.join(argv if argv is not None else sys.argv[1:]))
+    command = "python -m bench" + (
+        "" if argv is None and len(sys.argv) <= 1 else " " + shlex.join(argv if argv is not None else sys.argv[1:])
+    )
     options = dataclasses.asdict(opts)
     started = time.monotonic()
     log(f"bench: scenarios {', '.join(chosen)}; {report.options_summary(options)}")
     svc = ensure_services(args.registry_port)
-    log(f"bench: Docker {svc.docker_host}, registry {svc.registry.host} (user {svc.registry.username}), base {svc.base_image}")
+    log(
+        f"bench: Docker {svc.docker_host}, registry {svc.registry.host} (user {svc.registry.username}), base {svc.base_image}"
+    )
     desc = machine.describe({"DOCKER_HOST": svc.docker_host})
     results: list[report.ScenarioResult] = []
     with DockerCLI(svc, opts.build_network) as docker:

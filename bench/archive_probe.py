@@ -5,6 +5,7 @@ path for a ``tar_url`` job (download → sniff → sanitize) and reports the
 reason the archive was refused and its peak RSS (``VmHWM``).  Used by the
 ``archives`` bench scenario, one fresh process per archive.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,12 @@ def child(url: str) -> dict[str, Any]:
             fetch_context(job, dest, get_settings(), JobControl())
         except BuildFailed as exc:
             reason = exc.message
-    return {"reason": reason, "seconds": time.monotonic() - started,
-            "baseline_kib": baseline, "peak_kib": _status_kib("VmHWM")}
+    return {
+        "reason": reason,
+        "seconds": time.monotonic() - started,
+        "baseline_kib": baseline,
+        "peak_kib": _status_kib("VmHWM"),
+    }
 
 
 if __name__ == "__main__":

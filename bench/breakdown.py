@@ -7,6 +7,7 @@ into until-CreatedAt / queue / fetch+build / push / bookkeeping / seen-by-client
 CLI build into build / push / exit.  Events are matched by image reference,
 so other users of the same daemon do not disturb the figures.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,9 +35,21 @@ class ImageEvents:
 
     def __enter__(self) -> ImageEvents:
         self._proc = subprocess.Popen(
-            ["docker", "events", "--filter", "type=image", "--filter", "event=tag", "--filter", "event=push",
-             "--format", "{{json .}}"],
-            stdout=self._file, stderr=subprocess.DEVNULL, env=self.env,
+            [
+                "docker",
+                "events",
+                "--filter",
+                "type=image",
+                "--filter",
+                "event=tag",
+                "--filter",
+                "event=push",
+                "--format",
+                "{{json .}}",
+            ],
+            stdout=self._file,
+            stderr=subprocess.DEVNULL,
+            env=self.env,
         )
         time.sleep(0.3)  # subscribed before the first build
         return self
@@ -91,7 +104,9 @@ class CliRun:
     ended: float
 
 
-def summarize(by_runs: list[BoatyardRun], cli_runs: list[CliRun], events: dict[str, dict[str, float]]) -> tuple[str, str, dict]:
+def summarize(
+    by_runs: list[BoatyardRun], cli_runs: list[CliRun], events: dict[str, dict[str, float]]
+) -> tuple[str, str, dict]:
     """Two one-line breakdowns (medians, seconds) and the per-run numbers."""
     by_parts: dict[str, list[float]] = {
         k: [] for k in ("to CreatedAt", "queue", "fetch+build", "push", "to Finished", "seen")

@@ -1,4 +1,5 @@
 """A small HTTP client of boatyard's API v1, as a user's script would use it (bounded loops)."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """What every scenario gets: the options, the outside services, the Docker CLI baseline, helpers."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """A description of the machine the benchmark ran on (for the report header)."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -60,11 +61,16 @@ def describe(docker_env: dict[str, str] | None = None) -> dict[str, Any]:
     try:
         versions = subprocess.run(
             ["docker", "version", "--format", "{{.Client.Version}} / {{.Server.Version}}"],
-            capture_output=True, text=True, timeout=20, env=env,
+            capture_output=True,
+            text=True,
+            timeout=20,
+            env=env,
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired):
         pass
-    commit = _run(["git", "-C", os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rev-parse", "--short", "HEAD"])
+    commit = _run(
+        ["git", "-C", os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rev-parse", "--short", "HEAD"]
+    )
     return {
         "CPU": _cpu_model(),
         "Cores": str(os.cpu_count() or "unknown"),

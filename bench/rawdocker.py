@@ -3,6 +3,7 @@
 Logs in to the bench registry with a temporary ``DOCKER_CONFIG`` directory,
 removed (after ``docker logout``) when the context manager exits.
 """
+
 from __future__ import annotations
 
 import os
@@ -31,7 +32,10 @@ class DockerCLI:
     def __enter__(self) -> DockerCLI:
         answer = subprocess.run(
             [self.docker, "login", self.svc.registry.host, "-u", self.svc.registry.username, "--password-stdin"],
-            input=self.svc.registry.password.encode(), env=self.env, capture_output=True, timeout=60,
+            input=self.svc.registry.password.encode(),
+            env=self.env,
+            capture_output=True,
+            timeout=60,
         )
         if answer.returncode != 0:
             self.close()
@@ -46,16 +50,21 @@ class DockerCLI:
         subprocess.run([self.docker, "logout", self.svc.registry.host], env=self.env, capture_output=True, timeout=60)
         shutil.rmtree(self.config_dir, ignore_errors=True)
 
-    def _run(self, argv: list[str], out: IO[bytes] | int, stdin: IO[bytes] | None = None, timeout: float = 1800) -> float:
+    def _run(
+        self, argv: list[str], out: IO[bytes] | int, stdin: IO[bytes] | None = None, timeout: float = 1800
+    ) -> float:
         start = time.monotonic()
         answer = subprocess.run(argv, env=self.env, stdout=out, stderr=subprocess.PIPE, stdin=stdin, timeout=timeout)
         seconds = time.monotonic() - start
         if answer.returncode != 0:
-            raise BenchError(f"{' '.join(argv[:2])} failed ({answer.returncode}): {answer.stderr.decode(errors='replace')[-800:]}")
+            raise BenchError(
+                f"{' '.join(argv[:2])} failed ({answer.returncode}): {answer.stderr.decode(errors='replace')[-800:]}"
+            )
         return seconds
 
-    def build_push(self, tag: str, context_dir: Path | None = None, context_tar: Path | None = None,
-                   output: Path | None = None) -> tuple[float, float]:
+    def build_push(
+        self, tag: str, context_dir: Path | None = None, context_tar: Path | None = None, output: Path | None = None
+    ) -> tuple[float, float]:
         """Build ``tag`` from a directory or a tar (on stdin), then push it; (build s, push s).
 
         Build output goes to ``output`` (a file) or is discarded.

@@ -1,4 +1,5 @@
 """Results of the scenarios and the markdown report (BENCHMARKS.md)."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,17 +60,27 @@ def render(
     )
     out += ["", f"Command: `{command}` — {options_summary(options)}; wall time {total_seconds / 60:.1f} min.", ""]
     if options.get("quick"):
-        out += ["**This is a `--quick` smoke run: sizes and counts are reduced; the figures are not the benchmark.**", ""]
+        out += [
+            "**This is a `--quick` smoke run: sizes and counts are reduced; the figures are not the benchmark.**",
+            "",
+        ]
     out += ["## Machine", "", "| | |", "| --- | --- |"]
     out += [f"| {_cell(k)} | {_cell(v)} |" for k, v in machine.items()]
-    out += ["", "## Results", "", "| # | scenario | figure | value | goal | goal met? |", "| --- | --- | --- | --- | --- | --- |"]
+    out += [
+        "",
+        "## Results",
+        "",
+        "| # | scenario | figure | value | goal | goal met? |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for index, result in enumerate(results, 1):
         if result.error:
-            out.append(f"| {index} | {_cell(result.short or result.title)} | scenario failed | {_cell(result.error[:300])} | | **NOT met** |")
-        for row in result.rows:
             out.append(
-                f"| {index} | {_cell(result.short or result.title)} | {_cell(row.metric)} | {_cell(row.value)} | {_cell(row.goal)} | {row.verdict} |"
+                f"| {index} | {_cell(result.short or result.title)} | scenario failed | {_cell(result.error[:300])} | | **NOT met** |"
             )
+        for row in result.rows:
+            cells = [str(index), _cell(result.short or result.title), _cell(row.metric), _cell(row.value)]
+            out.append(f"| {' | '.join(cells)} | {_cell(row.goal)} | {row.verdict} |")
     goals = [row for r in results for row in r.rows if row.met is not None]
     met = sum(1 for row in goals if row.met)
     failed = sum(1 for r in results if r.error)

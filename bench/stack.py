@@ -5,6 +5,7 @@ user ``bench``) so the tests' registry on 5050 is never touched.  Each scenario
 gets a fresh :class:`BenchStack` (fresh processes, so peak-memory figures
 belong to that scenario alone).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,7 +83,9 @@ def descendants(pid: int) -> list[int]:
 class BenchStack:
     """One local stack (moto server, ``chalice local``, one ``python -m worker``) on free ports."""
 
-    def __init__(self, svc: Services, name: str, extra_env: dict[str, str] | None = None, build_network: str = "") -> None:
+    def __init__(
+        self, svc: Services, name: str, extra_env: dict[str, str] | None = None, build_network: str = ""
+    ) -> None:
         self.svc = svc
         self.name = name
         self.work_dir = BENCH_DIR / "work" / name

@@ -1,4 +1,5 @@
 """Small statistics helpers: medians and percentiles without numpy."""
+
 from __future__ import annotations
 
 import math

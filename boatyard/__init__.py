@@ -3,4 +3,5 @@
 It speaks only boatyard's public HTTP API (``README.md``, ``openapi.yaml``); it
 imports nothing from the service's own packages.
 """
+
 __version__ = "1.0.0"

@@ -1,4 +1,5 @@
 """``python -m boatyard``: the same as the ``boatyard`` console script."""
+
 import sys
 
 from boatyard.cli import main

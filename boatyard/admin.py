@@ -7,6 +7,7 @@ Never through the API: an operator's credentials (or moto locally, via
 ``register(subparsers)`` adds the ``admin`` tree to the ``boatyard`` console
 script (``boatyard/cli.py``); ``python -m boatyard.admin keys …`` runs it alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,9 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     print(f"{'KEY_ID':<18}{'OWNER':<24}{'SCOPE':<7}{'STATE':<9}{'CREATED':<26}{'LAST USED':<26}LABEL")
     for k in keys:
-        print(f"{k.key_id:<18}{k.owner:<24}{k.scope:<7}{k.state:<9}{k.created_at:<26}{(k.last_used_at or '-'):<26}{k.label}")
+        print(
+            f"{k.key_id:<18}{k.owner:<24}{k.scope:<7}{k.state:<9}{k.created_at:<26}{(k.last_used_at or '-'):<26}{k.label}"
+        )
     return 0
 
 

@@ -5,6 +5,7 @@ answers 409 once done); a build submission is retried only when the connection
 could not be made, so a build is never submitted twice.  The API key goes only
 to the API: the presigned S3 upload uses a session without it.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,8 +52,15 @@ def _retry(methods: Iterable[str]) -> Retry:
     if not methods:
         return Retry(total=3, connect=3, read=0, status=0, other=0, backoff_factor=0.5)
     return Retry(
-        total=5, connect=5, read=2, status=4, backoff_factor=0.5, status_forcelist=RETRY_STATUSES,
-        allowed_methods=frozenset(methods), respect_retry_after_header=True, raise_on_status=False,
+        total=5,
+        connect=5,
+        read=2,
+        status=4,
+        backoff_factor=0.5,
+        status_forcelist=RETRY_STATUSES,
+        allowed_methods=frozenset(methods),
+        respect_retry_after_header=True,
+        raise_on_status=False,
     )
 
 
@@ -77,7 +85,9 @@ def _error_from(answer: requests.Response) -> ApiError:
     # No boatyard error body: a route this server does not have (API Gateway and chalice local answer
     # 403 "Missing Authentication Token"; the seed answered 404 or 405).
     if answer.status_code in (403, 404, 405) and (body is None or (isinstance(body, dict) and "message" in body)):
-        return RouteMissing(answer.status_code, "", f"the API has no {answer.request.method} {_path(answer.request.url or answer.url)}")
+        return RouteMissing(
+            answer.status_code, "", f"the API has no {answer.request.method} {_path(answer.request.url or answer.url)}"
+        )
     return ApiError(answer.status_code, "", f"the API answered {answer.reason or 'an error'}")
 
 
@@ -108,7 +118,9 @@ class Client:
     def _call(self, session: requests.Session, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         url = f"{self.base}{path}"
         try:
-            answer = session.request(method, url, timeout=kwargs.pop("timeout", TIMEOUT), allow_redirects=False, **kwargs)
+            answer = session.request(
+                method, url, timeout=kwargs.pop("timeout", TIMEOUT), allow_redirects=False, **kwargs
+            )
         except requests.RequestException as exc:
             raise ApiError(0, "", f"cannot reach the API at {self.base}: {type(exc).__name__}") from None
         if not 200 <= answer.status_code < 300:
@@ -128,14 +140,22 @@ class Client:
 
     def submit_archive(self, fields: dict[str, Any], archive: BinaryIO, size: int) -> str:
         """``POST /api/v1/build`` as multipart (parts ``Json`` and ``TarFile``), streamed from ``archive``."""
-        encoder = MultipartEncoder(fields=[
-            ("Json", ("build.json", json.dumps(fields), "application/json")),
-            ("TarFile", ("context.tar.gz", archive, "application/x-gzip")),
-        ])
-        return _job_id(self._call(
-            self.writes, "POST", "/api/v1/build", data=encoder, headers={"Content-Type": encoder.content_type},
-            timeout=UPLOAD_TIMEOUT,
-        ))
+        encoder = MultipartEncoder(
+            fields=[
+                ("Json", ("build.json", json.dumps(fields), "application/json")),
+                ("TarFile", ("context.tar.gz", archive, "application/x-gzip")),
+            ]
+        )
+        return _job_id(
+            self._call(
+                self.writes,
+                "POST",
+                "/api/v1/build",
+                data=encoder,
+                headers={"Content-Type": encoder.content_type},
+                timeout=UPLOAD_TIMEOUT,
+            )
+        )
 
     def create_upload(self) -> dict[str, Any]:
         """``POST /api/v1/uploads``: a presigned S3 POST (``Url``, ``Fields``, ``MaxBytes``) and an ``UploadId``."""
@@ -153,8 +173,11 @@ class Client:
         monitor = MultipartEncoderMonitor(encoder, lambda m: on_bytes(m.bytes_read))
         try:
             answer = self.uploads.post(
-                grant["Url"], data=monitor, headers={"Content-Type": monitor.content_type},
-                timeout=UPLOAD_TIMEOUT, allow_redirects=False,
+                grant["Url"],
+                data=monitor,
+                headers={"Content-Type": monitor.content_type},
+                timeout=UPLOAD_TIMEOUT,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise ApiError(0, "", f"the upload to storage failed: {type(exc).__name__}") from None

@@ -4,6 +4,7 @@ Secret values and the key are read here, on the user's machine, and become the b
 request's ``secrets`` ({id: value}) and ``ssh`` fields; no message of this module ever
 holds a value (only ids, file names and variable names).
 """
+
 from __future__ import annotations
 
 import os
@@ -70,7 +71,9 @@ def parse_secret(spec: str, env: Mapping[str, str] | None = None) -> tuple[str, 
         raise UsageError(f"--secret: unknown key {sorted(unknown)[0]!r} (use id=, src= or env=)")
     secret_id = fields.get("id", "")
     if not SECRET_ID.fullmatch(secret_id):
-        raise UsageError("--secret: id= must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit")
+        raise UsageError(
+            "--secret: id= must be 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
     kind = fields.get("type", "env" if "env" in fields else "file" if {"src", "source"} & set(fields) else "")
     src = fields.get("src") or fields.get("source")
     if kind not in ("", "file", "env"):
@@ -97,8 +100,10 @@ def parse_ssh(spec: str) -> str:
     if ssh_id.strip() != "default":
         raise UsageError("--ssh: only the default id is supported (--ssh default=KEYFILE)")
     if not sep or not path.strip() or "," in path:
-        raise UsageError("--ssh default: give one private key file (--ssh default=~/.ssh/id_ed25519); "
-                         "an SSH agent cannot be forwarded to a remote build")
+        raise UsageError(
+            "--ssh default: give one private key file (--ssh default=~/.ssh/id_ed25519); "
+            "an SSH agent cannot be forwarded to a remote build"
+        )
     key = _read_text(path.strip(), "--ssh", "the key file", MAX_SSH_KEY_BYTES)
     if "PRIVATE KEY-----" not in key:
         raise UsageError(f"--ssh: {path.strip()} is not a private key file (-----BEGIN ... PRIVATE KEY-----)")

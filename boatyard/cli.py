@@ -8,6 +8,7 @@ Exit codes: 0 the build finished (or the command did what it says); 1 the build 
 cancelled (the reason on stderr); 2 a usage error or a request the API refused; 3 the API or the
 storage could not be reached or failed; 130 interrupted (Ctrl-C).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,9 @@ presigned upload.  The API's inline limit is 6 MiB; a seed-compatible API withou
 up to that inline."""
 SEED_INLINE_MAX_BYTES = 6 * 1024 * 1024 - 64 * 1024  # room for the Json part and the multipart framing
 UPLOAD_ATTEMPTS = 3
-_GITHUB = re.compile(r"^(?P<user>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<repo>[A-Za-z0-9._-]{1,100})@(?P<tag>[^\s@]{1,255})$")
+_GITHUB = re.compile(
+    r"^(?P<user>[A-Za-z0-9](?:[A-Za-z0-9-]{0,38}))/(?P<repo>[A-Za-z0-9._-]{1,100})@(?P<tag>[^\s@]{1,255})$"
+)
 _BUILD_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -209,8 +212,7 @@ def _pack_folder(args: argparse.Namespace, out: Output, spool: Any) -> int:
     return size
 
 
-def _submit_folder(client: Client, fields: dict[str, Any], spool: Any, size: int, out: Output,
-                   progress: bool) -> str:
+def _submit_folder(client: Client, fields: dict[str, Any], spool: Any, size: int, out: Output, progress: bool) -> str:
     """Upload the packed context (presigned POST, or inline when small or when /uploads is missing) and submit."""
     if size <= INLINE_MAX_BYTES:
         return client.submit_archive(fields, spool, size)
@@ -218,8 +220,12 @@ def _submit_folder(client: Client, fields: dict[str, Any], spool: Any, size: int
         grant = client.create_upload()
     except RouteMissing:
         if size > SEED_INLINE_MAX_BYTES:
-            raise ApiError(413, "", f"this API has no /api/v1/uploads and the context ({human_bytes(size)}) is over "
-                                  f"its inline limit; shrink it with .dockerignore") from None
+            raise ApiError(
+                413,
+                "",
+                f"this API has no /api/v1/uploads and the context ({human_bytes(size)}) is over "
+                f"its inline limit; shrink it with .dockerignore",
+            ) from None
         out.note("This API has no upload endpoint; sending the context in the request")
         return client.submit_archive(fields, spool, size)
     limit = int(grant.get("MaxBytes") or 0)
@@ -308,7 +314,9 @@ def _report_end(status: dict[str, Any], job_id: str, out: Output) -> int:
         out.note(f"Finished: {image}" + (f"@{digest}" if digest else ""))
         out.result(_summary(status, job_id), job_id if out.quiet else "")
     else:
-        out.error(f"build {job_id} {'failed: ' + reason(status) if str(status.get('Status')).startswith('Failed') else reason(status)}")
+        out.error(
+            f"build {job_id} {'failed: ' + reason(status) if str(status.get('Status')).startswith('Failed') else reason(status)}"
+        )
         out.result(_summary(status, job_id), "")
     return code
 
@@ -371,8 +379,9 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         try:
             page = client.jobs(limit=args.limit, cursor=args.cursor, state=args.state)
         except RouteMissing:
-            out.error("this boatyard API has no build history (GET /api/v1/jobs); "
-                      "use boatyard status JOB for a job you know")
+            out.error(
+                "this boatyard API has no build history (GET /api/v1/jobs); use boatyard status JOB for a job you know"
+            )
             return EXIT_USAGE
     items = page.get("Jobs")
     if not isinstance(items, list):
@@ -382,8 +391,10 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         out.result({**{k: v for k, v in page.items() if k not in ("Jobs", "Items")}, "Jobs": rows}, "")
         return EXIT_OK
     for row in rows:
-        print(f"{row.get('JobIdentifier', ''):36}  {str(row.get('Phase') or row.get('Status', '')):9}  "
-              f"{str(row.get('CreatedAt', '')):25}  {row.get('ImageName', '')}")
+        print(
+            f"{row.get('JobIdentifier', ''):36}  {str(row.get('Phase') or row.get('Status', '')):9}  "
+            f"{str(row.get('CreatedAt', '')):25}  {row.get('ImageName', '')}"
+        )
     cursor = page.get("Next") or page.get("Cursor") or page.get("NextCursor")
     if cursor:
         out.note(f"more: boatyard jobs --cursor {clean(str(cursor))}")
@@ -413,46 +424,93 @@ def _client(args: argparse.Namespace) -> Client:
 def _common() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection and output")
-    group.add_argument("--api", help="the service's base URL (default: $BOATYARD_API, the config file, "
-                                     f"or {configuration.DEFAULT_API}); the API key comes from $BOATYARD_TOKEN or the config file")
-    group.add_argument("--insecure", action="store_true", help="allow sending the API key over plain HTTP to another host")
-    group.add_argument("--output", "-o", choices=("text", "json"), default="text", help="json: one JSON document on stdout")
+    group.add_argument(
+        "--api",
+        help="the service's base URL (default: $BOATYARD_API, the config file, "
+        f"or {configuration.DEFAULT_API}); the API key comes from $BOATYARD_TOKEN or the config file",
+    )
+    group.add_argument(
+        "--insecure", action="store_true", help="allow sending the API key over plain HTTP to another host"
+    )
+    group.add_argument(
+        "--output", "-o", choices=("text", "json"), default="text", help="json: one JSON document on stdout"
+    )
     group.add_argument("--quiet", "-q", action="store_true", help="no progress or log; print only the result")
     return common
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
-    parser = argparse.ArgumentParser(prog="boatyard", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="boatyard", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"boatyard {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = _common()
 
-    build = subparsers.add_parser("build", parents=[common], help="build a folder (or a GitHub tag / tarball URL) and push it",
-                                  description="Pack PATH (honouring .dockerignore), upload it, build it remotely, follow the log.")
+    build = subparsers.add_parser(
+        "build",
+        parents=[common],
+        help="build a folder (or a GitHub tag / tarball URL) and push it",
+        description="Pack PATH (honouring .dockerignore), upload it, build it remotely, follow the log.",
+    )
     build.add_argument("path", nargs="?", metavar="PATH", help="the build context folder (default: .)")
-    build.add_argument("-t", "--tag", action="append", default=[], metavar="IMAGE",
-                       help="image to push, e.g. registry.example.com/team/app:1.0; again for more tags of the same repository")
-    build.add_argument("--build-arg", action="append", default=[], metavar="K=V",
-                       help="a build argument (visible in the image's history: not for secrets)")
+    build.add_argument(
+        "-t",
+        "--tag",
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="image to push, e.g. registry.example.com/team/app:1.0; again for more tags of the same repository",
+    )
+    build.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="a build argument (visible in the image's history: not for secrets)",
+    )
     build.add_argument("-f", "--file", metavar="DOCKERFILE", help="the Dockerfile (default PATH/Dockerfile)")
     build.add_argument("--target", help="the stage of a multi-stage Dockerfile to build")
     build.add_argument("--no-cache", action="store_true", help="do not use the build cache")
-    build.add_argument("--engine", choices=buildkit_flags.ENGINES,
-                       help="the build engine (default: the service decides; BuildKit syntax, secrets and --ssh pick buildkit)")
-    build.add_argument("--secret", action="append", default=[], metavar="id=ID,src=FILE",
-                       help="a build secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR "
-                            "(read here, sent sealed, never stored or printed; repeatable)")
-    build.add_argument("--ssh", action="append", default=[], metavar="default=KEYFILE",
-                       help="a private key for RUN --mount=type=ssh (a deploy key without passphrase)")
-    build.add_argument("--cache-from", action="append", default=[], metavar="IMAGE",
-                       help="an image whose BuildKit inline cache the build may reuse (repeatable)")
+    build.add_argument(
+        "--engine",
+        choices=buildkit_flags.ENGINES,
+        help="the build engine (default: the service decides; BuildKit syntax, secrets and --ssh pick buildkit)",
+    )
+    build.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="id=ID,src=FILE",
+        help="a build secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR "
+        "(read here, sent sealed, never stored or printed; repeatable)",
+    )
+    build.add_argument(
+        "--ssh",
+        action="append",
+        default=[],
+        metavar="default=KEYFILE",
+        help="a private key for RUN --mount=type=ssh (a deploy key without passphrase)",
+    )
+    build.add_argument(
+        "--cache-from",
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="an image whose BuildKit inline cache the build may reuse (repeatable)",
+    )
     build.add_argument("-d", "--detach", action="store_true", help="print the job id and return once submitted")
-    build.add_argument("--cancel-on-interrupt", action="store_true", help="on Ctrl-C, cancel the remote build without asking")
-    build.add_argument("--github", metavar="USER/REPO@TAG", help="build a GitHub repository at a tag instead of a folder")
+    build.add_argument(
+        "--cancel-on-interrupt", action="store_true", help="on Ctrl-C, cancel the remote build without asking"
+    )
+    build.add_argument(
+        "--github", metavar="USER/REPO@TAG", help="build a GitHub repository at a tag instead of a folder"
+    )
     build.add_argument("--tar-url", metavar="URL", help="build a tar/tar.gz at this URL instead of a folder")
-    build.add_argument("-u", "--username", help="registry user to push as (default: $BOATYARD_REGISTRY_USER or your Docker login)")
+    build.add_argument(
+        "-u", "--username", help="registry user to push as (default: $BOATYARD_REGISTRY_USER or your Docker login)"
+    )
     build.add_argument("--password-stdin", action="store_true", help="read the registry password from standard input")
     build.set_defaults(func=cmd_build)
 

@@ -8,6 +8,7 @@ The file is TOML with top-level keys ``api`` (the service's base URL) and
 
 A token in a file that others can read is refused (like ssh does with keys).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -99,8 +100,9 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def resolve(api_flag: str | None = None, insecure: bool = False, env: Mapping[str, str] | None = None,
-            path: Path | None = None) -> Config:
+def resolve(
+    api_flag: str | None = None, insecure: bool = False, env: Mapping[str, str] | None = None, path: Path | None = None
+) -> Config:
     """Flags win over the environment (``BOATYARD_API``, ``BOATYARD_TOKEN``), which wins over the file."""
     env = os.environ if env is None else env
     path = path or config_path(env)

@@ -2,6 +2,7 @@
 (``BOATYARD_REGISTRY_USER`` / ``BOATYARD_REGISTRY_PASSWORD``), else the user's Docker config for that
 registry (``~/.docker/config.json``: ``auths`` entries, ``credsStore`` / ``credHelpers`` through the
 ``docker-credential-*`` helpers, read with docker-py's ``docker.auth``).  Never printed."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,8 +53,13 @@ def from_docker_config(registry: str, config_path: str | None = None) -> Registr
     return RegistryCredentials()
 
 
-def resolve(image: str, username: str | None = None, password: str | None = None,
-            env: Mapping[str, str] | None = None, docker_config: str | None = None) -> RegistryCredentials:
+def resolve(
+    image: str,
+    username: str | None = None,
+    password: str | None = None,
+    env: Mapping[str, str] | None = None,
+    docker_config: str | None = None,
+) -> RegistryCredentials:
     """The credentials to push ``image`` with: flags, then environment, then the Docker config."""
     env = os.environ if env is None else env
     if password:

@@ -6,6 +6,7 @@ adds around it is reproduced here: the Dockerfile and ``.dockerignore`` are alwa
 reads them, then drops them from the context when ``.dockerignore`` names them), owners are 0:0, and
 special files (sockets, devices, FIFOs) are left out.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -90,7 +91,9 @@ def _add_entry(archive: tarfile.TarFile, name: str, path: Path, result: PackResu
     if info.isfile():
         try:
             with open(path, "rb") as handle:
-                if os.fstat(handle.fileno()).st_size != info.size or not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                if os.fstat(handle.fileno()).st_size != info.size or not stat.S_ISREG(
+                    os.fstat(handle.fileno()).st_mode
+                ):
                     raise PackError(f"{path} changed while it was being packed")
                 archive.addfile(info, handle)
         except OSError as exc:
@@ -114,8 +117,13 @@ def _add_dockerfile(archive: tarfile.TarFile, source: Path, result: PackResult) 
         raise PackError(f"cannot read {source}: {exc.strerror or exc}") from None
 
 
-def pack(root: Path, out: BinaryIO, dockerfile: str = "Dockerfile", dockerfile_source: Path | None = None,
-         on_file: Callable[[PackResult], None] | None = None) -> PackResult:
+def pack(
+    root: Path,
+    out: BinaryIO,
+    dockerfile: str = "Dockerfile",
+    dockerfile_source: Path | None = None,
+    on_file: Callable[[PackResult], None] | None = None,
+) -> PackResult:
     """Write the context of ``root`` to ``out`` as tar.gz; returns what went in.
 
     ``dockerfile`` is the Dockerfile's path inside the context.  ``dockerfile_source``, when given, is

@@ -1,4 +1,5 @@
 """Progress of the upload on stderr: a rich bar (bytes, rate, ETA) on a terminal, plain lines otherwise."""
+
 from __future__ import annotations
 
 import sys
@@ -22,8 +23,9 @@ class ByteProgress:
     ``interval`` seconds (and one at the end), fit for CI logs.
     """
 
-    def __init__(self, label: str, total: int, enabled: bool = True, stream: TextIO | None = None,
-                 interval: float = 5.0) -> None:
+    def __init__(
+        self, label: str, total: int, enabled: bool = True, stream: TextIO | None = None, interval: float = 5.0
+    ) -> None:
         self.label = label
         self.total = max(total, 1)
         self.enabled = enabled
@@ -50,8 +52,13 @@ class ByteProgress:
             )
 
             self._bar = Progress(
-                TextColumn("{task.description}"), BarColumn(), DownloadColumn(binary_units=True),
-                TransferSpeedColumn(), TimeRemainingColumn(), console=Console(file=self.stream), transient=False,
+                TextColumn("{task.description}"),
+                BarColumn(),
+                DownloadColumn(binary_units=True),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                console=Console(file=self.stream),
+                transient=False,
             )
             self._bar.start()
             self._task = self._bar.add_task(self.label, total=self.total)
@@ -76,8 +83,12 @@ class ByteProgress:
         left = (self.total - self._done) / rate if rate > 0 else float("inf")
         eta = f", {left:.0f} s left" if left != float("inf") and self._done < self.total else ""
         percent = 100.0 * self._done / self.total
-        print(f"{self.label}: {human_bytes(self._done)} of {human_bytes(self.total)} ({percent:.0f}%), "
-              f"{human_bytes(rate)}/s{eta}", file=self.stream, flush=True)
+        print(
+            f"{self.label}: {human_bytes(self._done)} of {human_bytes(self.total)} ({percent:.0f}%), "
+            f"{human_bytes(rate)}/s{eta}",
+            file=self.stream,
+            flush=True,
+        )
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:

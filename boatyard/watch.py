@@ -1,4 +1,5 @@
 """Follow a job: its log as it comes (``?since=`` cursors), then its final status and exit code."""
+
 from __future__ import annotations
 
 import re
@@ -50,8 +51,9 @@ def next_interval(interval: float, news: bool, elapsed: float) -> float:
     return POLL_MIN_SECONDS if news else min(interval * 1.5, ceiling)
 
 
-def follow(client: Client, job_id: str, write: Callable[[str], None] | None,
-           sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+def follow(
+    client: Client, job_id: str, write: Callable[[str], None] | None, sleep: Callable[[float], None] = time.sleep
+) -> dict[str, Any]:
     """Print the job's log through ``write`` (None: do not fetch it) until the job ends; its last status.
 
     Against boatyard the log is read with ``?since=`` cursors until ``Complete``; against the seed

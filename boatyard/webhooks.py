@@ -14,6 +14,7 @@ older than the tolerance (5 minutes), which stops a captured request from being 
     if not verify_signature(secret, request.headers.get("X-Boatyard-Signature-256", ""), request.get_data()):
         abort(400)
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -23,8 +24,9 @@ import time
 DEFAULT_TOLERANCE_SECONDS = 300
 
 
-def verify_signature(secret: str, header: str, body: bytes, tolerance: float = DEFAULT_TOLERANCE_SECONDS,
-                     now: float | None = None) -> bool:
+def verify_signature(
+    secret: str, header: str, body: bytes, tolerance: float = DEFAULT_TOLERANCE_SECONDS, now: float | None = None
+) -> bool:
     """True when ``header`` is a valid boatyard signature of ``body`` made with ``secret`` within ``tolerance`` s."""
     stamps: list[str] = []
     signatures: list[str] = []
@@ -39,5 +41,7 @@ def verify_signature(secret: str, header: str, body: bytes, tolerance: float = D
     timestamp = int(stamps[0])
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         return False
-    expected = hmac.new(secret.encode("utf-8"), stamps[0].encode("ascii") + b"." + bytes(body), hashlib.sha256).hexdigest()
+    expected = hmac.new(
+        secret.encode("utf-8"), stamps[0].encode("ascii") + b"." + bytes(body), hashlib.sha256
+    ).hexdigest()
     return any(hmac.compare_digest(expected, given) for given in signatures)

@@ -1,4 +1,5 @@
 """``python -m devstack run``: the whole service in the foreground (what ``make run`` calls)."""
+
 from __future__ import annotations
 
 import argparse
@@ -52,7 +53,10 @@ def run(args: argparse.Namespace) -> int:
             time.sleep(0.5)
             for name, proc in stack.procs.items():
                 if proc.poll() is not None:
-                    print(f"boatyard: {name} exited ({proc.returncode}); stopping. See {stack.config.log_dir}", file=sys.stderr)
+                    print(
+                        f"boatyard: {name} exited ({proc.returncode}); stopping. See {stack.config.log_dir}",
+                        file=sys.stderr,
+                    )
                     stopping["now"] = True
     finally:
         print("stopping ...", flush=True)

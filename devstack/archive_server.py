@@ -19,6 +19,7 @@ like Bitbucket (folder ``<workspace>-<repo>-<12-char sha>/``, a private reposito
 wants Basic auth with the app password, and the download is a 302 to another host
 name, as Bitbucket sends to its upload storage).
 """
+
 from __future__ import annotations
 
 import base64
@@ -35,7 +36,9 @@ def make_tar_gz(files: Mapping[str, bytes | str], top: str = "", commit: str = "
     """A tar.gz holding ``files`` (path → content), optionally under folder ``top`` and naming a ``commit``."""
     buffer = io.BytesIO()
     pax_headers = {"comment": commit} if commit else None
-    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT if commit else None, pax_headers=pax_headers) as tar:
+    with tarfile.open(
+        fileobj=buffer, mode="w:gz", format=tarfile.PAX_FORMAT if commit else None, pax_headers=pax_headers
+    ) as tar:
         if top:
             info = tarfile.TarInfo(top.rstrip("/"))
             info.type = tarfile.DIRTYPE
@@ -67,8 +70,11 @@ class _Handler(BaseHTTPRequestHandler):
         token = self.owner.private.get(path)
         auth = self.headers.get("Authorization") or ""
         if self.owner.rate_limit_reset is not None:
-            self._plain(403, '{"message": "API rate limit exceeded"}',
-                        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(self.owner.rate_limit_reset)})
+            self._plain(
+                403,
+                '{"message": "API rate limit exceeded"}',
+                {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(self.owner.rate_limit_reset)},
+            )
         elif not auth.startswith("Bearer ") or (token is not None and auth != f"Bearer {token}"):
             self._plain(401, '{"message": "Bad credentials"}')
         elif token is None:
@@ -182,7 +188,12 @@ class ArchiveServer:
         return commit
 
     def add_bitbucket_repo(
-        self, workspace: str, repo: str, ref: str, files: Mapping[str, bytes | str], username: str = "",
+        self,
+        workspace: str,
+        repo: str,
+        ref: str,
+        files: Mapping[str, bytes | str],
+        username: str = "",
         app_password: str = "",
     ) -> str:
         """Publish a Bitbucket repository archive at ``ref``; private with an app password. Returns its commit."""

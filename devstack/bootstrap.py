@@ -1,4 +1,5 @@
 """``python -m devstack.bootstrap``: create the table, bucket, queues and key on the endpoint in the environment."""
+
 from __future__ import annotations
 
 import json

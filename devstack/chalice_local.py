@@ -8,6 +8,7 @@ The server and the app are chalice's own; two socket settings change:
   with Nagle's algorithm against the client's delayed ACK every answer on a
   kept-alive connection waited ~40 ms (a status read took 48 ms instead of ~2).
 """
+
 from __future__ import annotations
 
 import sys

@@ -6,6 +6,7 @@ whole header, taking a worker past 1.2 GiB of memory.  The gzip data is made
 without compressing 600 MiB: a run of zeros compressed once after a full flush
 is a valid deflate fragment, so it is repeated; only the CRC walks the bytes.
 """
+
 from __future__ import annotations
 
 import bz2
@@ -48,7 +49,9 @@ def extended_header_bomb(declared_mib: int = 600, kind: bytes = tarfile.GNUTYPE_
     """A tar.gz with a Dockerfile, then an extended header (``L``, ``K``, ``x`` or ``g``) of ``declared_mib`` MiB of zeros."""
     header = tarfile.TarInfo("././@LongLink" if kind in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK) else "pax")
     header.type, header.size = kind, declared_mib * MiB
-    prefix = _member("Dockerfile", DOCKERFILE) + header.tobuf(tarfile.USTAR_FORMAT if kind in (tarfile.XHDTYPE, tarfile.XGLTYPE) else tarfile.GNU_FORMAT)
+    prefix = _member("Dockerfile", DOCKERFILE) + header.tobuf(
+        tarfile.USTAR_FORMAT if kind in (tarfile.XHDTYPE, tarfile.XGLTYPE) else tarfile.GNU_FORMAT
+    )
     suffix = _member("after", b"x") + bytes(1024)
     return gzip_with_zeros(prefix, declared_mib, suffix)
 

@@ -9,6 +9,7 @@ which no real table allows. One process-wide lock around moto's item
 operations restores DynamoDB's guarantee for the in-process mock (tests) and
 for the moto server the local stack runs (``python -m devstack.moto_atomic``).
 """
+
 from __future__ import annotations
 
 import functools

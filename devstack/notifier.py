@@ -3,6 +3,7 @@
 Polls the notifications queue and runs the same sender the SQS Lambda runs
 (:mod:`chalicelib.api.notify_poller`); stops on SIGTERM/SIGINT.
 """
+
 from __future__ import annotations
 
 import logging

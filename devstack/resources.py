@@ -4,6 +4,7 @@ Production resources come from ``infra/`` (CloudFormation); this mirrors their
 shape: one table with TTL, a bucket with an expiry rule, a queue with a
 dead-letter queue, the notifications queue with its own, and a KMS key behind an alias.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,7 +37,8 @@ OWNER_INDEX = {
 TRIGGER_OWNER_INDEX = {
     "IndexName": "triggers-by-owner",  # chalicelib.stores.triggers: an owner's triggers (only they carry trigger_owner)
     "KeySchema": [
-        {"AttributeName": "trigger_owner", "KeyType": "HASH"}, {"AttributeName": "created_at", "KeyType": "RANGE"},
+        {"AttributeName": "trigger_owner", "KeyType": "HASH"},
+        {"AttributeName": "created_at", "KeyType": "RANGE"},
     ],
     "Projection": {"ProjectionType": "ALL"},
 }
@@ -56,7 +58,9 @@ def _ensure_indexes(ddb: Any, table: str) -> None:
         existing = ddb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes") or []
         if any(i["IndexName"] == index["IndexName"] for i in existing):
             continue
-        ddb.update_table(TableName=table, AttributeDefinitions=_ATTRIBUTES, GlobalSecondaryIndexUpdates=[{"Create": index}])
+        ddb.update_table(
+            TableName=table, AttributeDefinitions=_ATTRIBUTES, GlobalSecondaryIndexUpdates=[{"Create": index}]
+        )
 
 
 def _ensure_table(s: Settings) -> str:
@@ -94,8 +98,18 @@ def _ensure_bucket(s: Settings) -> str:
         Bucket=s.bucket_name,
         LifecycleConfiguration={
             "Rules": [
-                {"ID": "expire-contexts", "Filter": {"Prefix": "contexts/"}, "Status": "Enabled", "Expiration": {"Days": 7}},
-                {"ID": "expire-uploads", "Filter": {"Prefix": "uploads/"}, "Status": "Enabled", "Expiration": {"Days": 2}},
+                {
+                    "ID": "expire-contexts",
+                    "Filter": {"Prefix": "contexts/"},
+                    "Status": "Enabled",
+                    "Expiration": {"Days": 7},
+                },
+                {
+                    "ID": "expire-uploads",
+                    "Filter": {"Prefix": "uploads/"},
+                    "Status": "Enabled",
+                    "Expiration": {"Days": 2},
+                },
             ]
         },
     )
@@ -103,7 +117,9 @@ def _ensure_bucket(s: Settings) -> str:
     s3.put_bucket_cors(
         Bucket=s.bucket_name,
         CORSConfiguration={
-            "CORSRules": [{"AllowedMethods": ["POST"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3600}]
+            "CORSRules": [
+                {"AllowedMethods": ["POST"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"], "MaxAgeSeconds": 3600}
+            ]
         },
     )
     return s.bucket_name
@@ -135,7 +151,9 @@ def _ensure_notify_queues(s: Settings) -> dict[str, str]:
     from chalicelib.stores import notifications
 
     sqs = aws.client("sqs")
-    dlq_url = sqs.create_queue(QueueName=s.notify_dlq_name, Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
+    dlq_url = sqs.create_queue(QueueName=s.notify_dlq_name, Attributes={"MessageRetentionPeriod": "1209600"})[
+        "QueueUrl"
+    ]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     attributes = {
         "VisibilityTimeout": "60",

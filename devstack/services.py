@@ -9,6 +9,7 @@
 Every ``ensure_*`` function is idempotent and safe to call from several
 processes at once (a file lock guards the start).
 """
+
 from __future__ import annotations
 
 import base64
@@ -83,12 +84,15 @@ def _spawn(argv: list[str], log_path: Path, env: dict[str, str] | None = None) -
 
 # --- Docker daemon ---------------------------------------------------------------------------
 
+
 def docker_answers(base_url: str | None = None) -> bool:
     """True when a Docker daemon answers a ping."""
     import docker
 
     try:
-        client = docker.APIClient(base_url=base_url or os.environ.get("DOCKER_HOST", f"unix://{DOCKER_SOCK}"), timeout=5)
+        client = docker.APIClient(
+            base_url=base_url or os.environ.get("DOCKER_HOST", f"unix://{DOCKER_SOCK}"), timeout=5
+        )
         return bool(client.ping())
     except Exception:  # noqa: BLE001 - a probe: whatever fails, there is no daemon to use
         return False
@@ -208,6 +212,7 @@ def ensure_dockerd(timeout: float = 90.0) -> str:
 
 # --- registry --------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class Registry:
     """A running registry with htpasswd auth."""
@@ -255,9 +260,7 @@ def _registry_answers(registry: Registry) -> int | None:
         return None
 
 
-def ensure_registry(
-    port: int | None = None, username: str | None = None, password: str | None = None
-) -> Registry:
+def ensure_registry(port: int | None = None, username: str | None = None, password: str | None = None) -> Registry:
     """A registry on 127.0.0.1:``port`` with htpasswd auth, started if none listens.
 
     Credentials come from the arguments, else ``BOATYARD_REGISTRY_USER`` /
@@ -288,7 +291,9 @@ def ensure_registry(
             )
         binary = shutil.which("docker-registry") or shutil.which("registry")
         if not binary:
-            raise ServiceError("No registry program: install Debian's docker-registry (apt-get install docker-registry).")
+            raise ServiceError(
+                "No registry program: install Debian's docker-registry (apt-get install docker-registry)."
+            )
         _write_htpasswd(state / "htpasswd", username, password)
         config = state / "config.yml"
         config.write_text(
@@ -326,6 +331,7 @@ def _write_htpasswd(path: Path, username: str, password: str) -> None:
 
 # --- base image ------------------------------------------------------------------------------
 
+
 def ensure_base_image(registry: Registry, docker_host: str | None = None) -> str:
     """``<registry>/boatyard/busybox:latest``, built FROM scratch with static busybox, local and pushed."""
     import docker
@@ -338,7 +344,13 @@ def ensure_base_image(registry: Registry, docker_host: str | None = None) -> str
         if pushed and local:
             return image
         if pushed and not local:
-            for _ in api.pull(f"{registry.host}/{BASE_REPOSITORY}", tag="latest", auth_config=registry.auth_config, stream=True, decode=True):
+            for _ in api.pull(
+                f"{registry.host}/{BASE_REPOSITORY}",
+                tag="latest",
+                auth_config=registry.auth_config,
+                stream=True,
+                decode=True,
+            ):
                 pass
             if api.images(name=image):
                 return image
@@ -354,7 +366,15 @@ def ensure_base_image(registry: Registry, docker_host: str | None = None) -> str
             errors = [c for c in api.build(path=tmp, tag=image, rm=True, decode=True) if "error" in c]
         if errors:
             raise ServiceError(f"building the base image failed: {errors[0]['error']}")
-        pushes = list(api.push(f"{registry.host}/{BASE_REPOSITORY}", tag="latest", auth_config=registry.auth_config, stream=True, decode=True))
+        pushes = list(
+            api.push(
+                f"{registry.host}/{BASE_REPOSITORY}",
+                tag="latest",
+                auth_config=registry.auth_config,
+                stream=True,
+                decode=True,
+            )
+        )
         failed = [p for p in pushes if "error" in p]
         if failed:
             raise ServiceError(f"pushing the base image failed: {failed[0]['error']}")

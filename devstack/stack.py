@@ -3,6 +3,7 @@
 Used by ``make run`` (``python -m devstack run``), by the end-to-end and
 browser tests (the ``local_stack`` fixture) and by the benchmarks.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -86,8 +87,13 @@ class LocalStack:
     def _start(self, name: str, argv: list[str]) -> subprocess.Popen:
         log = open(self._log(name), "ab")
         proc = subprocess.Popen(
-            argv, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            argv,
+            cwd=REPO_ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self.procs[name] = proc
         return proc
@@ -101,17 +107,36 @@ class LocalStack:
                     "BOATYARD_API_PORT / BOATYARD_MOTO_PORT"
                 )
         python = sys.executable
-        self._start("moto", [python, "-m", "devstack.moto_atomic", "-H", self.config.host, "-p", str(self.config.moto_port)])
+        self._start(
+            "moto", [python, "-m", "devstack.moto_atomic", "-H", self.config.host, "-p", str(self.config.moto_port)]
+        )
         self._wait(lambda: services.port_open(self.config.host, self.config.moto_port), timeout, "moto server")
         answer = subprocess.run(
-            [python, "-m", "devstack.bootstrap"], cwd=REPO_ROOT, env=self.env, capture_output=True, text=True, timeout=120
+            [python, "-m", "devstack.bootstrap"],
+            cwd=REPO_ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         if answer.returncode != 0:
             raise ServiceError(f"creating the AWS resources on moto failed:\n{answer.stderr[-3000:]}")
         self.resources = json.loads(answer.stdout.strip().splitlines()[-1])
         self._start(
             "api",
-            [python, "-m", "devstack.chalice_local", "local", "--host", self.config.host, "--port", str(self.config.api_port), "--stage", "local", "--no-autoreload"],
+            [
+                python,
+                "-m",
+                "devstack.chalice_local",
+                "local",
+                "--host",
+                self.config.host,
+                "--port",
+                str(self.config.api_port),
+                "--stage",
+                "local",
+                "--no-autoreload",
+            ],
         )
         self._wait(self._api_answers, timeout, "API (chalice local)")
         for index in range(self.config.workers):

@@ -4,6 +4,7 @@ Used by infra/package.sh on the merged template (build/infra/<stage>/sam.yaml)
 and by tests/infra.  ``python infra/check_template.py build/infra/dev/sam.yaml``
 prints every problem and exits 1 if there is one.
 """
+
 from __future__ import annotations
 
 import json
@@ -135,7 +136,9 @@ def decrypt_problems(document: dict[str, Any], who: str) -> list[str]:
             continue
         where = f"{who} statement {statement.get('Sid', index)}"
         if _as_list(statement.get("Resource", [])) != [API_DECRYPTS_ONLY]:
-            problems.append(f"{where}: kms:Decrypt on {statement.get('Resource')!r}; the API decrypts only with TriggerKey")
+            problems.append(
+                f"{where}: kms:Decrypt on {statement.get('Resource')!r}; the API decrypts only with TriggerKey"
+            )
         if statement.get("Condition") != {"Null": {"kms:EncryptionContext:trigger_id": "false"}}:
             problems.append(f"{where}: kms:Decrypt without the trigger_id encryption-context condition")
     return problems
@@ -215,7 +218,7 @@ def check_merged(template: dict[str, Any]) -> list[str]:
     role = resources["APIHandler"]["Properties"].get("Role")
     if role != {"Fn::GetAtt": ["ApiHandlerRole", "Arn"]}:
         problems.append(
-            f"APIHandler's role is {role!r}: set \"autogen_policy\": false and "
+            f'APIHandler\'s role is {role!r}: set "autogen_policy": false and '
             '"iam_policy_file": "../infra/lambda-policy.json" in .chalice/config.json'
         )
     else:
@@ -224,7 +227,9 @@ def check_merged(template: dict[str, Any]) -> list[str]:
             problems.append("ApiHandlerRole's policy is not infra/lambda-policy.json")
     sender_role = resources.get("SendNotifications", {}).get("Properties", {}).get("Role")
     if sender_role != {"Fn::GetAtt": ["SendNotificationsRole", "Arn"]}:
-        problems.append(f"SendNotifications' role is {sender_role!r}: give it its own policy file in .chalice/config.json")
+        problems.append(
+            f"SendNotifications' role is {sender_role!r}: give it its own policy file in .chalice/config.json"
+        )
     elif role_policy_documents(template, "SendNotificationsRole") != [sender_policy()]:
         problems.append("SendNotificationsRole's policy is not infra/notify-sender-policy.json")
     for logical_id, resource in resources.items():

@@ -19,6 +19,7 @@ or read the example figures below only as an illustration.
 - each idle→busy cycle also pays the boot (billed while the host bootstraps)
   and the quiet period before scale-in.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -123,9 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hourly", type=_hourly, action="append", help="TYPE=ON_DEMAND[:SPOT] $/hour (repeatable)")
     parser.add_argument("--gp3", type=float, default=EXAMPLE_GP3_GIB_MONTH, help="gp3 $/GiB-month")
     parser.add_argument("--alarm-metric", type=float, default=EXAMPLE_ALARM_METRIC_MONTH, help="$/alarm metric-month")
-    parser.add_argument("--dashboard", type=float, default=EXAMPLE_DASHBOARD_MONTH, help="$/dashboard-month (0 if free)")
+    parser.add_argument(
+        "--dashboard", type=float, default=EXAMPLE_DASHBOARD_MONTH, help="$/dashboard-month (0 if free)"
+    )
     parser.add_argument("--kms-key", type=float, default=EXAMPLE_KMS_KEY_MONTH, help="$/KMS key-month")
-    parser.add_argument("--custom-metric", type=float, default=EXAMPLE_CUSTOM_METRIC_MONTH, help="$/custom metric-month")
+    parser.add_argument(
+        "--custom-metric", type=float, default=EXAMPLE_CUSTOM_METRIC_MONTH, help="$/custom metric-month"
+    )
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--volume-gib", type=int, default=100)
     parser.add_argument("--warm-pool", type=int, default=0)
@@ -138,7 +143,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     hourly = dict(args.hourly) if args.hourly else dict(EXAMPLE_HOURLY)
     prices = Prices(hourly, args.gp3, args.alarm_metric, args.dashboard, args.kms_key, args.custom_metric)
-    fleet = Fleet(args.concurrency, args.volume_gib, args.warm_pool, args.min_size, args.quiet_minutes, args.boot_minutes)
+    fleet = Fleet(
+        args.concurrency, args.volume_gib, args.warm_pool, args.min_size, args.quiet_minutes, args.boot_minutes
+    )
     if not args.hourly:
         print("(example prices: pass --hourly TYPE=ON_DEMAND:SPOT with your region's current prices)\n")
     first = next(iter(hourly))
@@ -150,7 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, (_od, spot) in hourly.items():
         cells = [f"${build_minute(prices, fleet, name):.5f}"]
         cells.append(f"${build_minute(prices, fleet, name, True):.5f}" if spot is not None else "-")
-        cells.append(f"${month(prices, fleet, name, args.builds_per_day, args.build_minutes, args.wake_cycles_per_day):.2f}")
+        cells.append(
+            f"${month(prices, fleet, name, args.builds_per_day, args.build_minutes, args.wake_cycles_per_day):.2f}"
+        )
         cells.append(
             f"${month(prices, fleet, name, args.builds_per_day, args.build_minutes, args.wake_cycles_per_day, True):.2f}"
             if spot is not None and fleet.warm_pool == 0  # a warm pool means on-demand hosts only

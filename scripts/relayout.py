@@ -7,6 +7,7 @@ split by new package. It is idempotent. Check ``worker.builder`` / ``worker.runn
 ``worker`` is a Worker instance, not the package, the attribute must stay as it was.
 Remove this script once no branch from before the move is left.
 """
+
 import re
 import subprocess
 import sys
@@ -14,22 +15,43 @@ from pathlib import Path
 
 # old module (dotted, under its root) -> new dotted path
 CHALICE = {
-    "bodies": "api.request_body", "multipart": "api.multipart", "validation": "api.validation",
-    "http_errors": "api.error_mapping", "jobviews": "api.job_views", "submit": "api.submit",
-    "static_ui": "api.static_ui", "authn": "api.authn", "requestlog": "api.request_log",
+    "bodies": "api.request_body",
+    "multipart": "api.multipart",
+    "validation": "api.validation",
+    "http_errors": "api.error_mapping",
+    "jobviews": "api.job_views",
+    "submit": "api.submit",
+    "static_ui": "api.static_ui",
+    "authn": "api.authn",
+    "requestlog": "api.request_log",
     "engine_fields": "api.engine_fields",
-    "jobstore": "stores.jobs", "logstore": "stores.logs", "queue": "stores.queue", "contexts": "stores.contexts",
-    "sealing": "stores.sealing", "aws": "stores.aws", "dynamo": "stores.dynamo", "apikeys": "stores.apikeys",
-    "history": "stores.history", "quotas": "stores.quotas",
-    "jobs": "domain.jobs", "settings": "domain.settings", "errors": "domain.errors", "reference": "domain.image_ref",
-    "patterns": "domain.patterns", "archives": "domain.archive_format", "registryhosts": "domain.registry_hosts",
+    "jobstore": "stores.jobs",
+    "logstore": "stores.logs",
+    "queue": "stores.queue",
+    "contexts": "stores.contexts",
+    "sealing": "stores.sealing",
+    "aws": "stores.aws",
+    "dynamo": "stores.dynamo",
+    "apikeys": "stores.apikeys",
+    "history": "stores.history",
+    "quotas": "stores.quotas",
+    "jobs": "domain.jobs",
+    "settings": "domain.settings",
+    "errors": "domain.errors",
+    "reference": "domain.image_ref",
+    "patterns": "domain.patterns",
+    "archives": "domain.archive_format",
+    "registryhosts": "domain.registry_hosts",
     "buildoptions": "domain.build_options",
 }
-WORKER = {m: "build." + m for m in "builder buildkit engines buildplan dockerfile_features images targetlock limits".split()}
+WORKER = {
+    m: "build." + m for m in "builder buildkit engines buildplan dockerfile_features images targetlock limits".split()
+}
 WORKER.update({m: "job." + m for m in "runner control heartbeat loop metrics spot".split()})
 WORKER.update({m: "context." + m for m in "archive tarstream".split()})
 # identifier kept by an alias when the new last part would collide
 ALIAS = {"jobstore", "logstore"}
+
 
 def full_map():
     m = {}
@@ -42,17 +64,39 @@ def full_map():
     m["worker.logs"] = "worker.logging_setup"  # issue 16 item 7: not to be confused with chalicelib.stores.logs
     return m
 
+
 MAP = full_map()
 AMBIGUOUS = {"worker.builder", "worker.runner"}
 
+
 def do_moves():
-    for pkg, doc in (("chalicelib/api", "The HTTP edge: request bodies, validation, error mapping, the routes' services. Used by app.py only."),
-                     ("chalicelib/stores", "Storage and its AWS clients: jobs, logs, queue, contexts, sealing, keys, quotas. Used by the API and the worker."),
-                     ("chalicelib/domain", "The model and its rules: jobs and phases, settings, errors, image references, patterns. Imports nothing above it."),
-                     ("worker/build", "Building and pushing an image: engines, the build plan, Docker and BuildKit, image names, host limits."),
-                     ("worker/job", "Running jobs: the poll loop, one delivery's runner, heartbeat, abort control, metrics, spot drain."),
-                     ("worker/context", "Build contexts: opening untrusted archives with bounds and sanitising them into a safe tar."),
-                     ("tests/support", None)):
+    for pkg, doc in (
+        (
+            "chalicelib/api",
+            "The HTTP edge: request bodies, validation, error mapping, the routes' services. Used by app.py only.",
+        ),
+        (
+            "chalicelib/stores",
+            "Storage and its AWS clients: jobs, logs, queue, contexts, sealing, keys, quotas. Used by the API and the worker.",
+        ),
+        (
+            "chalicelib/domain",
+            "The model and its rules: jobs and phases, settings, errors, image references, patterns. Imports nothing above it.",
+        ),
+        (
+            "worker/build",
+            "Building and pushing an image: engines, the build plan, Docker and BuildKit, image names, host limits.",
+        ),
+        (
+            "worker/job",
+            "Running jobs: the poll loop, one delivery's runner, heartbeat, abort control, metrics, spot drain.",
+        ),
+        (
+            "worker/context",
+            "Build contexts: opening untrusted archives with bounds and sanitising them into a safe tar.",
+        ),
+        ("tests/support", None),
+    ):
         Path(pkg).mkdir(parents=True, exist_ok=True)
         init = Path(pkg) / "__init__.py"
         if not init.exists():
@@ -63,10 +107,15 @@ def do_moves():
         dst = new.replace(".", "/") + ".py"
         subprocess.check_call(["git", "mv", src, dst])
 
-FROM_PKG = re.compile(r"^(?P<ind>[ \t]*)from (?P<root>chalicelib|worker|devstack) import (?P<names>[^(\n#]+?)(?P<cmt>\s*#.*)?$", re.M)
+
+FROM_PKG = re.compile(
+    r"^(?P<ind>[ \t]*)from (?P<root>chalicelib|worker|devstack) import (?P<names>[^(\n#]+?)(?P<cmt>\s*#.*)?$", re.M
+)
+
 
 def rewrite_from_pkg(text):
     renames = {}
+
     def repl(m):
         root, ind = m["root"], m["ind"]
         names = [n.strip() for n in m["names"].split(",") if n.strip()]
@@ -99,6 +148,7 @@ def rewrite_from_pkg(text):
             first = False
             lines.append(line)
         return "\n".join(lines)
+
     text = FROM_PKG.sub(repl, text)
     for old, new in renames.items():
         if re.search(rf"(?<![\w.]){new}\b", text.replace(f"import {new}", "")):
@@ -107,9 +157,11 @@ def rewrite_from_pkg(text):
         text = re.sub(rf"(?<![\w.\"'/]){old}\b(?=[,)\]])", new, text)  # monkeypatch.setattr(bodies, ...) / lists
     return text
 
+
 DOTTED = re.compile(r"(?<![\w.])(" + "|".join(re.escape(k) for k in sorted(MAP, key=len, reverse=True)) + r")\b")
 PATHS = {k.replace(".", "/") + ".py": v.replace(".", "/") + ".py" for k, v in MAP.items()}
 PATHRE = re.compile(r"(?<![\w/])(" + "|".join(re.escape(k) for k in sorted(PATHS, key=len, reverse=True)) + r")")
+
 
 def rewrite(path):
     try:
@@ -136,6 +188,7 @@ def rewrite(path):
         path.write_text(new, encoding="utf-8")
         print("rewrote", path)
 
+
 if __name__ == "__main__":
     if "--move" in sys.argv:
         do_moves()
@@ -143,5 +196,25 @@ if __name__ == "__main__":
     files = args or subprocess.check_output(["git", "ls-files"], text=True).split()
     for f in files:
         p = Path(f)
-        if p.is_file() and p.suffix in {".py", ".md", ".sh", ".yaml", ".yml", ".json", ".toml", ".txt", ".service", ".cfg", ".ini", ".js", ".html", ""} or f == "Makefile":
+        if (
+            p.is_file()
+            and p.suffix
+            in {
+                ".py",
+                ".md",
+                ".sh",
+                ".yaml",
+                ".yml",
+                ".json",
+                ".toml",
+                ".txt",
+                ".service",
+                ".cfg",
+                ".ini",
+                ".js",
+                ".html",
+                "",
+            }
+            or f == "Makefile"
+        ):
             rewrite(p)

@@ -1,4 +1,5 @@
 """Shared fixtures: AWS in process with moto, and the test password every leak check looks for."""
+
 from __future__ import annotations
 
 import os
@@ -27,6 +28,7 @@ for _key, _value in {
     os.environ.setdefault(_key, _value)
 
 share_botocore_loader()  # parse botocore's model files once per test process, not once per moto setup
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -74,6 +76,7 @@ def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
 
 
 # --- real services: Docker daemon, registry, base image (tier "docker") -----------------------
+
 
 @pytest.fixture(scope="session")
 def docker_host() -> str:

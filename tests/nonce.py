@@ -6,6 +6,7 @@ previous session completed would be served from cache, so a test that kills,
 times or counts that step would see nothing run. Prefix such a step with
 ``RUN : {RUN_NONCE} && ...`` (``:`` is the shell's no-op; the output is unchanged).
 """
+
 import uuid
 
 RUN_NONCE = f"session-{uuid.uuid4().hex[:12]}"

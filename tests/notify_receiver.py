@@ -4,6 +4,7 @@
 ``"hang"`` accepts the request and never answers (until the test ends).  Each request is
 kept with its headers and raw body, so tests can verify the signature themselves.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,7 +42,9 @@ class Receiver:
                 body = self.rfile.read(length)
                 with owner._lock:
                     answer = owner.script[min(len(owner.requests), len(owner.script) - 1)]
-                    owner.requests.append(Received(self.path, {k: v for k, v in self.headers.items()}, body, time.time()))
+                    owner.requests.append(
+                        Received(self.path, {k: v for k, v in self.headers.items()}, body, time.time())
+                    )
                 if answer == "hang":
                     owner._release.wait(120)
                     return

@@ -7,6 +7,7 @@ body.  It stops on its own after ``max_seconds`` and records when each client
 went away, so a test can tell "the worker cut the socket" from "the server
 gave up".
 """
+
 from __future__ import annotations
 
 import socket
@@ -17,8 +18,9 @@ import time
 class TrickleServer:
     """One byte every ``interval`` seconds to every client, for at most ``max_seconds``."""
 
-    def __init__(self, interval: float = 1.0, max_seconds: float = 60.0, headers: bool = False,
-                 declared: int = 10 * 1024 * 1024) -> None:
+    def __init__(
+        self, interval: float = 1.0, max_seconds: float = 60.0, headers: bool = False, declared: int = 10 * 1024 * 1024
+    ) -> None:
         self.interval = interval
         self.max_seconds = max_seconds
         self.trickle_headers = headers
@@ -51,7 +53,9 @@ class TrickleServer:
                 conn.recv(65536)  # the request
             except OSError:
                 return
-            head = f"HTTP/1.1 200 OK\r\nContent-Length: {self.declared}\r\nContent-Type: application/gzip\r\n\r\n".encode()
+            head = (
+                f"HTTP/1.1 200 OK\r\nContent-Length: {self.declared}\r\nContent-Type: application/gzip\r\n\r\n".encode()
+            )
             pending = head if self.trickle_headers else b""
             if not self.trickle_headers:
                 conn.sendall(head)

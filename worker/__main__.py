@@ -3,6 +3,7 @@
 Configuration comes from the environment (see ``chalicelib/domain/settings.py``);
 the two options below only tune polling.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,7 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse options, install signal handlers, and run the worker."""
     parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
     parser.add_argument("--poll-wait", type=int, default=20, help="SQS long-poll wait in seconds (0-20; default 20)")
-    parser.add_argument("--dlq-sweep", type=float, default=300.0, help="seconds between dead-letter sweeps (default 300)")
+    parser.add_argument(
+        "--dlq-sweep", type=float, default=300.0, help="seconds between dead-letter sweeps (default 300)"
+    )
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)

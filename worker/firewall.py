@@ -20,6 +20,7 @@ Daemon-side traffic (``FROM`` pulls and pushes, made by dockerd in the host's
 network namespace) does not cross the bridge; image names on private
 addresses are refused by the API and the worker instead (chalicelib/domain/registry_hosts.py).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -80,7 +81,9 @@ def render_rules(bridge: str = "docker0", resolvers: list[str] | None = None) ->
     for resolver in resolvers or []:
         ipaddress.IPv4Address(resolver)  # only literal addresses reach the command line
         for proto in ("udp", "tcp"):
-            rules.append(["iptables", "-A", CHAIN, "-d", f"{resolver}/32", "-p", proto, "--dport", "53", "-j", "RETURN"])
+            rules.append(
+                ["iptables", "-A", CHAIN, "-d", f"{resolver}/32", "-p", proto, "--dport", "53", "-j", "RETURN"]
+            )
     for net in BLOCKED_V4:
         rules.append(["iptables", "-A", CHAIN, "-d", net, *REJECT])
     rules.append(["iptables", "-A", CHAIN, "-j", "RETURN"])
@@ -100,8 +103,12 @@ def render_rules(bridge: str = "docker0", resolvers: list[str] | None = None) ->
 
 def _hook(tool: str, parent: str, bridge: str, chain: str) -> Command:
     """Insert ``-i bridge -j chain`` at the top of ``parent`` unless it is there (``--check`` first)."""
-    return ["sh", "-c", f"{tool} -C {parent} -i {bridge} -j {chain} --wait 2>/dev/null || "
-            f"{tool} -I {parent} 1 -i {bridge} -j {chain} --wait"]
+    return [
+        "sh",
+        "-c",
+        f"{tool} -C {parent} -i {bridge} -j {chain} --wait 2>/dev/null || "
+        f"{tool} -I {parent} 1 -i {bridge} -j {chain} --wait",
+    ]
 
 
 def apply(commands: list[Command]) -> None:

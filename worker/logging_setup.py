@@ -1,4 +1,5 @@
 """Structured logging for the worker: one JSON object per line on stderr, secrets redacted."""
+
 from __future__ import annotations
 
 import json

@@ -16,6 +16,7 @@ shut it down mid-connect, mid-headers or mid-body.
 addresses through; link-local (cloud metadata), multicast, unspecified and
 reserved addresses stay refused even then.
 """
+
 from __future__ import annotations
 
 import ipaddress
@@ -70,8 +71,7 @@ def forbidden_reason(ip: IPAddress, allow_private: bool = False) -> str | None:
 
 def _refusal(host: str, ip: str, reason: str) -> UrlRefused:
     return UrlRefused(
-        f"refused to download from {host}: it resolves to {ip}, {reason}; "
-        "only public internet addresses are allowed"
+        f"refused to download from {host}: it resolves to {ip}, {reason}; only public internet addresses are allowed"
     )
 
 

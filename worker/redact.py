@@ -13,6 +13,7 @@ reads it the password.  :class:`RedactingSink` feeds text to a log writer in
 whole lines so that a secret split across two stream messages is still found.
 :data:`SECRETS` is a process-wide registry the stderr log handler consults.
 """
+
 from __future__ import annotations
 
 import base64
@@ -42,8 +43,12 @@ def _json_forms(password: str) -> set[str]:
 
 def _hex_cases(text: str) -> set[str]:
     """``text`` with the hex digits of its ``%XX`` and ``\\uXXXX`` escapes in lower and in upper case."""
-    lower = _HEX_ESCAPE.sub(lambda m: m.group(0)[:2] + m.group(0)[2:].lower() if m.group(0)[0] == "\\" else m.group(0).lower(), text)
-    upper = _HEX_ESCAPE.sub(lambda m: m.group(0)[:2] + m.group(0)[2:].upper() if m.group(0)[0] == "\\" else m.group(0).upper(), text)
+    lower = _HEX_ESCAPE.sub(
+        lambda m: m.group(0)[:2] + m.group(0)[2:].lower() if m.group(0)[0] == "\\" else m.group(0).lower(), text
+    )
+    upper = _HEX_ESCAPE.sub(
+        lambda m: m.group(0)[:2] + m.group(0)[2:].upper() if m.group(0)[0] == "\\" else m.group(0).upper(), text
+    )
     return {text, lower, upper}
 
 
@@ -88,7 +93,9 @@ class Redactor:
         self.secrets = [s for s in unique if len(s) >= MIN_SUBSTRING_CHARS]
         self.tokens = [s for s in unique if len(s) < MIN_SUBSTRING_CHARS]
         self._token_re = (
-            re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in self.tokens) + r")(?!\w)") if self.tokens else None
+            re.compile(r"(?<!\w)(?:" + "|".join(re.escape(t) for t in self.tokens) + r")(?!\w)")
+            if self.tokens
+            else None
         )
         self.max_len = max((len(s) for s in unique), default=0) + (1 if self.tokens else 0)
 

@@ -1,4 +1,5 @@
 """The benchmark scenarios, in report order."""
+
 from __future__ import annotations
 
 from bench.scenarios import api, archives, cli, engines, logs, sandbox, small, throughput, upload

@@ -8,6 +8,7 @@
   ``moto.mock_aws`` (a child process, :mod:`bench.scenarios.api_inproc`, so its
   in-memory AWS never mixes with the stack's environment).
 """
+
 from __future__ import annotations
 
 import json
@@ -88,7 +89,9 @@ def run(ctx: BenchContext) -> ScenarioResult:
         client = Client(stack.api_url)
         token = nonce()
         job_id = client.submit(
-            ctx.build_body(ctx.image("apiread", token), f"FROM {ctx.svc.base_image}\nRUN echo bench-{token} && seq 1 20000\n")
+            ctx.build_body(
+                ctx.image("apiread", token), f"FROM {ctx.svc.base_image}\nRUN echo bench-{token} && seq 1 20000\n"
+            )
         )
         done = client.wait(job_id, interval=0.2)
         if not done.ok:
@@ -119,19 +122,31 @@ def run(ctx: BenchContext) -> ScenarioResult:
     )
     inproc = subprocess.run(
         [sys.executable, "-m", "bench.scenarios.api_inproc", str(opts.inproc_requests), str(opts.runs)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     if inproc.returncode != 0:
         raise BenchError(f"in-process latency run failed: {inproc.stderr[-1500:]}")
     latency = json.loads(inproc.stdout.strip().splitlines()[-1])
-    for name, label in (("status", "status"), ("logs_full", "full log"), ("logs_tail", "tail log (?since)"), ("build", "submit (POST /build, dockerfile)")):
+    for name, label in (
+        ("status", "status"),
+        ("logs_full", "full log"),
+        ("logs_tail", "tail log (?since)"),
+        ("build", "submit (POST /build, dockerfile)"),
+    ):
         data = latency[name]
-        result.add(f"in-process {label} handler latency p50 / p99", f"{data['p50'] * 1000:.1f} ms / {data['p99'] * 1000:.1f} ms")
+        result.add(
+            f"in-process {label} handler latency p50 / p99",
+            f"{data['p50'] * 1000:.1f} ms / {data['p99'] * 1000:.1f} ms",
+        )
     overhead = latency["auth_overhead_p50"]
     result.add(
         "API-key authorizer's added p50 on an in-process status read (keys minus open)",
         f"{overhead * 1000:.1f} ms ({latency['status_keys']['p50'] * 1000:.1f} vs {latency['status_open']['p50'] * 1000:.1f} ms)",
-        "≤ 5 ms", overhead <= 0.005,
+        "≤ 5 ms",
+        overhead <= 0.005,
     )
     result.notes += [
         f"HTTP: {opts.runs} runs of {opts.api_seconds:g} s per endpoint with {opts.api_threads} threads, each with its own "
@@ -152,5 +167,11 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "server (headers and body written separately). It is a property of `chalice local`, not of the handlers "
         "(see the in-process latencies) nor of API Gateway.",
     ]
-    result.raw = {"single_kept_s": kept, "single_fresh_s": fresh, "http": figures, "http_errors": errors, "inproc": latency}
+    result.raw = {
+        "single_kept_s": kept,
+        "single_fresh_s": fresh,
+        "http": figures,
+        "http_errors": errors,
+        "inproc": latency,
+    }
     return result

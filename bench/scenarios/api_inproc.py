@@ -4,6 +4,7 @@ Runs boatyard's Chalice app with ``chalice.test.Client`` inside
 ``moto.mock_aws`` (no network, no servers): the figure is the handler's own
 cost plus moto's in-memory AWS, which stands in for AWS here.
 """
+
 from __future__ import annotations
 
 import json
@@ -77,7 +78,7 @@ def main(requests_per_run: int, runs: int) -> dict:
         body = json.dumps(
             {
                 "image_name": "127.0.0.1:5060/bench/inproc:latest",
-                "dockerfile": "FROM scratch\nCMD [\"true\"]\n",
+                "dockerfile": 'FROM scratch\nCMD ["true"]\n',
                 "username": "bench",
                 "password": "not-a-real-password",
                 "email": "bench@example.com",
@@ -100,7 +101,9 @@ def main(requests_per_run: int, runs: int) -> dict:
                 "logs_full": f"/api/v1/{job_id}/logs",
                 "logs_tail": f"/api/v1/{job_id}/logs?since={cursor}",
             }
-            per_run: dict[str, list[dict[str, float]]] = {name: [] for name in (*paths, "build", "status_open", "status_keys")}
+            per_run: dict[str, list[dict[str, float]]] = {
+                name: [] for name in (*paths, "build", "status_open", "status_keys")
+            }
             from chalicelib.stores import apikeys
 
             keys_app = _keys_app()

@@ -7,6 +7,7 @@ download → sniff → sanitize).  The child reports its peak RSS (``VmHWM``
 of /proc/self/status) and the reason it refused the archive; the figure held
 against the goal is the worst archive's.
 """
+
 from __future__ import annotations
 
 import http.server
@@ -50,7 +51,10 @@ def measure() -> list[dict[str, Any]]:
             url = f"http://127.0.0.1:{server.server_address[1]}/{n}.tar"
             out = subprocess.run(
                 [sys.executable, "-m", "bench.archive_probe", url],
-                capture_output=True, text=True, timeout=300, check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=True,
             )
             result = json.loads(out.stdout.strip().splitlines()[-1])
             result.update(name=name, compressed_bytes=len(data))
@@ -67,11 +71,17 @@ def run(ctx: Any) -> Any:
     result = ScenarioResult("archives", "Worker memory while refusing hostile archives", short="hostile archives")
     measured = measure()
     for item in measured:
-        result.add(f"peak RSS refusing: {item['name']} ({item['compressed_bytes'] / 1e6:.2f} MB)",
-                   f"{item['peak_kib'] / 1024:.0f} MB in {item['seconds']:.2f} s")
+        result.add(
+            f"peak RSS refusing: {item['name']} ({item['compressed_bytes'] / 1e6:.2f} MB)",
+            f"{item['peak_kib'] / 1024:.0f} MB in {item['seconds']:.2f} s",
+        )
     worst = max(measured, key=lambda i: i["peak_kib"])
-    result.add("worker peak RSS, worst archive of the corpus", f"{worst['peak_kib'] / 1024:.0f} MB ({worst['name']})",
-               f"≤ {GOAL_MB:.0f} MB", worst["peak_kib"] / 1024 <= GOAL_MB)
+    result.add(
+        "worker peak RSS, worst archive of the corpus",
+        f"{worst['peak_kib'] / 1024:.0f} MB ({worst['name']})",
+        f"≤ {GOAL_MB:.0f} MB",
+        worst["peak_kib"] / 1024 <= GOAL_MB,
+    )
     result.notes.append(
         "Each archive is fetched over HTTP by a fresh process that first imports what `python -m worker` loads "
         f"(RSS after imports: {measured[0]['baseline_kib'] / 1024:.0f} MB), then runs the worker's fetch path; "
@@ -83,5 +93,7 @@ def run(ctx: Any) -> Any:
 
 if __name__ == "__main__":  # python -m bench.scenarios.archives: the figures without the rest of the bench
     for item in measure():
-        print(f"{item['name']}: peak RSS {item['peak_kib'] / 1024:.0f} MB "
-              f"(after imports {item['baseline_kib'] / 1024:.0f} MB), {item['seconds']:.2f} s: {item['reason']}")
+        print(
+            f"{item['name']}: peak RSS {item['peak_kib'] / 1024:.0f} MB "
+            f"(after imports {item['baseline_kib'] / 1024:.0f} MB), {item['seconds']:.2f} s: {item['reason']}"
+        )

@@ -13,6 +13,7 @@ Same local stack (both engines allowed), same client timing as scenario 1
   them into the image.  Cold = a cache id never used before; warm = the same id
   again (an earlier step differs, so the RUN step itself runs again).
 """
+
 from __future__ import annotations
 
 import re
@@ -52,8 +53,9 @@ def _once(ctx: BenchContext, client: Client, name: str, dockerfile: str, engine:
 
 def run(ctx: BenchContext) -> ScenarioResult:
     """Classic vs BuildKit on the small and the 200k-line build; a cache mount cold vs warm."""
-    result = ScenarioResult("engines", "BuildKit vs classic engine, and a cache-mount install cold vs warm",
-                            short="buildkit engine")
+    result = ScenarioResult(
+        "engines", "BuildKit vs classic engine, and a cache-mount install cold vs warm", short="buildkit engine"
+    )
     runs = ctx.options.runs
     lines = ctx.options.log_lines
     times: dict[str, list[float]] = {"classic": [], "buildkit": []}
@@ -72,14 +74,20 @@ def run(ctx: BenchContext) -> ScenarioResult:
             order = ("classic", "buildkit") if index % 2 == 0 else ("buildkit", "classic")
             run_times = {}
             for engine in order:
-                run_times[engine], _, _ = _once(ctx, client, "engines", small_dockerfile(ctx.svc.base_image, nonce()), engine)
+                run_times[engine], _, _ = _once(
+                    ctx, client, "engines", small_dockerfile(ctx.svc.base_image, nonce()), engine
+                )
                 times[engine].append(run_times[engine])
             ratios.append(run_times["buildkit"] / run_times["classic"])
-            ctx.log(f"  small run {index + 1}/{runs}: classic {run_times['classic']:.2f} s, "
-                    f"buildkit {run_times['buildkit']:.2f} s, ratio {ratios[-1]:.2f}")
+            ctx.log(
+                f"  small run {index + 1}/{runs}: classic {run_times['classic']:.2f} s, "
+                f"buildkit {run_times['buildkit']:.2f} s, ratio {ratios[-1]:.2f}"
+            )
         for index in range(max(1, runs // 2)):
             for engine in ("classic", "buildkit"):
-                seconds, _, job_id = _once(ctx, client, "englines", lines_dockerfile(ctx.svc.base_image, nonce(), lines), engine)
+                seconds, _, job_id = _once(
+                    ctx, client, "englines", lines_dockerfile(ctx.svc.base_image, nonce(), lines), engine
+                )
                 text = client.read_all_logs(job_id).text
                 _, seen = numbered_lines_in_order(_BUILDKIT_PREFIX.sub("", text), lines)  # "#5 0.123 42" → "42"
                 big[engine].append(seconds)
@@ -87,8 +95,12 @@ def run(ctx: BenchContext) -> ScenarioResult:
                 ctx.log(f"  {lines}-line run {index + 1}: {engine} {seconds:.2f} s, {seen} numbered lines in the log")
         for index in range(runs):
             cache_id = nonce()
-            cold_s, _, _ = _once(ctx, client, "engdeps", deps_dockerfile(ctx.svc.base_image, nonce(), cache_id), "buildkit")
-            warm_s, _, job_id = _once(ctx, client, "engdeps", deps_dockerfile(ctx.svc.base_image, nonce(), cache_id), "buildkit")
+            cold_s, _, _ = _once(
+                ctx, client, "engdeps", deps_dockerfile(ctx.svc.base_image, nonce(), cache_id), "buildkit"
+            )
+            warm_s, _, job_id = _once(
+                ctx, client, "engdeps", deps_dockerfile(ctx.svc.base_image, nonce(), cache_id), "buildkit"
+            )
             if "deps-from-cache" not in client.read_all_logs(job_id).text:
                 raise BenchError("the warm dependency install did not use the cache mount")
             cold.append(cold_s)
@@ -101,9 +113,13 @@ def run(ctx: BenchContext) -> ScenarioResult:
     result.add("ratio buildkit / classic, small build (median of per-run ratios)", fmt(median(ratios), 2))
     result.add(f"{lines}-line build, classic", fmt(median(big["classic"]), 2, " s"))
     result.add(f"{lines}-line build, buildkit", fmt(median(big["buildkit"]), 2, " s"))
-    result.add(f"ratio buildkit / classic, {lines}-line build", fmt(median(big["buildkit"]) / median(big["classic"]), 2))
-    result.add(f"numbered lines in the log, classic / buildkit (of {lines})",
-               f"{min(big_lines['classic'])} / {min(big_lines['buildkit'])}")
+    result.add(
+        f"ratio buildkit / classic, {lines}-line build", fmt(median(big["buildkit"]) / median(big["classic"]), 2)
+    )
+    result.add(
+        f"numbered lines in the log, classic / buildkit (of {lines})",
+        f"{min(big_lines['classic'])} / {min(big_lines['buildkit'])}",
+    )
     result.add(f"cache-mount dependency install ({PACKAGES} × 200 KB), cold", fmt(median(cold), 2, " s"))
     result.add("same install, warm (cache mount hit)", fmt(median(warm), 2, " s"))
     result.add("ratio warm / cold", fmt(median([w / c for w, c in zip(warm, cold, strict=True)]), 2))

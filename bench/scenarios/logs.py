@@ -9,6 +9,7 @@
   has to cooperate.  The recorder costs the boatyard side a little time
   (it appends each request to a file); that is left in.
 """
+
 from __future__ import annotations
 
 import base64
@@ -72,7 +73,8 @@ def count_batch_writes(recording: Path, table: str, job_id: str) -> tuple[int, i
                 continue
             payload = json.loads(body)
             mine = [
-                r for r in payload.get("RequestItems", {}).get(table, [])
+                r
+                for r in payload.get("RequestItems", {}).get(table, [])
                 if r.get("PutRequest", {}).get("Item", {}).get("pk", {}).get("S") == job_id
             ]
             if mine:
@@ -85,7 +87,9 @@ def live_tail(ctx: BenchContext, stack: BenchStack, lines: int) -> dict:
     """Submit one more build and follow its log with ``?since`` while it runs (untimed)."""
     client = Client(stack.api_url)
     token = nonce()
-    job_id = client.submit(ctx.build_body(ctx.image("loglines", "tail-" + token), dockerfile(ctx.svc.base_image, token, lines)))
+    job_id = client.submit(
+        ctx.build_body(ctx.image("loglines", "tail-" + token), dockerfile(ctx.svc.base_image, token, lines))
+    )
     pages = 0
     cursor = "0"
     parts: list[str] = []
@@ -107,7 +111,9 @@ def live_tail(ctx: BenchContext, stack: BenchStack, lines: int) -> dict:
     done = client.wait(job_id, interval=0.2)
     client.close()
     ok, count = numbered_lines_in_order("".join(parts), lines)
-    ctx.log(f"  live tail: {count} numbered lines in {pages} pages ({requests_made} reads), in order {ok}, complete {complete}")
+    ctx.log(
+        f"  live tail: {count} numbered lines in {pages} pages ({requests_made} reads), in order {ok}, complete {complete}"
+    )
     return {"ok": ok and complete and done.ok, "numbered": count, "pages": pages, "requests": requests_made}
 
 
@@ -183,8 +189,19 @@ def run(ctx: BenchContext) -> ScenarioResult:
             ctx.log("  warm-up (not counted)")
             boatyard()
             raw()
-            for series in (batch_requests, log_items, log_bytes, all_writes, read_seconds, read_requests, in_order, counted,
-                           server_s, by_runs, cli_runs):
+            for series in (
+                batch_requests,
+                log_items,
+                log_bytes,
+                all_writes,
+                read_seconds,
+                read_requests,
+                in_order,
+                counted,
+                server_s,
+                by_runs,
+                cli_runs,
+            ):
                 series.clear()
         for index in range(runs):
             first_raw = index % 2 == 1
@@ -225,7 +242,10 @@ def run(ctx: BenchContext) -> ScenarioResult:
         f"all {lines:,}, in order",
         tail["ok"],
     )
-    result.add("log size / reads to page through it", f"{median(log_bytes) / 1024:.0f} KiB / {median(read_requests):.0f} reads in {median(read_seconds):.2f} s")
+    result.add(
+        "log size / reads to page through it",
+        f"{median(log_bytes) / 1024:.0f} KiB / {median(read_requests):.0f} reads in {median(read_seconds):.2f} s",
+    )
     per_16k = [r / (b / FLUSH_BYTES) for r, b in zip(batch_requests, log_bytes, strict=True) if b]
     worst = max(per_16k, default=float("nan"))
     result.add(
@@ -266,8 +286,17 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "output does not wait for BatchWriteItem round trips (unless more than 1 MiB is pending).",
     ]
     result.raw = {
-        "breakdown": parts, "boatyard_s": by_times, "cli_s": raw_times, "ratios": ratios, "batch_requests": batch_requests,
-        "log_items": log_items, "log_bytes": log_bytes, "read_s": read_seconds, "read_requests": read_requests,
-        "numbered_lines": counted, "in_order": in_order, "all_writes": all_writes,
+        "breakdown": parts,
+        "boatyard_s": by_times,
+        "cli_s": raw_times,
+        "ratios": ratios,
+        "batch_requests": batch_requests,
+        "log_items": log_items,
+        "log_bytes": log_bytes,
+        "read_s": read_seconds,
+        "read_requests": read_requests,
+        "numbered_lines": counted,
+        "in_order": in_order,
+        "all_writes": all_writes,
     }
     return result

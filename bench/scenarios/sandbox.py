@@ -14,6 +14,7 @@ the same run, alternating, and the ratio of the medians is reported:
 * CPU-bound: 200 MB from /dev/urandom through ``gzip -1``;
 * syscall-heavy: create 50,000 files, then ``ls -l`` (a stat of each).
 """
+
 from __future__ import annotations
 
 import time
@@ -45,7 +46,8 @@ def run_step(api: docker.APIClient, image: str, command: str, runtime: str) -> f
     """One RUN step the classic builder's way, under ``runtime``; seconds from create to removed."""
     started = time.monotonic()
     container = api.create_container(
-        image, command=["/bin/sh", "-c", command],
+        image,
+        command=["/bin/sh", "-c", command],
         host_config=api.create_host_config(runtime=runtime, network_mode="none"),
     )
     cid = container["Id"]
@@ -77,6 +79,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
     image = ctx.svc.base_image
     for name, template in workloads(ctx.options.quick).items():
         times: dict[str, list[float]] = {"runsc": [], "runc": []}
+
         def step(runtime: str, template: str = template) -> float:
             return run_step(api, image, template.replace("{nonce}", nonce()), runtime)
 
@@ -91,7 +94,9 @@ def run(ctx: BenchContext) -> ScenarioResult:
         goal, met = ("", None)
         if name.startswith("small build"):
             goal, met = (f"≤ {GOAL_SMALL_RATIO}×", ratio <= GOAL_SMALL_RATIO)
-        result.add(f"{name}: runsc / runc", f"{fmt(sandboxed, 3, ' s')} / {fmt(plain, 3, ' s')} = {ratio:.2f}×", goal, met)
+        result.add(
+            f"{name}: runsc / runc", f"{fmt(sandboxed, 3, ' s')} / {fmt(plain, 3, ' s')} = {ratio:.2f}×", goal, met
+        )
         ctx.log(f"  sandbox {name}: runsc {times['runsc']} runc {times['runc']}")
     api.close()
     result.notes.append(

@@ -5,6 +5,7 @@ side hits the layer cache for it; both reuse the local base image and the base
 layer already in the registry (the same for both).  The boatyard side is
 timed from the POST until a status poll (every 0.1 s) reads Finished.
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -108,7 +109,8 @@ def run(ctx: BenchContext) -> ScenarioResult:
     result.add("where the CLI's time goes (medians)", cli_line)
     result.notes += [
         f"{runs} interleaved runs (the order alternates), after one uncounted warm-up of each side"
-        if ctx.options.warmup else f"{runs} interleaved runs, no warm-up",
+        if ctx.options.warmup
+        else f"{runs} interleaved runs, no warm-up",
         "Dockerfile: `FROM <bench registry>/boatyard/busybox` + `RUN echo bench-<nonce> > /nonce.txt` + `CMD`; "
         "a fresh nonce on each side in every run, so neither side hits the layer cache for the RUN step "
         "(both find the base image locally and its layer already in the registry).",
@@ -121,5 +123,12 @@ def run(ctx: BenchContext) -> ScenarioResult:
         BREAKDOWN_NOTE,
         gap_note(parts),
     ]
-    result.raw = {"breakdown": parts, "boatyard_s": by_times, "cli_s": raw_times, "ratios": ratios, "server_s": server, "queue_wait_s": waits}
+    result.raw = {
+        "breakdown": parts,
+        "boatyard_s": by_times,
+        "cli_s": raw_times,
+        "ratios": ratios,
+        "server_s": server,
+        "queue_wait_s": waits,
+    }
     return result

@@ -16,6 +16,7 @@ For each level the stack's worker is restarted with
 Status is polled oldest-first, stopping at the first live job, once a second,
 so polling adds little load; the figures come from the server's timestamps.
 """
+
 from __future__ import annotations
 
 import time
@@ -133,8 +134,12 @@ def _measure_level(ctx: BenchContext, client: Client, stack: BenchStack, level: 
 
 def _add_rows(result: ScenarioResult, level: int, d: dict[str, Any], jobs: int, idle_samples: int) -> None:
     """The report rows of one concurrency level."""
-    result.add(f"concurrency {level}: jobs per minute ({d['ok']}/{jobs} Finished)", fmt(d["jobs_per_min"], 1),
-               f"all {jobs} Finished", d["ok"] == jobs)
+    result.add(
+        f"concurrency {level}: jobs per minute ({d['ok']}/{jobs} Finished)",
+        fmt(d["jobs_per_min"], 1),
+        f"all {jobs} Finished",
+        d["ok"] == jobs,
+    )
     result.add(
         f"concurrency {level}: queue wait in the burst p50 / p95",
         f"{fmt(d['wait_p50'], 1, ' s')} / {fmt(d['wait_p95'], 1, ' s')}",
@@ -144,7 +149,8 @@ def _add_rows(result: ScenarioResult, level: int, d: dict[str, Any], jobs: int, 
         f"concurrency {level}: queue wait with a free slot p50 / p95 ({idle_samples} jobs, each "
         f"{IDLE_GAP_SECONDS:g} s after the last ended)",
         f"{fmt(d['idle_p50'], 3, ' s')} / {fmt(d['idle_p95'], 3, ' s')}",
-        f"p95 ≤ {GOAL_IDLE_P95} s", d["idle_p95"] <= GOAL_IDLE_P95,
+        f"p95 ≤ {GOAL_IDLE_P95} s",
+        d["idle_p95"] <= GOAL_IDLE_P95,
     )
     result.add(
         f"concurrency {level}: queue wait when submitted the moment the previous job read Finished p50 / p95",

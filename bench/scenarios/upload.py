@@ -10,6 +10,7 @@ from /proc after all runs: a fresh stack serves this scenario only, so the peak
 is over its runs (the strictest reading).  The Docker CLI baseline builds the
 same tar from stdin (``docker build -``) and pushes.
 """
+
 from __future__ import annotations
 
 import io
@@ -132,7 +133,9 @@ def run(ctx: BenchContext) -> ScenarioResult:
     size_mib = ctx.options.upload_mib
     runs = ctx.options.upload_runs
     size_text = f"{size_mib / 1024:g} GiB" if size_mib >= 1024 else f"{size_mib} MiB"
-    result = ScenarioResult("upload", f"{size_text} build context via the upload flow (presigned POST)", short=f"{size_text} upload")
+    result = ScenarioResult(
+        "upload", f"{size_text} build context via the upload flow (presigned POST)", short=f"{size_text} upload"
+    )
     folder = BENCH_DIR / "upload"
     upload_s, fetch_build_s, submit_s, e2e_s, raw_s, sizes, waits = [], [], [], [], [], [], []
     post_s, fetch_s, build_s = [], [], []
@@ -205,7 +208,10 @@ def run(ctx: BenchContext) -> ScenarioResult:
     worker_mb = max(worker_kib, worker_kids_kib) * 1024 / 1e6
     api_mb = max(api_kib, api_kids_kib) * 1024 / 1e6
     result.add("context size (tar, random data)", f"{mib:.0f} MiB")
-    result.add("upload: presigned POST to S3 (moto)", f"{fmt(median(upload_s), 1, ' s')} = {fmt(mib / median(upload_s), 0)} MiB/s")
+    result.add(
+        "upload: presigned POST to S3 (moto)",
+        f"{fmt(median(upload_s), 1, ' s')} = {fmt(mib / median(upload_s), 0)} MiB/s",
+    )
     result.add(
         "worker fetch + build + push (StartedAt → FinishedAt)",
         f"{fmt(median(fetch_build_s), 1, ' s')} = {fmt(mib / median(fetch_build_s), 0)} MiB/s",
@@ -214,18 +220,29 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "  of which: POST /build with upload_id / fetching / building (phases as polled)",
         f"{fmt(median(post_s), 1, ' s')} / {fmt(median(fetch_s), 1, ' s')} / {fmt(median(build_s), 1, ' s')}",
     )
-    result.add("end to end: upload + submit → Finished", f"{fmt(median(e2e_s), 1, ' s')} = {fmt(mib / median(e2e_s), 0)} MiB/s")
-    result.add("docker build - < tar + push (CLI)", f"{fmt(median(raw_s), 1, ' s')} = {fmt(mib / median(raw_s), 0)} MiB/s")
+    result.add(
+        "end to end: upload + submit → Finished", f"{fmt(median(e2e_s), 1, ' s')} = {fmt(mib / median(e2e_s), 0)} MiB/s"
+    )
+    result.add(
+        "docker build - < tar + push (CLI)", f"{fmt(median(raw_s), 1, ' s')} = {fmt(mib / median(raw_s), 0)} MiB/s"
+    )
     result.add("ratio end to end / CLI (informational)", fmt(median(ratio), 2))
     result.add(
         "peak memory (VmHWM) of the worker",
-        f"{worker_mb:.0f} MB" + (f" (process {worker_kib * 1024 / 1e6:.0f} MB, largest child {worker_kids_kib * 1024 / 1e6:.0f} MB)" if worker_kids_kib else ""),
-        f"≤ {GOAL_MEMORY_MB} MB", worker_mb <= GOAL_MEMORY_MB,
+        f"{worker_mb:.0f} MB"
+        + (
+            f" (process {worker_kib * 1024 / 1e6:.0f} MB, largest child {worker_kids_kib * 1024 / 1e6:.0f} MB)"
+            if worker_kids_kib
+            else ""
+        ),
+        f"≤ {GOAL_MEMORY_MB} MB",
+        worker_mb <= GOAL_MEMORY_MB,
     )
     result.add(
         "peak memory (VmHWM) of the API (chalice local)",
         f"{api_mb:.0f} MB" + (f" (largest child {api_kids_kib * 1024 / 1e6:.0f} MB)" if api_kids_kib else ""),
-        f"≤ {GOAL_MEMORY_MB} MB", api_mb <= GOAL_MEMORY_MB,
+        f"≤ {GOAL_MEMORY_MB} MB",
+        api_mb <= GOAL_MEMORY_MB,
     )
     result.add("peak memory of the moto server (not boatyard; for context)", f"{moto_kib * 1024 / 1e6:.0f} MB")
     result.notes += [
@@ -246,8 +263,19 @@ def run(ctx: BenchContext) -> ScenarioResult:
         "Queue wait of these jobs: " + ", ".join(f"{w:.2f} s" for w in waits),
     ]
     result.raw = {
-        "sizes": sizes, "upload_s": upload_s, "submit_s": submit_s, "fetch_build_s": fetch_build_s, "e2e_s": e2e_s,
-        "cli_s": raw_s, "worker_vmhwm_kib": worker_kib, "worker_children_vmhwm_kib": worker_kids_kib,
-        "post_s": post_s, "fetch_s": fetch_s, "build_s": build_s, "api_vmhwm_kib": api_kib, "api_children_vmhwm_kib": api_kids_kib, "moto_vmhwm_kib": moto_kib,
+        "sizes": sizes,
+        "upload_s": upload_s,
+        "submit_s": submit_s,
+        "fetch_build_s": fetch_build_s,
+        "e2e_s": e2e_s,
+        "cli_s": raw_s,
+        "worker_vmhwm_kib": worker_kib,
+        "worker_children_vmhwm_kib": worker_kids_kib,
+        "post_s": post_s,
+        "fetch_s": fetch_s,
+        "build_s": build_s,
+        "api_vmhwm_kib": api_kib,
+        "api_children_vmhwm_kib": api_kids_kib,
+        "moto_vmhwm_kib": moto_kib,
     }
     return result

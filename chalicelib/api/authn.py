@@ -11,6 +11,7 @@ UNAUTHORIZED gateway response (infra/resources.yaml) shapes it; under
 ``chalice local`` and ``chalice.test.Client`` :func:`mirror_gateway_responses`
 makes chalice's local gateway give the same answer.
 """
+
 from __future__ import annotations
 
 import json

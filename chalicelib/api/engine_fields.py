@@ -6,6 +6,7 @@ and so does the build option ``cache_from`` (BuildKit's inline cache), so they
 are refused where BuildKit is not allowed or the job asks for the classic engine.
 Values of ``secrets`` and ``ssh`` are never echoed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,7 +23,9 @@ MAX_SSH_KEY_CHARS = 3500
 SECRET_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}", re.ASCII)
 _BAD_SECRET_CHARS = re.compile(r"[\x00\ud800-\udfff]")
 _BAD_KEY_CHARS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-_PRIVATE_KEY = re.compile(r"\A\s*-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n.*-----END [A-Z0-9 ]*PRIVATE KEY-----\s*\Z", re.S)
+_PRIVATE_KEY = re.compile(
+    r"\A\s*-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----\r?\n.*-----END [A-Z0-9 ]*PRIVATE KEY-----\s*\Z", re.S
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +50,9 @@ def validate_engine(data: Mapping[str, Any], settings: Settings) -> str:
     allowed = ", ".join(settings.allowed_engines)
     if not isinstance(value, str) or value.strip().lower() not in settings.allowed_engines:
         shown = value[:40] if isinstance(value, str) else type(value).__name__
-        raise InvalidRequest(f"must be one of the engines this deployment allows ({allowed}), not {shown!r}", field="engine")
+        raise InvalidRequest(
+            f"must be one of the engines this deployment allows ({allowed}), not {shown!r}", field="engine"
+        )
     return value.strip().lower()
 
 
@@ -95,7 +100,11 @@ def validate_engine_fields(data: Mapping[str, Any], settings: Settings) -> Engin
     secrets = validate_secrets(data)
     ssh = validate_ssh(data)
     cache_from = data.get("cache_from")  # a build option (validated with the options); BuildKit reads inline caches
-    for name, given in (("secrets", secrets), ("ssh", ssh), ("cache_from", isinstance(cache_from, list) and cache_from)):
+    for name, given in (
+        ("secrets", secrets),
+        ("ssh", ssh),
+        ("cache_from", isinstance(cache_from, list) and cache_from),
+    ):
         if not given:
             continue
         if "buildkit" not in settings.allowed_engines:

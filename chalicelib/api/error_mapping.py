@@ -7,6 +7,7 @@
 :class:`~chalicelib.domain.errors.JobError` that reaches a route is a bug in the route (it should have
 been translated into a request error), so it is answered as one.
 """
+
 from __future__ import annotations
 
 import functools

@@ -8,6 +8,7 @@ Every comparison is constant-time (:func:`hmac.compare_digest`); the caller
 answers every failure — unknown trigger, missing header, wrong signature — the
 same way, so the answer tells nothing about which.
 """
+
 from __future__ import annotations
 
 import hashlib

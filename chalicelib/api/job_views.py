@@ -3,6 +3,7 @@
 A job owned by someone else answers exactly like an unknown id (404, same
 message): the API is no oracle for which job ids exist.  Admin keys see all.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -37,14 +38,15 @@ def cancel(job_id: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:
         return jobstore.fail(job_id, CANCEL_REASON, target=Phase.CANCELLED).status_body()
     except TransitionConflict:
         job = jobstore.get_job(job_id)
-        raise Conflict(f"job {job_id} has already ended ({job.status_word}); only a live job can be cancelled") from None
+        raise Conflict(
+            f"job {job_id} has already ended ({job.status_word}); only a live job can be cancelled"
+        ) from None
 
 
 def continuation_marker(job_id: str, cursor: int) -> str:
     """The line that ends a cut-short log answer and says how to read the rest."""
     return (
-        f"\n[boatyard] the log is longer than one answer; read the rest with "
-        f"GET /api/v1/{job_id}/logs?since={cursor}\n"
+        f"\n[boatyard] the log is longer than one answer; read the rest with GET /api/v1/{job_id}/logs?since={cursor}\n"
     )
 
 

@@ -5,6 +5,7 @@ piece, capped by ``max_inline_bytes``), so parts are returned as ``memoryview``
 slices of it: nothing is copied.  Errors are :class:`InvalidRequest` naming
 what is wrong.
 """
+
 from __future__ import annotations
 
 import dataclasses

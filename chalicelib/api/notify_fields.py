@@ -9,6 +9,7 @@ and loopback receivers (``127.0.0.1``, ``::1``, ``localhost``) through.
 so a receiver can tell boatyard's POSTs from anyone else's; it is sealed and never
 echoed.  ``notify_events`` defaults to finished, failed and cancelled.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -78,8 +79,9 @@ def validate_notify_url(url: str, settings: Settings) -> str:
     if not host:
         raise InvalidRequest("must name a host", field="notify_url")
     if "@" in parts.netloc:
-        raise InvalidRequest("must not contain credentials (user:password@); notifications are signed instead",
-                             field="notify_url")
+        raise InvalidRequest(
+            "must not contain credentials (user:password@); notifications are signed instead", field="notify_url"
+        )
     loopback_ok = settings.allow_loopback_notify_urls and _is_loopback_host(host)
     scheme = parts.scheme.lower()
     if scheme != "https" and not (scheme == "http" and loopback_ok):
@@ -113,7 +115,9 @@ def validate_notify_fields(data: Mapping[str, Any], settings: Settings) -> Notif
             field="notify_secret",
         )
     secret = _text(data, "notify_secret")
-    if not MIN_SECRET_CHARS <= len(secret) <= MAX_SECRET_CHARS or not patterns.matches(patterns.NO_CONTROL_CHARS, secret):
+    if not MIN_SECRET_CHARS <= len(secret) <= MAX_SECRET_CHARS or not patterns.matches(
+        patterns.NO_CONTROL_CHARS, secret
+    ):
         raise InvalidRequest(
             f"must be {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters without control characters",
             field="notify_secret",

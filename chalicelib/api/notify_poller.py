@@ -5,6 +5,7 @@ A small thread pool sends several notifications at once, so one receiver that ha
 :func:`chalicelib.api.notify_sender.handle` returns; when it raises, the message comes
 back after its visibility timeout, as with the Lambda.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -28,12 +29,13 @@ def _handle_and_delete(raw: dict[str, Any]) -> None:
     aws.client("sqs").delete_message(QueueUrl=notifications.queue_url(), ReceiptHandle=raw["ReceiptHandle"])
 
 
-def poll_once(wait_seconds: int = 1, max_messages: int = 10,
-              pool: concurrent.futures.Executor | None = None) -> int:
+def poll_once(wait_seconds: int = 1, max_messages: int = 10, pool: concurrent.futures.Executor | None = None) -> int:
     """Receive up to ``max_messages`` and handle them (in ``pool`` when given); returns how many arrived."""
     answer = aws.client("sqs").receive_message(
-        QueueUrl=notifications.queue_url(), MaxNumberOfMessages=max(1, min(10, max_messages)),
-        WaitTimeSeconds=wait_seconds, VisibilityTimeout=VISIBILITY_SECONDS,
+        QueueUrl=notifications.queue_url(),
+        MaxNumberOfMessages=max(1, min(10, max_messages)),
+        WaitTimeSeconds=wait_seconds,
+        VisibilityTimeout=VISIBILITY_SECONDS,
     )
     messages = answer.get("Messages", [])
     if pool is None:
@@ -67,8 +69,10 @@ def run(stop: threading.Event, threads: int = 4, wait_seconds: int = 1) -> None:
                 continue
             try:
                 answer = aws.client("sqs").receive_message(
-                    QueueUrl=notifications.queue_url(), MaxNumberOfMessages=threads - len(inflight),
-                    WaitTimeSeconds=wait_seconds, VisibilityTimeout=VISIBILITY_SECONDS,
+                    QueueUrl=notifications.queue_url(),
+                    MaxNumberOfMessages=threads - len(inflight),
+                    WaitTimeSeconds=wait_seconds,
+                    VisibilityTimeout=VISIBILITY_SECONDS,
                 )
             except Exception as exc:  # noqa: BLE001 - the queue may come back (moto restarting, network)
                 log.warning("notifications: receiving failed (%s)", type(exc).__name__)

@@ -17,6 +17,7 @@ Two kinds of message:
 
 Every attempt is recorded (:func:`chalicelib.stores.notifications.record_attempt`).
 """
+
 from __future__ import annotations
 
 import json
@@ -63,16 +64,25 @@ def _fan_out(message: dict[str, Any]) -> None:
         if (only and sub.sub_id != only) or not sub.wants(event):
             continue
         delivery = {
-            "kind": "delivery", "job_id": job_id, "sub": sub.sub_id, "event": event,
+            "kind": "delivery",
+            "job_id": job_id,
+            "sub": sub.sub_id,
+            "event": event,
             "status": message.get("status") or {},
             "delivery_id": str(uuid.uuid5(_DELIVERY_NS, f"{job_id}/{sub.sub_id}/{event}/{message.get('at')}")),
-            "attempt": 0, "first_at": time.time(), "not_before": 0,
+            "attempt": 0,
+            "first_at": time.time(),
+            "not_before": 0,
         }
         try:
             _deliver(delivery, sub)
         except Exception as exc:  # noqa: BLE001 - one subscription's trouble must not stop the others
-            log.warning("job %s: delivery to subscription %s failed to run (%s); queued again",
-                        job_id, sub.sub_id, type(exc).__name__)
+            log.warning(
+                "job %s: delivery to subscription %s failed to run (%s); queued again",
+                job_id,
+                sub.sub_id,
+                type(exc).__name__,
+            )
             notifications.send_message(delivery, delay_seconds=1)
 
 
@@ -92,14 +102,23 @@ def _deliver(message: dict[str, Any], sub: Subscription | None = None) -> None:
     delivery_id = str(message["delivery_id"])
     status = dict(message.get("status") or {})
 
-    def record(outcome: str, answer: outbound.Answer | None = None, error: str | None = None,
-               next_at: float | None = None) -> None:
-        notifications.record_attempt(AttemptRecord(
-            job_id=job_id, sub_id=sub_id, delivery_id=delivery_id, event=event, attempt=attempt, outcome=outcome,
-            status_code=answer.status if answer else None, error=error or (answer.error if answer else None),
-            duration_ms=answer.duration_ms if answer else 0,
-            next_attempt_at=_iso(next_at) if next_at is not None else None,
-        ))
+    def record(
+        outcome: str, answer: outbound.Answer | None = None, error: str | None = None, next_at: float | None = None
+    ) -> None:
+        notifications.record_attempt(
+            AttemptRecord(
+                job_id=job_id,
+                sub_id=sub_id,
+                delivery_id=delivery_id,
+                event=event,
+                attempt=attempt,
+                outcome=outcome,
+                status_code=answer.status if answer else None,
+                error=error or (answer.error if answer else None),
+                duration_ms=answer.duration_ms if answer else 0,
+                next_attempt_at=_iso(next_at) if next_at is not None else None,
+            )
+        )
 
     if sub.kind == "github_status":
         if event not in rules.TERMINAL_EVENTS and sub.final_sent:
@@ -110,8 +129,14 @@ def _deliver(message: dict[str, Any], sub: Subscription | None = None) -> None:
     secret = notifications.unseal_secret(job_id, sub.sealed)
     url, body, headers = _request(sub, event, status, delivery_id, secret)
     try:
-        answer = outbound.post(url, body, headers, settings.notify_connect_timeout_seconds,
-                               settings.notify_read_timeout_seconds, settings.allow_loopback_notify_urls)
+        answer = outbound.post(
+            url,
+            body,
+            headers,
+            settings.notify_connect_timeout_seconds,
+            settings.notify_read_timeout_seconds,
+            settings.allow_loopback_notify_urls,
+        )
     except outbound.Refused as exc:
         record("refused", error=str(exc))
         return
@@ -122,8 +147,14 @@ def _deliver(message: dict[str, Any], sub: Subscription | None = None) -> None:
         record("failed", answer)
         return
     first_at = float(message.get("first_at") or now)
-    next_at = rules.next_attempt_at(attempt, first_at, time.time(), settings.notify_backoff_base_seconds,
-                                    settings.notify_backoff_max_seconds, settings.notify_retry_window_seconds)
+    next_at = rules.next_attempt_at(
+        attempt,
+        first_at,
+        time.time(),
+        settings.notify_backoff_base_seconds,
+        settings.notify_backoff_max_seconds,
+        settings.notify_retry_window_seconds,
+    )
     if next_at is None:
         record("gave-up", answer)
         return
@@ -132,11 +163,16 @@ def _deliver(message: dict[str, Any], sub: Subscription | None = None) -> None:
     notifications.send_message(again, delay_seconds=math.ceil(max(0.0, next_at - time.time())))
 
 
-def _request(sub: Subscription, event: str, status: dict[str, Any], delivery_id: str,
-             secret: str) -> tuple[str, bytes, dict[str, str]]:
+def _request(
+    sub: Subscription, event: str, status: dict[str, Any], delivery_id: str, secret: str
+) -> tuple[str, bytes, dict[str, str]]:
     """URL, body and headers of one attempt (a fresh signature timestamp each time)."""
-    common = {"User-Agent": USER_AGENT, "Content-Type": "application/json",
-              rules.EVENT_HEADER: event, rules.DELIVERY_HEADER: delivery_id}
+    common = {
+        "User-Agent": USER_AGENT,
+        "Content-Type": "application/json",
+        rules.EVENT_HEADER: event,
+        rules.DELIVERY_HEADER: delivery_id,
+    }
     if sub.kind == "webhook":
         body = rules.payload(status, event, delivery_id)
         return sub.url, body, {**common, rules.SIGNATURE_HEADER: rules.signature_header(secret, body)}
@@ -145,8 +181,12 @@ def _request(sub: Subscription, event: str, status: dict[str, Any], delivery_id:
     if sub.target_url:
         fields["target_url"] = sub.target_url
     url = f"{sub.api_base}/repos/{sub.repo}/statuses/{sub.sha}"
-    headers = {**common, "Authorization": f"Bearer {secret}", "Accept": "application/vnd.github+json",
-               "X-GitHub-Api-Version": "2022-11-28"}
+    headers = {
+        **common,
+        "Authorization": f"Bearer {secret}",
+        "Accept": "application/vnd.github+json",
+        "X-GitHub-Api-Version": "2022-11-28",
+    }
     return url, json.dumps(fields, separators=(",", ":")).encode("utf-8"), headers
 
 
@@ -154,4 +194,3 @@ def _iso(epoch: float) -> str:
     import datetime as dt
 
     return dt.datetime.fromtimestamp(epoch, dt.timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-

@@ -3,6 +3,7 @@
 Owner-checked like the status: another owner's job answers exactly like an unknown one (404).
 Secrets, tokens and receiver query strings are never shown.
 """
+
 from __future__ import annotations
 
 from typing import Any

@@ -1,4 +1,5 @@
 """The body of ``POST /api/v1/build``: content type, size, JSON or multipart → a :class:`BuildRequest`."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -59,7 +60,9 @@ def parse_json(data: bytes | memoryview, field: str | None = None) -> Any:
     except UnicodeDecodeError:
         raise InvalidRequest(f"{where} is not UTF-8 text", field=field) from None
     except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", field=field) from None
+        raise InvalidRequest(
+            f"{where} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", field=field
+        ) from None
     except ValueError:  # an integer longer than Python's int-digit limit (4,300 digits)
         raise InvalidRequest(f"{where} holds a number too long to read (more than 4300 digits)", field=field) from None
     except RecursionError:
@@ -70,7 +73,9 @@ def _parse_multipart(body: bytes, content_type: str, settings: Settings) -> Pars
     found: dict[str, multipart.Part] = {}
     for part in multipart.parse(body, content_type):
         if part.name not in PARTS:
-            raise InvalidRequest("unknown part; a multipart build has exactly the parts TarFile and Json", field=part.name)
+            raise InvalidRequest(
+                "unknown part; a multipart build has exactly the parts TarFile and Json", field=part.name
+            )
         if part.name in found:
             raise InvalidRequest("appears more than once", field=part.name)
         found[part.name] = part

@@ -11,6 +11,7 @@ job id (only if it is a well-formed id) or the one a build submission
 returned.  Headers, query strings and bodies are never logged, so no
 registry password, upload policy or signature can reach the log.
 """
+
 from __future__ import annotations
 
 import json
@@ -90,6 +91,8 @@ def log_requests(request: Any, get_response: Callable[[Any], Any]) -> Any:
         return response
     finally:
         try:
-            log.info(json.dumps(request_entry(request, status, time.perf_counter() - started, body), separators=(",", ":")))
+            log.info(
+                json.dumps(request_entry(request, status, time.perf_counter() - started, body), separators=(",", ":"))
+            )
         except Exception:  # noqa: BLE001 - logging must never fail a request
             pass

@@ -3,6 +3,7 @@
 Only plain file names (``[A-Za-z0-9._-]+``) that exist directly in ``ui_dir``
 are served: no sub-folders, no path traversal, no dot-files.
 """
+
 from __future__ import annotations
 
 import dataclasses

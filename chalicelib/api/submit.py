@@ -8,6 +8,7 @@ storing, sealing or sending fails the job is marked failed (so nobody waits on
 it, and its quota slot is freed) and :class:`ServiceUnavailable` is raised.
 Credentials travel only inside the sealed SQS message.
 """
+
 from __future__ import annotations
 
 import io
@@ -49,7 +50,9 @@ def _source_of(job_id: str, request: BuildRequest, archive: bytes | memoryview |
 def _store_context(job_id: str, request: BuildRequest, archive: bytes | memoryview | None) -> None:
     """Put an inline build context (Dockerfile or multipart archive) where the worker finds it."""
     if request.kind == SourceKind.DOCKERFILE:
-        contexts.put_bytes(contexts.context_key(job_id), archive_format.dockerfile_context(request.fields["dockerfile"]))
+        contexts.put_bytes(
+            contexts.context_key(job_id), archive_format.dockerfile_context(request.fields["dockerfile"])
+        )
     elif request.kind == SourceKind.UPLOAD and archive is not None:
         # as uploaded (tar or tar.gz): the worker sniffs the format
         contexts.put_stream(contexts.context_key(job_id), io.BytesIO(archive))
@@ -82,7 +85,9 @@ def _enqueue(job: Job, credentials: sealing.Credentials) -> None:
     except _AWS_ERRORS as exc:
         log.error("job %s: could not seal or enqueue (%s)", job.job_id, type(exc).__name__)
         try:
-            jobstore.fail(job.job_id, "the build could not be queued (a backing service was unavailable); submit it again")
+            jobstore.fail(
+                job.job_id, "the build could not be queued (a backing service was unavailable); submit it again"
+            )
         except (TransitionConflict, *_AWS_ERRORS):
             log.exception("job %s: could not mark the unqueued job failed", job.job_id)
         raise ServiceUnavailable("the build queue is unavailable; try again shortly") from None
@@ -113,9 +118,18 @@ def submit_build(
     origin = origin or {}
     try:
         source = _source_of(job_id, request, archive, caller.owner)
-        job = Job(job_id, request.image_name, request.kind, source, options=request.options.to_item(),
-                  engine=request.engine, owner=caller.owner, trigger_id=origin.get("trigger_id"), ref=origin.get("ref"),
-                  commit=origin.get("commit"))
+        job = Job(
+            job_id,
+            request.image_name,
+            request.kind,
+            source,
+            options=request.options.to_item(),
+            engine=request.engine,
+            owner=caller.owner,
+            trigger_id=origin.get("trigger_id"),
+            ref=origin.get("ref"),
+            commit=origin.get("commit"),
+        )
         jobstore.create_job(job, with_quota=authn.keys_required())
     except _AWS_ERRORS as exc:
         log.error("job %s: storing the job failed (%s)", job_id, type(exc).__name__)
@@ -124,7 +138,9 @@ def submit_build(
         _store_context(job_id, request, archive)
         if request.notify is not None:
             notify = request.notify
-            notifications.subscribe(job_id, caller.owner, notifications.WebhookTarget(notify.url, notify.secret, notify.events))
+            notifications.subscribe(
+                job_id, caller.owner, notifications.WebhookTarget(notify.url, notify.secret, notify.events)
+            )
     except _AWS_ERRORS as exc:
         log.error("job %s: storing the context or its subscription failed (%s)", job_id, type(exc).__name__)
         _fail_unstored(job_id)
@@ -139,7 +155,9 @@ def submit_build(
     _enqueue(job, request.credentials)
     if request.kind == SourceKind.UPLOAD and archive is None and authn.keys_required():
         quotas.upload_used(caller.owner, request.fields["upload_id"])
-    log.info("job %s submitted by %s: image %s, source %s", job_id, caller.owner, request.image_name, request.kind.value)
+    log.info(
+        "job %s submitted by %s: image %s, source %s", job_id, caller.owner, request.image_name, request.kind.value
+    )
     return job_id
 
 

@@ -16,6 +16,7 @@ same 401.  Then: pings answer ``pong``; pushes become zero or more builds
 fetching exactly the pushed commit; a redelivered delivery id builds nothing new;
 a newer push to a ref cancels the still-live build of the older one (``supersede``).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -66,14 +67,29 @@ RECENT_BUILDS = 10
 SUPERSEDED_REASON = "superseded by a newer push to {ref} (job {job_id})"
 HOOK_REFUSED = "the delivery is not signed with this trigger's secret (or there is no such trigger)"
 TRIGGER_FIELDS = (
-    "host", "repository", "branch_regex", "tag_regex", "paths", "image_template", "default_branch_tag",
-    "default_branch", "supersede", "notify_url", "label",
+    "host",
+    "repository",
+    "branch_regex",
+    "tag_regex",
+    "paths",
+    "image_template",
+    "default_branch_tag",
+    "default_branch",
+    "supersede",
+    "notify_url",
+    "label",
 )
 _COMMIT = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?", re.ASCII)
 _REPOSITORY: dict[str, tuple[re.Pattern[str] | str, str]] = {
-    GITHUB: (re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?/[A-Za-z0-9._-]{1,100}", re.ASCII), "owner/name"),
+    GITHUB: (
+        re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?/[A-Za-z0-9._-]{1,100}", re.ASCII),
+        "owner/name",
+    ),
     GITLAB: (patterns.GITLAB_PROJECT, "group/subgroup/project (the full path)"),
-    BITBUCKET: (re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", re.ASCII), "workspace/repo"),
+    BITBUCKET: (
+        re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}/[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}", re.ASCII),
+        "workspace/repo",
+    ),
 }
 _AWS_ERRORS = (BotoCoreError, ClientError)
 
@@ -124,16 +140,20 @@ def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[sto
     repository = _repository(data, host)
     source_given = [name for name in SOURCE_FIELDS if name in data] + (["image_name"] if "image_name" in data else [])
     if source_given:
-        raise InvalidRequest("is not a trigger field: a trigger's source is its repository at the pushed commit, and its "
-                             "image is image_template", field=source_given[0])
+        raise InvalidRequest(
+            "is not a trigger field: a trigger's source is its repository at the pushed commit, and its "
+            "image is image_template",
+            field=source_given[0],
+        )
     branch_regex = tag_regex = ""
     if data.get("branch_regex") not in (None, ""):
         branch_regex = trigger_rules.safe_regex(data["branch_regex"], "branch_regex").pattern
     if data.get("tag_regex") not in (None, ""):
         tag_regex = trigger_rules.safe_regex(data["tag_regex"], "tag_regex").pattern
     if not branch_regex and not tag_regex:
-        raise InvalidRequest("give branch_regex, tag_regex or both (e.g. 'main' or 'v[0-9.]+'): which refs build",
-                             field="branch_regex")
+        raise InvalidRequest(
+            "give branch_regex, tag_regex or both (e.g. 'main' or 'v[0-9.]+'): which refs build", field="branch_regex"
+        )
     template = trigger_rules.validate_image_template(data.get("image_template"))
     default_branch = ""
     if data.get("default_branch") not in (None, ""):
@@ -145,11 +165,18 @@ def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[sto
     if not isinstance(supersede, bool):
         raise InvalidRequest("must be true or false", field="supersede")
     label = data.get("label") or ""
-    if not isinstance(label, str) or len(label) > MAX_LABEL_CHARS or not patterns.matches(patterns.NO_CONTROL_CHARS, label):
+    if (
+        not isinstance(label, str)
+        or len(label) > MAX_LABEL_CHARS
+        or not patterns.matches(patterns.NO_CONTROL_CHARS, label)
+    ):
         raise InvalidRequest(f"must be at most {MAX_LABEL_CHARS} characters without control characters", field="label")
     rules = trigger_rules.TriggerRules(
-        branch_regex=branch_regex, tag_regex=tag_regex, paths=trigger_rules.validate_path_filters(data.get("paths")),
-        image_template=template, default_branch_tag=trigger_rules.validate_default_branch_tag(data.get("default_branch_tag")),
+        branch_regex=branch_regex,
+        tag_regex=tag_regex,
+        paths=trigger_rules.validate_path_filters(data.get("paths")),
+        image_template=template,
+        default_branch_tag=trigger_rules.validate_default_branch_tag(data.get("default_branch_tag")),
         default_branch=default_branch,
     )
     # the build request's own parser: options, engine, credentials and git token, as a push would submit them
@@ -162,10 +189,18 @@ def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[sto
             raise InvalidRequest(exc.message.split(": ", 1)[-1], field="image_template") from None
         raise
     trigger = store.Trigger(
-        trigger_id=str(uuid.uuid4()), owner=caller.owner, host=host, repository=repository, rules=rules,
-        options=request.options.to_item(), engine=request.engine, supersede=supersede,
-        notify_url=validate_notify_url(data.get("notify_url"), settings), label=label,
-        has_git_token=bool(request.credentials.source_token), has_push_credentials=request.credentials.present,
+        trigger_id=str(uuid.uuid4()),
+        owner=caller.owner,
+        host=host,
+        repository=repository,
+        rules=rules,
+        options=request.options.to_item(),
+        engine=request.engine,
+        supersede=supersede,
+        notify_url=validate_notify_url(data.get("notify_url"), settings),
+        label=label,
+        has_git_token=bool(request.credentials.source_token),
+        has_push_credentials=request.credentials.present,
     )
     return trigger, request.credentials
 
@@ -175,7 +210,9 @@ def public_base(headers: Mapping[str, str], context: Mapping[str, Any], settings
     if settings.public_url:
         return settings.public_url
     host = headers.get("host") or str(context.get("domainName") or "localhost")
-    scheme = (headers.get("x-forwarded-proto") or ("https" if host.endswith(".amazonaws.com") else "http")).split(",")[0]
+    scheme = (headers.get("x-forwarded-proto") or ("https" if host.endswith(".amazonaws.com") else "http")).split(",")[
+        0
+    ]
     stage = str(context.get("stage") or "")
     prefix = f"/{stage}" if stage and host.endswith(".amazonaws.com") else ""
     return f"{scheme.strip()}://{host}{prefix}"
@@ -186,8 +223,9 @@ def webhook_url(trigger_id: str, headers: Mapping[str, str], context: Mapping[st
     return f"{public_base(headers, context, settings)}/api/v1/hooks/{trigger_id}"
 
 
-def create_trigger(raw: bytes | str | None, headers: Mapping[str, str], context: Mapping[str, Any],
-                   caller: Principal) -> dict[str, Any]:
+def create_trigger(
+    raw: bytes | str | None, headers: Mapping[str, str], context: Mapping[str, Any], caller: Principal
+) -> dict[str, Any]:
     """Create a trigger: its view plus ``WebhookUrl`` and ``Secret`` (the only time the secret is shown)."""
     settings = get_settings()
     body = raw.encode("utf-8") if isinstance(raw, str) else (raw or b"")
@@ -206,8 +244,12 @@ def create_trigger(raw: bytes | str | None, headers: Mapping[str, str], context:
         raise ServiceUnavailable("storage is unavailable; try again shortly") from None
     log.info("trigger %s created by %s for %s %s", stored.trigger_id, caller.owner, stored.host, stored.repository)
     headers_lower = {k.lower(): v for k, v in headers.items()}
-    return {**stored.view(), "WebhookUrl": webhook_url(stored.trigger_id, headers_lower, context, settings), "Secret": secret,
-            "SignatureHeader": hook_signatures.SIGNATURE_HEADERS[stored.host]}
+    return {
+        **stored.view(),
+        "WebhookUrl": webhook_url(stored.trigger_id, headers_lower, context, settings),
+        "Secret": secret,
+        "SignatureHeader": hook_signatures.SIGNATURE_HEADERS[stored.host],
+    }
 
 
 # ------------------------------------------------------------------ reading and deleting
@@ -282,8 +324,9 @@ def _options(trigger: store.Trigger, extra_tags: tuple[str, ...]) -> BuildOption
     return options
 
 
-def _subscriber(trigger: store.Trigger, secret: str, credentials: Credentials, sha: str,
-                job_link: Callable[[str], str]) -> Callable[[Job], None] | None:
+def _subscriber(
+    trigger: store.Trigger, secret: str, credentials: Credentials, sha: str, job_link: Callable[[str], str]
+) -> Callable[[Job], None] | None:
     """What subscribes a new job to the trigger's notifications (GitHub commit status, notify_url), if anything."""
     wants_status = trigger.host == GITHUB and bool(credentials.source_token)
     if not trigger.notify_url and not wants_status:
@@ -293,8 +336,9 @@ def _subscriber(trigger: store.Trigger, secret: str, credentials: Credentials, s
         if trigger.notify_url:
             notifications.subscribe(job.job_id, job.owner, notifications.WebhookTarget(trigger.notify_url, secret))
         if wants_status:
-            target = notifications.GithubStatusTarget(trigger.repository, sha, credentials.source_token,
-                                                      target_url=job_link(job.job_id))
+            target = notifications.GithubStatusTarget(
+                trigger.repository, sha, credentials.source_token, target_url=job_link(job.job_id)
+            )
             notifications.subscribe(job.job_id, job.owner, target)
 
     return subscribe
@@ -325,8 +369,8 @@ def _same_repository(trigger: store.Trigger, event_repository: str) -> bool:
 
 
 def handle_hook(
-    trigger_id: str, raw: bytes | str | None, headers: Mapping[str, str],
-                context: Mapping[str, Any] | None = None) -> HookAnswer:
+    trigger_id: str, raw: bytes | str | None, headers: Mapping[str, str], context: Mapping[str, Any] | None = None
+) -> HookAnswer:
     """A git host's delivery: verify, then ping / ignore / build (see the module doc)."""
     settings = get_settings()
     lowered = _lower(headers)
@@ -334,7 +378,9 @@ def handle_hook(
     base_url = settings.cors_origin if settings.cors_origin != "*" else public_base(lowered, context or {}, settings)
     declared = (lowered.get("content-length") or "").strip()
     body = raw.encode("utf-8") if isinstance(raw, str) else (raw or b"")
-    if (declared.isdigit() and int(declared) > settings.hook_max_body_bytes) or len(body) > settings.hook_max_body_bytes:
+    if (declared.isdigit() and int(declared) > settings.hook_max_body_bytes) or len(
+        body
+    ) > settings.hook_max_body_bytes:
         raise PayloadTooLarge(f"a delivery may be at most {settings.hook_max_body_bytes} bytes")
     trigger, secret = _verified_trigger(trigger_id, lowered, body)
     event = hook_payloads.read_event(trigger.host, lowered, parse_json(body))
@@ -344,13 +390,28 @@ def handle_hook(
     if event.kind == hook_payloads.IGNORED:
         return HookAnswer(200, {**base, "Message": event.note, "Builds": []})
     if not _same_repository(trigger, event.repository):
-        return HookAnswer(200, {**base, "Builds": [], "Message": (
-            f"the delivery is for {event.repository[:200]!r}; this trigger builds {trigger.repository!r}")})
+        return HookAnswer(
+            200,
+            {
+                **base,
+                "Builds": [],
+                "Message": (
+                    f"the delivery is for {event.repository[:200]!r}; this trigger builds {trigger.repository!r}"
+                ),
+            },
+        )
     delivery = hook_payloads.delivery_id(trigger.host, lowered) or "body:" + hashlib.sha256(body).hexdigest()
     earlier = store.claim_delivery(trigger.trigger_id, delivery)
     if earlier is not None:
-        return HookAnswer(200, {**base, "Duplicate": True, "Builds": [{"JobIdentifier": j} for j in earlier.get("jobs") or []],
-                                "Message": "this delivery was received before; it builds nothing new"})
+        return HookAnswer(
+            200,
+            {
+                **base,
+                "Duplicate": True,
+                "Builds": [{"JobIdentifier": j} for j in earlier.get("jobs") or []],
+                "Message": "this delivery was received before; it builds nothing new",
+            },
+        )
     wanted, skipped = _plan(trigger, event, settings)
     made = _queue_builds(trigger, secret, wanted, delivery, base_url)
     builds: list[dict[str, Any]] = []
@@ -368,13 +429,22 @@ def handle_hook(
     if superseded:
         answer["Superseded"] = superseded
     if not builds:
-        answer["Message"] = "nothing to build: " + "; ".join(s["Reason"] for s in skipped) if skipped else "nothing to build"
-    log.info("hook %s: %d build(s), %d skipped, %d superseded", trigger.trigger_id, len(builds), len(skipped), len(superseded))
+        answer["Message"] = (
+            "nothing to build: " + "; ".join(s["Reason"] for s in skipped) if skipped else "nothing to build"
+        )
+    log.info(
+        "hook %s: %d build(s), %d skipped, %d superseded",
+        trigger.trigger_id,
+        len(builds),
+        len(skipped),
+        len(superseded),
+    )
     return HookAnswer(202 if builds else 200, answer)
 
 
-def _plan(trigger: store.Trigger, event: hook_payloads.HookEvent,
-          settings: Settings) -> tuple[list[trigger_rules.Decision], list[dict[str, str]]]:
+def _plan(
+    trigger: store.Trigger, event: hook_payloads.HookEvent, settings: Settings
+) -> tuple[list[trigger_rules.Decision], list[dict[str, str]]]:
     """The pushed refs that build, and ``{Ref, Reason}`` for those that do not."""
     wanted: list[trigger_rules.Decision] = []
     skipped: list[dict[str, str]] = []
@@ -388,8 +458,9 @@ def _plan(trigger: store.Trigger, event: hook_payloads.HookEvent,
     return wanted, skipped
 
 
-def _queue_builds(trigger: store.Trigger, secret: str, wanted: list[trigger_rules.Decision], delivery: str,
-                  base_url: str) -> list[tuple[Job, trigger_rules.Decision]]:
+def _queue_builds(
+    trigger: store.Trigger, secret: str, wanted: list[trigger_rules.Decision], delivery: str, base_url: str
+) -> list[tuple[Job, trigger_rules.Decision]]:
     """Submit each wanted build; the delivery records the jobs made, or is forgotten if none could be."""
     made: list[tuple[Job, trigger_rules.Decision]] = []
     try:
@@ -411,8 +482,12 @@ def _queue_builds(trigger: store.Trigger, secret: str, wanted: list[trigger_rule
 
 def _build_entry(job: Job, decision: trigger_rules.Decision) -> dict[str, Any]:
     """One build of a hook's answer."""
-    entry: dict[str, Any] = {"JobIdentifier": job.job_id, "ImageName": job.image_name, "Ref": decision.change.ref,
-                             "Commit": decision.change.sha}
+    entry: dict[str, Any] = {
+        "JobIdentifier": job.job_id,
+        "ImageName": job.image_name,
+        "Ref": decision.change.ref,
+        "Commit": decision.change.sha,
+    }
     if decision.extra_tags:
         entry["ExtraTags"] = list(decision.extra_tags)
     return entry
@@ -429,15 +504,24 @@ def _unbuildable(decision: trigger_rules.Decision, settings: Settings) -> str:
     return ""
 
 
-def _submit(trigger: store.Trigger, secret: str, credentials: Credentials, decision: trigger_rules.Decision,
-            base_url: str) -> Job:
+def _submit(
+    trigger: store.Trigger, secret: str, credentials: Credentials, decision: trigger_rules.Decision, base_url: str
+) -> Job:
     """Submit one build of the pushed commit, as the trigger's owner."""
     kind, fields = _source_at(trigger, decision.change.sha)
-    request = BuildRequest(decision.image_name, kind, fields, credentials, _options(trigger, decision.extra_tags), trigger.engine)
+    request = BuildRequest(
+        decision.image_name, kind, fields, credentials, _options(trigger, decision.extra_tags), trigger.engine
+    )
     origin = {"trigger_id": trigger.trigger_id, "ref": decision.change.ref, "commit": decision.change.sha}
-    job_id = submit.submit_build(request, None, Principal(trigger.owner), origin=origin,
-                                 before_enqueue=_subscriber(trigger, secret, credentials, decision.change.sha,
-                                                            lambda job_id: f"{base_url}/#job={job_id}"))
+    job_id = submit.submit_build(
+        request,
+        None,
+        Principal(trigger.owner),
+        origin=origin,
+        before_enqueue=_subscriber(
+            trigger, secret, credentials, decision.change.sha, lambda job_id: f"{base_url}/#job={job_id}"
+        ),
+    )
     return jobstore.get_job(job_id)
 
 
@@ -449,4 +533,3 @@ def _cancel_superseded(job_id: str, ref: str, newer: str) -> bool:
         return False  # it had already ended
     log.info("job %s: cancelled, superseded by %s on %s", job_id, newer, ref)
     return True
-

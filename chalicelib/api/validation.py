@@ -4,6 +4,7 @@ Every rejection is an :class:`InvalidRequest` (400) or :class:`PayloadTooLarge`
 (413) naming the field, with a message a person can act on.  Values of
 credential fields are never echoed.  Unknown fields are ignored, as the seed did.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -122,9 +123,13 @@ def validate_credentials(data: Mapping[str, Any], source: str = "") -> Credentia
     password = _string(data, "password")
     email = _string(data, "email")
     if len(username) > MAX_USERNAME_CHARS or _has_control_chars(username):
-        raise InvalidRequest(f"must be at most {MAX_USERNAME_CHARS} characters without control characters", field="username")
+        raise InvalidRequest(
+            f"must be at most {MAX_USERNAME_CHARS} characters without control characters", field="username"
+        )
     if len(password) > MAX_PASSWORD_CHARS or _has_control_chars(password):
-        raise InvalidRequest(f"must be at most {MAX_PASSWORD_CHARS} characters without control characters", field="password")
+        raise InvalidRequest(
+            f"must be at most {MAX_PASSWORD_CHARS} characters without control characters", field="password"
+        )
     if len(email) > MAX_EMAIL_CHARS or _has_control_chars(email):
         raise InvalidRequest(f"must be at most {MAX_EMAIL_CHARS} characters without control characters", field="email")
     auths = validate_registry_auths(data.get("registry_auths"))
@@ -144,7 +149,12 @@ def validate_credentials(data: Mapping[str, Any], source: str = "") -> Credentia
                 field="bitbucket_username" if token else "bitbucket_app_password",
             )
     credentials = Credentials(
-        username=username, password=password, email=email, registry_auths=auths, source_token=token, source_user=token_user
+        username=username,
+        password=password,
+        email=email,
+        registry_auths=auths,
+        source_token=token,
+        source_user=token_user,
     )
     if len(sealing.sealed_json(credentials).encode("utf-8")) > MAX_SEALED_BYTES:
         field = "registry_auths" if auths else token_field if token else "password"
@@ -172,7 +182,9 @@ def validate_registry_auths(value: Any) -> dict[str, dict[str, str]]:
                 field="registry_auths",
             )
         if not isinstance(auth, dict) or set(auth) != {"username", "password"}:
-            raise InvalidRequest(f"the entry for {host!r} must be {{\"username\": ..., \"password\": ...}}", field="registry_auths")
+            raise InvalidRequest(
+                f'the entry for {host!r} must be {{"username": ..., "password": ...}}', field="registry_auths"
+            )
         for key, limit in (("username", MAX_USERNAME_CHARS), ("password", MAX_PASSWORD_CHARS)):
             item = auth[key]
             if not isinstance(item, str) or not item or len(item) > limit or _has_control_chars(item):
@@ -223,7 +235,9 @@ def validate_tar_url(url: str) -> str:
     if not parts.hostname:
         raise InvalidRequest("must name a host", field="tar_url")
     if "@" in parts.netloc:
-        raise InvalidRequest("must not contain credentials (user:password@); use a public or pre-signed URL", field="tar_url")
+        raise InvalidRequest(
+            "must not contain credentials (user:password@); use a public or pre-signed URL", field="tar_url"
+        )
     if not patterns.matches(patterns.TAR_URL, url):
         raise InvalidRequest(
             "must be a plain-ASCII http(s) URL: a host name, an optional port up to 65535, then a path "
@@ -247,8 +261,9 @@ def validate_git_ref(tag: str, field: str = "github_tag") -> str:
 def _all_given(data: Mapping[str, Any], fields: tuple[str, ...], what: str) -> None:
     missing = [name for name in fields if not _given(data, name)]
     if missing:
-        raise InvalidRequest(f"a {what} source needs {', '.join(fields)} together; missing: {', '.join(missing)}",
-                             field=missing[0])
+        raise InvalidRequest(
+            f"a {what} source needs {', '.join(fields)} together; missing: {', '.join(missing)}", field=missing[0]
+        )
 
 
 def validate_gitlab(data: Mapping[str, Any]) -> dict[str, str]:
@@ -353,18 +368,30 @@ def _validate_build(data: dict[str, Any], settings: Settings, archive_supplied: 
         return BuildRequest(image_name, SourceKind.UPLOAD, {}, credentials, options, engine_fields.engine)
     if source == "dockerfile":
         text = validate_dockerfile(_string(data, "dockerfile"), settings)
-        return BuildRequest(image_name, SourceKind.DOCKERFILE, {"dockerfile": text}, credentials, options, engine_fields.engine)
+        return BuildRequest(
+            image_name, SourceKind.DOCKERFILE, {"dockerfile": text}, credentials, options, engine_fields.engine
+        )
     if source == "tar_url":
         url = validate_tar_url(_string(data, "tar_url"))
-        return BuildRequest(image_name, SourceKind.TAR_URL, {"tar_url": url}, credentials, options, engine_fields.engine)
+        return BuildRequest(
+            image_name, SourceKind.TAR_URL, {"tar_url": url}, credentials, options, engine_fields.engine
+        )
     if source == "upload_id":
         upload_id = validate_upload_id(_string(data, "upload_id"))
-        return BuildRequest(image_name, SourceKind.UPLOAD, {"upload_id": upload_id}, credentials, options, engine_fields.engine)
+        return BuildRequest(
+            image_name, SourceKind.UPLOAD, {"upload_id": upload_id}, credentials, options, engine_fields.engine
+        )
     if source == "gitlab_*":
-        return BuildRequest(image_name, SourceKind.GITLAB, validate_gitlab(data), credentials, options, engine_fields.engine)
+        return BuildRequest(
+            image_name, SourceKind.GITLAB, validate_gitlab(data), credentials, options, engine_fields.engine
+        )
     if source == "bitbucket_*":
-        return BuildRequest(image_name, SourceKind.BITBUCKET, validate_bitbucket(data), credentials, options, engine_fields.engine)
-    return BuildRequest(image_name, SourceKind.GITHUB, validate_github(data), credentials, options, engine_fields.engine)
+        return BuildRequest(
+            image_name, SourceKind.BITBUCKET, validate_bitbucket(data), credentials, options, engine_fields.engine
+        )
+    return BuildRequest(
+        image_name, SourceKind.GITHUB, validate_github(data), credentials, options, engine_fields.engine
+    )
 
 
 def parse_job_id(value: str) -> str:
@@ -379,5 +406,7 @@ def parse_since(value: str | None) -> int | None:
     if value is None:
         return None
     if not _CURSOR_RE.fullmatch(value):
-        raise InvalidRequest("must be a non-negative integer cursor (the Next value of a previous answer)", field="since")
+        raise InvalidRequest(
+            "must be a non-negative integer cursor (the Next value of a previous answer)", field="since"
+        )
     return int(value)

@@ -1,4 +1,5 @@
 """Build-context archives: recognise gzip/tar by their first bytes; make a context from a Dockerfile."""
+
 from __future__ import annotations
 
 import enum

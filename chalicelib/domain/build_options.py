@@ -7,6 +7,7 @@ what is stored on the job item (``options``, defaults left out: none of it is se
 and what the worker applies.  A field that is ``null`` (or ``""`` for a text field)
 counts as not given, as the seed's page sent blanks.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,7 +49,9 @@ class BuildOptions:
     pull: bool | None = None  # None: the worker's default (fresh bases, issue 11)
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
     tags: tuple[str, ...] = ()
-    cache_from: tuple[str, ...] = ()  # images whose inline cache a BuildKit build may reuse (pulled with the job's auths)
+    cache_from: tuple[
+        str, ...
+    ] = ()  # images whose inline cache a BuildKit build may reuse (pulled with the job's auths)
     memory: int = 0  # bytes; 0: the worker's default
     cpus: float = 0.0  # 0: the worker's default
 
@@ -95,7 +98,9 @@ def _text(value: Any, field: str) -> str:
     return value
 
 
-def _string_map(value: Any, field: str, key_pattern: str, key_help: str, max_items: int, max_value: int) -> dict[str, str]:
+def _string_map(
+    value: Any, field: str, key_pattern: str, key_help: str, max_items: int, max_value: int
+) -> dict[str, str]:
     """An object of string values with checked keys (build_args, labels)."""
     if not isinstance(value, dict):
         raise InvalidRequest("must be an object of name: value strings", field=field)
@@ -168,8 +173,9 @@ def _cache_from(value: Any, settings: Settings) -> tuple[str, ...]:
             raise InvalidRequest(f"{shown} is not a valid image reference", field=field)
         refused = None if settings.allow_private_registries else registry_refusal(parsed.domain)
         if refused:
-            raise InvalidRequest(f"{shown}: {refused}; cache images come only from registries on public addresses",
-                                 field=field)
+            raise InvalidRequest(
+                f"{shown}: {refused}; cache images come only from registries on public addresses", field=field
+            )
     if len(set(value)) != len(value):
         raise InvalidRequest("lists an image more than once", field=field)
     return tuple(value)
@@ -203,7 +209,9 @@ def parse_cpus(value: Any, settings: Settings) -> float:
     if not cpus >= MIN_CPUS:  # also refuses NaN
         raise InvalidRequest(f"must be at least {MIN_CPUS}", field="cpus")
     if cpus > settings.max_build_cpus:
-        raise InvalidRequest(f"is more than this service's maximum of {settings.max_build_cpus} CPUs per build", field="cpus")
+        raise InvalidRequest(
+            f"is more than this service's maximum of {settings.max_build_cpus} CPUs per build", field="cpus"
+        )
     return cpus
 
 
@@ -233,8 +241,12 @@ def validate_options(data: Mapping[str, Any], settings: Settings, inline_dockerf
     value = data.get("build_args")
     if value is not None:
         found["build_args"] = _string_map(
-            value, "build_args", patterns.BUILD_ARG_NAME, "letters, digits and '_', not starting with a digit",
-            MAX_BUILD_ARGS, MAX_BUILD_ARG_VALUE_CHARS,
+            value,
+            "build_args",
+            patterns.BUILD_ARG_NAME,
+            "letters, digits and '_', not starting with a digit",
+            MAX_BUILD_ARGS,
+            MAX_BUILD_ARG_VALUE_CHARS,
         )
     for field in PATH_FIELDS:
         if not _absent(data.get(field)):
@@ -247,8 +259,12 @@ def validate_options(data: Mapping[str, Any], settings: Settings, inline_dockerf
     value = data.get("labels")
     if value is not None:
         found["labels"] = _string_map(
-            value, "labels", patterns.LABEL_KEY, "letters, digits, '.', '_', '-', '/', not starting with a symbol",
-            MAX_LABELS, MAX_LABEL_VALUE_CHARS,
+            value,
+            "labels",
+            patterns.LABEL_KEY,
+            "letters, digits, '.', '_', '-', '/', not starting with a symbol",
+            MAX_LABELS,
+            MAX_LABEL_VALUE_CHARS,
         )
     if data.get("tags") is not None:
         found["tags"] = _tags(data["tags"])

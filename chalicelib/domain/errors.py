@@ -23,6 +23,7 @@ The HTTP status of each API error, and the shape of the answer, live only in
 answer translates it into a :class:`RequestError` first (as cancelling turns a
 lost :class:`TransitionConflict` into a :class:`Conflict`).
 """
+
 from __future__ import annotations
 
 

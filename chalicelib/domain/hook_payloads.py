@@ -21,6 +21,7 @@ read follows each host's documented push payloads:
 The delivery id (for redelivery detection) is ``X-GitHub-Delivery``, GitLab's
 ``Idempotency-Key`` (else ``X-Gitlab-Event-UUID``), Bitbucket's ``X-Request-UUID``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,7 +83,7 @@ def delivery_id(host: str, headers: Mapping[str, str]) -> str:
 def _split_ref(ref: str) -> tuple[str, str] | None:
     for prefix, kind in (("refs/heads/", BRANCH), ("refs/tags/", TAG)):
         if ref.startswith(prefix) and len(ref) > len(prefix):
-            return kind, ref[len(prefix):]
+            return kind, ref[len(prefix) :]
     return None
 
 

@@ -21,6 +21,7 @@ user's to push to.
 ``ui/validate.js`` checks the same grammar in the browser; the corpus
 ``tests/unit/image_refs.json`` runs through both so they cannot drift.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -151,8 +152,7 @@ def parse_image_ref(text: str) -> ImageRef:
         name, tag = text[:colon], text[colon + 1 :]
         if not _TAG_RE.fullmatch(tag):
             raise InvalidReference(
-                "the tag must be 1 to 128 characters of letters, digits, '_', '.' and '-', "
-                "not starting with '.' or '-'"
+                "the tag must be 1 to 128 characters of letters, digits, '_', '.' and '-', not starting with '.' or '-'"
             )
     if len(name) > NAME_TOTAL_LENGTH_MAX:
         raise InvalidReference(f"the repository name must be at most {NAME_TOTAL_LENGTH_MAX} characters")

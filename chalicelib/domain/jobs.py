@@ -5,6 +5,7 @@ and from any live phase to ``failed`` or ``cancelled``.  A retry after a dead
 worker re-enters ``fetching`` with ``attempt + 1``: the attempt number, not the
 phase, is what orders retries (see :mod:`chalicelib.stores.jobs`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -91,7 +92,9 @@ class Job:
     lease_owner: str | None = None
     lease_expires: float = 0.0
     expires_at: int = 0
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # chalicelib.domain.build_options, defaults left out
+    options: dict[str, Any] = dataclasses.field(
+        default_factory=dict
+    )  # chalicelib.domain.build_options, defaults left out
     tag_digests: dict[str, str] = dataclasses.field(default_factory=dict)  # extra tag -> pushed digest
     source_commit: str | None = None  # the commit the source archive says it was made from
     engine: str = ""  # the build engine the job asked for ("" = the deployment decides)
@@ -100,7 +103,9 @@ class Job:
     trigger_id: str | None = None  # the build trigger whose webhook made the job (issue 14)
     ref: str | None = None  # the pushed ref it builds (refs/heads/main, refs/tags/v1)
     commit: str | None = None  # the pushed commit (the event's sha): the source is fetched at exactly this commit
-    notify_events: frozenset[str] = frozenset()  # phases some notification subscription wants (chalicelib.stores.notifications)
+    notify_events: frozenset[str] = (
+        frozenset()
+    )  # phases some notification subscription wants (chalicelib.stores.notifications)
 
     def __post_init__(self) -> None:
         if not self.updated_at:
@@ -173,8 +178,17 @@ class Job:
             item["quota_slot"] = True
         if self.notify_events:
             item["notify_events"] = set(self.notify_events)
-        for key in ("started_at", "finished_at", "reason", "image_digest", "lease_owner", "source_commit", "trigger_id",
-                    "ref", "commit"):
+        for key in (
+            "started_at",
+            "finished_at",
+            "reason",
+            "image_digest",
+            "lease_owner",
+            "source_commit",
+            "trigger_id",
+            "ref",
+            "commit",
+        ):
             value = getattr(self, key)
             if value is not None:
                 item[key] = value

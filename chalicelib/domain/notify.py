@@ -12,6 +12,7 @@ constant time, and refuses a ``t`` older than its tolerance (boatyard suggests
 :data:`SIGNATURE_TOLERANCE_SECONDS`): a captured request cannot be replayed later,
 and the timestamp cannot be changed without breaking the signature.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -51,7 +52,7 @@ def parse_events(value: Any) -> tuple[str, ...]:
     elif isinstance(value, list):
         items = value
     else:
-        raise EventsInvalid("must be a list of events such as [\"finished\", \"failed\"]")
+        raise EventsInvalid('must be a list of events such as ["finished", "failed"]')
     wanted = set()
     for item in items:
         if not isinstance(item, str) or len(item) > MAX_EVENTS_CHARS:
@@ -159,7 +160,10 @@ def github_status(event: str, status: Mapping[str, Any]) -> dict[str, str]:
     """The state and description of a commit status for a job event (target_url is added by the caller)."""
     if event == "finished":
         digest = str(status.get("ImageDigest") or "")
-        return {"state": "success", "description": _clip(f"pushed {digest[:19]}" if digest else "image built and pushed")}
+        return {
+            "state": "success",
+            "description": _clip(f"pushed {digest[:19]}" if digest else "image built and pushed"),
+        }
     if event == "failed":
         return {"state": "failure", "description": _clip(str(status.get("Reason") or "the build failed"))}
     if event == "cancelled":

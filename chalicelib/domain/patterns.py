@@ -5,6 +5,7 @@ no ``\\w``/``\\d``/``\\s`` (Unicode-dependent in Python), and the end is
 ``(?![\\s\\S])`` rather than ``$``, which in Python also matches before a
 trailing newline.  Use :func:`matches`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -82,7 +83,9 @@ REGISTRY_HOST = rf"^{_DOMAIN}{END}"
 TOKEN = rf"^[\x21-\x7e]{{1,255}}{END}"
 """An access token: 1 to 255 printable ASCII characters, no spaces."""
 
-GITLAB_PROJECT = rf"^(?:[0-9]{{1,20}}|[A-Za-z0-9_][A-Za-z0-9_.-]{{0,254}}(?:/[A-Za-z0-9_][A-Za-z0-9_.-]{{0,254}}){{1,20}}){END}"
+GITLAB_PROJECT = (
+    rf"^(?:[0-9]{{1,20}}|[A-Za-z0-9_][A-Za-z0-9_.-]{{0,254}}(?:/[A-Za-z0-9_][A-Za-z0-9_.-]{{0,254}}){{1,20}}){END}"
+)
 """A GitLab project: its numeric id or its full path (``group/subgroup/project``)."""
 
 BITBUCKET_NAME = rf"^[A-Za-z0-9_][A-Za-z0-9_.-]{{0,99}}{END}"

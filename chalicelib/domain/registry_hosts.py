@@ -14,6 +14,7 @@ Registry *names* that resolve to such addresses are not caught here (DNS can
 change between this check and the push); the network rules of the build host
 are the wall for those (see docs/security.md).
 """
+
 from __future__ import annotations
 
 import ipaddress

@@ -4,6 +4,7 @@ Defaults work for the local stack (a moto server on 127.0.0.1:5001).  The API,
 the worker and the tools all call :func:`get_settings`; nothing else reads
 ``os.environ`` for configuration.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -141,7 +142,9 @@ class Settings:
     notify_queue_name: str = "boatyard-notify"
     notify_queue_url: str = ""
     notify_dlq_name: str = "boatyard-notify-dlq"
-    notify_kms_key_id: str = "alias/boatyard"  # seals subscriptions' secrets and tokens (deployed: a key only the sender decrypts)
+    notify_kms_key_id: str = (
+        "alias/boatyard"  # seals subscriptions' secrets and tokens (deployed: a key only the sender decrypts)
+    )
     # http:// and 127.0.0.1 / ::1 / localhost receivers (test and local stacks only; never deployed)
     allow_loopback_notify_urls: bool = False
     notify_connect_timeout_seconds: float = 3.0
@@ -161,9 +164,13 @@ def _engines(env: Mapping[str, str]) -> tuple[tuple[str, ...], str]:
     unknown = [name for name in allowed if name not in ENGINES]
     if unknown or not allowed:
         raise ValueError(f"setting BOATYARD_ALLOWED_ENGINES must list engines of {', '.join(ENGINES)}, got {raw!r}")
-    default = env.get("BOATYARD_DEFAULT_ENGINE", "").strip().lower() or ("classic" if "classic" in allowed else allowed[0])
+    default = env.get("BOATYARD_DEFAULT_ENGINE", "").strip().lower() or (
+        "classic" if "classic" in allowed else allowed[0]
+    )
     if default not in allowed:
-        raise ValueError(f"setting BOATYARD_DEFAULT_ENGINE must be one of the allowed engines {', '.join(allowed)}, got {default!r}")
+        raise ValueError(
+            f"setting BOATYARD_DEFAULT_ENGINE must be one of the allowed engines {', '.join(allowed)}, got {default!r}"
+        )
     return allowed, default
 
 
@@ -248,7 +255,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         quota_triggers=_int(env, "BOATYARD_QUOTA_TRIGGERS", 50),
         notify_queue_name=env.get("BOATYARD_NOTIFY_QUEUE_NAME", "boatyard-notify"),
         notify_queue_url=env.get("BOATYARD_NOTIFY_QUEUE_URL", ""),
-        notify_dlq_name=env.get("BOATYARD_NOTIFY_DLQ_NAME", env.get("BOATYARD_NOTIFY_QUEUE_NAME", "boatyard-notify") + "-dlq"),
+        notify_dlq_name=env.get(
+            "BOATYARD_NOTIFY_DLQ_NAME", env.get("BOATYARD_NOTIFY_QUEUE_NAME", "boatyard-notify") + "-dlq"
+        ),
         notify_kms_key_id=env.get("BOATYARD_NOTIFY_KMS_KEY_ID") or env.get("BOATYARD_KMS_KEY_ID", "alias/boatyard"),
         allow_loopback_notify_urls=_bool(env, "BOATYARD_ALLOW_LOOPBACK_NOTIFY_URLS", False),
         notify_connect_timeout_seconds=_float(env, "BOATYARD_NOTIFY_CONNECT_TIMEOUT_SECONDS", 3.0),

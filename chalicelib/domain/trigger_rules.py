@@ -11,6 +11,7 @@ inside one folder, ``**`` crosses folders.  An image template holds
 a Docker tag before they are put in (:func:`tag_safe`), and the result must
 still parse as a pushable image reference.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -151,13 +152,22 @@ def validate_path_filters(value: Any) -> tuple[str, ...]:
     if value is None:
         return ()
     if not isinstance(value, list) or len(value) > MAX_PATH_FILTERS:
-        raise InvalidRequest(f"must be a list of at most {MAX_PATH_FILTERS} globs such as 'src/**' or '*.py'", field="paths")
+        raise InvalidRequest(
+            f"must be a list of at most {MAX_PATH_FILTERS} globs such as 'src/**' or '*.py'", field="paths"
+        )
     for glob in value:
-        if (not isinstance(glob, str) or not glob or len(glob) > MAX_GLOB_CHARS or glob.startswith("/")
-                or any(ord(ch) < 0x20 or ch == "\x7f" for ch in glob)):
+        if (
+            not isinstance(glob, str)
+            or not glob
+            or len(glob) > MAX_GLOB_CHARS
+            or glob.startswith("/")
+            or any(ord(ch) < 0x20 or ch == "\x7f" for ch in glob)
+        ):
             raise InvalidRequest(
                 f"each glob must be 1 to {MAX_GLOB_CHARS} characters, relative to the repository root, "
-                "without control characters", field="paths")
+                "without control characters",
+                field="paths",
+            )
         try:
             glob_regex(glob)
         except re.error as exc:
@@ -190,10 +200,13 @@ def placeholders_of(template: str, field: str) -> set[str]:
     if unknown:
         raise InvalidRequest(
             f"uses {{{unknown[0][:40]}}}, which is not a placeholder (use {', '.join('{' + p + '}' for p in PLACEHOLDERS)})",
-            field=field)
+            field=field,
+        )
     for _, name, spec, conv in string.Formatter().parse(template):
         if name is not None and (spec or conv):
-            raise InvalidRequest("placeholders take no format spec or conversion ('{tag}', not '{tag:...}')", field=field)
+            raise InvalidRequest(
+                "placeholders take no format spec or conversion ('{tag}', not '{tag:...}')", field=field
+            )
     return names
 
 
@@ -210,13 +223,16 @@ def validate_image_template(value: Any, field: str = "image_template") -> str:
         raise InvalidRequest(f"must be at most {MAX_TEMPLATE_CHARS} characters", field=field)
     names = placeholders_of(value, field)
     if {"branch", "tag"} <= names:
-        raise InvalidRequest("uses both {branch} and {tag}, but a push is to a branch or a tag, never both; use {ref}",
-                             field=field)
+        raise InvalidRequest(
+            "uses both {branch} and {tag}, but a push is to a branch or a tag, never both; use {ref}", field=field
+        )
     sample = render(value, SAMPLE)
     try:
         parse_image_ref(sample)
     except InvalidReference as exc:
-        raise InvalidRequest(f"renders as {sample[:300]!r}, which is not a valid image reference: {exc}", field=field) from None
+        raise InvalidRequest(
+            f"renders as {sample[:300]!r}, which is not a valid image reference: {exc}", field=field
+        ) from None
     return value
 
 
@@ -233,7 +249,8 @@ def validate_default_branch_tag(value: Any) -> str:
     if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", render(text, SAMPLE), re.ASCII):
         raise InvalidRequest(
             "must render as a tag: 1 to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'",
-            field="default_branch_tag")
+            field="default_branch_tag",
+        )
     return text
 
 
@@ -307,13 +324,19 @@ def decide(rules: TriggerRules, change: RefChange, payload_default_branch: str =
         return Decision(change, skipped="the image template uses {tag}, and this push is to a branch")
     if change.kind == TAG and "branch" in names:
         return Decision(change, skipped="the image template uses {branch}, and this push is a tag")
-    values = {"branch": change.name if change.kind == BRANCH else "", "tag": change.name if change.kind == TAG else "",
-              "short_sha": change.sha[:SHORT_SHA_CHARS], "ref": change.name}
+    values = {
+        "branch": change.name if change.kind == BRANCH else "",
+        "tag": change.name if change.kind == TAG else "",
+        "short_sha": change.sha[:SHORT_SHA_CHARS],
+        "ref": change.name,
+    }
     image = render(rules.image_template, values)
     try:
         parsed = parse_image_ref(image)
     except InvalidReference as exc:
-        return Decision(change, skipped=f"the image template renders as {image[:200]!r}, not a valid image reference: {exc}")
+        return Decision(
+            change, skipped=f"the image template renders as {image[:200]!r}, not a valid image reference: {exc}"
+        )
     extra: tuple[str, ...] = ()
     default = rules.default_branch or payload_default_branch
     if rules.default_branch_tag and change.kind == BRANCH and default and change.name == default:

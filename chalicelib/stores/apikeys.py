@@ -12,6 +12,7 @@ Item: ``pk = apikey#<key id>``, ``sk = apikey`` with ``key_owner``, ``label``,
 ``created_at``, ``last_used_at`` and ``token_sha256``.  The attribute is
 ``key_owner``, not ``owner``, so keys stay out of the jobs' owner index.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -205,7 +206,9 @@ def _touch(key_id: str, last_used: str | None) -> None:
     import datetime as dt
 
     now = dt.datetime.now(dt.timezone.utc)
-    cutoff = (now - dt.timedelta(seconds=LAST_USED_EVERY_SECONDS)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    cutoff = (
+        (now - dt.timedelta(seconds=LAST_USED_EVERY_SECONDS)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
     if last_used and last_used > cutoff:
         return
     try:

@@ -5,6 +5,7 @@ natively, so the same code talks to AWS, to a moto server, or runs inside
 ``moto.mock_aws``.  Clients are cached per thread-safe ``(service, region)``;
 tests call :func:`reset_clients` when they switch endpoints.
 """
+
 from __future__ import annotations
 
 import functools

@@ -5,6 +5,7 @@ DynamoDB condition, a cancelled transaction); they ask :func:`aws_error_code` in
 digging through the response dict, so an error without a code (or not a ``ClientError`` at
 all) is handled the same way everywhere: it has no code.
 """
+
 from __future__ import annotations
 
 from typing import Any

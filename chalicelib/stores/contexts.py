@@ -1,4 +1,5 @@
 """Build contexts in S3: ``contexts/<job_id>.tar.gz`` and presigned uploads ``uploads/<upload_id>``."""
+
 from __future__ import annotations
 
 from typing import IO, Any

@@ -1,4 +1,5 @@
 """Small helpers over the low-level DynamoDB client: (de)serialising items."""
+
 from __future__ import annotations
 
 from decimal import Decimal

@@ -4,6 +4,7 @@ The cursor is opaque to clients (base64url of the index position) but hostile
 when it comes back: it is decoded strictly and must name the same owner, so
 it can never page through someone else's jobs.
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,8 +39,13 @@ def history_entry(job: Job) -> dict[str, Any]:
         "CreatedAt": job.created_at,
         "UpdatedAt": job.updated_at,
     }
-    for name, value in (("FinishedAt", job.finished_at), ("ImageDigest", job.image_digest), ("TriggerId", job.trigger_id),
-                        ("Ref", job.ref), ("Commit", job.commit)):
+    for name, value in (
+        ("FinishedAt", job.finished_at),
+        ("ImageDigest", job.image_digest),
+        ("TriggerId", job.trigger_id),
+        ("Ref", job.ref),
+        ("Commit", job.commit),
+    ):
         if value:
             entry[name] = value
     return entry
@@ -52,7 +58,9 @@ def _encode_cursor(key: dict[str, Any]) -> str:
 
 
 def _decode_cursor(cursor: str, owner: str) -> dict[str, Any]:
-    bad = InvalidRequest("is not a cursor this endpoint returned (use the Next value of an earlier page)", field="cursor")
+    bad = InvalidRequest(
+        "is not a cursor this endpoint returned (use the Next value of an earlier page)", field="cursor"
+    )
     if len(cursor) > 400:
         raise bad
     try:
@@ -93,7 +101,9 @@ def parse_query(params: Mapping[str, str] | None, caller: Principal) -> tuple[st
     return owner, limit, params.get("cursor"), state
 
 
-def list_jobs(owner: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None, state: str | None = None) -> dict[str, Any]:
+def list_jobs(
+    owner: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None, state: str | None = None
+) -> dict[str, Any]:
     """A page of ``owner``'s jobs, newest first: ``{"Jobs": [...], "Next": cursor or absent}``."""
     kwargs: dict[str, Any] = {
         "TableName": get_settings().table_name,

@@ -15,6 +15,7 @@ Concurrency rules (DESIGN.md "Job lifecycle"):
   subscriptions queues its notification after the write (:func:`notifications.emit`: best
   effort, bounded, never raises), the API's cancel included.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -95,8 +96,13 @@ def create_job(job: Job, with_quota: bool = False) -> Job:
         return job
     job.quota_slot = True
     now = time.time()
-    put = {"Put": {"TableName": _table(), "Item": dynamo.serialize(job.to_item()),
-                   "ConditionExpression": "attribute_not_exists(pk)"}}
+    put = {
+        "Put": {
+            "TableName": _table(),
+            "Item": dynamo.serialize(job.to_item()),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+    }
     try:
         aws.client("dynamodb").transact_write_items(
             TransactItems=[quotas.rate_update(job.owner, now), quotas.slot_take(job.owner), put]
@@ -131,9 +137,16 @@ def _end_job(job_id: str, update: str, condition: str, names: dict[str, str], va
     if current is not None and current.quota_slot:
         values = {**values, ":slot": {"BOOL": True}}
         items = [
-            {"Update": {"TableName": _table(), "Key": key, "UpdateExpression": f"{update} REMOVE quota_slot",
-                        "ConditionExpression": f"{condition} AND quota_slot = :slot",
-                        "ExpressionAttributeNames": names, "ExpressionAttributeValues": values}},
+            {
+                "Update": {
+                    "TableName": _table(),
+                    "Key": key,
+                    "UpdateExpression": f"{update} REMOVE quota_slot",
+                    "ConditionExpression": f"{condition} AND quota_slot = :slot",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": values,
+                }
+            },
             quotas.slot_release(current.owner),
         ]
         delay = 0.02
@@ -282,7 +295,9 @@ def release_lease(job_id: str, worker_id: str, count_attempt: bool = False) -> b
     """
     if count_attempt:
         return _update_live_as_owner(
-            job_id, worker_id, "SET #expires = :zero, #updated = :ts REMOVE #owner",
+            job_id,
+            worker_id,
+            "SET #expires = :zero, #updated = :ts REMOVE #owner",
             {":zero": dynamo.value(0), ":ts": dynamo.value(now_iso())},
         )
     return _update_live_as_owner(

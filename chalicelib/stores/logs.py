@@ -14,6 +14,7 @@ overwrite a newer attempt's chunks nor extend a log the API has called Complete:
 its write fails with :class:`~chalicelib.domain.errors.TransitionConflict` and its
 buffer is dropped.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -348,10 +349,16 @@ class LogWriter:
                     raise TransitionConflict(
                         f"job {self.job_id}: the log belongs to another attempt or the job ended; this writer stops"
                     ) from None
-                if code not in ("TransactionCanceledException", "TransactionConflictException", "TransactionInProgressException"):
+                if code not in (
+                    "TransactionCanceledException",
+                    "TransactionConflictException",
+                    "TransactionInProgressException",
+                ):
                     raise ServiceUnavailable(f"could not store the build log (DynamoDB answered {code})") from exc
             except BotoCoreError as exc:
-                raise ServiceUnavailable(f"could not store the build log (DynamoDB unreachable: {type(exc).__name__})") from exc
+                raise ServiceUnavailable(
+                    f"could not store the build log (DynamoDB unreachable: {type(exc).__name__})"
+                ) from exc
             time.sleep(delay)  # a concurrent write to the job item (heartbeat, transition): try again
             delay = min(delay * 2, 1.0)
         raise ServiceUnavailable("could not store the build log (DynamoDB kept cancelling the write)")
@@ -381,7 +388,9 @@ class LogWriter:
                 code = aws_error_code(exc) or "error"
                 raise ServiceUnavailable(f"could not store the build log (DynamoDB answered {code})") from exc
             except BotoCoreError as exc:
-                raise ServiceUnavailable(f"could not store the build log (DynamoDB unreachable: {type(exc).__name__})") from exc
+                raise ServiceUnavailable(
+                    f"could not store the build log (DynamoDB unreachable: {type(exc).__name__})"
+                ) from exc
             unprocessed = answer.get("UnprocessedItems", {}).get(table, [])
             if not unprocessed:
                 return

@@ -16,6 +16,7 @@ the notifications queue (nothing for a job without subscriptions); the sender
 (:mod:`chalicelib.api.notify_sender`) does the rest.  Emission is best effort: it never
 raises and gives up within seconds (:func:`chalicelib.aws.quick_client`).
 """
+
 from __future__ import annotations
 
 import base64
@@ -99,7 +100,7 @@ class Subscription:
         """Rebuild from a DynamoDB item (deserialised)."""
         return cls(
             job_id=str(item["pk"]),
-            sub_id=str(item["sk"])[len(SUB_PREFIX):],
+            sub_id=str(item["sk"])[len(SUB_PREFIX) :],
             kind=str(item["kind"]),
             events=tuple(str(e) for e in item.get("events") or ()),
             sealed=str(item.get("sealed") or ""),
@@ -130,6 +131,7 @@ def _table() -> str:
 
 # --- sealing -------------------------------------------------------------------------------------
 
+
 def _context(job_id: str) -> dict[str, str]:
     return {"job_id": job_id, "purpose": "notify"}
 
@@ -152,6 +154,7 @@ def unseal_secret(job_id: str, sealed: str) -> str:
 
 # --- subscriptions -------------------------------------------------------------------------------
 
+
 def subscribe(job_id: str, owner: str, target: NotifyTarget) -> str:
     """Subscribe ``target`` to the job's events; call it at job creation, before the job is enqueued.
 
@@ -162,17 +165,32 @@ def subscribe(job_id: str, owner: str, target: NotifyTarget) -> str:
     """
     settings = get_settings()
     sub_id = uuid.uuid4().hex[:16]
-    item: dict[str, Any] = {"pk": job_id, "sk": SUB_PREFIX + sub_id, "sub_owner": owner, "created_at": now_iso(),
-                            "expires_at": ttl_epoch(settings.job_ttl_days)}
+    item: dict[str, Any] = {
+        "pk": job_id,
+        "sk": SUB_PREFIX + sub_id,
+        "sub_owner": owner,
+        "created_at": now_iso(),
+        "expires_at": ttl_epoch(settings.job_ttl_days),
+    }
     if isinstance(target, WebhookTarget):
         events = rules.parse_events(list(target.events))
-        item.update({"kind": "webhook", "url": target.url, "events": list(events),
-                     "sealed": seal_secret(job_id, target.secret)})
+        item.update(
+            {"kind": "webhook", "url": target.url, "events": list(events), "sealed": seal_secret(job_id, target.secret)}
+        )
     else:
         events = rules.GITHUB_EVENTS
-        item.update({"kind": "github_status", "repo": target.repo, "sha": target.sha, "events": list(events),
-                     "target_url": target.target_url, "api_base": (target.api_base or settings.github_api_base).rstrip("/"),
-                     "context": target.context, "sealed": seal_secret(job_id, target.token)})
+        item.update(
+            {
+                "kind": "github_status",
+                "repo": target.repo,
+                "sha": target.sha,
+                "events": list(events),
+                "target_url": target.target_url,
+                "api_base": (target.api_base or settings.github_api_base).rstrip("/"),
+                "context": target.context,
+                "sealed": seal_secret(job_id, target.token),
+            }
+        )
     ddb = aws.client("dynamodb")
     ddb.put_item(TableName=_table(), Item=dynamo.serialize(item), ConditionExpression="attribute_not_exists(sk)")
     answer = ddb.update_item(
@@ -223,6 +241,7 @@ def mark_final_sent(job_id: str, sub_id: str) -> None:
 
 # --- attempts ------------------------------------------------------------------------------------
 
+
 @dataclasses.dataclass(frozen=True)
 class AttemptRecord:
     """One delivery attempt, as stored and shown."""
@@ -242,8 +261,13 @@ class AttemptRecord:
     def shown(self) -> dict[str, Any]:
         """The record in ``GET /api/v1/{job}/notifications``."""
         body: dict[str, Any] = {
-            "At": self.at, "SubscriptionId": self.sub_id, "DeliveryId": self.delivery_id, "Event": self.event,
-            "Attempt": self.attempt, "Outcome": self.outcome, "DurationMs": self.duration_ms,
+            "At": self.at,
+            "SubscriptionId": self.sub_id,
+            "DeliveryId": self.delivery_id,
+            "Event": self.event,
+            "Attempt": self.attempt,
+            "Outcome": self.outcome,
+            "DurationMs": self.duration_ms,
         }
         if self.status_code is not None:
             body["StatusCode"] = self.status_code
@@ -259,8 +283,13 @@ def record_attempt(record: AttemptRecord) -> None:
     item: dict[str, Any] = {
         "pk": record.job_id,
         "sk": f"{ATTEMPT_PREFIX}{record.at}#{record.delivery_id}#{record.attempt:04d}",
-        "sub_id": record.sub_id, "delivery_id": record.delivery_id, "event": record.event,
-        "attempt": record.attempt, "outcome": record.outcome, "at": record.at, "duration_ms": record.duration_ms,
+        "sub_id": record.sub_id,
+        "delivery_id": record.delivery_id,
+        "event": record.event,
+        "attempt": record.attempt,
+        "outcome": record.outcome,
+        "at": record.at,
+        "duration_ms": record.duration_ms,
         "expires_at": ttl_epoch(get_settings().job_ttl_days),
     }
     for key in ("status_code", "error", "next_attempt_at"):
@@ -284,18 +313,28 @@ def attempts(job_id: str, limit: int = MAX_ATTEMPTS_LISTED) -> tuple[list[Attemp
             if len(found) >= limit:
                 return found, True
             item = dynamo.deserialize(raw)
-            found.append(AttemptRecord(
-                job_id=job_id, sub_id=str(item["sub_id"]), delivery_id=str(item["delivery_id"]),
-                event=str(item["event"]), attempt=int(item["attempt"]), outcome=str(item["outcome"]),
-                at=str(item["at"]), status_code=item.get("status_code"), error=item.get("error"),
-                duration_ms=int(item.get("duration_ms", 0)), next_attempt_at=item.get("next_attempt_at"),
-            ))
+            found.append(
+                AttemptRecord(
+                    job_id=job_id,
+                    sub_id=str(item["sub_id"]),
+                    delivery_id=str(item["delivery_id"]),
+                    event=str(item["event"]),
+                    attempt=int(item["attempt"]),
+                    outcome=str(item["outcome"]),
+                    at=str(item["at"]),
+                    status_code=item.get("status_code"),
+                    error=item.get("error"),
+                    duration_ms=int(item.get("duration_ms", 0)),
+                    next_attempt_at=item.get("next_attempt_at"),
+                )
+            )
         if "LastEvaluatedKey" not in answer:
             return found, False
         kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
 # --- the queue -----------------------------------------------------------------------------------
+
 
 @functools.lru_cache(maxsize=8)
 def _url_for(name: str, configured: str, endpoint: str) -> str:
@@ -329,8 +368,13 @@ def send_message(message: dict[str, Any], delay_seconds: int = 0, quick: bool = 
 
 def event_message(job: Job, only: str | None = None) -> dict[str, Any]:
     """The message for "``job`` entered its current phase" (a snapshot of its status answer)."""
-    message: dict[str, Any] = {"kind": "event", "job_id": job.job_id, "event": job.phase.value,
-                               "status": job.status_body(), "at": time.time()}
+    message: dict[str, Any] = {
+        "kind": "event",
+        "job_id": job.job_id,
+        "event": job.phase.value,
+        "status": job.status_body(),
+        "at": time.time(),
+    }
     if only:
         message["sub"] = only
     return message

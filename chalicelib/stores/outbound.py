@@ -16,6 +16,7 @@ written on the standard library so the sender Lambda needs no extra package:
 ``allow_loopback`` (test and local stacks only) lets ``http://`` and loopback addresses
 through; every other private or special address stays refused.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -82,8 +83,14 @@ def check_scheme(url: str, allow_loopback: bool) -> urllib.parse.SplitResult:
     return parts
 
 
-def post(url: str, body: bytes, headers: dict[str, str], connect_timeout: float, read_timeout: float,
-         allow_loopback: bool = False) -> Answer:
+def post(
+    url: str,
+    body: bytes,
+    headers: dict[str, str],
+    connect_timeout: float,
+    read_timeout: float,
+    allow_loopback: bool = False,
+) -> Answer:
     """POST ``body`` to ``url`` through the guard; :class:`Refused` for a URL that must not be called."""
     parts = check_scheme(url, allow_loopback)
     host = parts.hostname or ""
@@ -105,8 +112,14 @@ def post(url: str, body: bytes, headers: dict[str, str], connect_timeout: float,
     return _exchange(sock, parts, body, headers, read_timeout, started)
 
 
-def _exchange(sock: socket.socket, parts: urllib.parse.SplitResult, body: bytes, headers: dict[str, str],
-              read_timeout: float, started: float) -> Answer:
+def _exchange(
+    sock: socket.socket,
+    parts: urllib.parse.SplitResult,
+    body: bytes,
+    headers: dict[str, str],
+    read_timeout: float,
+    started: float,
+) -> Answer:
     """TLS (for https), the request and the status line on a connected, pinned socket, within ``read_timeout``."""
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
@@ -121,7 +134,9 @@ def _exchange(sock: socket.socket, parts: urllib.parse.SplitResult, body: bytes,
         conn = cls(host, port, timeout=read_timeout)  # the socket is ours (pinned): it never connects itself
         conn.sock = sock
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn.request("POST", path, body=body, headers={**headers, "Content-Length": str(len(body)), "Connection": "close"})
+        conn.request(
+            "POST", path, body=body, headers={**headers, "Content-Length": str(len(body)), "Connection": "close"}
+        )
         response = conn.getresponse()
         status = int(response.status)
         response.close()

@@ -1,4 +1,5 @@
 """The job queue on SQS: one message per job ``{job_id, attempt, sealed_credentials}``."""
+
 from __future__ import annotations
 
 import dataclasses

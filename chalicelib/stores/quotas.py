@@ -11,6 +11,7 @@
 * outstanding upload URLs: ``sk = uploads``, a map upload id → expiry epoch,
   rewritten under an optimistic version check; expired and used ids drop out.
 """
+
 from __future__ import annotations
 
 import time
@@ -63,7 +64,10 @@ def slot_take(owner: str) -> dict[str, Any]:
             "UpdateExpression": "ADD #live :one",
             "ConditionExpression": "attribute_not_exists(#live) OR #live < :max",
             "ExpressionAttributeNames": {"#live": "live"},
-            "ExpressionAttributeValues": {":one": dynamo.value(1), ":max": dynamo.value(get_settings().quota_live_jobs)},
+            "ExpressionAttributeValues": {
+                ":one": dynamo.value(1),
+                ":max": dynamo.value(get_settings().quota_live_jobs),
+            },
         }
     }
 
@@ -98,6 +102,7 @@ def refusal(index: int, now: float | None = None) -> QuotaExceeded:
 
 # --- outstanding upload URLs -------------------------------------------------------------------
 
+
 def _uploads_key(owner: str) -> dict[str, Any]:
     return {"pk": {"S": f"owner#{owner}"}, "sk": {"S": "uploads"}}
 
@@ -121,8 +126,12 @@ def reserve_upload(owner: str, upload_id: str, ttl_seconds: int, attempts: int =
         try:
             ddb.put_item(
                 TableName=_table(),
-                Item={**_uploads_key(owner), **dynamo.serialize({"pending": pending, "version": version + 1,
-                                                                   "expires_at": max(pending.values()) + 60})},
+                Item={
+                    **_uploads_key(owner),
+                    **dynamo.serialize(
+                        {"pending": pending, "version": version + 1, "expires_at": max(pending.values()) + 60}
+                    ),
+                },
                 ConditionExpression="attribute_not_exists(#version) OR #version = :v",
                 ExpressionAttributeNames={"#version": "version"},
                 ExpressionAttributeValues={":v": dynamo.value(version)},
@@ -150,6 +159,7 @@ def upload_used(owner: str, upload_id: str) -> None:
 
 # --- upload ownership -------------------------------------------------------------------------
 
+
 def _upload_owner_key(upload_id: str) -> dict[str, Any]:
     return {"pk": {"S": f"upload#{upload_id}"}, "sk": {"S": "upload"}}
 
@@ -158,12 +168,18 @@ def bind_upload(owner: str, upload_id: str, keep_seconds: int) -> None:
     """Record that ``upload_id`` belongs to ``owner`` (kept as long as the uploaded object)."""
     aws.client("dynamodb").put_item(
         TableName=_table(),
-        Item={**_upload_owner_key(upload_id), **dynamo.serialize({"upload_owner": owner,
-                                                                   "expires_at": int(time.time()) + keep_seconds})},
+        Item={
+            **_upload_owner_key(upload_id),
+            **dynamo.serialize({"upload_owner": owner, "expires_at": int(time.time()) + keep_seconds}),
+        },
     )
 
 
 def upload_owner(upload_id: str) -> str | None:
     """Who asked for ``upload_id``, or None when nobody (in keys mode) did."""
-    item = aws.client("dynamodb").get_item(TableName=_table(), Key=_upload_owner_key(upload_id), ConsistentRead=True).get("Item")
+    item = (
+        aws.client("dynamodb")
+        .get_item(TableName=_table(), Key=_upload_owner_key(upload_id), ConsistentRead=True)
+        .get("Item")
+    )
     return str(dynamo.deserialize(item)["upload_owner"]) if item else None

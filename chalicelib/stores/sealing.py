@@ -9,6 +9,7 @@ secret in ``repr``.
 BuildKit build ``secrets`` ({id: value}) and an ``ssh`` key travel the same way,
 for the build only.
 """
+
 from __future__ import annotations
 
 import base64

@@ -17,6 +17,7 @@ The webhook secret and the credentials (push credentials, git token, build secre
 the triggers' KMS key (``BOATYARD_TRIGGER_KMS_KEY_ID``) under the encryption context
 ``{"trigger_id": <id>, "part": "secret" | "credentials"}``; nothing else about them is stored.
 """
+
 from __future__ import annotations
 
 import base64
@@ -73,9 +74,13 @@ class Trigger:
             "HasPushCredentials": self.has_push_credentials,
         }
         for name, value in (
-            ("BranchRegex", self.rules.branch_regex), ("TagRegex", self.rules.tag_regex),
-            ("DefaultBranchTag", self.rules.default_branch_tag), ("DefaultBranch", self.rules.default_branch),
-            ("NotifyUrl", self.notify_url), ("Label", self.label), ("Engine", self.engine),
+            ("BranchRegex", self.rules.branch_regex),
+            ("TagRegex", self.rules.tag_regex),
+            ("DefaultBranchTag", self.rules.default_branch_tag),
+            ("DefaultBranch", self.rules.default_branch),
+            ("NotifyUrl", self.notify_url),
+            ("Label", self.label),
+            ("Engine", self.engine),
         ):
             if value:
                 body[name] = value
@@ -101,10 +106,16 @@ class Trigger:
             "sealed_secret": self.sealed_secret,
         }
         optional = {
-            "branch_regex": self.rules.branch_regex, "tag_regex": self.rules.tag_regex,
-            "default_branch_tag": self.rules.default_branch_tag, "default_branch": self.rules.default_branch,
-            "paths": list(self.rules.paths), "options": dict(self.options), "engine": self.engine,
-            "notify_url": self.notify_url, "label": self.label, "sealed_credentials": self.sealed_credentials,
+            "branch_regex": self.rules.branch_regex,
+            "tag_regex": self.rules.tag_regex,
+            "default_branch_tag": self.rules.default_branch_tag,
+            "default_branch": self.rules.default_branch,
+            "paths": list(self.rules.paths),
+            "options": dict(self.options),
+            "engine": self.engine,
+            "notify_url": self.notify_url,
+            "label": self.label,
+            "sealed_credentials": self.sealed_credentials,
         }
         item.update({k: v for k, v in optional.items() if v})
         return item
@@ -184,12 +195,18 @@ def credentials_of(trigger: Trigger) -> Credentials:
 
 def create(trigger: Trigger, secret: str, credentials: Credentials) -> Trigger:
     """Seal the secret and credentials and store a new trigger; returns it (with the ciphertexts)."""
-    sealed_credentials = _seal(trigger.trigger_id, "credentials", sealed_json(credentials)) if credentials.to_seal else ""
+    sealed_credentials = (
+        _seal(trigger.trigger_id, "credentials", sealed_json(credentials)) if credentials.to_seal else ""
+    )
     stored = dataclasses.replace(
-        trigger, sealed_secret=_seal(trigger.trigger_id, "secret", secret), sealed_credentials=sealed_credentials,
+        trigger,
+        sealed_secret=_seal(trigger.trigger_id, "secret", secret),
+        sealed_credentials=sealed_credentials,
     )
     aws.client("dynamodb").put_item(
-        TableName=_table(), Item=dynamo.serialize(stored.to_item()), ConditionExpression="attribute_not_exists(pk)",
+        TableName=_table(),
+        Item=dynamo.serialize(stored.to_item()),
+        ConditionExpression="attribute_not_exists(pk)",
     )
     return stored
 
@@ -254,10 +271,15 @@ def _delivery_sk(delivery_id: str) -> str:
 def claim_delivery(trigger_id: str, delivery_id: str) -> dict[str, Any] | None:
     """Remember a delivery id; None when it is new, else what the first delivery recorded (a redelivery)."""
     key = _key(trigger_id, _delivery_sk(delivery_id))
-    item = {**key, **dynamo.serialize({"received_at": now_iso(), "expires_at": int(time.time()) + DELIVERY_KEEP_SECONDS})}
+    item = {
+        **key,
+        **dynamo.serialize({"received_at": now_iso(), "expires_at": int(time.time()) + DELIVERY_KEEP_SECONDS}),
+    }
     try:
         aws.client("dynamodb").put_item(
-            TableName=_table(), Item=item, ConditionExpression="attribute_not_exists(pk)",
+            TableName=_table(),
+            Item=item,
+            ConditionExpression="attribute_not_exists(pk)",
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except ClientError as exc:
@@ -271,8 +293,10 @@ def claim_delivery(trigger_id: str, delivery_id: str) -> dict[str, Any] | None:
 def record_delivery(trigger_id: str, delivery_id: str, job_ids: list[str]) -> None:
     """Note which jobs a delivery made (a redelivery answers with them)."""
     aws.client("dynamodb").update_item(
-        TableName=_table(), Key=_key(trigger_id, _delivery_sk(delivery_id)),
-        UpdateExpression="SET jobs = :jobs", ExpressionAttributeValues={":jobs": dynamo.value(job_ids)},
+        TableName=_table(),
+        Key=_key(trigger_id, _delivery_sk(delivery_id)),
+        UpdateExpression="SET jobs = :jobs",
+        ExpressionAttributeValues={":jobs": dynamo.value(job_ids)},
     )
 
 
@@ -304,13 +328,19 @@ def swap_ref(trigger_id: str, ref: str, job_id: str, commit: str) -> str | None:
                 TableName=_table(),
                 Key=key,
                 UpdateExpression="SET job_id = :job, #commit = :commit, updated_at = :now, expires_at = :ttl, "
-                                 "version = :next",
+                "version = :next",
                 ConditionExpression="attribute_not_exists(pk) OR version = :version",
                 ExpressionAttributeNames={"#commit": "commit"},
-                ExpressionAttributeValues=dynamo.serialize({
-                    ":job": job_id, ":commit": commit, ":now": now_iso(),
-                    ":ttl": ttl_epoch(get_settings().job_ttl_days), ":version": version, ":next": version + 1,
-                }),
+                ExpressionAttributeValues=dynamo.serialize(
+                    {
+                        ":job": job_id,
+                        ":commit": commit,
+                        ":now": now_iso(),
+                        ":ttl": ttl_epoch(get_settings().job_ttl_days),
+                        ":version": version,
+                        ":next": version + 1,
+                    }
+                ),
             )
         except ClientError as exc:
             if dynamo.is_conditional_failure(exc):
@@ -323,8 +353,10 @@ def swap_ref(trigger_id: str, ref: str, job_id: str, commit: str) -> str | None:
 
 def link_build(trigger_id: str, job: Job) -> None:
     """List ``job`` among the trigger's builds."""
-    item = {**_key(trigger_id, f"build#{job.created_at}#{job.job_id}"),
-            **dynamo.serialize({"job_id": job.job_id, "expires_at": ttl_epoch(get_settings().job_ttl_days)})}
+    item = {
+        **_key(trigger_id, f"build#{job.created_at}#{job.job_id}"),
+        **dynamo.serialize({"job_id": job.job_id, "expires_at": ttl_epoch(get_settings().job_ttl_days)}),
+    }
     aws.client("dynamodb").put_item(TableName=_table(), Item=item)
 
 

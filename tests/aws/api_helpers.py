@@ -1,4 +1,5 @@
 """Helpers for the API tests: requests through chalice.test.Client, what the API stored, and the leak scan."""
+
 from __future__ import annotations
 
 import json

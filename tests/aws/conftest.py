@@ -1,4 +1,5 @@
 """Fixtures of the API tests: the Chalice test client on moto, and a freshly submitted job."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """POST /api/v1/build for every source, against moto: answers, stored job, S3 context, SQS message, no leaks."""
+
 from __future__ import annotations
 
 import json
@@ -149,7 +150,9 @@ def test_enqueue_failure_fails_the_job_and_answers_503(client, creds, test_passw
     from botocore.exceptions import ClientError
 
     def broken_send(message):
-        raise ClientError({"Error": {"Code": "AWS.SimpleQueueService.NonExistentQueue", "Message": "gone"}}, "SendMessage")
+        raise ClientError(
+            {"Error": {"Code": "AWS.SimpleQueueService.NonExistentQueue", "Message": "gone"}}, "SendMessage"
+        )
 
     monkeypatch.setattr(queue, "send", broken_send)
     response = post_json(client, {"image_name": "u/i", "dockerfile": "FROM x", **creds})
@@ -193,7 +196,8 @@ def test_the_leak_scan_finds_a_planted_secret(aws_env, test_password, where):
 
     if where == "dynamodb":
         aws.client("dynamodb").put_item(
-            TableName=get_settings().table_name, Item={"pk": {"S": "x"}, "sk": {"S": "job"}, "n": {"M": {"p": {"S": test_password}}}}
+            TableName=get_settings().table_name,
+            Item={"pk": {"S": "x"}, "sk": {"S": "job"}, "n": {"M": {"p": {"S": test_password}}}},
         )
     elif where == "s3-inside-tar.gz":
         contexts.put_bytes("contexts/x.tar.gz", make_tar({"Dockerfile": f"ENV P={test_password}\n" * 50}))

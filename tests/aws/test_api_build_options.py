@@ -1,5 +1,6 @@
 """Build options through POST /api/v1/build (JSON, multipart Json part, upload flow) against moto:
 stored on the job item, never in the message, refused with a 400 naming the field."""
+
 from __future__ import annotations
 
 import json
@@ -91,7 +92,9 @@ def test_bad_option_is_400_naming_it_and_nothing_is_stored(client, fields, field
         response = post_json(client, {**body, "tar_url": "https://e.com/a.tgz"})
     else:
         archive = make_tar({"Dockerfile": "FROM busybox\n"})
-        response = post_multipart(client, {"TarFile": ("c.tgz", archive, "application/x-gzip"), "Json": json.dumps(body)})
+        response = post_multipart(
+            client, {"TarFile": ("c.tgz", archive, "application/x-gzip"), "Json": json.dumps(body)}
+        )
     assert response.status_code == 400, response.body
     assert answer(response)["Message"].startswith(f"{field}: ")
     assert stored_text_everywhere() == []
@@ -104,8 +107,14 @@ def test_tag_digests_appear_in_the_status(client, job_id):
     jobstore.claim(job_id, worker, 60, 3)
     for current, target in ((Phase.FETCHING, Phase.BUILDING), (Phase.BUILDING, Phase.PUSHING)):
         jobstore.transition(job_id, worker, current, target)
-    jobstore.transition(job_id, worker, Phase.PUSHING, Phase.FINISHED, image_digest="sha256:" + "1" * 64,
-                        tag_digests={"latest": "sha256:" + "1" * 64})
+    jobstore.transition(
+        job_id,
+        worker,
+        Phase.PUSHING,
+        Phase.FINISHED,
+        image_digest="sha256:" + "1" * 64,
+        tag_digests={"latest": "sha256:" + "1" * 64},
+    )
     status = answer(client.http.get(f"/api/v1/{job_id}/status"))
     assert status["TagDigests"] == {"latest": "sha256:" + "1" * 64}
 
@@ -119,8 +128,12 @@ def test_registry_auths_and_github_token_travel_sealed_only(client, test_passwor
     caplog.set_level(logging.DEBUG)
     token = "ghp_" + test_password.replace("!", "x")
     body = {
-        "image_name": "u/i", "github_username": "octo", "github_reponame": "private", "github_tag": "main",
-        "github_token": token, "registry_auths": {"ghcr.io": {"username": "base-user", "password": test_password}},
+        "image_name": "u/i",
+        "github_username": "octo",
+        "github_reponame": "private",
+        "github_tag": "main",
+        "github_token": token,
+        "registry_auths": {"ghcr.io": {"username": "base-user", "password": test_password}},
     }
     response = post_json(client, body)
     assert response.status_code == 202, response.body

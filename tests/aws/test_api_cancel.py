@@ -1,4 +1,5 @@
 """POST /api/v1/{job_id}/cancel: a live job ends Cancelled; an ended one answers 409; the worker can no longer move it."""
+
 from __future__ import annotations
 
 import uuid

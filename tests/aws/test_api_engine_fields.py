@@ -1,4 +1,5 @@
 """The engine, secrets and ssh fields of POST /api/v1/build: validated against the deployment, sealed, never stored."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,15 @@ def classic_only(monkeypatch):
 
 def test_secrets_and_key_are_sealed_and_never_stored(client, test_password):
     secret = "tok-Secret-canary-5521"
-    body = {"image_name": IMAGE, "dockerfile": DOCKERFILE, "engine": "buildkit", "secrets": {"token": secret},
-            "ssh": KEY, "username": "u", "password": test_password}
+    body = {
+        "image_name": IMAGE,
+        "dockerfile": DOCKERFILE,
+        "engine": "buildkit",
+        "secrets": {"token": secret},
+        "ssh": KEY,
+        "username": "u",
+        "password": test_password,
+    }
     response = post_json(client, body)
     assert response.status_code == 202, response.body
     job_id = answer(response)["JobIdentifier"]
@@ -60,15 +68,26 @@ def test_secrets_alone_are_sealed(client):
 
 
 def test_engine_field_is_checked_against_the_deployment(client, classic_only):
-    message = _error(post_json(client, {"image_name": IMAGE, "dockerfile": "FROM busybox\n", "engine": "buildkit"}),
-                     "engine", "classic")
+    message = _error(
+        post_json(client, {"image_name": IMAGE, "dockerfile": "FROM busybox\n", "engine": "buildkit"}),
+        "engine",
+        "classic",
+    )
     assert "buildkit'" in message
-    assert post_json(client, {"image_name": IMAGE, "dockerfile": "FROM busybox\n", "engine": "classic"}).status_code == 202
-    _error(post_json(client, {"image_name": IMAGE, "dockerfile": DOCKERFILE, "secrets": {"token": "x"}}),
-           "secrets", "does not allow")
+    assert (
+        post_json(client, {"image_name": IMAGE, "dockerfile": "FROM busybox\n", "engine": "classic"}).status_code == 202
+    )
+    _error(
+        post_json(client, {"image_name": IMAGE, "dockerfile": DOCKERFILE, "secrets": {"token": "x"}}),
+        "secrets",
+        "does not allow",
+    )
     _error(post_json(client, {"image_name": IMAGE, "dockerfile": DOCKERFILE, "ssh": KEY}), "ssh", "does not allow")
-    _error(post_json(client, {"image_name": IMAGE, "dockerfile": DOCKERFILE, "cache_from": [IMAGE]}),
-           "cache_from", "does not allow")
+    _error(
+        post_json(client, {"image_name": IMAGE, "dockerfile": DOCKERFILE, "cache_from": [IMAGE]}),
+        "cache_from",
+        "does not allow",
+    )
 
 
 @pytest.mark.parametrize(
@@ -108,8 +127,10 @@ def test_bad_engine_fields_are_400_naming_the_field(client, extra, field):
 
 
 def test_multipart_json_part_carries_the_engine_fields(client):
-    fields = {"TarFile": ("ctx.tar.gz", make_tar({"Dockerfile": DOCKERFILE})),
-              "Json": json.dumps({"image_name": IMAGE, "engine": "buildkit", "secrets": {"token": "mp-secret"}})}
+    fields = {
+        "TarFile": ("ctx.tar.gz", make_tar({"Dockerfile": DOCKERFILE})),
+        "Json": json.dumps({"image_name": IMAGE, "engine": "buildkit", "secrets": {"token": "mp-secret"}}),
+    }
     response = post_multipart(client, fields)
     assert response.status_code == 202, response.body
     job_id = answer(response)["JobIdentifier"]

@@ -1,4 +1,5 @@
 """Every class of bad input to POST /api/v1/build: the status, the JSON error shape, the field named, nothing stored."""
+
 from __future__ import annotations
 
 import json
@@ -56,8 +57,14 @@ def _nothing_stored() -> None:
         ({"image_name": "u/i", "tar_url": "https://e.com/" + "a" * 2100}, "tar_url"),
         ({"image_name": "u/i", "tar_url": "https://user:pw@e.com/a.tar"}, "tar_url"),
         ({"image_name": "u/i", "github_username": "octo", "github_reponame": "r"}, "github_tag"),
-        ({"image_name": "u/i", "github_username": "-octo", "github_reponame": "r", "github_tag": "v1"}, "github_username"),
-        ({"image_name": "u/i", "github_username": "octo", "github_reponame": "..", "github_tag": "v1"}, "github_reponame"),
+        (
+            {"image_name": "u/i", "github_username": "-octo", "github_reponame": "r", "github_tag": "v1"},
+            "github_username",
+        ),
+        (
+            {"image_name": "u/i", "github_username": "octo", "github_reponame": "..", "github_tag": "v1"},
+            "github_reponame",
+        ),
         ({"image_name": "u/i", "github_username": "octo", "github_reponame": "r", "github_tag": "v1..2"}, "github_tag"),
         ({"image_name": "u/i", "github_username": "octo", "github_reponame": "r", "github_tag": "a b"}, "github_tag"),
         ({"image_name": "u/i", "upload_id": "../../etc/passwd"}, "upload_id"),
@@ -86,7 +93,15 @@ def test_digest_reference_says_it_cannot_be_pushed(client):
 
 
 def test_no_source_lists_all_sources(client):
-    _error(post_json(client, {"image_name": "u/i"}), 400, "InvalidRequest", "dockerfile", "tar_url", "github_username", "upload_id")
+    _error(
+        post_json(client, {"image_name": "u/i"}),
+        400,
+        "InvalidRequest",
+        "dockerfile",
+        "tar_url",
+        "github_username",
+        "upload_id",
+    )
 
 
 def test_two_sources_are_named(client):
@@ -102,17 +117,24 @@ def test_malformed_json_is_400(client, raw):
 @pytest.mark.parametrize("where", ["image_name", "unknown field", "top level"])
 def test_json_integer_over_the_digit_limit_is_400(client, where):
     huge = "9" * 5000  # Python refuses to turn more than 4,300 digits into an int (ValueError, was a 500)
-    raw = {"image_name": '{"image_name": ' + huge + ', "dockerfile": "FROM x"}',
-           "unknown field": '{"image_name": "u/i", "dockerfile": "FROM x", "n": ' + huge + "}",
-           "top level": huge}[where]
+    raw = {
+        "image_name": '{"image_name": ' + huge + ', "dockerfile": "FROM x"}',
+        "unknown field": '{"image_name": "u/i", "dockerfile": "FROM x", "n": ' + huge + "}",
+        "top level": huge,
+    }[where]
     _error(post_json(client, raw.encode()), 400, "InvalidRequest", "the request body", "number too long")
     _nothing_stored()
 
 
 def test_json_part_integer_over_the_digit_limit_is_400(client):
     doc = '{"image_name": "u/i", "n": -%s}' % ("1" * 4400)
-    response = post_multipart(client, {"Json": ("build.json", doc, "application/json"),
-                                       "TarFile": ("context.tar.gz", make_tar({"Dockerfile": "FROM x\n"}), "application/gzip")})
+    response = post_multipart(
+        client,
+        {
+            "Json": ("build.json", doc, "application/json"),
+            "TarFile": ("context.tar.gz", make_tar({"Dockerfile": "FROM x\n"}), "application/gzip"),
+        },
+    )
     _error(response, 400, "InvalidRequest", "Json: the Json part", "number too long")
     _nothing_stored()
 
@@ -207,7 +229,11 @@ def test_multipart_with_unknown_part(client):
 
 
 def test_multipart_with_a_duplicate_part(client):
-    fields = [("TarFile", ("c.tgz", ARCHIVE)), ("TarFile", ("d.tgz", ARCHIVE)), ("Json", json.dumps({"image_name": "u/i"}))]
+    fields = [
+        ("TarFile", ("c.tgz", ARCHIVE)),
+        ("TarFile", ("d.tgz", ARCHIVE)),
+        ("Json", json.dumps({"image_name": "u/i"})),
+    ]
     _error(post_multipart(client, fields), 400, "InvalidRequest", "TarFile", "more than once")
 
 
@@ -273,7 +299,9 @@ def test_json_body_over_the_inline_limit(client, monkeypatch):
 
 def test_upload_id_that_was_never_uploaded(client):
     upload_id = answer(client.http.post("/api/v1/uploads"))["UploadId"]
-    message = _error(post_json(client, {"image_name": "u/i", "upload_id": upload_id}), 400, "InvalidRequest", "upload_id")
+    message = _error(
+        post_json(client, {"image_name": "u/i", "upload_id": upload_id}), 400, "InvalidRequest", "upload_id"
+    )
     assert "no upload with that id; upload the archive first" in message
 
 
@@ -282,7 +310,9 @@ def test_upload_id_whose_file_is_not_an_archive(client):
 
     upload_id = answer(client.http.post("/api/v1/uploads"))["UploadId"]
     contexts.put_bytes(contexts.upload_key(upload_id), b"<html>not an archive</html>" * 40)
-    _error(post_json(client, {"image_name": "u/i", "upload_id": upload_id}), 400, "InvalidRequest", "upload_id", "neither")
+    _error(
+        post_json(client, {"image_name": "u/i", "upload_id": upload_id}), 400, "InvalidRequest", "upload_id", "neither"
+    )
 
 
 def test_rejections_never_leak_the_password(client, test_password, caplog):

@@ -1,4 +1,5 @@
 """Issue 12 on moto through chalice.test.Client: API keys, the authorizer, ownership, quotas, history."""
+
 from __future__ import annotations
 
 import json
@@ -37,14 +38,26 @@ def submit_ok(client, token, body=None) -> str:
 
 # --- the authorizer -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     "header",
-    [None, "Bearer", "Bearer by_0123456789abcdef_" + "A" * 43, "Basic dXNlcjpwYXNz", "by_not-a-key", "Bearer " + "x" * 5000],
+    [
+        None,
+        "Bearer",
+        "Bearer by_0123456789abcdef_" + "A" * 43,
+        "Basic dXNlcjpwYXNz",
+        "by_not-a-key",
+        "Bearer " + "x" * 5000,
+    ],
 )
 def test_requests_without_a_valid_key_get_401_code_and_message(keys_client, owners, header):
     headers = {} if header is None else {"Authorization": header}
-    for method, path in (("GET", "/api/v1/jobs"), ("POST", "/api/v1/build"), ("POST", "/api/v1/uploads"),
-                         ("GET", "/api/v1/00000000-0000-4000-8000-000000000000/status")):
+    for method, path in (
+        ("GET", "/api/v1/jobs"),
+        ("POST", "/api/v1/build"),
+        ("POST", "/api/v1/uploads"),
+        ("GET", "/api/v1/00000000-0000-4000-8000-000000000000/status"),
+    ):
         got = keys_client.http.request(method, path, headers=headers)
         assert got.status_code == 401, (path, got.body)
         body = answer(got)
@@ -111,6 +124,7 @@ def test_none_mode_is_open_and_everything_is_anonymous(client):
 
 # --- ownership ----------------------------------------------------------------------------------
 
+
 def test_another_owners_job_is_404_exactly_like_an_unknown_one(keys_client, owners):
     job_id = submit_ok(keys_client, owners["a"])
     assert jobstore.get_job(job_id).owner == "team-a"
@@ -146,6 +160,7 @@ def test_upload_ids_are_bound_to_their_owner(keys_client, owners):
 
 
 # --- quotas -------------------------------------------------------------------------------------
+
 
 def test_live_job_quota_429_then_a_slot_frees_when_a_job_ends(keys_client, owners):
     jobs = [submit_ok(keys_client, owners["a"]) for _ in range(5)]
@@ -239,6 +254,7 @@ def test_outstanding_upload_urls_are_capped(keys_client, owners):
 
 # --- history ------------------------------------------------------------------------------------
 
+
 def test_history_is_newest_first_paginated_and_per_owner(keys_client, owners):
     mine = []
     for n in range(5):
@@ -261,13 +277,22 @@ def test_history_is_newest_first_paginated_and_per_owner(keys_client, owners):
     assert not {"Username", "Password", "Email"} & set(first)
     cancelled = answer(keys_client.http.get("/api/v1/jobs?state=cancelled", headers=_h(owners["a"])))["Jobs"]
     assert [j["JobIdentifier"] for j in cancelled] == [mine[1]]
-    assert [j["JobIdentifier"] for j in answer(keys_client.http.get("/api/v1/jobs", headers=_h(owners["b"])))["Jobs"]] == [other]
+    assert [
+        j["JobIdentifier"] for j in answer(keys_client.http.get("/api/v1/jobs", headers=_h(owners["b"])))["Jobs"]
+    ] == [other]
 
 
 @pytest.mark.parametrize(
     "query, field",
-    [("limit=0", "limit"), ("limit=101", "limit"), ("limit=x", "limit"), ("state=done", "state"),
-     ("cursor=%%%", "cursor"), ("cursor=" + "A" * 500, "cursor"), ("colour=red", "colour")],
+    [
+        ("limit=0", "limit"),
+        ("limit=101", "limit"),
+        ("limit=x", "limit"),
+        ("state=done", "state"),
+        ("cursor=%%%", "cursor"),
+        ("cursor=" + "A" * 500, "cursor"),
+        ("colour=red", "colour"),
+    ],
 )
 def test_bad_history_parameters_are_400_naming_the_field(keys_client, owners, query, field):
     got = keys_client.http.get(f"/api/v1/jobs?{query}", headers=_h(owners["a"]))
@@ -283,6 +308,7 @@ def test_a_cursor_cannot_page_through_another_owners_jobs(keys_client, owners):
 
 
 # --- admin commands -----------------------------------------------------------------------------
+
 
 def test_admin_commands_create_list_revoke(aws_env, capsys):
     from boatyard import admin
@@ -339,9 +365,13 @@ def test_a_release_that_meets_a_log_transaction_is_tried_again(keys_client, owne
     def busy_once(**kwargs):
         calls.append(kwargs)
         if len(calls) == 1:  # a fenced log write held the job item: DynamoDB cancels with TransactionConflict
-            raise ClientError({"Error": {"Code": "TransactionCanceledException", "Message": "busy"},
-                               "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}]},
-                              "TransactWriteItems")
+            raise ClientError(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "busy"},
+                    "CancellationReasons": [{"Code": "TransactionConflict"}, {"Code": "None"}],
+                },
+                "TransactWriteItems",
+            )
         return real(**kwargs)
 
     monkeypatch.setattr(ddb, "transact_write_items", busy_once)

@@ -1,4 +1,5 @@
 """GET /api/v1/{job_id}/status and /logs against moto: seed shapes, cursors, completeness, truncation, 404s."""
+
 from __future__ import annotations
 
 import uuid

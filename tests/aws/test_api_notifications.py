@@ -1,4 +1,5 @@
 """Notifications through the API and the sender, on moto, with real HTTP receivers on 127.0.0.1 (issue 14)."""
+
 from __future__ import annotations
 
 import json
@@ -48,7 +49,13 @@ def receiver():
 
 
 def _submit(api, url: str, **extra) -> str:
-    body = {"image_name": "user/image:1", "dockerfile": "FROM busybox\n", "notify_url": url, "notify_secret": SECRET, **extra}
+    body = {
+        "image_name": "user/image:1",
+        "dockerfile": "FROM busybox\n",
+        "notify_url": url,
+        "notify_secret": SECRET,
+        **extra,
+    }
     response = post_json(api, body)
     assert response.status_code == 202, response.body
     return answer(response)["JobIdentifier"]
@@ -89,7 +96,9 @@ def test_a_finished_job_notifies_with_a_signed_verifiable_payload(api, receiver)
     assert len(receiver.requests) == 1  # building/pushing were not asked for
     shown = _notifications(api, job_id)
     [sub] = shown["Subscriptions"]
-    assert sub["Kind"] == "webhook" and sub["Url"] == receiver.url and sub["Events"] == ["finished", "failed", "cancelled"]
+    assert (
+        sub["Kind"] == "webhook" and sub["Url"] == receiver.url and sub["Events"] == ["finished", "failed", "cancelled"]
+    )
     [attempt] = shown["Attempts"]
     assert attempt["Outcome"] == "delivered" and attempt["StatusCode"] == 200 and attempt["Attempt"] == 1
     assert attempt["Event"] == "finished" and attempt["DurationMs"] >= 0 and attempt["At"].endswith("Z")
@@ -113,7 +122,10 @@ def test_two_500s_then_delivered_with_backoff_and_every_attempt_recorded(api):
     assert got[1].at - got[0].at >= 0.9 and got[2].at - got[1].at >= 1.9  # 1 s, then 2 s
     attempts = _notifications(api, job_id)["Attempts"]
     assert [(a["Attempt"], a["Outcome"], a.get("StatusCode")) for a in attempts] == [
-        (1, "retrying", 500), (2, "retrying", 500), (3, "delivered", 200)]
+        (1, "retrying", 500),
+        (2, "retrying", 500),
+        (3, "delivered", 200),
+    ]
     assert "NextAttemptAt" in attempts[0]
 
 
@@ -159,9 +171,19 @@ def test_the_secret_is_sealed_and_never_stored_or_shown(api, receiver):
 
 
 def test_multipart_json_part_takes_the_notify_fields(api, receiver):
-    fields = {"image_name": "user/image:1", "notify_url": receiver.url, "notify_secret": SECRET, "notify_events": ["failed"]}
-    response = post_multipart(api, {"TarFile": ("c.tgz", make_tar({"Dockerfile": "FROM busybox\n"}), "application/gzip"),
-                                    "Json": json.dumps(fields)})
+    fields = {
+        "image_name": "user/image:1",
+        "notify_url": receiver.url,
+        "notify_secret": SECRET,
+        "notify_events": ["failed"],
+    }
+    response = post_multipart(
+        api,
+        {
+            "TarFile": ("c.tgz", make_tar({"Dockerfile": "FROM busybox\n"}), "application/gzip"),
+            "Json": json.dumps(fields),
+        },
+    )
     assert response.status_code == 202, response.body
     job_id = answer(response)["JobIdentifier"]
     assert notifications.subscriptions(job_id)[0].events == ("failed",)
@@ -171,23 +193,41 @@ def test_the_upload_flow_takes_the_notify_fields(api, receiver):
     import requests
 
     created = answer(api.http.post("/api/v1/uploads"))
-    posted = requests.post(created["Url"], data=created["Fields"],
-                           files={"file": ("c.tgz", make_tar({"Dockerfile": "FROM busybox\n"}))}, timeout=10)
+    posted = requests.post(
+        created["Url"],
+        data=created["Fields"],
+        files={"file": ("c.tgz", make_tar({"Dockerfile": "FROM busybox\n"}))},
+        timeout=10,
+    )
     assert posted.status_code in (200, 201, 204), posted.text
-    response = post_json(api, {"image_name": "user/image:1", "upload_id": created["UploadId"], "notify_url": receiver.url,
-                               "notify_secret": SECRET, "notify_events": "queued"})
+    response = post_json(
+        api,
+        {
+            "image_name": "user/image:1",
+            "upload_id": created["UploadId"],
+            "notify_url": receiver.url,
+            "notify_secret": SECRET,
+            "notify_events": "queued",
+        },
+    )
     assert response.status_code == 202, response.body
     [got] = receiver.wait_for(1, 15, _pump)  # queued: sent as soon as the subscription exists
     assert json.loads(got.body)["Event"] == "queued"
 
 
-@pytest.mark.parametrize("extra, field", [
-    ({"notify_url": "http://hooks.example.com/x", "notify_secret": SECRET}, "notify_url"),
-    ({"notify_url": "https://169.254.169.254/x", "notify_secret": SECRET}, "notify_url"),
-    ({"notify_url": "https://10.0.0.8/x", "notify_secret": SECRET}, "notify_url"),
-    ({"notify_url": "https://hooks.example.com/x"}, "notify_secret"),
-    ({"notify_url": "https://hooks.example.com/x", "notify_secret": SECRET, "notify_events": ["never"]}, "notify_events"),
-])
+@pytest.mark.parametrize(
+    "extra, field",
+    [
+        ({"notify_url": "http://hooks.example.com/x", "notify_secret": SECRET}, "notify_url"),
+        ({"notify_url": "https://169.254.169.254/x", "notify_secret": SECRET}, "notify_url"),
+        ({"notify_url": "https://10.0.0.8/x", "notify_secret": SECRET}, "notify_url"),
+        ({"notify_url": "https://hooks.example.com/x"}, "notify_secret"),
+        (
+            {"notify_url": "https://hooks.example.com/x", "notify_secret": SECRET, "notify_events": ["never"]},
+            "notify_events",
+        ),
+    ],
+)
 def test_bad_notify_fields_are_400_naming_the_field(client, extra, field):
     response = post_json(client, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n", **extra})
     assert response.status_code == 400
@@ -199,7 +239,12 @@ def test_a_job_without_subscriptions_sends_nothing(api):
     job_id = answer(post_json(api, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}))["JobIdentifier"]
     _run_to_finished(job_id)
     assert poller.drain() == 0
-    assert _notifications(api, job_id) == {"JobIdentifier": job_id, "Subscriptions": [], "Attempts": [], "Truncated": False}
+    assert _notifications(api, job_id) == {
+        "JobIdentifier": job_id,
+        "Subscriptions": [],
+        "Attempts": [],
+        "Truncated": False,
+    }
 
 
 def test_a_broken_notifications_queue_never_fails_a_transition(api, receiver, monkeypatch):
@@ -214,9 +259,17 @@ def test_a_broken_notifications_queue_never_fails_a_transition(api, receiver, mo
 def test_github_status_pending_then_success(api):
     with Receiver(["201"]) as github:
         job_id = answer(post_json(api, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}))["JobIdentifier"]
-        notifications.subscribe(job_id, "anonymous", notifications.GithubStatusTarget(
-            repo="octo/app", sha="a" * 40, token=TOKEN, target_url=f"https://boatyard.example/jobs/{job_id}",
-            api_base=github.base_url))
+        notifications.subscribe(
+            job_id,
+            "anonymous",
+            notifications.GithubStatusTarget(
+                repo="octo/app",
+                sha="a" * 40,
+                token=TOKEN,
+                target_url=f"https://boatyard.example/jobs/{job_id}",
+                api_base=github.base_url,
+            ),
+        )
         _run_to_finished(job_id)
         got = github.wait_for(3, 20, _pump)  # queued, fetching (pending), finished (success)
     assert {r.path for r in got} == {f"/repos/octo/app/statuses/{'a' * 40}"}
@@ -233,8 +286,11 @@ def test_github_status_pending_then_success(api):
 def test_a_late_pending_never_overwrites_the_final_github_status(api):
     with Receiver(["201"]) as github:
         job_id = answer(post_json(api, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}))["JobIdentifier"]
-        sub_id = notifications.subscribe(job_id, "anonymous", notifications.GithubStatusTarget(
-            repo="octo/app", sha="c" * 40, token=TOKEN, api_base=github.base_url))
+        sub_id = notifications.subscribe(
+            job_id,
+            "anonymous",
+            notifications.GithubStatusTarget(repo="octo/app", sha="c" * 40, token=TOKEN, api_base=github.base_url),
+        )
         api.http.post(f"/api/v1/{job_id}/cancel")
         github.wait_for(2, 20, _pump)
         late = notifications.event_message(jobstore.get_job(job_id))
@@ -251,7 +307,9 @@ def test_the_sender_lambda_handles_queue_events(api, receiver):
     message = notifications.event_message(jobstore.fail(job_id, "boom"))
     sqs = aws.client("sqs")
     sqs.purge_queue(QueueUrl=notifications.queue_url())
-    event = api.events.generate_sqs_event(message_bodies=[json.dumps(message)], queue_name=get_settings().notify_queue_name)
+    event = api.events.generate_sqs_event(
+        message_bodies=[json.dumps(message)], queue_name=get_settings().notify_queue_name
+    )
     api.lambda_.invoke("send_notifications", event)
     [got] = receiver.wait_for(1, 5)
     assert json.loads(got.body)["Status"] == "Failed: boom"
@@ -259,13 +317,19 @@ def test_the_sender_lambda_handles_queue_events(api, receiver):
 
 def test_another_owners_notifications_are_404_like_an_unknown_job(keys_client, owners):
     headers = {"Authorization": f"Bearer {owners['a']}", "Content-Type": "application/json"}
-    body = {"image_name": "user/image:1", "dockerfile": "FROM busybox\n", "notify_url": "https://hooks.example.com/x",
-            "notify_secret": SECRET}
+    body = {
+        "image_name": "user/image:1",
+        "dockerfile": "FROM busybox\n",
+        "notify_url": "https://hooks.example.com/x",
+        "notify_secret": SECRET,
+    }
     job_id = answer(keys_client.http.post("/api/v1/build", headers=headers, body=json.dumps(body)))["JobIdentifier"]
     mine = keys_client.http.get(f"/api/v1/{job_id}/notifications", headers={"Authorization": f"Bearer {owners['a']}"})
     assert mine.status_code == 200 and answer(mine)["Subscriptions"][0]["Url"] == "https://hooks.example.com/x"
     theirs = keys_client.http.get(f"/api/v1/{job_id}/notifications", headers={"Authorization": f"Bearer {owners['b']}"})
-    unknown = keys_client.http.get(f"/api/v1/{uuid.uuid4()}/notifications", headers={"Authorization": f"Bearer {owners['b']}"})
+    unknown = keys_client.http.get(
+        f"/api/v1/{uuid.uuid4()}/notifications", headers={"Authorization": f"Bearer {owners['b']}"}
+    )
     assert theirs.status_code == unknown.status_code == 404
     assert answer(theirs)["Code"] == answer(unknown)["Code"] == "NotFound"
     assert keys_client.http.get(f"/api/v1/{job_id}/notifications").status_code == 401

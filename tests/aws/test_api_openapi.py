@@ -1,4 +1,5 @@
 """Real answers (through chalice.test.Client on moto) match the response schemas of openapi.yaml."""
+
 from __future__ import annotations
 
 import uuid
@@ -63,8 +64,16 @@ def test_answers_match_their_schemas(client, doc):
 
 def test_the_status_schema_refuses_a_wrong_word(doc):
     validator = schema_validator(doc, "JobStatus")
-    good = {"Status": "Failed: x", "Phase": "failed", "JobIdentifier": str(uuid.uuid4()), "ImageName": "u/i",
-            "Source": "github", "CreatedAt": "2026-01-01T00:00:00.000Z", "UpdatedAt": "2026-01-01T00:00:00.000Z", "Attempt": 1}
+    good = {
+        "Status": "Failed: x",
+        "Phase": "failed",
+        "JobIdentifier": str(uuid.uuid4()),
+        "ImageName": "u/i",
+        "Source": "github",
+        "CreatedAt": "2026-01-01T00:00:00.000Z",
+        "UpdatedAt": "2026-01-01T00:00:00.000Z",
+        "Attempt": 1,
+    }
     assert validator.is_valid(good)
     assert not validator.is_valid({**good, "Status": "Done"})
     assert not validator.is_valid({**good, "Phase": "waiting"})

@@ -1,4 +1,5 @@
 """The API refuses image names on private registry hosts unless the local-stack setting allows them; so does the worker."""
+
 from __future__ import annotations
 
 import pytest
@@ -23,8 +24,8 @@ def strict_client(aws_env, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    "image", ["127.0.0.1:5000/x", "localhost:2375/x", "10.0.0.5:443/x", "[::1]:5000/x", "169.254.169.254/x",
-              "100.64.0.1/x"],
+    "image",
+    ["127.0.0.1:5000/x", "localhost:2375/x", "10.0.0.5:443/x", "[::1]:5000/x", "169.254.169.254/x", "100.64.0.1/x"],
 )
 def test_private_registry_is_a_400_naming_image_name(strict_client, image):
     answer = post_json(strict_client, {"image_name": image, "dockerfile": "FROM busybox\n"})
@@ -44,7 +45,9 @@ def test_the_local_stack_setting_allows_loopback_registries(client):
 
 
 def test_the_worker_refuses_a_private_registry_that_got_past_the_api(aws_env, monkeypatch):
-    worker_jobs.set_env(monkeypatch, BOATYARD_ALLOW_PRIVATE_REGISTRIES="false", DOCKER_HOST="unix:///nonexistent/docker.sock")
+    worker_jobs.set_env(
+        monkeypatch, BOATYARD_ALLOW_PRIVATE_REGISTRIES="false", DOCKER_HOST="unix:///nonexistent/docker.sock"
+    )
     job_id = worker_jobs.submit("10.0.0.5:5000/team/app:1", dockerfile="FROM busybox\n")
     worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600)
     try:

@@ -1,4 +1,5 @@
 """chalicelib/api/request_log.py: one JSON line per API request, with the route, status, latency and job id, never a secret."""
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,10 @@ def lines() -> Iterator[Lines]:
 
 def test_each_request_logs_route_status_latency_and_job_id(client, lines, test_password):
     job_id = answer(
-        post_json(client, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n", "username": "u", "password": test_password})
+        post_json(
+            client,
+            {"image_name": "user/image:1", "dockerfile": "FROM busybox\n", "username": "u", "password": test_password},
+        )
     )["JobIdentifier"]
     client.http.get(f"/api/v1/{job_id}/status")
     client.http.get("/api/v1/not-a-job-id/status")
@@ -59,7 +63,7 @@ def test_hostile_job_ids_do_not_reach_the_log():
     class Request:
         method = "GET\nforged"
         context = {"resourcePath": "/api/v1/{job_id}/status"}
-        uri_params = {"job_id": "x\n{\"type\": \"forged\"}"}
+        uri_params = {"job_id": 'x\n{"type": "forged"}'}
 
     entry = request_log.request_entry(Request(), 400, 0.01, body={"JobIdentifier": "../../etc"})
     assert entry["method"] == "other" and "job_id" not in entry
@@ -91,7 +95,9 @@ def test_the_api_logs_reach_the_lambda_runtime_handler_at_info(client, test_pass
     root.setLevel(logging.WARNING)
     try:
         request_log.configure_logging()  # what app.py does at import
-        response = post_json(client, {"image_name": "u/app:1", "dockerfile": "FROM x\n", "username": "u", "password": test_password})
+        response = post_json(
+            client, {"image_name": "u/app:1", "dockerfile": "FROM x\n", "username": "u", "password": test_password}
+        )
     finally:
         root.removeHandler(runtime)
         root.setLevel(level)

@@ -1,4 +1,5 @@
 """GET / and GET /{asset}: the local stack's web UI, only when BOATYARD_SERVE_UI is on, never outside ui_dir."""
+
 from __future__ import annotations
 
 import json

@@ -1,6 +1,7 @@
 """Build triggers through the API on moto: CRUD, owner isolation, and hook deliveries replayed from
 tests/data/hooks/ (payloads modelled on each host's documented push, tag and ping payloads) with right
 and wrong signatures."""
+
 from __future__ import annotations
 
 import copy
@@ -36,20 +37,39 @@ def at(push: dict[str, Any], sha: str) -> None:
 
 
 def create(client: Any, headers: dict[str, str] | None = None, **fields: Any) -> Any:
-    body = {"host": "github", "repository": REPOSITORY["github"], "branch_regex": "main|release/.+",
-            "image_template": "registry.example.com/team/app:{branch}-{short_sha}", "username": "pusher",
-            "password": "push-secret-pw", **fields}
+    body = {
+        "host": "github",
+        "repository": REPOSITORY["github"],
+        "branch_regex": "main|release/.+",
+        "image_template": "registry.example.com/team/app:{branch}-{short_sha}",
+        "username": "pusher",
+        "password": "push-secret-pw",
+        **fields,
+    }
     body = {k: v for k, v in body.items() if v is not None}
-    return client.http.post("/api/v1/triggers", headers={"Content-Type": "application/json", **(headers or {})},
-                            body=json.dumps(body))
+    return client.http.post(
+        "/api/v1/triggers", headers={"Content-Type": "application/json", **(headers or {})}, body=json.dumps(body)
+    )
 
 
-def deliver(client: Any, trigger: dict[str, Any], body: Any, event: str, host: str = "github",
-            secret: str | None = None, delivery: str | None = None, extra: dict[str, str] | None = None) -> Any:
+def deliver(
+    client: Any,
+    trigger: dict[str, Any],
+    body: Any,
+    event: str,
+    host: str = "github",
+    secret: str | None = None,
+    delivery: str | None = None,
+    extra: dict[str, str] | None = None,
+) -> Any:
     raw = json.dumps(body).encode()
-    headers = {"Content-Type": "application/json", EVENT_HEADER[host]: event,
-               DELIVERY_HEADER[host]: delivery or str(uuid.uuid4()),
-               **signed_headers(host, secret if secret is not None else trigger["Secret"], raw), **(extra or {})}
+    headers = {
+        "Content-Type": "application/json",
+        EVENT_HEADER[host]: event,
+        DELIVERY_HEADER[host]: delivery or str(uuid.uuid4()),
+        **signed_headers(host, secret if secret is not None else trigger["Secret"], raw),
+        **(extra or {}),
+    }
     return client.http.post(f"/api/v1/hooks/{trigger['TriggerId']}", headers=headers, body=raw)
 
 
@@ -90,40 +110,43 @@ def test_list_and_delete(client, trigger):
     assert deliver(client, trigger, payload("github-push"), "push").status_code == 401
 
 
-@pytest.mark.parametrize(("fields", "field"), [
-    ({"host": "svn"}, "host"),
-    ({"repository": "no-slash"}, "repository"),
-    ({"repository": "../etc"}, "repository"),
-    ({"branch_regex": None}, "branch_regex"),
-    ({"branch_regex": "(a+)+$"}, "branch_regex"),
-    ({"branch_regex": "(a|ab)*"}, "branch_regex"),
-    ({"branch_regex": "(x)\\1"}, "branch_regex"),
-    ({"branch_regex": "(?=main)main"}, "branch_regex"),
-    ({"branch_regex": "x" * 201}, "branch_regex"),
-    ({"branch_regex": "[unclosed"}, "branch_regex"),
-    ({"tag_regex": "((v)+)+"}, "tag_regex"),
-    ({"paths": "src/**"}, "paths"),
-    ({"paths": ["/abs"]}, "paths"),
-    ({"paths": ["x"] * 21}, "paths"),
-    ({"image_template": None}, "image_template"),
-    ({"image_template": "Registry.example.com/UPPER/app:{tag}"}, "image_template"),
-    ({"image_template": "app:{branch}-{tag}"}, "image_template"),
-    ({"image_template": "app:{nope}"}, "image_template"),
-    ({"image_template": "app:{branch"}, "image_template"),
-    ({"image_template": "app@sha256:" + "a" * 64}, "image_template"),
-    ({"image_template": "127.0.0.1:5000/app:{branch}"}, "image_template"),
-    ({"default_branch_tag": "{tag}"}, "default_branch_tag"),
-    ({"default_branch_tag": "-bad"}, "default_branch_tag"),
-    ({"supersede": "yes"}, "supersede"),
-    ({"notify_url": "http://example.com/hook"}, "notify_url"),
-    ({"notify_url": "https://169.254.169.254/latest"}, "notify_url"),
-    ({"gitlab_token": "glpat-x"}, "gitlab_token"),
-    ({"memory": "lots"}, "memory"),
-    ({"tags": ["ok", "-bad"]}, "tags"),
-    ({"dockerfile": "FROM x"}, "dockerfile"),
-    ({"image_name": "x/y"}, "image_name"),
-    ({"label": "a\nb"}, "label"),
-])
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"host": "svn"}, "host"),
+        ({"repository": "no-slash"}, "repository"),
+        ({"repository": "../etc"}, "repository"),
+        ({"branch_regex": None}, "branch_regex"),
+        ({"branch_regex": "(a+)+$"}, "branch_regex"),
+        ({"branch_regex": "(a|ab)*"}, "branch_regex"),
+        ({"branch_regex": "(x)\\1"}, "branch_regex"),
+        ({"branch_regex": "(?=main)main"}, "branch_regex"),
+        ({"branch_regex": "x" * 201}, "branch_regex"),
+        ({"branch_regex": "[unclosed"}, "branch_regex"),
+        ({"tag_regex": "((v)+)+"}, "tag_regex"),
+        ({"paths": "src/**"}, "paths"),
+        ({"paths": ["/abs"]}, "paths"),
+        ({"paths": ["x"] * 21}, "paths"),
+        ({"image_template": None}, "image_template"),
+        ({"image_template": "Registry.example.com/UPPER/app:{tag}"}, "image_template"),
+        ({"image_template": "app:{branch}-{tag}"}, "image_template"),
+        ({"image_template": "app:{nope}"}, "image_template"),
+        ({"image_template": "app:{branch"}, "image_template"),
+        ({"image_template": "app@sha256:" + "a" * 64}, "image_template"),
+        ({"image_template": "127.0.0.1:5000/app:{branch}"}, "image_template"),
+        ({"default_branch_tag": "{tag}"}, "default_branch_tag"),
+        ({"default_branch_tag": "-bad"}, "default_branch_tag"),
+        ({"supersede": "yes"}, "supersede"),
+        ({"notify_url": "http://example.com/hook"}, "notify_url"),
+        ({"notify_url": "https://169.254.169.254/latest"}, "notify_url"),
+        ({"gitlab_token": "glpat-x"}, "gitlab_token"),
+        ({"memory": "lots"}, "memory"),
+        ({"tags": ["ok", "-bad"]}, "tags"),
+        ({"dockerfile": "FROM x"}, "dockerfile"),
+        ({"image_name": "x/y"}, "image_name"),
+        ({"label": "a\nb"}, "label"),
+    ],
+)
 def test_invalid_fields_are_refused_naming_the_field_and_nothing_is_created(client, monkeypatch, fields, field):
     from chalicelib.domain.settings import get_settings
 
@@ -158,14 +181,21 @@ def test_unknown_trigger_and_bad_signatures_get_the_same_401(client, trigger):
     push = payload("github-push")
     wrong = deliver(client, trigger, push, "push", secret="not-the-secret")
     raw = json.dumps(push).encode()
-    missing = client.http.post(f"/api/v1/hooks/{trigger['TriggerId']}",
-                               headers={"Content-Type": "application/json", "X-GitHub-Event": "push"}, body=raw)
+    missing = client.http.post(
+        f"/api/v1/hooks/{trigger['TriggerId']}",
+        headers={"Content-Type": "application/json", "X-GitHub-Event": "push"},
+        body=raw,
+    )
     unknown = deliver(client, {**trigger, "TriggerId": str(uuid.uuid4())}, push, "push")
     not_an_id = deliver(client, {**trigger, "TriggerId": "nope"}, push, "push")
-    tampered_headers = {"Content-Type": "application/json", "X-GitHub-Event": "push",
-                        **signed_headers("github", trigger["Secret"], raw)}
-    tampered = client.http.post(f"/api/v1/hooks/{trigger['TriggerId']}", headers=tampered_headers,
-                                body=raw.replace(b"main", b"mein"))
+    tampered_headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "push",
+        **signed_headers("github", trigger["Secret"], raw),
+    }
+    tampered = client.http.post(
+        f"/api/v1/hooks/{trigger['TriggerId']}", headers=tampered_headers, body=raw.replace(b"main", b"mein")
+    )
     answers = [wrong, missing, unknown, not_an_id, tampered]
     assert {r.status_code for r in answers} == {401}
     assert len({r.body for r in answers}) == 1
@@ -174,8 +204,11 @@ def test_unknown_trigger_and_bad_signatures_get_the_same_401(client, trigger):
 
 def test_signature_is_checked_before_the_body_is_read(client, trigger):
     """An unsigned body that is not even JSON still gets the 401, not a parse error."""
-    response = client.http.post(f"/api/v1/hooks/{trigger['TriggerId']}",
-                                headers={"Content-Type": "application/json", "X-GitHub-Event": "push"}, body=b"{not json")
+    response = client.http.post(
+        f"/api/v1/hooks/{trigger['TriggerId']}",
+        headers={"Content-Type": "application/json", "X-GitHub-Event": "push"},
+        body=b"{not json",
+    )
     assert response.status_code == 401
 
 
@@ -210,7 +243,10 @@ def test_another_owners_trigger_is_a_404_like_an_unknown_one(keys_client, owners
     unknown = f"/api/v1/triggers/{uuid.uuid4()}"
     assert keys_client.http.get(path, headers=b).status_code == 404
     assert keys_client.http.delete(path, headers=b).status_code == 404
-    assert answer(keys_client.http.get(path, headers=b))["Code"] == answer(keys_client.http.get(unknown, headers=b))["Code"]
+    assert (
+        answer(keys_client.http.get(path, headers=b))["Code"]
+        == answer(keys_client.http.get(unknown, headers=b))["Code"]
+    )
     assert answer(keys_client.http.get("/api/v1/triggers", headers=b))["Triggers"] == []
     assert keys_client.http.get(path, headers=a).status_code == 200
 
@@ -231,7 +267,9 @@ def test_github_push_builds_the_exact_commit(client, trigger):
     assert build["ImageName"] == "registry.example.com/team/app:main-7fd1a60"
     assert build["Ref"] == "refs/heads/main" and build["Commit"] == SHA
     status = answer(client.http.get(f"/api/v1/{build['JobIdentifier']}/status"))
-    assert status["TriggerId"] == trigger["TriggerId"] and status["Ref"] == "refs/heads/main" and status["Commit"] == SHA
+    assert (
+        status["TriggerId"] == trigger["TriggerId"] and status["Ref"] == "refs/heads/main" and status["Commit"] == SHA
+    )
     item = job_item(build["JobIdentifier"])
     assert item["source"]["M"]["github_tag"]["S"] == SHA  # the archive of exactly the pushed commit
     assert item["source"]["M"]["github_reponame"]["S"] == "Hello-World"
@@ -280,8 +318,14 @@ def test_the_job_carries_the_triggers_credentials_sealed_for_the_worker(client, 
 
 
 def test_github_tag_push_with_a_tag_template(client):
-    made = answer(create(client, branch_regex=None, tag_regex=r"v[0-9]+\.[0-9]+\.[0-9]+",
-                         image_template="registry.example.com/team/app:{tag}"))
+    made = answer(
+        create(
+            client,
+            branch_regex=None,
+            tag_regex=r"v[0-9]+\.[0-9]+\.[0-9]+",
+            image_template="registry.example.com/team/app:{tag}",
+        )
+    )
     response = deliver(client, made, payload("github-tag-push"), "push")
     (build,) = answer(response)["Builds"]
     assert build["ImageName"] == "registry.example.com/team/app:v1.2.0" and build["Ref"] == "refs/tags/v1.2.0"
@@ -291,7 +335,9 @@ def test_github_tag_push_with_a_tag_template(client):
 
 
 def test_tag_regex_is_a_full_match(client):
-    made = answer(create(client, branch_regex=None, tag_regex="v1", image_template="registry.example.com/team/app:{tag}"))
+    made = answer(
+        create(client, branch_regex=None, tag_regex="v1", image_template="registry.example.com/team/app:{tag}")
+    )
     skipped = answer(deliver(client, made, payload("github-tag-push"), "push"))
     assert skipped["Builds"] == [] and "does not match" in skipped["Skipped"][0]["Reason"]
 
@@ -306,7 +352,9 @@ def test_default_branch_gets_the_extra_tag(client):
     push["ref"] = "refs/heads/release/2.0"
     at(push, OTHER_SHA)
     (other,) = answer(deliver(client, made, push, "push"))["Builds"]
-    assert "ExtraTags" not in other and other["ImageName"] == f"registry.example.com/team/app:release-2.0-{OTHER_SHA[:7]}"
+    assert (
+        "ExtraTags" not in other and other["ImageName"] == f"registry.example.com/team/app:release-2.0-{OTHER_SHA[:7]}"
+    )
 
 
 @pytest.mark.parametrize("marker", ["[skip build]", "[ci skip]", "[CI SKIP]"])
@@ -404,8 +452,15 @@ def test_racing_pushes_to_one_ref_leave_exactly_the_last(client, trigger):
 
 
 def test_gitlab_push_and_tag_push(client):
-    made = answer(create(client, host="gitlab", repository=REPOSITORY["gitlab"], tag_regex="v.+",
-                         image_template="registry.example.com/team/app:{ref}"))
+    made = answer(
+        create(
+            client,
+            host="gitlab",
+            repository=REPOSITORY["gitlab"],
+            tag_regex="v.+",
+            image_template="registry.example.com/team/app:{ref}",
+        )
+    )
     assert made["SignatureHeader"] == "x-gitlab-token"
     (branch,) = answer(deliver(client, made, payload("gitlab-push"), "Push Hook", host="gitlab"))["Builds"]
     assert branch["Commit"] == SHA and branch["ImageName"] == "registry.example.com/team/app:main"
@@ -416,11 +471,25 @@ def test_gitlab_push_and_tag_push(client):
 
 
 def test_gitlab_paths_come_from_every_commit(client):
-    made = answer(create(client, host="gitlab", repository=REPOSITORY["gitlab"], paths=["CHANGELOG"],
-                         image_template="registry.example.com/team/app:{branch}"))
+    made = answer(
+        create(
+            client,
+            host="gitlab",
+            repository=REPOSITORY["gitlab"],
+            paths=["CHANGELOG"],
+            image_template="registry.example.com/team/app:{branch}",
+        )
+    )
     assert len(answer(deliver(client, made, payload("gitlab-push"), "Push Hook", host="gitlab"))["Builds"]) == 1
-    made = answer(create(client, host="gitlab", repository=REPOSITORY["gitlab"], paths=["docs/**"],
-                         image_template="registry.example.com/team/app:{branch}"))
+    made = answer(
+        create(
+            client,
+            host="gitlab",
+            repository=REPOSITORY["gitlab"],
+            paths=["docs/**"],
+            image_template="registry.example.com/team/app:{branch}",
+        )
+    )
     assert answer(deliver(client, made, payload("gitlab-push"), "Push Hook", host="gitlab"))["Builds"] == []
 
 
@@ -432,12 +501,21 @@ def test_bitbucket_push_and_ping(client):
     assert job_item(build["JobIdentifier"])["source"]["M"]["bitbucket_ref"]["S"] == SHA
     ping = deliver(client, made, {}, "diagnostics:ping", host="bitbucket")
     assert answer(ping)["Message"] == "pong"
-    assert deliver(client, made, payload("bitbucket-push"), "repo:push", host="bitbucket", secret="x").status_code == 401
+    assert (
+        deliver(client, made, payload("bitbucket-push"), "repo:push", host="bitbucket", secret="x").status_code == 401
+    )
 
 
 def test_bitbucket_push_of_several_refs_builds_each_matching_one(client):
-    made = answer(create(client, host="bitbucket", repository=REPOSITORY["bitbucket"], tag_regex="v.*",
-                         image_template="registry.example.com/team/app:{ref}"))
+    made = answer(
+        create(
+            client,
+            host="bitbucket",
+            repository=REPOSITORY["bitbucket"],
+            tag_regex="v.*",
+            image_template="registry.example.com/team/app:{ref}",
+        )
+    )
     push = payload("bitbucket-push")
     change = push["push"]["changes"][0]
     tag = copy.deepcopy(change)
@@ -459,8 +537,11 @@ def test_a_quota_refusal_lets_the_host_redeliver(keys_client, owners, monkeypatc
     made = answer(create(keys_client, headers=auth))
     monkeypatch.setenv("BOATYARD_QUOTA_LIVE_JOBS", "1")
     get_settings.cache_clear()
-    manual = keys_client.http.post("/api/v1/build", headers={**auth, "Content-Type": "application/json"},
-                                   body=json.dumps({"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}))
+    manual = keys_client.http.post(
+        "/api/v1/build",
+        headers={**auth, "Content-Type": "application/json"},
+        body=json.dumps({"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}),
+    )
     refused = deliver(keys_client, made, payload("github-push"), "push", delivery="q-1")
     assert refused.status_code == 429 and refused.headers.get("Retry-After")
     job_id = answer(manual)["JobIdentifier"]

@@ -1,4 +1,5 @@
 """POST /api/v1/uploads: a presigned S3 POST that really accepts an archive, then a build with its upload_id."""
+
 from __future__ import annotations
 
 import base64

@@ -1,4 +1,5 @@
 """Job store leases and conditional writes, log chunks, sealing — against moto."""
+
 import time
 
 import pytest

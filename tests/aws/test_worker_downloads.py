@@ -1,6 +1,7 @@
 """Trickling downloads cannot hold a build slot (issue 11, item 2): a real server on 127.0.0.1 sends one byte a
 second; the worker (against moto) must fail the job at the fetch deadline or below the minimum rate, let a
 cancel or a shutdown cut the download at once, and stop renewing the lease of an aborted job."""
+
 from __future__ import annotations
 
 import time

@@ -5,6 +5,7 @@ given back on a spot interruption), sweep the dead-letter queue and meet a poiso
 action must be in the worker role's policy.  So removing an action the worker needs (or a code change that
 makes the worker call something new) fails here, not on a deployed host.
 """
+
 from __future__ import annotations
 
 import threading
@@ -69,14 +70,20 @@ def recorder(aws_env, monkeypatch):
         DOCKER_HOST="unix:///nonexistent/docker.sock",
     )
     made = Recorder()
-    monkeypatch.setattr(botocore.client.BaseClient, "_make_api_call", made.wrap(botocore.client.BaseClient._make_api_call))
+    monkeypatch.setattr(
+        botocore.client.BaseClient, "_make_api_call", made.wrap(botocore.client.BaseClient._make_api_call)
+    )
     aws.reset_clients()
     return made
 
 
 def test_every_call_of_a_worker_is_allowed_by_its_role(recorder, test_password):
-    finished = worker_jobs.submit("127.0.0.1:5000/t/iam-ok", dockerfile="FROM scratch\n", username="u", password=test_password)
-    bad_archive = worker_jobs.submit("127.0.0.1:5000/t/iam-bad", archive=b"not a tar archive", username="u", password=test_password)
+    finished = worker_jobs.submit(
+        "127.0.0.1:5000/t/iam-ok", dockerfile="FROM scratch\n", username="u", password=test_password
+    )
+    bad_archive = worker_jobs.submit(
+        "127.0.0.1:5000/t/iam-bad", archive=b"not a tar archive", username="u", password=test_password
+    )
     sqs = aws.client("sqs")
     sqs.send_message(QueueUrl=queue.queue_url(), MessageBody="poison")
     stuck = worker_jobs.submit("127.0.0.1:5000/t/iam-dlq", dockerfile="FROM scratch\n", copies=0)
@@ -95,7 +102,9 @@ def test_every_call_of_a_worker_is_allowed_by_its_role(recorder, test_password):
 
     # a build given back on a spot interruption (lease released, message made visible)
     recorder.on = False
-    interrupted = worker_jobs.submit("127.0.0.1:5000/t/iam-spot", dockerfile="FROM scratch\n", username="u", password=test_password)
+    interrupted = worker_jobs.submit(
+        "127.0.0.1:5000/t/iam-spot", dockerfile="FROM scratch\n", username="u", password=test_password
+    )
     recorder.on = True
     builder = UntilAbortedBuilder()
     spot_worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=builder)

@@ -4,6 +4,7 @@ A client that pulls the pushed name right after Finished (the e2e tests do, on t
 the image id the job built.  If the worker untagged the job's private tag after that, it could remove
 the image's last name under the pull, and the pulled tag would point at a deleted image.
 """
+
 from __future__ import annotations
 
 from chalicelib.domain.jobs import Phase
@@ -34,7 +35,9 @@ class RecordingBuilder:
 
 
 def test_the_private_tag_is_gone_before_finished_is_announced(aws_env, monkeypatch):
-    worker_jobs.set_env(monkeypatch, BOATYARD_ALLOW_PRIVATE_REGISTRIES="true", DOCKER_HOST="unix:///nonexistent/docker.sock")
+    worker_jobs.set_env(
+        monkeypatch, BOATYARD_ALLOW_PRIVATE_REGISTRIES="true", DOCKER_HOST="unix:///nonexistent/docker.sock"
+    )
     builder = RecordingBuilder()
     builder.job_id = worker_jobs.submit("127.0.0.1:5000/t/names:v1", dockerfile="FROM scratch\n")
     worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=builder)

@@ -1,4 +1,5 @@
 """The worker against moto (no Docker needed): claims, message handling, failures before the build, DLQ sweep."""
+
 from __future__ import annotations
 
 import tarfile
@@ -86,7 +87,10 @@ def test_tar_url_404_fails_with_the_status(worker, archive_server):
     "files, reason",
     [
         ({"README": "no dockerfile"}, "Failed: no Dockerfile at the root of the archive"),
-        ({"Dockerfile": "FROM x", "../escape": "x"}, "Failed: the archive holds a path that leaves the build context ('../escape') in its name"),
+        (
+            {"Dockerfile": "FROM x", "../escape": "x"},
+            "Failed: the archive holds a path that leaves the build context ('../escape') in its name",
+        ),
     ],
 )
 def test_bad_uploaded_archives_fail_with_a_reason(worker, files, reason):
@@ -199,11 +203,19 @@ def test_only_as_many_messages_as_free_slots_are_received(worker, monkeypatch):
 @pytest.mark.parametrize(
     "archive, reason",
     [
-        (lambda: hostile.extended_header_bomb(600), "Failed: the archive holds a GNU long-name header of 629145600 bytes; "
-         "extended headers may be at most 65536 bytes"),
-        (lambda: hostile.extended_header_bomb(600, tarfile.XHDTYPE), "Failed: the archive holds a PAX header of 629145600 bytes; "
-         "extended headers may be at most 65536 bytes"),
-        (lambda: hostile.bz2_bomb(64), "Failed: the archive is bzip2-compressed; only tar and tar.gz (gzip) archives are accepted"),
+        (
+            lambda: hostile.extended_header_bomb(600),
+            "Failed: the archive holds a GNU long-name header of 629145600 bytes; "
+            "extended headers may be at most 65536 bytes",
+        ),
+        (
+            lambda: hostile.extended_header_bomb(600, tarfile.XHDTYPE),
+            "Failed: the archive holds a PAX header of 629145600 bytes; extended headers may be at most 65536 bytes",
+        ),
+        (
+            lambda: hostile.bz2_bomb(64),
+            "Failed: the archive is bzip2-compressed; only tar and tar.gz (gzip) archives are accepted",
+        ),
     ],
     ids=["gnu-long-name-600MiB", "pax-600MiB", "bz2-bomb"],
 )
@@ -212,9 +224,12 @@ def test_memory_bombs_fail_the_job_and_the_worker_goes_on(worker, archive, reaso
     assert _one(worker).outcome == Outcome.FAILED
     assert worker_jobs.status(job_id) == reason
     assert worker_jobs.full_log(job_id).rstrip().endswith(reason.replace("Failed: ", "[boatyard] Failed: "))
+
     # the same worker takes the next job and its context gets through to the build step (no Docker here)
     def build(context, *_args, **_kw):
-        raise BuildFailed(f"reached the build step with {sorted(set(tarfile.open(fileobj=context, mode='r:').getnames()))}")  # names once: the worker appends its owner-scoped Dockerfile
+        raise BuildFailed(
+            f"reached the build step with {sorted(set(tarfile.open(fileobj=context, mode='r:').getnames()))}"
+        )  # names once: the worker appends its owner-scoped Dockerfile
 
     monkeypatch.setattr(worker.builder, "build", build)
     monkeypatch.setattr(worker.builder, "remove_image", lambda *_a, **_kw: None)
@@ -229,15 +244,18 @@ def test_a_trigger_job_whose_archive_is_of_another_commit_fails(worker, archive_
 
     pushed, served = "1" * 40, "2" * 40
     path = archive_server.add_commit("octo", "pinned", pushed, {"Dockerfile": "FROM scratch\n"})
-    archive_server._blobs[path] = archive_server._blobs[archive_server.add_commit("octo", "other", served, {
-        "Dockerfile": "FROM scratch\n"})]
+    archive_server._blobs[path] = archive_server._blobs[
+        archive_server.add_commit("octo", "other", served, {"Dockerfile": "FROM scratch\n"})
+    ]
     job_id = worker_jobs.submit("octo/pinned", github=("octo", "pinned", pushed))
     aws.client("dynamodb").update_item(
-        TableName=get_settings().table_name, Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+        TableName=get_settings().table_name,
+        Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
         UpdateExpression="SET #c = :c, trigger_id = :t, #r = :r",
         ExpressionAttributeNames={"#c": "commit", "#r": "ref"},
         ExpressionAttributeValues={":c": {"S": pushed}, ":t": {"S": "t"}, ":r": {"S": "refs/heads/main"}},
     )
     assert _one(worker).outcome == Outcome.FAILED
     assert worker_jobs.status(job_id) == (
-        f"Failed: the archive the git host sent is of commit {served}, not the pushed commit {pushed}")
+        f"Failed: the archive the git host sent is of commit {served}, not the pushed commit {pushed}"
+    )

@@ -4,6 +4,7 @@ AWS is moto in process; the builds are a fake builder that runs until aborted (n
 is about the drain: no new job taken, the running build given back with a clear log line, and run again by
 another worker as attempt 2.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -143,7 +144,9 @@ def _wait_for(predicate, timeout: float = 30.0) -> None:
 
 
 def test_a_spot_notice_drains_the_worker_and_the_build_runs_again_elsewhere(env, imds, test_password):
-    job_id = worker_jobs.submit("127.0.0.1:5000/t/spot", dockerfile="FROM scratch\n", username="u", password=test_password)
+    job_id = worker_jobs.submit(
+        "127.0.0.1:5000/t/spot", dockerfile="FROM scratch\n", username="u", password=test_password
+    )
     builder = UntilAbortedBuilder()
     worker = Worker(poll_wait_seconds=1, dlq_sweep_seconds=3600, builder=builder)
     watcher = spot.start_watch(worker.request_stop, get_settings())
@@ -184,7 +187,10 @@ def test_a_spot_notice_drains_the_worker_and_the_build_runs_again_elsewhere(env,
     assert finished.phase == Phase.FINISHED and finished.attempt == 2
     assert "[boatyard] attempt 2 of 3: the previous worker stopped; starting again" in worker_jobs.full_log(job_id)
     attributes = queue.attributes()
-    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
+    assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == (
+        "0",
+        "0",
+    )
 
 
 def test_a_notice_during_a_sigterm_drain_shortens_it(env, imds):

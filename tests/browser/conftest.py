@@ -1,4 +1,5 @@
 """Headless Chromium (the system /usr/bin/chromium; never a downloaded one) for the UI tests."""
+
 from __future__ import annotations
 
 import os
@@ -44,8 +45,14 @@ def ui_page(chromium, request: pytest.FixtureRequest):
     page = context.new_page()
     errors = PageErrors()
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda msg: errors.append(f"console.error: {msg.text}")
-            if msg.type == "error" and "Failed to load resource" not in msg.text else None)
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"console.error: {msg.text}")
+            if msg.type == "error" and "Failed to load resource" not in msg.text
+            else None
+        ),
+    )
     page.js_errors = errors  # read by the tests that check the page raised nothing
     yield page
     context.close()

@@ -9,6 +9,7 @@ presigned POST enforces (every policy field present, ``file`` last, size limit).
 Everything it answers follows /work/shared/DESIGN.md and the seed API:
 errors are ``{"Code", "Message"}`` with the field name leading the Message.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -101,8 +102,14 @@ def parse_multipart(content_type: str, body: bytes) -> list[tuple[str, str, byte
         head, sep, data = section[2:-2].partition(b"\r\n\r\n")
         if not sep:
             raise ValueError("part without headers")
-        disposition = next((line for line in head.decode("utf-8", "replace").split("\r\n")
-                            if line.lower().startswith("content-disposition:")), "")
+        disposition = next(
+            (
+                line
+                for line in head.decode("utf-8", "replace").split("\r\n")
+                if line.lower().startswith("content-disposition:")
+            ),
+            "",
+        )
         name = re.search(r'\bname="([^"]*)"', disposition)
         filename = re.search(r'\bfilename="([^"]*)"', disposition)
         parts.append((name.group(1) if name else "", filename.group(1) if filename else "", data))
@@ -139,8 +146,15 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         query = parse_qs(parts.query, keep_blank_values=True)
         with self.fake.lock:
-            self.fake.requests.append({"method": self.command, "path": parts.path, "query": query, "at": time.monotonic(),
-                                  "authorization": self.headers.get("Authorization")})
+            self.fake.requests.append(
+                {
+                    "method": self.command,
+                    "path": parts.path,
+                    "query": query,
+                    "at": time.monotonic(),
+                    "authorization": self.headers.get("Authorization"),
+                }
+            )
         return parts.path, query
 
     def _authorized(self) -> bool:
@@ -153,8 +167,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _history(self) -> None:
         with self.fake.lock:
             jobs = sorted(self.fake.jobs.values(), key=lambda j: j.created_at, reverse=True)
-            listed = [{k: v for k, v in j.status_body().items() if k != "Attempt" and k != "Reason"}
-                      | {"Source": j.source} for j in jobs]
+            listed = [
+                {k: v for k, v in j.status_body().items() if k != "Attempt" and k != "Reason"} | {"Source": j.source}
+                for j in jobs
+            ]
         self._json(200, {"Jobs": listed[:25]})
 
     def do_OPTIONS(self) -> None:  # CORS preflight, for a UI on another origin
@@ -286,13 +302,16 @@ class _Handler(BaseHTTPRequestHandler):
         }
         with self.fake.lock:
             self.fake.uploads[upload_id] = Upload(upload_id, fields)
-        self._json(200, {
-            "UploadId": upload_id,
-            "Url": f"{self.fake.url}/fake-s3/boatyard-contexts",
-            "Fields": fields,
-            "MaxBytes": self.fake.max_bytes,
-            "ExpiresIn": 900,
-        })
+        self._json(
+            200,
+            {
+                "UploadId": upload_id,
+                "Url": f"{self.fake.url}/fake-s3/boatyard-contexts",
+                "Fields": fields,
+                "MaxBytes": self.fake.max_bytes,
+                "ExpiresIn": 900,
+            },
+        )
 
     def _s3_error(self, status: int, code: str, message: str) -> None:
         body = f"<?xml version='1.0'?><Error><Code>{code}</Code><Message>{message}</Message></Error>"
@@ -350,13 +369,13 @@ class FakeApi:
 
     def __init__(self, max_bytes: int = 512 * 1024 * 1024, s3_chunk: int = 0, s3_delay: float = 0.0) -> None:
         self.max_bytes = max_bytes
-        self.s3_chunk = s3_chunk        # read the upload body this many bytes at a time...
-        self.s3_delay = s3_delay        # ...sleeping this long between reads (visible progress)
+        self.s3_chunk = s3_chunk  # read the upload body this many bytes at a time...
+        self.s3_delay = s3_delay  # ...sleeping this long between reads (visible progress)
         self.lock = threading.Lock()
         self.jobs: dict[str, FakeJob] = {}
-        self.builds: list[dict[str, Any]] = []      # every accepted POST /build body, as sent
+        self.builds: list[dict[str, Any]] = []  # every accepted POST /build body, as sent
         self.uploads: dict[str, Upload] = {}
-        self.requests: list[dict[str, Any]] = []    # method, path, query of every API/S3 request
+        self.requests: list[dict[str, Any]] = []  # method, path, query of every API/S3 request
         self.refusals: list[tuple[int, dict[str, str]]] = []  # queued answers for the next POST /build
         self.required_key: str | None = None  # set: every API route needs "Authorization: Bearer <it>" (401 otherwise)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())

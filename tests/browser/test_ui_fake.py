@@ -1,4 +1,5 @@
 """Fast UI tests: headless Chromium against the fake API (no Docker, no AWS)."""
+
 from __future__ import annotations
 
 import itertools
@@ -101,8 +102,17 @@ def test_invalid_image_name_shows_field_error(ui_page: Page, fake_api, image: st
     assert fake_api.api_requests("/api/v1/build") == []
 
 
-@pytest.mark.parametrize("image", ["app", "team/app", "team/app:1.0", "127.0.0.1:5000/team/my_app:v1.2-rc",
-                                   "localhost/app", "registry.example.com/a/b/c:latest"])
+@pytest.mark.parametrize(
+    "image",
+    [
+        "app",
+        "team/app",
+        "team/app:1.0",
+        "127.0.0.1:5000/team/my_app:v1.2-rc",
+        "localhost/app",
+        "registry.example.com/a/b/c:latest",
+    ],
+)
 def test_valid_image_names_are_sent(ui_page: Page, fake_api, image: str) -> None:
     open_ui(ui_page, fake_api)
     fill_common(ui_page, image)
@@ -174,7 +184,11 @@ def test_tabs_have_aria_roles_and_keyboard_navigation(ui_page: Page, fake_api) -
     ui_page.get_by_role("button", name="Build it!").click()
     fake_api.wait_for_build()
     sent = fake_api.builds[0]
-    assert (sent["github_username"], sent["github_reponame"], sent["github_tag"]) == ("octo-org", "hello.world", "v1.2.0")
+    assert (sent["github_username"], sent["github_reponame"], sent["github_tag"]) == (
+        "octo-org",
+        "hello.world",
+        "v1.2.0",
+    )
     assert "dockerfile" not in sent and "tar_url" not in sent
 
 
@@ -229,7 +243,8 @@ def test_dockerfile_build_follows_phases_and_tails_log_with_since_cursor(ui_page
     expect(ui_page.locator("#job-status")).to_have_attribute("data-done", "true")
     expect(ui_page.locator("#digest")).to_have_text(DIGEST)
     expect(log).to_have_text(
-        "Step 1/2 : FROM busybox\nStep 2/2 : RUN echo hello\nhello\nSuccessfully built 1234abcd\nPushed\n")
+        "Step 1/2 : FROM busybox\nStep 2/2 : RUN echo hello\nhello\nSuccessfully built 1234abcd\nPushed\n"
+    )
     expect(ui_page.locator("#job-image")).to_have_text("127.0.0.1:5000/team/app:1.0")
     screenshot(ui_page, "fake-build-finished")
 
@@ -357,8 +372,11 @@ def test_lost_contact_is_shown_and_polling_recovers(ui_page: Page, fake_api) -> 
 
     def maybe_fail(route):
         if failing["on"]:
-            route.fulfill(status=503, content_type="application/json",
-                          body=json.dumps({"Code": "ServiceUnavailable", "Message": "try again"}))
+            route.fulfill(
+                status=503,
+                content_type="application/json",
+                body=json.dumps({"Code": "ServiceUnavailable", "Message": "try again"}),
+            )
         else:
             route.continue_()
 
@@ -375,18 +393,21 @@ def test_lost_contact_is_shown_and_polling_recovers(ui_page: Page, fake_api) -> 
 
 
 def test_upload_tab_sends_file_to_presigned_post_with_progress(ui_page: Page, fake_api) -> None:
-    fake_api.s3_chunk, fake_api.s3_delay = 256 * 1024, 0.03   # a slow "S3": progress is visible
-    payload = bytes(range(256)) * (64 * 1024)                   # 16 MiB, every byte value
+    fake_api.s3_chunk, fake_api.s3_delay = 256 * 1024, 0.03  # a slow "S3": progress is visible
+    payload = bytes(range(256)) * (64 * 1024)  # 16 MiB, every byte value
     open_ui(ui_page, fake_api)
     fill_common(ui_page)
     ui_page.get_by_role("tab", name="Upload").click()
     ui_page.get_by_label("Archive").set_input_files(
-        {"name": "context.tar.gz", "mimeType": "application/gzip", "buffer": payload})
+        {"name": "context.tar.gz", "mimeType": "application/gzip", "buffer": payload}
+    )
     ui_page.get_by_role("button", name="Build it!").click()
 
     bar = ui_page.locator("#upload-bar")
     expect(ui_page.locator("#upload-progress")).to_be_visible()
-    ui_page.wait_for_function("() => { const v = document.getElementById('upload-bar').value; return v > 0 && v < 100; }")
+    ui_page.wait_for_function(
+        "() => { const v = document.getElementById('upload-bar').value; return v > 0 && v < 100; }"
+    )
     expect(ui_page.get_by_role("button", name=re.compile(r"Uploading \d+%"))).to_be_disabled()
     screenshot(ui_page, "fake-upload-in-progress")
     job = fake_api.wait_for_build(timeout=60)
@@ -410,14 +431,14 @@ def test_upload_larger_than_allowed_is_refused_before_sending(ui_page: Page, fak
     fill_common(ui_page)
     ui_page.get_by_role("tab", name="Upload").click()
     ui_page.get_by_label("Archive").set_input_files(
-        {"name": "big.tar", "mimeType": "application/x-tar", "buffer": b"x" * 5000})
+        {"name": "big.tar", "mimeType": "application/x-tar", "buffer": b"x" * 5000}
+    )
     ui_page.get_by_role("button", name="Build it!").click()
     expect(error_of(ui_page, "upload_file")).to_contain_text("the limit is")
     assert fake_api.api_requests("/fake-s3/") == []
     assert fake_api.api_requests("/api/v1/build") == []
 
-    ui_page.get_by_label("Archive").set_input_files(
-        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"})
+    ui_page.get_by_label("Archive").set_input_files({"name": "notes.txt", "mimeType": "text/plain", "buffer": b"hello"})
     ui_page.get_by_role("button", name="Build it!").click()
     expect(error_of(ui_page, "upload_file")).to_contain_text(".tar, .tar.gz or .tgz")
 
@@ -428,8 +449,12 @@ def test_upload_larger_than_allowed_is_refused_before_sending(ui_page: Page, fak
 def test_api_base_from_config_js_is_used(ui_page: Page, fake_api) -> None:
     """The page on one origin, the API on another (apiBase with a stage prefix), as on S3 + API Gateway."""
     api_base = f"{fake_api.url}/stage"
-    ui_page.route("**/config.js", lambda route: route.fulfill(
-        content_type="text/javascript", body=f'window.BOATYARD_CONFIG = {{apiBase: "{api_base}/"}};'))
+    ui_page.route(
+        "**/config.js",
+        lambda route: route.fulfill(
+            content_type="text/javascript", body=f'window.BOATYARD_CONFIG = {{apiBase: "{api_base}/"}};'
+        ),
+    )
     ui_page.goto(f"http://localhost:{fake_api.port}/")
     expect(ui_page.locator("body")).to_have_attribute("data-ready", "true")
     job = submit_dockerfile(ui_page, fake_api)

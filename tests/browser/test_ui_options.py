@@ -1,4 +1,5 @@
 """The build form's "Options" section (shared by every source tab): headless Chromium against the fake API."""
+
 from __future__ import annotations
 
 from playwright.sync_api import Page, expect
@@ -45,11 +46,31 @@ def test_every_option_is_sent_with_a_github_source(ui_page: Page, fake_api) -> N
     fake_api.wait_for_build()
     build = fake_api.builds[0]
     assert build["github_reponame"] == "monorepo"
-    assert {k: build[k] for k in ("build_args", "context_path", "dockerfile_path", "target", "tags", "labels",
-                                  "memory", "cpus", "no_cache", "pull")} == {
-        "build_args": {"VERSION": "2.0.0", "GREETING": "a=b c"}, "context_path": "services/api",
-        "dockerfile_path": "docker/Dockerfile", "target": "runtime", "tags": ["latest", "2.0"],
-        "labels": {"com.example.team": "api"}, "memory": "512m", "cpus": 1.5, "no_cache": True, "pull": False,
+    assert {
+        k: build[k]
+        for k in (
+            "build_args",
+            "context_path",
+            "dockerfile_path",
+            "target",
+            "tags",
+            "labels",
+            "memory",
+            "cpus",
+            "no_cache",
+            "pull",
+        )
+    } == {
+        "build_args": {"VERSION": "2.0.0", "GREETING": "a=b c"},
+        "context_path": "services/api",
+        "dockerfile_path": "docker/Dockerfile",
+        "target": "runtime",
+        "tags": ["latest", "2.0"],
+        "labels": {"com.example.team": "api"},
+        "memory": "512m",
+        "cpus": 1.5,
+        "no_cache": True,
+        "pull": False,
     }
 
 
@@ -99,14 +120,18 @@ def test_secret_looking_build_arg_is_warned_about(ui_page: Page, fake_api) -> No
 
 def test_api_refusal_of_an_option_opens_the_section_at_that_field(ui_page: Page, fake_api) -> None:
     open_ui(ui_page, fake_api)
-    fake_api.refuse_next_build(400, "InvalidRequest", "memory: is more than this service's maximum of 4294967296 bytes per build")
+    fake_api.refuse_next_build(
+        400, "InvalidRequest", "memory: is more than this service's maximum of 4294967296 bytes per build"
+    )
     fill_common(ui_page)
     ui_page.get_by_role("textbox", name="Dockerfile").fill("FROM busybox\n")
     open_options(ui_page)
     ui_page.get_by_label("Memory limit").fill("8g")
     ui_page.locator("#options summary").click()
     ui_page.get_by_role("button", name="Build it!").click()
-    expect(error_of(ui_page, "memory")).to_have_text("is more than this service's maximum of 4294967296 bytes per build")
+    expect(error_of(ui_page, "memory")).to_have_text(
+        "is more than this service's maximum of 4294967296 bytes per build"
+    )
     expect(ui_page.locator("#memory")).to_be_focused()
 
 
@@ -137,7 +162,9 @@ def test_a_public_github_build_sends_no_token_and_a_refused_token_is_shown_besid
     ui_page.get_by_role("button", name="Build it!").click()
     fake_api.wait_for_build()
     assert "github_token" not in fake_api.builds[0]
-    fake_api.refuse_next_build(400, "InvalidRequest", "github_token: must be 1 to 255 printable ASCII characters without spaces")
+    fake_api.refuse_next_build(
+        400, "InvalidRequest", "github_token: must be 1 to 255 printable ASCII characters without spaces"
+    )
     open_ui(ui_page, fake_api)
     fill_common(ui_page)
     ui_page.get_by_role("tab", name="GitHub").click()
@@ -205,7 +232,9 @@ def test_buildkit_fields_are_sent_and_secrets_are_masked_and_never_kept(ui_page:
     assert secret not in page_text and "b3BlbnNzaC1rZXkt" not in page_text
 
 
-def test_bad_buildkit_fields_are_refused_before_sending_without_echoing_a_secret(ui_page: Page, fake_api, tmp_path) -> None:
+def test_bad_buildkit_fields_are_refused_before_sending_without_echoing_a_secret(
+    ui_page: Page, fake_api, tmp_path
+) -> None:
     secret = "h1dden-" + "S3cret" * 5
     not_a_key = tmp_path / "id_rsa.pub"
     not_a_key.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample user@host\n")
@@ -232,7 +261,9 @@ def test_bad_buildkit_fields_are_refused_before_sending_without_echoing_a_secret
     assert secret not in ui_page.locator("#options").inner_text()
     assert fake_api.api_requests("/api/v1/build") == []
     # the API's refusal of a secret is shown beside the secrets, naming no value
-    fake_api.refuse_next_build(400, "InvalidRequest", "secrets: needs the buildkit engine, which this deployment does not allow")
+    fake_api.refuse_next_build(
+        400, "InvalidRequest", "secrets: needs the buildkit engine, which this deployment does not allow"
+    )
     ui_page.get_by_label("Secret 1 id").fill("token")
     ui_page.get_by_role("button", name="Build it!").click()
     expect(error_of(ui_page, "secrets")).to_have_text("needs the buildkit engine, which this deployment does not allow")

@@ -1,6 +1,7 @@
 """The UI in headless Chromium against the real local stack: chalice local serving ui/ and the API,
 a worker on the real Docker daemon, and the test registry. Nothing reaches the internet:
 every Dockerfile starts FROM the stack's local base image."""
+
 from __future__ import annotations
 
 import gzip
@@ -88,7 +89,9 @@ def test_dockerfile_build_reaches_finished_with_its_log(ui_page: Page, stack) ->
 def test_failing_build_shows_the_failure_and_dockers_message(ui_page: Page, stack) -> None:
     open_stack_ui(ui_page, stack)
     fill_credentials(ui_page, stack, unique_image(stack, "failing"))
-    ui_page.get_by_role("textbox", name="Dockerfile").fill(f"FROM {stack.base_image}\nRUN echo about to fail && exit 3\n")
+    ui_page.get_by_role("textbox", name="Dockerfile").fill(
+        f"FROM {stack.base_image}\nRUN echo about to fail && exit 3\n"
+    )
     ui_page.get_by_role("button", name="Build it!").click()
     job_id_from_url(ui_page)
 
@@ -118,8 +121,11 @@ def test_invalid_image_name_shows_the_field_error(ui_page: Page, stack) -> None:
     assert sent == [], "an invalid form must not be sent"
 
     # The API agrees the name is wrong (client and server checks do not drift apart).
-    answer = requests.post(f"{stack.api_url}/api/v1/build", json={
-        "image_name": f"{stack.registry.host}/UI/Bad Name", "dockerfile": "FROM x\n"}, timeout=10)
+    answer = requests.post(
+        f"{stack.api_url}/api/v1/build",
+        json={"image_name": f"{stack.registry.host}/UI/Bad Name", "dockerfile": "FROM x\n"},
+        timeout=10,
+    )
     assert answer.status_code == 400 and answer.json()["Message"].startswith("image_name:")
     ui_page.get_by_label("Image name").fill(f"{stack.registry.host}/ui/MyApp")
     ui_page.get_by_role("button", name="Build it!").click()
@@ -140,7 +146,7 @@ def _context_archive(base_image: str, token: str) -> bytes:
     files = {
         "Dockerfile": f"FROM {base_image}\nCOPY hello.txt /hello.txt\nRUN cat /hello.txt\n".encode(),
         "hello.txt": f"uploaded-context-{token}\n".encode(),
-        "padding.bin": uuid.uuid4().bytes * 65536,   # ~1 MiB, so there is something to upload
+        "padding.bin": uuid.uuid4().bytes * 65536,  # ~1 MiB, so there is something to upload
     }
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w") as tar:
@@ -162,7 +168,8 @@ def test_upload_tab_build_works(ui_page: Page, stack) -> None:
     fill_credentials(ui_page, stack, unique_image(stack, "upload"))
     ui_page.get_by_role("tab", name="Upload").click()
     ui_page.get_by_label("Archive").set_input_files(
-        {"name": "context.tar.gz", "mimeType": "application/gzip", "buffer": archive})
+        {"name": "context.tar.gz", "mimeType": "application/gzip", "buffer": archive}
+    )
     ui_page.get_by_role("button", name="Build it!").click()
     job_id_from_url(ui_page)
 

@@ -1,6 +1,7 @@
 """The UI's Triggers panel in headless Chromium against the real local stack: create a trigger (its webhook URL
 and secret are shown once), deliver a signed push to it over HTTP, see the build under the trigger's recent builds
 and open it, then delete the trigger."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,9 @@ def _open(page: Page, stack) -> None:
 def test_create_a_trigger_see_its_secret_once_and_its_builds(ui_page: Page, stack) -> None:
     repo = f"ui-hooked-{uuid.uuid4().hex[:8]}"
     sha = hashlib.sha1(repo.encode()).hexdigest()
-    stack.archive_server.add_commit("octo-user", repo, sha, {
-        "Dockerfile": f"FROM {stack.base_image}\nCMD echo from a trigger\n"})
+    stack.archive_server.add_commit(
+        "octo-user", repo, sha, {"Dockerfile": f"FROM {stack.base_image}\nCMD echo from a trigger\n"}
+    )
     _open(ui_page, stack)
     panel = ui_page.locator("#triggers-panel")
     ui_page.get_by_role("button", name="New trigger").click()
@@ -59,10 +61,21 @@ def test_create_a_trigger_see_its_secret_once_and_its_builds(ui_page: Page, stac
     expect(item).to_contain_text(f"github: octo-user/{repo}")
 
     # the git host delivers a signed push; the build shows under the trigger
-    body = json.dumps({"ref": "refs/heads/main", "after": sha, "head_commit": {"id": sha, "message": "Update"},
-                       "commits": [], "repository": {"full_name": f"octo-user/{repo}", "default_branch": "main"}}).encode()
-    headers = {"Content-Type": "application/json", "X-GitHub-Event": "push", "X-GitHub-Delivery": str(uuid.uuid4()),
-               **signed_headers("github", secret, body)}
+    body = json.dumps(
+        {
+            "ref": "refs/heads/main",
+            "after": sha,
+            "head_commit": {"id": sha, "message": "Update"},
+            "commits": [],
+            "repository": {"full_name": f"octo-user/{repo}", "default_branch": "main"},
+        }
+    ).encode()
+    headers = {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": str(uuid.uuid4()),
+        **signed_headers("github", secret, body),
+    }
     delivered = requests.post(url, data=body, headers=headers, timeout=60)
     assert delivered.status_code == 202, delivered.text
     (build,) = delivered.json()["Builds"]

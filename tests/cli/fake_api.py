@@ -1,5 +1,6 @@
 """A small scripted API on a real socket, for what the local stack cannot show: the seed's API (no
 ``/uploads``, no log cursors), where the API key goes, and a build that never ends."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -48,8 +49,16 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self._record()
         if self.path == "/api/v1/uploads" and not self.fake.seed:
-            self._answer(200, {"UploadId": "u-1", "Url": f"{self.fake.url}/storage", "Fields": {"key": "uploads/u-1"},
-                               "MaxBytes": 1 << 30, "ExpiresIn": 3600})
+            self._answer(
+                200,
+                {
+                    "UploadId": "u-1",
+                    "Url": f"{self.fake.url}/storage",
+                    "Fields": {"key": "uploads/u-1"},
+                    "MaxBytes": 1 << 30,
+                    "ExpiresIn": 3600,
+                },
+            )
         elif self.path == "/storage" and self.fake.storage_failures > 0:
             self.fake.storage_failures -= 1
             self._answer(503, None)

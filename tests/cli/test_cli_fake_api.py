@@ -1,4 +1,5 @@
 """The CLI over real HTTP against a scripted API: the seed's API, where the API key goes, the Ctrl-C question."""
+
 from __future__ import annotations
 
 import io
@@ -25,8 +26,12 @@ def _context(tmp_path, size: int):
 def test_against_the_seeds_api_a_context_goes_inline_and_the_log_is_not_repeated(tmp_path):
     """No /uploads (404) → a 1.5 MiB context goes in the multipart request; logs without cursors print once."""
     with FakeApi(seed=True) as api:
-        done = run_cli(["build", str(_context(tmp_path, 1536 * 1024)), "-t", "user/app", "-u", "me", "--password-stdin"],
-                       cli_env(api.url), stdin="s3cret\n", timeout=120)
+        done = run_cli(
+            ["build", str(_context(tmp_path, 1536 * 1024)), "-t", "user/app", "-u", "me", "--password-stdin"],
+            cli_env(api.url),
+            stdin="s3cret\n",
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         assert done.stdout.count("Step 1/2") == 1 and done.stdout.count("Step 2/2") == 1
         assert "no upload endpoint" in done.stderr and "s3cret" not in done.stdout + done.stderr
@@ -39,7 +44,9 @@ def test_against_the_seeds_api_a_context_goes_inline_and_the_log_is_not_repeated
 
 def test_against_the_seeds_api_a_context_over_its_limit_is_refused_before_sending(tmp_path):
     with FakeApi(seed=True) as api:
-        done = run_cli(["build", str(_context(tmp_path, 7 * 1024 * 1024)), "-t", "user/app"], cli_env(api.url), timeout=120)
+        done = run_cli(
+            ["build", str(_context(tmp_path, 7 * 1024 * 1024)), "-t", "user/app"], cli_env(api.url), timeout=120
+        )
         assert done.returncode == 2 and "no /api/v1/uploads" in done.stderr, done.stderr
         assert not api.requests_to("/api/v1/build")
 
@@ -72,7 +79,9 @@ def test_a_failed_upload_is_sent_again_whole(tmp_path):
 
 def test_a_failed_seed_job_exits_1_with_its_reason(tmp_path):
     with FakeApi(seed=True, final="Failed: The command '/bin/sh -c exit 3' returned a non-zero code: 3") as api:
-        done = run_cli(["build", str(_context(tmp_path, 10)), "-t", "user/app", "-o", "json"], cli_env(api.url), timeout=120)
+        done = run_cli(
+            ["build", str(_context(tmp_path, 10)), "-t", "user/app", "-o", "json"], cli_env(api.url), timeout=120
+        )
         assert done.returncode == 1
         assert "failed: The command '/bin/sh -c exit 3' returned a non-zero code: 3" in done.stderr
         assert json.loads(done.stdout)["JobIdentifier"] == JOB_ID
@@ -98,7 +107,12 @@ def test_ctrl_c_in_a_terminal_asks_before_cancelling(tmp_path):
         main, child = pty.openpty()
         proc = subprocess.Popen(
             [sys.executable, "-m", "boatyard", "build", str(_context(tmp_path, 10)), "-t", "user/app"],
-            env=cli_env(api.url), stdin=child, stdout=child, stderr=child, cwd=REPO_ROOT, start_new_session=True,
+            env=cli_env(api.url),
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            cwd=REPO_ROOT,
+            start_new_session=True,
         )
         os.close(child)
         try:
@@ -120,7 +134,12 @@ def test_ctrl_c_in_a_terminal_answered_no_leaves_the_build(tmp_path):
         main, child = pty.openpty()
         proc = subprocess.Popen(
             [sys.executable, "-m", "boatyard", "build", str(_context(tmp_path, 10)), "-t", "user/app"],
-            env=cli_env(api.url), stdin=child, stdout=child, stderr=child, cwd=REPO_ROOT, start_new_session=True,
+            env=cli_env(api.url),
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            cwd=REPO_ROOT,
+            start_new_session=True,
         )
         os.close(child)
         try:
@@ -142,8 +161,12 @@ def test_a_terminal_gets_a_progress_bar_with_bytes_rate_and_eta(tmp_path):
         main, child = pty.openpty()
         proc = subprocess.Popen(
             [sys.executable, "-m", "boatyard", "build", str(_context(tmp_path, 3 * 1024 * 1024)), "-t", "user/app"],
-            env={**cli_env(api.url), "COLUMNS": "120", "TERM": "xterm"}, stdin=child, stdout=child, stderr=child,
-            cwd=REPO_ROOT, start_new_session=True,
+            env={**cli_env(api.url), "COLUMNS": "120", "TERM": "xterm"},
+            stdin=child,
+            stdout=child,
+            stderr=child,
+            cwd=REPO_ROOT,
+            start_new_session=True,
         )
         os.close(child)
         try:
@@ -165,15 +188,37 @@ def test_secrets_and_an_ssh_key_are_read_locally_sent_once_and_never_printed(tmp
     root = write_tree(tmp_path / "ctx", {"Dockerfile": "FROM busybox\nRUN --mount=type=secret,id=npmrc true\n"})
     with FakeApi() as api:
         env = cli_env(api.url, GH_TOKEN="env-secret-" + "E" * 20)
-        done = run_cli(["build", str(root), "-t", "user/app", "--engine", "buildkit", "--secret", f"id=npmrc,src={secret_file}",
-                        "--secret", "id=gh,env=GH_TOKEN", "--ssh", f"default={key_file}", "--cache-from", "user/app:latest",
-                        "-o", "json"], env, timeout=120)
+        done = run_cli(
+            [
+                "build",
+                str(root),
+                "-t",
+                "user/app",
+                "--engine",
+                "buildkit",
+                "--secret",
+                f"id=npmrc,src={secret_file}",
+                "--secret",
+                "id=gh,env=GH_TOKEN",
+                "--ssh",
+                f"default={key_file}",
+                "--cache-from",
+                "user/app:latest",
+                "-o",
+                "json",
+            ],
+            env,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         (build,) = api.requests_to("/api/v1/build")
         sent = json.loads(multipart_parts(build)["Json"])
         assert sent == {
-            "image_name": "user/app", "engine": "buildkit", "cache_from": ["user/app:latest"],
-            "secrets": {"npmrc": secret_file.read_text(), "gh": "env-secret-" + "E" * 20}, "ssh": key,
+            "image_name": "user/app",
+            "engine": "buildkit",
+            "cache_from": ["user/app:latest"],
+            "secrets": {"npmrc": secret_file.read_text(), "gh": "env-secret-" + "E" * 20},
+            "ssh": key,
         }
         printed = done.stdout + done.stderr
         assert "F1le" not in printed and "EEEEE" not in printed and "K3yK3y" not in printed

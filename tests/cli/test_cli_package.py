@@ -1,4 +1,5 @@
 """``pip install .`` installs the ``boatyard`` command and only the CLI's package, with its dependencies declared."""
+
 from __future__ import annotations
 
 import ast
@@ -14,8 +15,14 @@ else:  # pragma: no cover
 from tests.cli.helpers import REPO_ROOT
 
 # import name → distribution name, for the CLI's third-party imports
-DISTRIBUTIONS = {"requests": "requests", "urllib3": "urllib3", "requests_toolbelt": "requests-toolbelt",
-                 "docker": "docker", "rich": "rich", "tomli": "tomli"}
+DISTRIBUTIONS = {
+    "requests": "requests",
+    "urllib3": "urllib3",
+    "requests_toolbelt": "requests-toolbelt",
+    "docker": "docker",
+    "rich": "rich",
+    "tomli": "tomli",
+}
 
 
 OPERATOR_MODULES = {"admin.py"}
@@ -38,7 +45,9 @@ def _third_party_imports() -> set[str]:
 
 def test_every_import_of_the_cli_is_a_declared_dependency():
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
-    declared = {dep.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower() for dep in project["dependencies"]}
+    declared = {
+        dep.split(";")[0].split(">")[0].split("=")[0].split("<")[0].strip().lower() for dep in project["dependencies"]
+    }
     imports = _third_party_imports()
     assert imports, "the scan found no imports"
     unknown = imports - set(DISTRIBUTIONS)
@@ -59,15 +68,35 @@ def test_pip_install_puts_the_boatyard_command_and_only_the_cli_package(tmp_path
     target = tmp_path / "site"
     # offline: no dependencies, this environment's setuptools and wheel as the build backend
     answer = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q",
-         "--target", str(target), str(source)],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-q",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
     )
     assert answer.returncode == 0, answer.stderr[-2000:]
     top = {p.name for p in target.iterdir() if not p.name.endswith(".dist-info")}
     assert top == {"boatyard", "bin"}, top
     entry_points = next(target.glob("boatyard-*.dist-info")).joinpath("entry_points.txt").read_text()
     assert "boatyard = boatyard.cli:main" in entry_points
-    ran = subprocess.run([str(target / "bin" / "boatyard"), "--version"], capture_output=True, text=True, timeout=120,
-                         cwd=tmp_path, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"})
+    ran = subprocess.run(
+        [str(target / "bin" / "boatyard"), "--version"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+    )
     assert ran.returncode == 0 and ran.stdout.strip() == "boatyard 1.0.0", ran.stderr[-2000:]

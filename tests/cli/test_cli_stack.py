@@ -1,5 +1,6 @@
 """The ``boatyard`` command against the local stack over real HTTP, built by a real worker on the real
 Docker daemon, pushed to the real registry (the session's ``local_stack`` of tests/conftest.py)."""
+
 from __future__ import annotations
 
 import json
@@ -32,21 +33,39 @@ pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 @pytest.fixture
 def env(local_stack) -> dict[str, str]:
     """The CLI child's environment: the stack's API and the test registry's credentials."""
-    return cli_env(local_stack.api_url, BOATYARD_REGISTRY_USER=local_stack.registry.username,
-                   BOATYARD_REGISTRY_PASSWORD=local_stack.registry.password)
+    return cli_env(
+        local_stack.api_url,
+        BOATYARD_REGISTRY_USER=local_stack.registry.username,
+        BOATYARD_REGISTRY_PASSWORD=local_stack.registry.password,
+    )
 
 
 def _docker_cli_listing(docker_host: str, context: Path, tag: str) -> set[str]:
     """The files under /ctx of an image the Docker CLI (classic builder) builds from ``context``."""
     docker = shutil.which("docker")
     assert docker, "the docker CLI is needed (scripts/install-system-deps.sh installs docker.io)"
-    denv = {**os.environ, "DOCKER_HOST": docker_host, "DOCKER_BUILDKIT": "0", "DOCKER_CONFIG": str(context.parent / "dcfg")}
-    built = subprocess.run([docker, "build", "-q", "--network", "none", "-t", tag, str(context)], env=denv,
-                           capture_output=True, text=True, timeout=600)
+    denv = {
+        **os.environ,
+        "DOCKER_HOST": docker_host,
+        "DOCKER_BUILDKIT": "0",
+        "DOCKER_CONFIG": str(context.parent / "dcfg"),
+    }
+    built = subprocess.run(
+        [docker, "build", "-q", "--network", "none", "-t", tag, str(context)],
+        env=denv,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert built.returncode == 0, built.stderr
     try:
-        ran = subprocess.run([docker, "run", "--rm", "--network", "none", tag, "find", "/ctx", "-type", "f"], env=denv,
-                             capture_output=True, text=True, timeout=300)
+        ran = subprocess.run(
+            [docker, "run", "--rm", "--network", "none", tag, "find", "/ctx", "-type", "f"],
+            env=denv,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert ran.returncode == 0, ran.stderr
     finally:
         subprocess.run([docker, "rmi", "-f", tag], env=denv, capture_output=True, timeout=120)
@@ -54,16 +73,19 @@ def _docker_cli_listing(docker_host: str, context: Path, tag: str) -> set[str]:
 
 
 def _relative(find_output: str) -> set[str]:
-    return {line.strip()[len("/ctx/"):] for line in find_output.splitlines() if line.strip().startswith("/ctx/")}
+    return {line.strip()[len("/ctx/") :] for line in find_output.splitlines() if line.strip().startswith("/ctx/")}
 
 
 def test_build_a_folder_honours_dockerignore_like_the_docker_cli(local_stack, docker_host, env, tmp_path):
     """Ignored files are absent from the pushed image, ``!`` exceptions present, exactly as ``docker build``
     of the same folder on the same daemon; a 2 MiB file sends the context through the presigned upload."""
-    context = write_tree(tmp_path / "ctx", {
-        **DOCKERIGNORE_TREE,
-        "Dockerfile": f"FROM {local_stack.base_image}\nCOPY . /ctx/\nCMD find /ctx -type f\n",
-    })
+    context = write_tree(
+        tmp_path / "ctx",
+        {
+            **DOCKERIGNORE_TREE,
+            "Dockerfile": f"FROM {local_stack.base_image}\nCOPY . /ctx/\nCMD find /ctx -type f\n",
+        },
+    )
     (context / "random.bin").write_bytes(os.urandom(2 * 1024 * 1024))  # incompressible: > the inline limit
     image = unique_image(local_stack.registry.host, "cli-ignore")
     done = run_cli(["build", str(context), "-t", image, "-o", "json"], env)
@@ -76,7 +98,9 @@ def test_build_a_folder_honours_dockerignore_like_the_docker_cli(local_stack, do
 
 
 def test_failing_build_exits_1_with_the_reason(local_stack, env, tmp_path):
-    context = write_tree(tmp_path / "ctx", {"Dockerfile": f"FROM {local_stack.base_image}\nRUN echo failing-now && exit 3\n"})
+    context = write_tree(
+        tmp_path / "ctx", {"Dockerfile": f"FROM {local_stack.base_image}\nRUN echo failing-now && exit 3\n"}
+    )
     done = run_cli(["build", str(context), "-t", unique_image(local_stack.registry.host, "cli-fail")], env)
     assert done.returncode == 1, (done.stdout, done.stderr)
     assert "failing-now" in done.stdout
@@ -101,7 +125,12 @@ def test_json_output_is_one_parseable_document(local_stack, env, tmp_path):
 
 
 def test_detach_then_logs_follow(local_stack, env, tmp_path):
-    context = write_tree(tmp_path / "ctx", {"Dockerfile": f"FROM {local_stack.base_image}\nRUN : {RUN_NONCE} && echo detached-one && sleep 2 && echo detached-two\n"})
+    context = write_tree(
+        tmp_path / "ctx",
+        {
+            "Dockerfile": f"FROM {local_stack.base_image}\nRUN : {RUN_NONCE} && echo detached-one && sleep 2 && echo detached-two\n"
+        },
+    )
     image = unique_image(local_stack.registry.host, "cli-detach")
     started = time.monotonic()
     submitted = run_cli(["build", str(context), "-t", image, "--detach", "--quiet"], env)
@@ -120,7 +149,9 @@ def test_detach_then_logs_follow(local_stack, env, tmp_path):
 
 def _spawn_long_build(local_stack, env, tmp_path, name: str, *flags: str) -> tuple[subprocess.Popen, str]:
     """A build that sleeps; returns the CLI process and the job id once the build is running."""
-    context = write_tree(tmp_path / name, {"Dockerfile": f"FROM {local_stack.base_image}\nRUN echo long-build-started && sleep 120\n"})
+    context = write_tree(
+        tmp_path / name, {"Dockerfile": f"FROM {local_stack.base_image}\nRUN echo long-build-started && sleep 120\n"}
+    )
     proc = spawn_cli(["build", str(context), "-t", unique_image(local_stack.registry.host, name), *flags], env)
     job_id = ""
     deadline = time.monotonic() + 180
@@ -194,14 +225,18 @@ def test_unknown_job_and_unreachable_api(local_stack, env):
 @pytest.mark.slow
 def test_a_300_mib_folder_is_sent_with_little_memory(local_stack, env, tmp_path):
     """Packing, gzip and upload stream from disk: the CLI's peak RSS stays ≤ 100 MiB for a 300 MiB context."""
-    context = write_tree(tmp_path / "big", {"Dockerfile": f"FROM {local_stack.base_image}\nCOPY small.txt /\n", "small.txt": "s"})
+    context = write_tree(
+        tmp_path / "big", {"Dockerfile": f"FROM {local_stack.base_image}\nCOPY small.txt /\n", "small.txt": "s"}
+    )
     chunk = os.urandom(1024 * 1024)
     for index in range(30):  # 30 files x 10 MiB, incompressible (gzip's 32 KiB window cannot see the 1 MiB repeats)
         with open(context / f"data-{index:02d}.bin", "wb") as handle:
             for part in range(10):
                 handle.write(bytes([index, part]) + chunk[2:])
     started = time.monotonic()
-    done, peak_mib = run_cli_peak_rss(["build", str(context), "-t", unique_image(local_stack.registry.host, "cli-big"), "--detach", "-q"], env)
+    done, peak_mib = run_cli_peak_rss(
+        ["build", str(context), "-t", unique_image(local_stack.registry.host, "cli-big"), "--detach", "-q"], env
+    )
     seconds = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     print(f"300 MiB context: CLI peak RSS {peak_mib:.1f} MiB, pack + upload + submit {seconds:.1f} s")
@@ -214,20 +249,45 @@ def test_a_300_mib_folder_is_sent_with_little_memory(local_stack, env, tmp_path)
 def test_build_options_reach_the_build(local_stack, env, docker_host, tmp_path):
     """-f, --build-arg, --target and a second -t travel as the API's build options and take effect."""
     base = local_stack.base_image
-    context = write_tree(tmp_path / "ctx", {
-        "Dockerfile": f"FROM {base}\nRUN echo the root Dockerfile must not be used && exit 9\n",
-        "sub/alt.Dockerfile": (
-            f"FROM {base} AS first\nARG GREETING=unset\nRUN echo \"greeting=$GREETING\" > /greeting\n"
-            "FROM first AS second\nRUN echo second > /second\n"
-        ),
-    })
+    context = write_tree(
+        tmp_path / "ctx",
+        {
+            "Dockerfile": f"FROM {base}\nRUN echo the root Dockerfile must not be used && exit 9\n",
+            "sub/alt.Dockerfile": (
+                f'FROM {base} AS first\nARG GREETING=unset\nRUN echo "greeting=$GREETING" > /greeting\n'
+                "FROM first AS second\nRUN echo second > /second\n"
+            ),
+        },
+    )
     image = unique_image(local_stack.registry.host, "cli-options")
     repository, _, tag = image.rpartition(":")
-    done = run_cli(["build", str(context), "-f", str(context / "sub/alt.Dockerfile"), "-t", image, "-t", f"{repository}:extra",
-                    "--build-arg", "GREETING=hello-arg", "--target", "first", "--no-cache", "-o", "json"], env)
+    done = run_cli(
+        [
+            "build",
+            str(context),
+            "-f",
+            str(context / "sub/alt.Dockerfile"),
+            "-t",
+            image,
+            "-t",
+            f"{repository}:extra",
+            "--build-arg",
+            "GREETING=hello-arg",
+            "--target",
+            "first",
+            "--no-cache",
+            "-o",
+            "json",
+        ],
+        env,
+    )
     assert done.returncode == 0, done.stderr
     digest = json.loads(done.stdout)["ImageDigest"]
-    output = pull_and_run(docker_host, local_stack.registry, image, ["sh", "-c", "cat /greeting; ls /second 2>&1; true"], digest=digest)
-    assert "greeting=hello-arg" in output and "No such file" in output  # the arg reached RUN; the target stopped at `first`
+    output = pull_and_run(
+        docker_host, local_stack.registry, image, ["sh", "-c", "cat /greeting; ls /second 2>&1; true"], digest=digest
+    )
+    assert (
+        "greeting=hello-arg" in output and "No such file" in output
+    )  # the arg reached RUN; the target stopped at `first`
     path = repository.split("/", 1)[1]
     assert local_stack.registry.get(f"/v2/{path}/manifests/extra")[0] == 200  # the extra tag was pushed too

@@ -1,4 +1,5 @@
 """The CLI's parts without a service: packing and .dockerignore, config, credentials, arguments, output."""
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,9 @@ def test_dockerfile_is_sent_even_when_ignored(tmp_path):
 
 
 def test_pack_writes_a_gzipped_tar_with_root_owners(tmp_path):
-    root = write_tree(tmp_path / "ctx", {"Dockerfile": "FROM scratch\n", "bin/run.sh": "#!/bin/sh\n", "data.txt": "d" * 5000})
+    root = write_tree(
+        tmp_path / "ctx", {"Dockerfile": "FROM scratch\n", "bin/run.sh": "#!/bin/sh\n", "data.txt": "d" * 5000}
+    )
     (root / "bin/run.sh").chmod(0o755)
     os.symlink("data.txt", root / "link")
     archive, result = _pack(root)
@@ -132,11 +135,14 @@ def test_config_refuses_a_token_file_others_can_read(tmp_path):
         config.resolve(env={}, path=path)
 
 
-@pytest.mark.parametrize("content, message", [
-    ('api = 3\n', "must be a string"),
-    ('apii = "x"\n', "unknown key"),
-    ('api = "\n', "config.toml"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("api = 3\n", "must be a string"),
+        ('apii = "x"\n', "unknown key"),
+        ('api = "\n', "config.toml"),
+    ],
+)
 def test_config_refuses_bad_files(tmp_path, content, message):
     path = tmp_path / "config.toml"
     path.write_text(content)
@@ -144,7 +150,9 @@ def test_config_refuses_bad_files(tmp_path, content, message):
         config.resolve(env={}, path=path)
 
 
-@pytest.mark.parametrize("url", ["ftp://host", "host:8000", "http://u:p@host", "http://host/?q=1", "file:///etc/passwd"])
+@pytest.mark.parametrize(
+    "url", ["ftp://host", "host:8000", "http://u:p@host", "http://host/?q=1", "file:///etc/passwd"]
+)
 def test_config_refuses_bad_api_urls(url):
     with pytest.raises(config.ConfigError):
         config.check_api_url(url)
@@ -153,7 +161,9 @@ def test_config_refuses_bad_api_urls(url):
 def test_token_never_goes_over_plain_http_to_another_host():
     with pytest.raises(config.ConfigError, match="plain HTTP"):
         config.resolve("http://build.example.com", env={"BOATYARD_TOKEN": "by_x"}, path=Path("/nonexistent"))
-    assert config.resolve("http://build.example.com", insecure=True, env={"BOATYARD_TOKEN": "by_x"}, path=Path("/nonexistent"))
+    assert config.resolve(
+        "http://build.example.com", insecure=True, env={"BOATYARD_TOKEN": "by_x"}, path=Path("/nonexistent")
+    )
     assert config.resolve("http://127.0.0.1:8000", env={"BOATYARD_TOKEN": "by_x"}, path=Path("/nonexistent"))
     assert config.resolve("https://build.example.com", env={"BOATYARD_TOKEN": "by_x"}, path=Path("/nonexistent"))
 
@@ -167,7 +177,9 @@ def test_config_path_follows_xdg_and_override():
 # --- registry credentials -------------------------------------------------------------------------------
 def test_credentials_flags_then_env_then_none(tmp_path):
     empty = str(tmp_path / "no-docker")
-    flags = credentials.resolve("reg.example.com/a/b", "u", "p", env={"BOATYARD_REGISTRY_PASSWORD": "e"}, docker_config=empty)
+    flags = credentials.resolve(
+        "reg.example.com/a/b", "u", "p", env={"BOATYARD_REGISTRY_PASSWORD": "e"}, docker_config=empty
+    )
     assert (flags.username, flags.password, flags.source) == ("u", "p", "flags")
     env = {"BOATYARD_REGISTRY_USER": "eu", "BOATYARD_REGISTRY_PASSWORD": "ep"}
     from_env = credentials.resolve("reg.example.com/a/b", env=env, docker_config=empty)
@@ -218,13 +230,33 @@ def _parse(*argv: str) -> argparse.Namespace:
 
 
 def test_build_arguments_become_request_fields():
-    args = _parse("build", "ctx", "-t", "reg.example.com/team/app:1.0", "-t", "reg.example.com/team/app:latest",
-                  "--build-arg", "A=1", "--build-arg", "B=x=y", "--target", "prod", "--no-cache", "-o", "json")
+    args = _parse(
+        "build",
+        "ctx",
+        "-t",
+        "reg.example.com/team/app:1.0",
+        "-t",
+        "reg.example.com/team/app:latest",
+        "--build-arg",
+        "A=1",
+        "--build-arg",
+        "B=x=y",
+        "--target",
+        "prod",
+        "--no-cache",
+        "-o",
+        "json",
+    )
     assert args.func is cli.cmd_build and args.path == "ctx" and args.output == "json"
     fields = cli.build_fields(args, credentials.RegistryCredentials("u", "p", "flags"))
     assert fields == {
-        "image_name": "reg.example.com/team/app:1.0", "username": "u", "password": "p",
-        "build_args": {"A": "1", "B": "x=y"}, "tags": ["latest"], "target": "prod", "no_cache": True,
+        "image_name": "reg.example.com/team/app:1.0",
+        "username": "u",
+        "password": "p",
+        "build_args": {"A": "1", "B": "x=y"},
+        "tags": ["latest"],
+        "target": "prod",
+        "no_cache": True,
     }
 
 
@@ -247,10 +279,13 @@ def test_extra_tags_must_share_the_repository():
         cli.split_tags(["r/a/b:1", "r/a/c:1"])
 
 
-@pytest.mark.parametrize("value, expected", [
-    ("octo/hello@v1.2.0", {"github_username": "octo", "github_reponame": "hello", "github_tag": "v1.2.0"}),
-    ("o-1/re.po_x@main", {"github_username": "o-1", "github_reponame": "re.po_x", "github_tag": "main"}),
-])
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("octo/hello@v1.2.0", {"github_username": "octo", "github_reponame": "hello", "github_tag": "v1.2.0"}),
+        ("o-1/re.po_x@main", {"github_username": "o-1", "github_reponame": "re.po_x", "github_tag": "main"}),
+    ],
+)
 def test_github_source(value, expected):
     assert cli.parse_github(value) == expected
 
@@ -261,12 +296,15 @@ def test_github_source_refuses_malformed(value):
         cli.parse_github(value)
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["build", "-t", "a/b", "ctx", "--github", "o/r@t"], "not both"),
-    (["build", "-t", "a/b", "--github", "o/r@t", "--tar-url", "https://x/y.tgz"], "only one"),
-    (["build", "-t", "a/b", "--tar-url", "file:///etc/passwd"], "http"),
-    (["build", "/nonexistent-folder-xyz"], "-t IMAGE"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["build", "-t", "a/b", "ctx", "--github", "o/r@t"], "not both"),
+        (["build", "-t", "a/b", "--github", "o/r@t", "--tar-url", "https://x/y.tgz"], "only one"),
+        (["build", "-t", "a/b", "--tar-url", "file:///etc/passwd"], "http"),
+        (["build", "/nonexistent-folder-xyz"], "-t IMAGE"),
+    ],
+)
 def test_usage_errors_exit_2_with_a_message(argv, message, capsys):
     assert cli.main(argv) == 2
     assert message in capsys.readouterr().err
@@ -274,12 +312,19 @@ def test_usage_errors_exit_2_with_a_message(argv, message, capsys):
 
 def test_remote_sources_send_the_dockerfile_path():
     args = _parse("build", "-t", "a/b", "--tar-url", "https://example.com/c.tgz", "-f", "sub/Dockerfile")
-    assert cli._source(args) == ("remote", {"tar_url": "https://example.com/c.tgz", "dockerfile_path": "sub/Dockerfile"})
+    assert cli._source(args) == (
+        "remote",
+        {"tar_url": "https://example.com/c.tgz", "dockerfile_path": "sub/Dockerfile"},
+    )
 
 
 def test_subcommands_dispatch_through_func():
-    for argv, func in ((["status", "J"], cli.cmd_status), (["logs", "-f", "J"], cli.cmd_logs),
-                       (["cancel", "J"], cli.cmd_cancel), (["jobs", "--limit", "5"], cli.cmd_jobs)):
+    for argv, func in (
+        (["status", "J"], cli.cmd_status),
+        (["logs", "-f", "J"], cli.cmd_logs),
+        (["cancel", "J"], cli.cmd_cancel),
+        (["jobs", "--limit", "5"], cli.cmd_jobs),
+    ):
         assert _parse(*argv).func is func
     with pytest.raises(SystemExit):
         _parse()
@@ -329,8 +374,12 @@ class FakeClient:
 
 def test_follow_uses_cursors_until_complete():
     client = FakeClient(
-        [{"Logs": "a\n", "Next": "1", "Complete": False}, {"Logs": "", "Next": "1", "Complete": False},
-         {"Logs": "b\n", "Next": "3", "Complete": False, "Truncated": True}, {"Logs": "c\n", "Next": "4", "Complete": True}],
+        [
+            {"Logs": "a\n", "Next": "1", "Complete": False},
+            {"Logs": "", "Next": "1", "Complete": False},
+            {"Logs": "b\n", "Next": "3", "Complete": False, "Truncated": True},
+            {"Logs": "c\n", "Next": "4", "Complete": True},
+        ],
         [{"Status": "Finished"}],
     )
     printed: list[str] = []
@@ -397,31 +446,58 @@ def test_secret_ssh_engine_and_cache_from_become_request_fields(tmp_path, monkey
     (tmp_path / "key").write_text(SSH_KEY)
     monkeypatch.setenv("GH_TOKEN", "env-secret")
     monkeypatch.setenv("BARE", "bare-secret")
-    args = _parse("build", "-t", "user/app", "--engine", "buildkit", "--secret", f"id=npmrc,src={tmp_path / 'npmrc'}",
-                  "--secret", "id=gh,env=GH_TOKEN", "--secret", "BARE", "--secret", f"type=file,id=f,source={tmp_path / 'npmrc'}",
-                  "--ssh", f"default={tmp_path / 'key'}", "--cache-from", "user/app:latest", "--cache-from", "user/app:latest")
+    args = _parse(
+        "build",
+        "-t",
+        "user/app",
+        "--engine",
+        "buildkit",
+        "--secret",
+        f"id=npmrc,src={tmp_path / 'npmrc'}",
+        "--secret",
+        "id=gh,env=GH_TOKEN",
+        "--secret",
+        "BARE",
+        "--secret",
+        f"type=file,id=f,source={tmp_path / 'npmrc'}",
+        "--ssh",
+        f"default={tmp_path / 'key'}",
+        "--cache-from",
+        "user/app:latest",
+        "--cache-from",
+        "user/app:latest",
+    )
     fields = cli.build_fields(args, credentials.RegistryCredentials())
     assert fields == {
-        "image_name": "user/app", "engine": "buildkit", "cache_from": ["user/app:latest"],
-        "secrets": {"npmrc": "//registry/:_authToken=file-secret\n", "gh": "env-secret", "BARE": "bare-secret",
-                    "f": "//registry/:_authToken=file-secret\n"},
+        "image_name": "user/app",
+        "engine": "buildkit",
+        "cache_from": ["user/app:latest"],
+        "secrets": {
+            "npmrc": "//registry/:_authToken=file-secret\n",
+            "gh": "env-secret",
+            "BARE": "bare-secret",
+            "f": "//registry/:_authToken=file-secret\n",
+        },
         "ssh": SSH_KEY,
     }
 
 
-@pytest.mark.parametrize("flags, words", [
-    (["--secret", "id=../x,env=HOME"], "id= must be"),
-    (["--secret", "id=t,src=/no/such/file"], "cannot read"),
-    (["--secret", "id=t,env=BOATYARD_TEST_UNSET"], "BOATYARD_TEST_UNSET is not set"),
-    (["--secret", "id=t,env=EMPTY"], "empty"),
-    (["--secret", "id=t,color=red"], "unknown key"),
-    (["--secret", "id=t,env=HOME", "--secret", "id=t,env=HOME"], "given twice"),
-    (["--ssh", "default"], "agent cannot be forwarded"),
-    (["--ssh", "mykey=/tmp/x"], "only the default id"),
-    (["--ssh", "default=/no/such/key"], "cannot read"),
-    (["--engine", "classic", "--secret", "id=t,env=HOME"], "--secret needs the buildkit engine"),
-    (["--engine", "classic", "--cache-from", "user/app"], "--cache-from needs the buildkit engine"),
-])
+@pytest.mark.parametrize(
+    "flags, words",
+    [
+        (["--secret", "id=../x,env=HOME"], "id= must be"),
+        (["--secret", "id=t,src=/no/such/file"], "cannot read"),
+        (["--secret", "id=t,env=BOATYARD_TEST_UNSET"], "BOATYARD_TEST_UNSET is not set"),
+        (["--secret", "id=t,env=EMPTY"], "empty"),
+        (["--secret", "id=t,color=red"], "unknown key"),
+        (["--secret", "id=t,env=HOME", "--secret", "id=t,env=HOME"], "given twice"),
+        (["--ssh", "default"], "agent cannot be forwarded"),
+        (["--ssh", "mykey=/tmp/x"], "only the default id"),
+        (["--ssh", "default=/no/such/key"], "cannot read"),
+        (["--engine", "classic", "--secret", "id=t,env=HOME"], "--secret needs the buildkit engine"),
+        (["--engine", "classic", "--cache-from", "user/app"], "--cache-from needs the buildkit engine"),
+    ],
+)
 def test_bad_buildkit_flags_are_usage_errors(flags, words, monkeypatch):
     monkeypatch.setenv("EMPTY", "")
     monkeypatch.delenv("BOATYARD_TEST_UNSET", raising=False)
@@ -433,8 +509,11 @@ def test_no_message_about_a_secret_or_key_holds_its_value(tmp_path, monkeypatch)
     monkeypatch.setenv("TOKEN", "v" * 4000)  # too long: refused, named, not shown
     public = tmp_path / "id.pub"
     public.write_text("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPublicPartOnly user@host\n")
-    for flags in (["--secret", "id=t,env=TOKEN"], ["--ssh", f"default={public}"],
-                  ["--secret", "id=t,src=value-like-text=hunter2"]):
+    for flags in (
+        ["--secret", "id=t,env=TOKEN"],
+        ["--ssh", f"default={public}"],
+        ["--secret", "id=t,src=value-like-text=hunter2"],
+    ):
         with pytest.raises(cli.UsageError) as caught:
             cli.build_fields(_parse("build", "-t", "user/app", *flags), credentials.RegistryCredentials())
         message = str(caught.value)

@@ -1,4 +1,5 @@
 """Fixtures for worker tests against the real Docker daemon and registry (AWS is moto in process)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -50,4 +51,3 @@ def make_worker(worker_env):
     yield factory
     for worker in made:
         worker.shutdown(grace_seconds=5)
-

@@ -1,6 +1,7 @@
 """Nothing of a job's registry credentials enters its build: the pushed image's whole filesystem (including what
 its RUN step could see: environment, every process's environ, /etc, the file list), its config and its history
 are searched for the password (issue 17 §4)."""
+
 from __future__ import annotations
 
 import base64
@@ -22,7 +23,9 @@ CAPTURE = (
 def test_a_finished_build_holds_no_trace_of_the_password(make_worker, registry, base_image, docker_api, test_password):
     image = worker_jobs.image_for(registry.host, "nosecret")
     job_id = worker_jobs.submit(
-        image, dockerfile=f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}\n{CAPTURE}", username=registry.username,
+        image,
+        dockerfile=f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}\n{CAPTURE}",
+        username=registry.username,
         password=test_password,
     )
     worker_jobs.run_until_terminal(make_worker(), job_id)

@@ -1,5 +1,6 @@
 """Per-build limits on the real daemon: a fork bomb, a memory hog and a disk filler each fail their own build
 with a clear reason while a well-behaved build running beside them on the same worker finishes."""
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -69,13 +70,16 @@ def test_a_hostile_build_fails_with_the_limit_while_its_neighbour_finishes(
 ):
     run, log_text, reason_text = HOSTILE[kind]
     hostile = worker_jobs.submit(
-        worker_jobs.image_for(registry.host, kind), dockerfile=f"FROM {base_image}\n{run}",
-        username=registry.username, password=test_password,
+        worker_jobs.image_for(registry.host, kind),
+        dockerfile=f"FROM {base_image}\n{run}",
+        username=registry.username,
+        password=test_password,
     )
     neighbour = worker_jobs.submit(
         worker_jobs.image_for(registry.host, f"beside-{kind}"),
         dockerfile=f"FROM {base_image}\nRUN echo {uuid.uuid4().hex}; for i in 1 2 3 4 5 6; do echo tick $i; sleep 1; done\n",
-        username=registry.username, password=test_password,
+        username=registry.username,
+        password=test_password,
     )
     worker = make_worker()
     assert worker.slots == 2

@@ -1,4 +1,5 @@
 """RUN steps run in gVisor on the real daemon, host probes fail, and the worker checks the daemon's runtime."""
+
 from __future__ import annotations
 
 import os
@@ -30,7 +31,8 @@ if nsenter -t 1 -m -p true 2>&1; then echo NSENTER-SUCCEEDED; fi
 echo "pid1=$(tr '\0' ' ' < /proc/1/cmdline)"
 echo "pids=$(ls /proc | grep -c '^[0-9]')"
 # the step's own BOATYARD_CACHE_SCOPE (the owner's cache-scope ARG, worker/build/cachescope.py) is not a host's
-cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' | grep -E '[d]ockerd|[c]ontainerd|[B]OATYARD_|[A]WS_' | grep -v '^BOATYARD_CACHE_SCOPE=' && echo HOST-PROCESS-VISIBLE
+cat /proc/[0-9]*/cmdline /proc/[0-9]*/environ 2>/dev/null | tr '\0' '\n' \
+  | grep -E '[d]ockerd|[c]ontainerd|[B]OATYARD_|[A]WS_' | grep -v '^BOATYARD_CACHE_SCOPE=' && echo HOST-PROCESS-VISIBLE
 sleep 20 &
 chmod 755 /probe && /probe
 true
@@ -64,8 +66,11 @@ def test_worker_refuses_to_start_without_the_configured_runtime(worker_env, monk
     with pytest.raises(RuntimeUnavailable, match=expected):
         Builder(get_settings()).check_runtime()
     proc = subprocess.run(
-        [sys.executable, "-m", "worker"], env={**os.environ, "BOATYARD_BUILD_RUNTIME": runtime},
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "worker"],
+        env={**os.environ, "BOATYARD_BUILD_RUNTIME": runtime},
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert "refusing to start" in proc.stderr and expected in proc.stderr, proc.stderr
@@ -87,7 +92,13 @@ def test_run_steps_see_gvisor_and_host_probes_fail(make_worker, registry, base_i
     assert worker_jobs.status(job_id) == "Finished", logs
     assert "kernel=4.4.0" in logs, "the RUN step must see gVisor's kernel, not the host's"
     assert os.uname().release not in logs
-    for escaped in ("MOUNT-SUCCEEDED", "PROC-MOUNT-SUCCEEDED", "RAW-SOCKET-SUCCEEDED", "NSENTER-SUCCEEDED", "HOST-PROCESS-VISIBLE"):
+    for escaped in (
+        "MOUNT-SUCCEEDED",
+        "PROC-MOUNT-SUCCEEDED",
+        "RAW-SOCKET-SUCCEEDED",
+        "NSENTER-SUCCEEDED",
+        "HOST-PROCESS-VISIBLE",
+    ):
         assert escaped not in logs, logs
     pid1 = logs.split("pid1=", 1)[1].splitlines()[0]
     assert "probes.sh" in pid1, f"PID 1 must be the step itself, not the host's init: {pid1!r}"

@@ -1,4 +1,5 @@
 """Each source kind builds, pushes, and the pushed image (pulled back with auth) runs — real daemon and registry."""
+
 from __future__ import annotations
 
 import docker
@@ -21,7 +22,7 @@ def test_dockerfile_source_builds_pushes_and_runs(make_worker, registry, base_im
     image = worker_jobs.image_for(registry.host, "dockerfile")
     job_id = worker_jobs.submit(
         image,
-        dockerfile=f"FROM {base_image}\nCMD [\"echo\", \"hello from boatyard\"]\n",
+        dockerfile=f'FROM {base_image}\nCMD ["echo", "hello from boatyard"]\n',
         username=registry.username,
         password=test_password,
     )
@@ -42,11 +43,15 @@ def test_dockerfile_source_builds_pushes_and_runs(make_worker, registry, base_im
     assert pull_and_run(docker_api, registry, image) == "hello from boatyard\n"
 
 
-def test_tar_url_source_from_a_local_server(make_worker, registry, base_image, docker_api, archive_server, test_password):
+def test_tar_url_source_from_a_local_server(
+    make_worker, registry, base_image, docker_api, archive_server, test_password
+):
     image = worker_jobs.image_for(registry.host, "tarurl")
     archive = make_tar(
-        {"Dockerfile": f"FROM {base_image}\nCOPY greeting.txt /greeting.txt\nCMD [\"cat\", \"/greeting.txt\"]\n",
-         "greeting.txt": "from a tarball URL\n"}
+        {
+            "Dockerfile": f'FROM {base_image}\nCOPY greeting.txt /greeting.txt\nCMD ["cat", "/greeting.txt"]\n',
+            "greeting.txt": "from a tarball URL\n",
+        }
     )
     url = archive_server.add_file(f"ctx-{image.rsplit('-', 1)[1]}.tar.gz", archive)
     job_id = worker_jobs.submit(image, tar_url=url, username=registry.username, password=test_password)
@@ -55,17 +60,23 @@ def test_tar_url_source_from_a_local_server(make_worker, registry, base_image, d
     assert pull_and_run(docker_api, registry, image) == "from a tarball URL\n"
 
 
-def test_github_source_strips_the_top_folder(make_worker, registry, base_image, docker_api, archive_server, test_password):
+def test_github_source_strips_the_top_folder(
+    make_worker, registry, base_image, docker_api, archive_server, test_password
+):
     image = worker_jobs.image_for(registry.host, "github")
     repo = image.rsplit("/", 1)[1].split(":")[0]
     archive_server.add_repo(
         "octo",
         repo,
         "v1.2.0",
-        {"Dockerfile": f"FROM {base_image}\nCOPY app/message /message\nCMD [\"cat\", \"/message\"]\n",
-         "app/message": "built from GitHub\n"},
+        {
+            "Dockerfile": f'FROM {base_image}\nCOPY app/message /message\nCMD ["cat", "/message"]\n',
+            "app/message": "built from GitHub\n",
+        },
     )
-    job_id = worker_jobs.submit(image, github=("octo", repo, "v1.2.0"), username=registry.username, password=test_password)
+    job_id = worker_jobs.submit(
+        image, github=("octo", repo, "v1.2.0"), username=registry.username, password=test_password
+    )
     worker_jobs.run_until_terminal(make_worker(), job_id)
     assert worker_jobs.status(job_id) == "Finished", worker_jobs.full_log(job_id)
     assert pull_and_run(docker_api, registry, image) == "built from GitHub\n"
@@ -74,8 +85,10 @@ def test_github_source_strips_the_top_folder(make_worker, registry, base_image, 
 def test_uploaded_plain_tar_with_run_step(make_worker, registry, base_image, docker_api, test_password):
     image = worker_jobs.image_for(registry.host, "upload")
     archive = make_tar(
-        {"Dockerfile": f"FROM {base_image}\nCOPY data.txt /data.txt\nRUN wc -l < /data.txt > /count\nCMD [\"cat\", \"/count\"]\n",
-         "data.txt": "a\nb\nc\n"},
+        {
+            "Dockerfile": f'FROM {base_image}\nCOPY data.txt /data.txt\nRUN wc -l < /data.txt > /count\nCMD ["cat", "/count"]\n',
+            "data.txt": "a\nb\nc\n",
+        },
         gz=False,
     )
     job_id = worker_jobs.submit(image, archive=archive, username=registry.username, password=test_password)
@@ -87,7 +100,10 @@ def test_uploaded_plain_tar_with_run_step(make_worker, registry, base_image, doc
 def test_failing_run_step_fails_with_dockers_message(make_worker, registry, base_image, docker_api, test_password):
     image = worker_jobs.image_for(registry.host, "exit3")
     job_id = worker_jobs.submit(
-        image, dockerfile=f"FROM {base_image}\nRUN echo before && exit 3\n", username=registry.username, password=test_password
+        image,
+        dockerfile=f"FROM {base_image}\nRUN echo before && exit 3\n",
+        username=registry.username,
+        password=test_password,
     )
     results = worker_jobs.run_until_terminal(make_worker(), job_id)
     expected = "The command '/bin/sh -c echo before && exit 3' returned a non-zero code: 3"
@@ -113,7 +129,9 @@ def test_exit_3_status_matches_the_seed_words(make_worker, registry, base_image,
 def test_wrong_registry_password_fails_with_the_registrys_message(make_worker, registry, base_image, docker_api):
     wrong = "definitely-Wrong-pw-5521"
     image = worker_jobs.image_for(registry.host, "badauth")
-    job_id = worker_jobs.submit(image, dockerfile=f"FROM {base_image}\nCMD [\"true\"]\n", username=registry.username, password=wrong)
+    job_id = worker_jobs.submit(
+        image, dockerfile=f'FROM {base_image}\nCMD ["true"]\n', username=registry.username, password=wrong
+    )
     worker_jobs.run_until_terminal(make_worker(), job_id)
     job = jobstore.get_job(job_id)
     assert job.phase == Phase.FAILED

@@ -1,5 +1,6 @@
 """The BuildKit engine against the real daemon and registry: cache mounts, secrets, parallel stages, failures,
 cancel, per-owner caches, and a deployment that does not allow BuildKit."""
+
 from __future__ import annotations
 
 import os
@@ -18,7 +19,7 @@ pytestmark = pytest.mark.docker
 
 CACHE_PROBE = (
     "RUN --mount=type=cache,target=/cache,id=deps sh -c "
-    "'if [ -f /cache/dep ]; then echo CACHE\"\"-HIT $(cat /cache/dep); else echo CACHE\"\"-MISS; echo {owner} > /cache/dep; fi'"
+    '\'if [ -f /cache/dep ]; then echo CACHE""-HIT $(cat /cache/dep); else echo CACHE""-MISS; echo {owner} > /cache/dep; fi\''
 )
 
 
@@ -52,8 +53,12 @@ def test_cache_mount_builds_twice_and_the_second_hits_the_cache(make_worker, reg
     body = CACHE_PROBE.replace("id=deps", f"id=deps-{cache_id}").format(owner="first")
     logs = []
     for attempt in (1, 2):
-        dockerfile = f"FROM {base_image}\nRUN echo build-{attempt}-{cache_id}\n{body}\n"  # step 2 differs: step 3 runs again
-        job_id, log = _run(make_worker, worker_jobs.image_for(registry.host, "bkcache"), dockerfile, registry, test_password)
+        dockerfile = (
+            f"FROM {base_image}\nRUN echo build-{attempt}-{cache_id}\n{body}\n"  # step 2 differs: step 3 runs again
+        )
+        job_id, log = _run(
+            make_worker, worker_jobs.image_for(registry.host, "bkcache"), dockerfile, registry, test_password
+        )
         assert worker_jobs.status(job_id) == "Finished", log
         logs.append(log)
     assert "[boatyard] engine: buildkit (the Dockerfile uses BuildKit syntax: line 3 (RUN --mount))" in logs[0]
@@ -106,7 +111,8 @@ def test_parallel_multistage_build(make_worker, registry, base_image, docker_api
         )
 
     dockerfile = (
-        stage("left", "right") + stage("right", "left")
+        stage("left", "right")
+        + stage("right", "left")
         + f"FROM {base_image}\nCOPY --from=left /out /left\nCOPY --from=right /out /right\n"
         'CMD ["cat", "/left", "/right"]\n'
     )
@@ -119,15 +125,21 @@ def test_parallel_multistage_build(make_worker, registry, base_image, docker_api
 
 def test_buildkit_failure_gives_buildkits_reason(make_worker, registry, base_image, docker_api, test_password):
     image = worker_jobs.image_for(registry.host, "bkexit")
-    job_id, log = _run(make_worker, image, f"FROM {base_image}\nRUN echo before && exit 3\n", registry, test_password,
-                       engine="buildkit")
+    job_id, log = _run(
+        make_worker,
+        image,
+        f"FROM {base_image}\nRUN echo before && exit 3\n",
+        registry,
+        test_password,
+        engine="buildkit",
+    )
     status = worker_jobs.status(job_id)
     # Docker 20.10's BuildKit says "executor failed running [...]"; newer ones 'process "..." did not complete'
     assert status in (
         "Failed: executor failed running [/bin/sh -c echo before && exit 3]: exit code: 3",
         'Failed: process "/bin/sh -c echo before && exit 3" did not complete successfully: exit code: 3',
     ), status
-    assert log.rstrip("\n").endswith("[boatyard] Failed: " + status[len("Failed: "):])
+    assert log.rstrip("\n").endswith("[boatyard] Failed: " + status[len("Failed: ") :])
     assert "before" in log
     assert docker_api.images(name=image) == []
 
@@ -137,7 +149,9 @@ def test_cancel_mid_build_leaves_nothing_running(make_worker, registry, base_ima
     job_id = worker_jobs.submit(
         worker_jobs.image_for(registry.host, "bkcancel"),
         dockerfile=f"FROM {base_image}\nRUN echo sleeping && sleep {marker}\n",
-        username=registry.username, password=test_password, engine="buildkit",
+        username=registry.username,
+        password=test_password,
+        engine="buildkit",
     )
     worker = make_worker()
     [future] = worker.poll(wait_seconds=1)
@@ -152,7 +166,9 @@ def test_cancel_mid_build_leaves_nothing_running(make_worker, registry, base_ima
     assert not _processes_running("--iidfile", parent=os.getpid()), "no docker build CLI of this worker is left"
 
 
-def test_one_owners_cache_mount_is_not_visible_to_another(make_worker, registry, base_image, test_password, monkeypatch):
+def test_one_owners_cache_mount_is_not_visible_to_another(
+    make_worker, registry, base_image, test_password, monkeypatch
+):
     import worker.job.runner
 
     cache_id = f"shared-{uuid.uuid4().hex[:8]}"  # the same id in both owners' Dockerfiles
@@ -163,7 +179,9 @@ def test_one_owners_cache_mount_is_not_visible_to_another(make_worker, registry,
         owner["name"] = who
         body = CACHE_PROBE.replace("id=deps", f"id={cache_id}").format(owner=who)
         dockerfile = f"FROM {base_image}\nRUN echo {who}-{uuid.uuid4().hex}\n{body}\n"
-        job_id, log = _run(make_worker, worker_jobs.image_for(registry.host, "bkowner"), dockerfile, registry, test_password)
+        job_id, log = _run(
+            make_worker, worker_jobs.image_for(registry.host, "bkowner"), dockerfile, registry, test_password
+        )
         assert worker_jobs.status(job_id) == "Finished", log
         return log
 
@@ -201,11 +219,13 @@ def test_a_step_that_read_one_owners_secret_is_not_served_from_cache_to_another(
     monkeypatch.setattr(worker.job.runner, "owner_of", lambda job: owner["name"])
     nonce = uuid.uuid4().hex[:8]
     # the same Dockerfile for both: BuildKit does not key its cache on secret values
-    dockerfile = f"FROM {base_image}\nRUN --mount=type=secret,id=tok cp /run/secrets/tok /copied-{nonce}\nCMD [\"cat\", \"/copied-{nonce}\"]\n"
+    dockerfile = f'FROM {base_image}\nRUN --mount=type=secret,id=tok cp /run/secrets/tok /copied-{nonce}\nCMD ["cat", "/copied-{nonce}"]\n'
     for who in ("alice", "bob"):
         owner["name"] = who
         image = worker_jobs.image_for(registry.host, f"bksec{who}")
-        job_id, log = _run(make_worker, image, dockerfile, registry, test_password, secrets={"tok": f"{who}-private-{nonce}"})
+        job_id, log = _run(
+            make_worker, image, dockerfile, registry, test_password, secrets={"tok": f"{who}-private-{nonce}"}
+        )
         assert worker_jobs.status(job_id) == "Finished", log
         assert pull_and_run(docker_api, registry, image) == f"{who}-private-{nonce}", f"{who} got another owner's layer"
 
@@ -222,18 +242,27 @@ def test_buildkit_pulls_bases_with_the_jobs_credentials_only(
     monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
     assert docker_api.images(name=base_image), "the private base is on the host"
     dockerfile = f"FROM {base_image}\nRUN echo built-{uuid.uuid4().hex}\n"
-    anonymous, log = _run(make_worker, worker_jobs.image_for(registry.host, "bkanon"), dockerfile, registry, "", engine="buildkit")
+    anonymous, log = _run(
+        make_worker, worker_jobs.image_for(registry.host, "bkanon"), dockerfile, registry, "", engine="buildkit"
+    )
     job = jobstore.get_job(anonymous)
     assert job.phase == Phase.FAILED, log
     assert "[boatyard] BuildKit:" not in log and "RUN echo built-" not in log, log  # it stopped at FROM
     assert any(word in (job.reason or "").lower() for word in ("401", "unauthorized", "authoriz", "denied")), job.reason
-    owner, log = _run(make_worker, worker_jobs.image_for(registry.host, "bkowner"), dockerfile, registry, test_password,
-                      engine="buildkit")
+    owner, log = _run(
+        make_worker,
+        worker_jobs.image_for(registry.host, "bkowner"),
+        dockerfile,
+        registry,
+        test_password,
+        engine="buildkit",
+    )
     assert worker_jobs.status(owner) == "Finished", log
 
 
-def test_a_dockerfile_off_the_root_is_detected_and_keyed_per_owner(make_worker, registry, base_image, test_password,
-                                                                   monkeypatch):
+def test_a_dockerfile_off_the_root_is_detected_and_keyed_per_owner(
+    make_worker, registry, base_image, test_password, monkeypatch
+):
     import worker.job.runner
 
     owner = {"name": "alice"}
@@ -243,12 +272,19 @@ def test_a_dockerfile_off_the_root_is_detected_and_keyed_per_owner(make_worker, 
     def build(who: str) -> str:
         owner["name"] = who
         body = CACHE_PROBE.replace("id=deps", f"id={cache_id}").format(owner=who)
-        archive = make_tar({
-            "Dockerfile": f"FROM {base_image}\nRUN echo the-root-dockerfile\n",  # plain: not the one built
-            "build/docker/app.Dockerfile": f"FROM {base_image}\nRUN echo {who}-{uuid.uuid4().hex}\n{body}\n",
-        })
-        job_id = worker_jobs.submit(worker_jobs.image_for(registry.host, "bknested"), archive=archive, username=registry.username,
-                               password=test_password, options={"dockerfile_path": "build/docker/app.Dockerfile"})
+        archive = make_tar(
+            {
+                "Dockerfile": f"FROM {base_image}\nRUN echo the-root-dockerfile\n",  # plain: not the one built
+                "build/docker/app.Dockerfile": f"FROM {base_image}\nRUN echo {who}-{uuid.uuid4().hex}\n{body}\n",
+            }
+        )
+        job_id = worker_jobs.submit(
+            worker_jobs.image_for(registry.host, "bknested"),
+            archive=archive,
+            username=registry.username,
+            password=test_password,
+            options={"dockerfile_path": "build/docker/app.Dockerfile"},
+        )
         worker_jobs.run_until_terminal(make_worker(), job_id)
         log = worker_jobs.full_log(job_id)
         assert worker_jobs.status(job_id) == "Finished", log

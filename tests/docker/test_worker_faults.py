@@ -1,4 +1,5 @@
 """Duplicates, timeouts, cancellation, shutdown and a killed worker: no job runs twice, none stays live."""
+
 from __future__ import annotations
 
 import os
@@ -70,7 +71,9 @@ def test_duplicate_delivery_builds_once(make_worker, registry, base_image, test_
     assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
 
 
-def test_build_timeout_fails_and_removes_the_container(make_worker, registry, base_image, docker_api, monkeypatch, test_password):
+def test_build_timeout_fails_and_removes_the_container(
+    make_worker, registry, base_image, docker_api, monkeypatch, test_password
+):
     worker_jobs.set_env(monkeypatch, BOATYARD_BUILD_TIMEOUT_SECONDS=4)
     job_id = worker_jobs.submit(
         worker_jobs.image_for(registry.host, "slow"),
@@ -158,14 +161,16 @@ def moto_server(monkeypatch, docker_host, registry, base_image):
     server.stop()
 
 
-def test_worker_killed_mid_build_leaves_no_job_stuck(moto_server, registry, base_image, docker_api, test_password, tmp_path):
+def test_worker_killed_mid_build_leaves_no_job_stuck(
+    moto_server, registry, base_image, docker_api, test_password, tmp_path
+):
     from worker.job.loop import Worker
 
     image = worker_jobs.image_for(registry.host, "killed")
     job_id = worker_jobs.submit(
         image,
         # a step unique to this run: a finished earlier run leaves its layers as cache (private tags go noprune)
-        dockerfile=f"FROM {base_image}\nRUN echo started {image.rsplit('-', 1)[1]} && sleep 8\nCMD [\"echo\", \"survived\"]\n",
+        dockerfile=f'FROM {base_image}\nRUN echo started {image.rsplit("-", 1)[1]} && sleep 8\nCMD ["echo", "survived"]\n',
         username=registry.username,
         password=test_password,
     )
@@ -181,8 +186,10 @@ def test_worker_killed_mid_build_leaves_no_job_stuck(moto_server, registry, base
         _wait_for(
             # the RUN step's own output (a line of its own), not the "Step 2/3 : RUN echo started" line: by then
             # the build container exists and its "Running in" line is in the log
-            lambda: jobstore.get_job(job_id).phase == Phase.BUILDING
-            and re.search(r"(?m)^started ", worker_jobs.full_log(job_id)) is not None,
+            lambda: (
+                jobstore.get_job(job_id).phase == Phase.BUILDING
+                and re.search(r"(?m)^started ", worker_jobs.full_log(job_id)) is not None
+            ),
             90,
             "the first worker to be mid-build",
         )
@@ -252,8 +259,13 @@ def test_sigterm_does_not_hang_on_a_trickling_download(moto_server, tmp_path):
     proc = subprocess.Popen(
         [sys.executable, "-m", "worker", "--poll-wait", "1"],
         cwd=REPO,
-        env={**os.environ, **moto_server, "BOATYARD_ALLOW_PRIVATE_URLS": "true", "BOATYARD_SHUTDOWN_GRACE_SECONDS": "1",
-             "BOATYARD_VISIBILITY_TIMEOUT_SECONDS": "30"},
+        env={
+            **os.environ,
+            **moto_server,
+            "BOATYARD_ALLOW_PRIVATE_URLS": "true",
+            "BOATYARD_SHUTDOWN_GRACE_SECONDS": "1",
+            "BOATYARD_VISIBILITY_TIMEOUT_SECONDS": "30",
+        },
         stdout=subprocess.DEVNULL,
         stderr=log,
     )

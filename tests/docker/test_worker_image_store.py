@@ -5,6 +5,7 @@ job pushes it under a per-name lock, and is put back as it was; bases are pulled
 the job's own credentials and never the worker user's Docker config; clean-up removes only
 the job's own tag, never parents a concurrent build may use as cache.
 """
+
 from __future__ import annotations
 
 import base64
@@ -69,7 +70,9 @@ def _own_base(api: docker.APIClient, registry, base_image: str) -> str:
     base_repository, _, base_tag = base_image.rpartition(":")
     for message in api.pull(base_repository, tag=base_tag, auth_config=registry.auth_config, stream=True, decode=True):
         assert "error" not in message, message  # fresh: the shared base's local tag is not ours to rely on
-    context = io.BytesIO(make_tar({"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex} > /base-marker\n"}, gz=False))
+    context = io.BytesIO(
+        make_tar({"Dockerfile": f"FROM {base_image}\nRUN echo {uuid.uuid4().hex} > /base-marker\n"}, gz=False)
+    )
     for message in api.build(fileobj=context, custom_context=True, tag=name, rm=True, decode=True, network_mode="none"):
         assert "error" not in message, message
     for message in api.push(repository, tag=tag, auth_config=registry.auth_config, stream=True, decode=True):
@@ -151,8 +154,13 @@ def test_a_job_named_after_a_base_cannot_change_what_from_that_base_gets(
     assert worker_jobs.status(first_hostile).startswith("Failed")
     assert _base_id(docker_api, base) == before, "the base's local tag is what it was"
 
-    later = worker_jobs.submit(worker_jobs.image_for(registry.host, "later"), **user)  # a later FROM of the base still works
-    concurrent = [worker_jobs.submit(base, **hostile), worker_jobs.submit(worker_jobs.image_for(registry.host, "beside"), **user)]
+    later = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "later"), **user
+    )  # a later FROM of the base still works
+    concurrent = [
+        worker_jobs.submit(base, **hostile),
+        worker_jobs.submit(worker_jobs.image_for(registry.host, "beside"), **user),
+    ]
     _run_all(worker, [later, *concurrent])
     assert worker_jobs.status(concurrent[0]).startswith("Failed")
     for job_id in (later, concurrent[1]):
@@ -162,7 +170,9 @@ def test_a_job_named_after_a_base_cannot_change_what_from_that_base_gets(
     assert status == 200
 
 
-def test_clean_up_leaves_the_cache_of_concurrent_builds_alone(two_slots, make_worker, registry, base_image, docker_api, test_password):
+def test_clean_up_leaves_the_cache_of_concurrent_builds_alone(
+    two_slots, make_worker, registry, base_image, docker_api, test_password
+):
     shared = f"RUN echo shared-{uuid.uuid4().hex[:8]} > /shared\n"
     first = worker_jobs.submit(
         worker_jobs.image_for(registry.host, "cache-a"),
@@ -175,7 +185,11 @@ def test_clean_up_leaves_the_cache_of_concurrent_builds_alone(two_slots, make_wo
     assert worker_jobs.status(first) == "Finished", worker_jobs.full_log(first)
     # the shared step's image is an untagged parent of the first job's image: clean-up must leave it
     log_text = worker_jobs.full_log(first)
-    step_ids = [line.split("---> ", 1)[1].strip() for line in log_text.splitlines() if line.startswith(" ---> ") and "Running in" not in line]
+    step_ids = [
+        line.split("---> ", 1)[1].strip()
+        for line in log_text.splitlines()
+        if line.startswith(" ---> ") and "Running in" not in line
+    ]
     assert len(step_ids) >= 2, log_text
     shared_step = step_ids[-2]  # the image after the shared RUN
     assert docker_api.inspect_image(shared_step)["Id"]
@@ -224,10 +238,14 @@ def test_builds_send_only_the_jobs_credentials_never_the_workers_docker_config(
     monkeypatch.setattr(docker.APIClient, "_post", recording_post)
     worker = make_worker()
 
-    anonymous = worker_jobs.submit(worker_jobs.image_for(registry.host, "anon"), dockerfile=f"FROM {base}\nRUN echo anon\n")
+    anonymous = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "anon"), dockerfile=f"FROM {base}\nRUN echo anon\n"
+    )
     _run_all(worker, [anonymous])
     assert worker_jobs.status(anonymous).startswith("Failed")
-    assert "Successfully built" not in worker_jobs.full_log(anonymous), "the private base must not be pulled for a job without credentials"
+    assert "Successfully built" not in worker_jobs.full_log(anonymous), (
+        "the private base must not be pulled for a job without credentials"
+    )
     assert sent and sent[-1] == {}, "a job without credentials sends none"
 
     owner = worker_jobs.submit(
@@ -237,7 +255,9 @@ def test_builds_send_only_the_jobs_credentials_never_the_workers_docker_config(
         password=test_password,
     )
     _run_all(worker, [owner])
-    assert worker_jobs.status(owner) == "Finished", worker_jobs.full_log(owner)  # a private base with the job's own credentials
+    assert worker_jobs.status(owner) == "Finished", worker_jobs.full_log(
+        owner
+    )  # a private base with the job's own credentials
     assert set(sent[-1]) == {registry.host}
     assert sent[-1][registry.host]["username"] == registry.username
     assert OPERATOR_SECRET not in json.dumps(sent)

@@ -1,5 +1,6 @@
 """The layer cache on a shared build host, both engines, real daemon and registry: one owner's repeated builds
 reuse their layers; another owner's build of the same Dockerfile never gets them (issue 18, docs/security.md)."""
+
 from __future__ import annotations
 
 import io
@@ -42,7 +43,9 @@ def _random_value_dockerfile(base_image: str, nonce: str) -> str:
 
 def _build(make_worker, registry, password: str, dockerfile: str, engine: str, name: str, **kw) -> tuple[str, str, str]:
     image = worker_jobs.image_for(registry.host, name)
-    job_id = worker_jobs.submit(image, dockerfile=dockerfile, username=registry.username, password=password, engine=engine, **kw)
+    job_id = worker_jobs.submit(
+        image, dockerfile=dockerfile, username=registry.username, password=password, engine=engine, **kw
+    )
     worker_jobs.run_until_terminal(make_worker(), job_id)
     log = worker_jobs.full_log(job_id)
     assert worker_jobs.status(job_id) == "Finished", log
@@ -97,8 +100,9 @@ def _reused(log: str, engine: str) -> bool:
 
 
 @pytest.mark.parametrize("engine", ENGINES)
-def test_the_same_owners_rebuild_reuses_its_layers(engine, make_worker, registry, base_image, docker_api, test_password,
-                                                   as_owner):
+def test_the_same_owners_rebuild_reuses_its_layers(
+    engine, make_worker, registry, base_image, docker_api, test_password, as_owner
+):
     nonce = uuid.uuid4().hex[:10]
     dockerfile = _random_value_dockerfile(base_image, nonce)
     as_owner("alice")
@@ -106,7 +110,9 @@ def test_the_same_owners_rebuild_reuses_its_layers(engine, make_worker, registry
     _, second, second_log = _build(make_worker, registry, test_password, dockerfile, engine, f"lc-{engine}-a2")
     assert not _reused(first_log, engine), first_log
     assert _reused(second_log, engine), second_log  # the check the other-owner test relies on can fail
-    assert _value(_image_bytes(docker_api, second, registry), nonce) == _value(_image_bytes(docker_api, first, registry), nonce)
+    assert _value(_image_bytes(docker_api, second, registry), nonce) == _value(
+        _image_bytes(docker_api, first, registry), nonce
+    )
     if engine == "classic":
         assert "ARG BOATYARD_CACHE_SCOPE" in first_log
     else:
@@ -150,8 +156,9 @@ def test_cache_from_lets_a_host_without_the_cache_reuse_the_pushed_layers(
     assert not _reused(first_log, "buildkit"), first_log
     pushed_value = _value(_image_bytes(docker_api, first, registry), nonce)  # pulled back, then removed from the host
     _forget_local_cache(docker_api, nonce)  # now this host is as fresh as a new one for this Dockerfile
-    _, second, second_log = _build(make_worker, registry, test_password, dockerfile, "", "lc-from-2",
-                                   options={"cache_from": [first]})
+    _, second, second_log = _build(
+        make_worker, registry, test_password, dockerfile, "", "lc-from-2", options={"cache_from": [first]}
+    )
     assert "[boatyard] engine: buildkit (the job has cache_from images)" in second_log
     assert _reused(second_log, "buildkit"), second_log  # "#N CACHED": the RUN step came from the registry
     assert _value(_image_bytes(docker_api, second, registry), nonce) == pushed_value

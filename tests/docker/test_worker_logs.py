@@ -1,4 +1,5 @@
 """A build that prints 200,000 lines keeps every line, in order, in the stored log — in few batched writes."""
+
 from __future__ import annotations
 
 import json

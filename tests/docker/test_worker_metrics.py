@@ -1,4 +1,5 @@
 """The EMF documents a worker writes for real builds (real daemon and registry): valid, low-cardinality, no secrets."""
+
 from __future__ import annotations
 
 import json
@@ -17,12 +18,18 @@ def _documents(err: str) -> list[dict]:
     return [json.loads(line) for line in err.splitlines() if line.startswith('{"_aws"')]
 
 
-def test_a_finished_and_a_failed_build_write_valid_documents(make_worker, registry, base_image, test_password, capsys, monkeypatch):
+def test_a_finished_and_a_failed_build_write_valid_documents(
+    make_worker, registry, base_image, test_password, capsys, monkeypatch
+):
     worker_jobs.set_env(monkeypatch, BOATYARD_STACK_NAME="boatyard-metrics-test")
     good = worker_jobs.image_for(registry.host, "metrics-ok")
     bad = worker_jobs.image_for(registry.host, "metrics-bad")
-    ok_id = worker_jobs.submit(good, dockerfile=f"FROM {base_image}\nRUN echo built\n", username=registry.username, password=test_password)
-    bad_id = worker_jobs.submit(bad, dockerfile=f"FROM {base_image}\nRUN exit 3\n", username=registry.username, password=test_password)
+    ok_id = worker_jobs.submit(
+        good, dockerfile=f"FROM {base_image}\nRUN echo built\n", username=registry.username, password=test_password
+    )
+    bad_id = worker_jobs.submit(
+        bad, dockerfile=f"FROM {base_image}\nRUN exit 3\n", username=registry.username, password=test_password
+    )
     worker = make_worker()
     worker_jobs.run_until_terminal(worker, ok_id)
     worker_jobs.run_until_terminal(worker, bad_id)
@@ -46,7 +53,17 @@ def test_a_finished_and_a_failed_build_write_valid_documents(make_worker, regist
         assert doc["LogBytes"] > 0 and doc["JobsEnded"] == 1
 
     finished, failed = documents[ok_id], documents[bad_id]
-    assert (finished["Outcome"], finished["Phase"], finished["ReasonClass"], finished["JobsFailed"]) == ("finished", "done", "none", 0)
+    assert (finished["Outcome"], finished["Phase"], finished["ReasonClass"], finished["JobsFailed"]) == (
+        "finished",
+        "done",
+        "none",
+        0,
+    )
     assert finished["BuildSeconds"] > 0 and finished["PushSeconds"] > 0
-    assert (failed["Outcome"], failed["Phase"], failed["ReasonClass"], failed["JobsFailed"]) == ("failed", "build", "build", 1)
+    assert (failed["Outcome"], failed["Phase"], failed["ReasonClass"], failed["JobsFailed"]) == (
+        "failed",
+        "build",
+        "build",
+        1,
+    )
     assert "PushSeconds" not in failed

@@ -1,5 +1,6 @@
 """A private GitHub repository built by the worker with the job's sealed github_token (real daemon and registry,
 a local fake of GitHub's REST API serving a real archive in GitHub's layout)."""
+
 from __future__ import annotations
 
 import uuid
@@ -19,12 +20,19 @@ def test_private_github_repo_builds_with_the_token_and_reports_its_commit(
     worker_jobs.set_env(monkeypatch, BOATYARD_GITHUB_API_BASE=archive_server.base_url)
     token = "ghp_" + uuid.uuid4().hex
     repo = f"private-{uuid.uuid4().hex[:8]}"
-    commit = archive_server.add_private_repo("octo", repo, "main", {
-        "Dockerfile": f"FROM {base_image}\nRUN echo fetched with $(echo {token} | wc -c) chars\nCMD [\"echo\", \"private\"]\n",
-    }, token)
+    commit = archive_server.add_private_repo(
+        "octo",
+        repo,
+        "main",
+        {
+            "Dockerfile": f'FROM {base_image}\nRUN echo fetched with $(echo {token} | wc -c) chars\nCMD ["echo", "private"]\n',
+        },
+        token,
+    )
     image = worker_jobs.image_for(registry.host, "private")
-    job_id = worker_jobs.submit(image, github=("octo", repo, "main"), username=registry.username, password=test_password,
-                           source_token=token)
+    job_id = worker_jobs.submit(
+        image, github=("octo", repo, "main"), username=registry.username, password=test_password, source_token=token
+    )
     worker_jobs.run_until_terminal(make_worker(), job_id)
     logs = worker_jobs.full_log(job_id)
     job = jobstore.get_job(job_id)
@@ -38,8 +46,9 @@ def test_private_github_repo_with_a_bad_token_fails_saying_so(make_worker, regis
     worker_jobs.set_env(monkeypatch, BOATYARD_GITHUB_API_BASE=archive_server.base_url)
     repo = f"private-{uuid.uuid4().hex[:8]}"
     archive_server.add_private_repo("octo", repo, "main", {"Dockerfile": "FROM scratch\n"}, "ghp_right")
-    job_id = worker_jobs.submit(worker_jobs.image_for(registry.host, "badtoken"), github=("octo", repo, "main"),
-                           source_token="ghp_wrong")
+    job_id = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "badtoken"), github=("octo", repo, "main"), source_token="ghp_wrong"
+    )
     worker_jobs.run_until_terminal(make_worker(), job_id)
     status = worker_jobs.status(job_id)
     assert status.startswith("Failed: GitHub refused the github_token (401"), status
@@ -47,14 +56,17 @@ def test_private_github_repo_with_a_bad_token_fails_saying_so(make_worker, regis
 
 
 @pytest.mark.parametrize("host", ["gitlab", "bitbucket"])
-def test_gitlab_and_bitbucket_private_repos_build(host, make_worker, registry, base_image, docker_api, archive_server,
-                                                  test_password, monkeypatch):
+def test_gitlab_and_bitbucket_private_repos_build(
+    host, make_worker, registry, base_image, docker_api, archive_server, test_password, monkeypatch
+):
     from chalicelib.domain.jobs import SourceKind
 
-    worker_jobs.set_env(monkeypatch, BOATYARD_GITLAB_BASE=archive_server.base_url, BOATYARD_BITBUCKET_BASE=archive_server.base_url)
+    worker_jobs.set_env(
+        monkeypatch, BOATYARD_GITLAB_BASE=archive_server.base_url, BOATYARD_BITBUCKET_BASE=archive_server.base_url
+    )
     secret = f"app-pw-{uuid.uuid4().hex}"
     name = f"app-{uuid.uuid4().hex[:8]}"
-    files = {"sub/Dockerfile": f"FROM {base_image}\nCMD [\"echo\", \"from {host}\"]\n"}
+    files = {"sub/Dockerfile": f'FROM {base_image}\nCMD ["echo", "from {host}"]\n'}
     if host == "gitlab":
         commit = archive_server.add_gitlab_project(f"group/{name}", "release/2.0", files, token=secret)
         hosted = (SourceKind.GITLAB, {"gitlab_project": f"group/{name}", "gitlab_ref": "release/2.0"})
@@ -64,8 +76,15 @@ def test_gitlab_and_bitbucket_private_repos_build(host, make_worker, registry, b
         hosted = (SourceKind.BITBUCKET, {"bitbucket_workspace": "team", "bitbucket_repo": name, "bitbucket_ref": "v2"})
         user = "builder"
     image = worker_jobs.image_for(registry.host, host)
-    job_id = worker_jobs.submit(image, source=hosted, source_token=secret, token_user=user, username=registry.username,
-                           password=test_password, options={"context_path": "sub"})
+    job_id = worker_jobs.submit(
+        image,
+        source=hosted,
+        source_token=secret,
+        token_user=user,
+        username=registry.username,
+        password=test_password,
+        options={"context_path": "sub"},
+    )
     worker_jobs.run_until_terminal(make_worker(), job_id)
     logs = worker_jobs.full_log(job_id)
     job = jobstore.get_job(job_id)
@@ -82,16 +101,25 @@ def test_registry_auths_let_a_build_pull_a_private_base_from_another_registry(
     auth key than ``127.0.0.1:<port>``): it pulls only with the job's ``registry_auths`` for that host."""
     other = base_image.replace("127.0.0.1:", "localhost:", 1)
     assert other != base_image
-    dockerfile = f"FROM {other}\nCMD [\"echo\", \"private base\"]\n"
+    dockerfile = f'FROM {other}\nCMD ["echo", "private base"]\n'
     host = other.split("/", 1)[0]
-    denied = worker_jobs.submit(worker_jobs.image_for(registry.host, "nobaseauth"), dockerfile=dockerfile,
-                           username=registry.username, password=test_password)
+    denied = worker_jobs.submit(
+        worker_jobs.image_for(registry.host, "nobaseauth"),
+        dockerfile=dockerfile,
+        username=registry.username,
+        password=test_password,
+    )
     worker_jobs.run_until_terminal(make_worker(), denied)
     reason = worker_jobs.status(denied)
     assert reason.startswith("Failed:") and ("auth" in reason.lower() or "denied" in reason.lower()), reason
     image = worker_jobs.image_for(registry.host, "baseauth")
-    allowed = worker_jobs.submit(image, dockerfile=dockerfile, username=registry.username, password=test_password,
-                            registry_auths={host: {"username": registry.username, "password": test_password}})
+    allowed = worker_jobs.submit(
+        image,
+        dockerfile=dockerfile,
+        username=registry.username,
+        password=test_password,
+        registry_auths={host: {"username": registry.username, "password": test_password}},
+    )
     worker_jobs.run_until_terminal(make_worker(), allowed)
     logs = worker_jobs.full_log(allowed)
     assert worker_jobs.status(allowed) == "Finished", logs

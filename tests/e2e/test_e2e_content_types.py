@@ -4,6 +4,7 @@ Each client habit is replayed byte for byte with ``http.client`` (the headers cu
 jQuery 3 send), so no HTTP library adds or fixes a header on the way; each job must build
 and push on the real daemon.
 """
+
 from __future__ import annotations
 
 import http.client

@@ -1,5 +1,6 @@
 """Notifications on the local stack with the real daemon (issue 14): a receiver on 127.0.0.1 gets signed,
 verifiable payloads for a real build, also after answering 500 twice; a receiver that hangs does not slow a build."""
+
 from __future__ import annotations
 
 import json
@@ -53,14 +54,22 @@ def test_a_real_build_notifies_a_receiver_that_answered_500_twice(local_stack):
     assert final["ImageDigest"] == status["ImageDigest"] and final["ImageName"] == status["ImageName"]
     attempts = _attempts(local_stack, job_id, lambda a: len(a) >= 3)
     assert [(a["Attempt"], a["Outcome"], a.get("StatusCode")) for a in attempts] == [
-        (1, "retrying", 500), (2, "retrying", 500), (3, "delivered", 204)]
+        (1, "retrying", 500),
+        (2, "retrying", 500),
+        (3, "delivered", 204),
+    ]
 
 
 def test_a_hanging_receiver_does_not_slow_the_build(local_stack):
     with Receiver(["hang"]) as receiver:
         control = _submit(local_stack, "notify-control")
-        hung = _submit(local_stack, "notify-hang", notify_url=receiver.url, notify_secret=SECRET,
-                       notify_events=["fetching", "building", "pushing", "finished"])
+        hung = _submit(
+            local_stack,
+            "notify-hang",
+            notify_url=receiver.url,
+            notify_secret=SECRET,
+            notify_events=["fetching", "building", "pushing", "finished"],
+        )
         done = {job: wait_terminal(local_stack.api_url, job) for job in (control, hung)}
         assert all(d["Status"] == "Finished" for d in done.values()), done
 
@@ -72,6 +81,8 @@ def test_a_hanging_receiver_does_not_slow_the_build(local_stack):
 
         # inline, four notifications to a receiver that never answers would add 4 x 3 s to the build
         assert took(hung) < took(control) + 8, (took(hung), took(control))
-        attempts = _attempts(local_stack, hung, lambda a: any("no answer within 3 s" in (x.get("Error") or "") for x in a))
+        attempts = _attempts(
+            local_stack, hung, lambda a: any("no answer within 3 s" in (x.get("Error") or "") for x in a)
+        )
         timed_out = [a for a in attempts if "no answer within 3 s" in (a.get("Error") or "")]
         assert timed_out and timed_out[0]["Outcome"] == "retrying" and timed_out[0]["DurationMs"] >= 2900

@@ -1,5 +1,6 @@
 """The local stack's operational output (issue 19): the API logs one JSON line per request and the worker one
 EMF metrics document per job, both for a real build over HTTP, with no secret and no job id as a dimension."""
+
 from __future__ import annotations
 
 import json
@@ -49,7 +50,9 @@ def test_a_build_over_http_leaves_a_request_line_and_an_emf_document(local_stack
     statuses = [r for r in requests_logged if r.get("route") == "/api/v1/{job_id}/status"]
     assert statuses and all(r["status"] == 200 and r["latency_ms"] >= 0 for r in statuses)
 
-    (document,) = [d for d in _json_lines_naming(_log_file(local_stack, "worker1"), f'"JobId":"{job_id}"') if "_aws" in d]
+    (document,) = [
+        d for d in _json_lines_naming(_log_file(local_stack, "worker1"), f'"JobId":"{job_id}"') if "_aws" in d
+    ]
     assert emf_problems(document) == []
     dimensions = dimension_values(document)
     assert dimensions == {"Stack": "local", "Outcome": "finished", "Phase": "done", "ReasonClass": "none"}

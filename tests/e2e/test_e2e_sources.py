@@ -1,5 +1,6 @@
 """End to end over real HTTP: each source kind, submitted exactly as the seed's clients did,
 is built by a real worker on the real Docker daemon, pushed to the real registry, pulled back and run."""
+
 from __future__ import annotations
 
 import io
@@ -54,7 +55,9 @@ def test_tar_url_source(local_stack, docker_host):
         }
     )
     url = local_stack.archive_server.add_file(f"{uuid.uuid4().hex}.tar.gz", archive)
-    job_id = _submit_json(local_stack.api_url, {"image_name": image, "tar_url": url, **credentials(local_stack.registry)})
+    job_id = _submit_json(
+        local_stack.api_url, {"image_name": image, "tar_url": url, **credentials(local_stack.registry)}
+    )
     _finish_and_check(local_stack, docker_host, job_id, image, "hello from a tarball url")
 
 
@@ -113,7 +116,11 @@ def test_failed_build_says_why_in_status_and_logs(local_stack):
     image = unique_image(local_stack.registry.host, "failing")
     job_id = _submit_json(
         local_stack.api_url,
-        {"image_name": image, "dockerfile": f"FROM {local_stack.base_image}\nRUN exit 3\n", **credentials(local_stack.registry)},
+        {
+            "image_name": image,
+            "dockerfile": f"FROM {local_stack.base_image}\nRUN exit 3\n",
+            **credentials(local_stack.registry),
+        },
     )
     status = wait_terminal(local_stack.api_url, job_id)
     expected = "The command '/bin/sh -c exit 3' returned a non-zero code: 3"

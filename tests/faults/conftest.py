@@ -5,6 +5,7 @@ password) in its moto server (DynamoDB, S3, SQS) and its log files just before i
 stops; findings are recorded for ``tests/faults/test_no_leaks.py``, which runs after every other test
 (marker ``after_all_tests``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
@@ -58,8 +59,10 @@ class InProcess:
         from urllib3 import encode_multipart_formdata
 
         data, content_type = encode_multipart_formdata(
-            [("Json", ("build.json", json.dumps(body), "application/json")),
-             ("TarFile", ("context.tar.gz", archive, "application/x-gzip"))]
+            [
+                ("Json", ("build.json", json.dumps(body), "application/json")),
+                ("TarFile", ("context.tar.gz", archive, "application/x-gzip")),
+            ]
         )
         answer = self.client.http.post("/api/v1/build", headers={"Content-Type": content_type}, body=data)
         assert answer.status_code == 202, answer.body

@@ -1,4 +1,5 @@
 """Counting and operator helpers of the fault and load tests (jobs over HTTP: tests.support.http_jobs)."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -51,7 +52,11 @@ def admin(stack, *args: str) -> str:
 
     done = subprocess.run(
         [sys.executable, "-m", "boatyard.admin", "keys", *args],
-        cwd=REPO_ROOT, env=stack.env, capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT,
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout

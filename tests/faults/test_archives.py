@@ -5,6 +5,7 @@ extracted anywhere, and the worker stays fine for the next job.
 In process: each archive is uploaded through the API (multipart TarFile + Json) and run by a worker
 against moto.  A few cases also go straight to the worker (bypassing the API's checks).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -26,8 +27,9 @@ GiB = 1024**3
 MiB = 1024**2
 
 
-def _tar(entries: list[tarfile.TarInfo | tuple[tarfile.TarInfo, bytes]], gz: bool = True,
-         with_dockerfile: bool = True) -> bytes:
+def _tar(
+    entries: list[tarfile.TarInfo | tuple[tarfile.TarInfo, bytes]], gz: bool = True, with_dockerfile: bool = True
+) -> bytes:
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.GNU_FORMAT) as tar:
         if with_dockerfile:
@@ -87,12 +89,28 @@ def hostile_cases() -> list[tuple[str, bytes, str]]:
         ("backslash traversal ..\\evil", _tar([_file("..\\evil")]), "leaves the build context"),
         ("absolute /etc/passwd", _tar([_file("/etc/passwd", b"root::0:0::/:/bin/sh\n")]), "absolute path"),
         ("drive-letter path C:/evil", _tar([_file("C:/evil")]), "absolute path"),
-        ("symlink escape ../../etc/passwd", _tar([_link("passwd", "../../etc/passwd", tarfile.SYMTYPE)]), "outside the build context"),
+        (
+            "symlink escape ../../etc/passwd",
+            _tar([_link("passwd", "../../etc/passwd", tarfile.SYMTYPE)]),
+            "outside the build context",
+        ),
         ("symlink to /etc/shadow", _tar([_link("shadow", "/etc/shadow", tarfile.SYMTYPE)]), "absolute path"),
-        ("symlink escape from a subfolder", _tar([_link("a/b/up", "../../../x", tarfile.SYMTYPE)]), "outside the build context"),
-        ("hard link escape ../../etc/passwd", _tar([_link("hl", "../../etc/passwd", tarfile.LNKTYPE)]), "leaves the build context"),
+        (
+            "symlink escape from a subfolder",
+            _tar([_link("a/b/up", "../../../x", tarfile.SYMTYPE)]),
+            "outside the build context",
+        ),
+        (
+            "hard link escape ../../etc/passwd",
+            _tar([_link("hl", "../../etc/passwd", tarfile.LNKTYPE)]),
+            "leaves the build context",
+        ),
         ("hard link to /etc/passwd", _tar([_link("hl", "/etc/passwd", tarfile.LNKTYPE)]), "absolute path"),
-        ("hard link to a file not in the archive", _tar([_link("hl", "elsewhere", tarfile.LNKTYPE)]), "not a file earlier in the archive"),
+        (
+            "hard link to a file not in the archive",
+            _tar([_link("hl", "elsewhere", tarfile.LNKTYPE)]),
+            "not a file earlier in the archive",
+        ),
         ("character device", _tar([_special("dev/null", tarfile.CHRTYPE)]), "device or FIFO"),
         ("block device", _tar([_special("dev/sda", tarfile.BLKTYPE, 8, 0)]), "device or FIFO"),
         ("FIFO", _tar([_special("pipe", tarfile.FIFOTYPE)]), "device or FIFO"),
@@ -100,9 +118,17 @@ def hostile_cases() -> list[tuple[str, bytes, str]]:
         ("gzip of garbage", gzip.compress(os.urandom(4096)), "not a valid tar"),
         ("truncated tar.gz", _tar([_file("big", os.urandom(64 * 1024))])[:20_000], "not a valid tar"),
         ("GNU long name declaring 600 MiB", hostile.extended_header_bomb(600), "extended headers may be at most"),
-        ("PAX header declaring 600 MiB", hostile.extended_header_bomb(600, tarfile.XHDTYPE), "extended headers may be at most"),
+        (
+            "PAX header declaring 600 MiB",
+            hostile.extended_header_bomb(600, tarfile.XHDTYPE),
+            "extended headers may be at most",
+        ),
         ("bz2 bomb", hostile.bz2_bomb(64), "only tar and tar.gz"),
-        ("path through a symlink a -> . then a/b -> ..", hostile.symlink_through_symlink(), "goes through the symbolic link"),
+        (
+            "path through a symlink a -> . then a/b -> ..",
+            hostile.symlink_through_symlink(),
+            "goes through the symbolic link",
+        ),
     ]
 
 
@@ -123,7 +149,9 @@ def test_hostile_archives_are_refused_with_a_clear_status(inproc):
     api_refused, jobs = {}, {}
     for name, archive, _phrase in cases:
         try:
-            jobs[name] = harness.submit_archive({"image_name": IMAGE, "username": "u", "password": TEST_PASSWORD}, archive)
+            jobs[name] = harness.submit_archive(
+                {"image_name": IMAGE, "username": "u", "password": TEST_PASSWORD}, archive
+            )
         except AssertionError as exc:  # the API may already refuse what it can see (a 400 is a refusal)
             api_refused[name] = str(exc)
         jobs[f"{name} (direct)"] = _direct_upload(harness, archive)
@@ -196,7 +224,12 @@ def test_gzip_bomb_is_refused_quickly(inproc):
     [
         ("BOATYARD_MAX_CONTEXT_FILES", "50", lambda: _tar([_file(f"f{i}") for i in range(60)]), "more than 50 entries"),
         ("BOATYARD_MAX_CONTEXT_BYTES", str(MiB), lambda: _tar([_file("big", bytes(2 * MiB))]), "larger than the limit"),
-        ("BOATYARD_MAX_CONTEXT_BYTES", str(MiB), lambda: _tar([_file("rand", os.urandom(2 * MiB))]), "larger than the limit"),
+        (
+            "BOATYARD_MAX_CONTEXT_BYTES",
+            str(MiB),
+            lambda: _tar([_file("rand", os.urandom(2 * MiB))]),
+            "larger than the limit",
+        ),
         ("BOATYARD_MAX_CONTEXT_RATIO", "10", lambda: _tar([_file("z", bytes(16 * MiB))]), "compression bomb"),
     ],
     ids=["file-count", "size-uncompressed", "size-compressed", "ratio"],

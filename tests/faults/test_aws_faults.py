@@ -6,6 +6,7 @@ them as after botocore's own retries ran out).  For every scenario: while the fa
 the job is terminal or its message is still queued (never lost); once the fault is gone the
 job ends Finished or ``Failed: <clear reason>`` within a bounded time (never stuck live).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -41,23 +42,46 @@ def _body_has(text: str):
     def predicate(params: dict) -> bool:
         body = params.get("body") or b""
         return text in (body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body))
+
     return predicate
 
 
 SCENARIOS = [
     Scenario("log BatchWriteItem throttled throughout", "dynamodb", ["dynamodb.BatchWriteItem"]),
-    Scenario("log BatchWriteItem UnprocessedItems x3", "dynamodb", ["dynamodb.BatchWriteItem"], times=3,
-             unprocessed=True, expect="finished"),
-    Scenario("log BatchWriteItem UnprocessedItems throughout", "dynamodb", ["dynamodb.BatchWriteItem"], unprocessed=True),
+    Scenario(
+        "log BatchWriteItem UnprocessedItems x3",
+        "dynamodb",
+        ["dynamodb.BatchWriteItem"],
+        times=3,
+        unprocessed=True,
+        expect="finished",
+    ),
+    Scenario(
+        "log BatchWriteItem UnprocessedItems throughout", "dynamodb", ["dynamodb.BatchWriteItem"], unprocessed=True
+    ),
     Scenario("UpdateItem throttled throughout (claim, lease, transitions)", "dynamodb", ["dynamodb.UpdateItem"]),
     Scenario("UpdateItem throttled x2", "dynamodb", ["dynamodb.UpdateItem"], times=2),
-    Scenario("phase-transition UpdateItem throttled throughout (after the claim)", "dynamodb", ["dynamodb.UpdateItem"],
-             only=":target"),
-    Scenario("lease-renewal UpdateItem throttled throughout", "dynamodb", ["dynamodb.UpdateItem"],
-             only="SET #expires = :until", expect="finished"),
+    Scenario(
+        "phase-transition UpdateItem throttled throughout (after the claim)",
+        "dynamodb",
+        ["dynamodb.UpdateItem"],
+        only=":target",
+    ),
+    Scenario(
+        "lease-renewal UpdateItem throttled throughout",
+        "dynamodb",
+        ["dynamodb.UpdateItem"],
+        only="SET #expires = :until",
+        expect="finished",
+    ),
     Scenario("GetItem/Query throttled throughout", "dynamodb", ["dynamodb.GetItem", "dynamodb.Query"]),
-    Scenario("SQS ChangeMessageVisibility throttled (heartbeat)", "sqs", ["sqs.ChangeMessageVisibility"],
-             code="ThrottlingException", expect="finished"),
+    Scenario(
+        "SQS ChangeMessageVisibility throttled (heartbeat)",
+        "sqs",
+        ["sqs.ChangeMessageVisibility"],
+        code="ThrottlingException",
+        expect="finished",
+    ),
     Scenario("SQS DeleteMessage failing", "sqs", ["sqs.DeleteMessage"], code="ThrottlingException", expect="finished"),
     Scenario("KMS Decrypt throttled", "kms", ["kms.Decrypt"], code="ThrottlingException"),
 ]
@@ -85,8 +109,13 @@ def _clear(status: dict[str, Any]) -> bool:
     text = status["Status"]
     if text == "Finished":
         return True
-    return (text.startswith("Failed: ") and len(text) > 20 and "unknown error" not in text
-            and "Traceback" not in text and TEST_PASSWORD not in text)
+    return (
+        text.startswith("Failed: ")
+        and len(text) > 20
+        and "unknown error" not in text
+        and "Traceback" not in text
+        and TEST_PASSWORD not in text
+    )
 
 
 @pytest.fixture
@@ -103,11 +132,14 @@ def faulty(inproc, registry, base_image, docker_host):
 
 
 def _submit(harness, registry, base_image, n: int) -> str:
-    return harness.submit({
-        "image_name": f"{registry.host}/{harness.repository}:s{n}",
-        "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo aws-fault-{n} && sleep 2\n",
-        "username": registry.username, "password": registry.password,
-    })
+    return harness.submit(
+        {
+            "image_name": f"{registry.host}/{harness.repository}:s{n}",
+            "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo aws-fault-{n} && sleep 2\n",
+            "username": registry.username,
+            "password": registry.password,
+        }
+    )
 
 
 def test_aws_faults_never_lose_or_strand_a_job(faulty, registry, base_image):
@@ -119,9 +151,14 @@ def test_aws_faults_never_lose_or_strand_a_job(faulty, registry, base_image):
         job_id = _submit(harness, registry, base_image, n)
         jobs.append(job_id)
         client = aws.client(scenario.service)
-        with inject_aws_errors(client, scenario.operations, code=scenario.code, times=scenario.times,
-                               unprocessed=scenario.unprocessed,
-                               predicate=_body_has(scenario.only) if scenario.only else None) as stats:
+        with inject_aws_errors(
+            client,
+            scenario.operations,
+            code=scenario.code,
+            times=scenario.times,
+            unprocessed=scenario.unprocessed,
+            predicate=_body_has(scenario.only) if scenario.only else None,
+        ) as stats:
             crashed = ""
             try:
                 harness.run_queue(rounds=1)
@@ -136,10 +173,14 @@ def test_aws_faults_never_lose_or_strand_a_job(faulty, registry, base_image):
         if final["Status"] == "Finished":
             log_text = harness.logs(job_id)
             ok = ok and f"aws-fault-{n}" in log_text and "Successfully built" in log_text
-        rows.append(f"{scenario.name}: {stats.injected} injected -> {final['Status'][:70]!r} (attempt {final.get('Attempt')})")
+        rows.append(
+            f"{scenario.name}: {stats.injected} injected -> {final['Status'][:70]!r} (attempt {final.get('Attempt')})"
+        )
         if not ok:
-            problems.append(f"{scenario.name}: message kept={kept}, crashed={crashed or 'no'}, final={final['Status']!r}, "
-                            f"phase={final['Phase']}")
+            problems.append(
+                f"{scenario.name}: message kept={kept}, crashed={crashed or 'no'}, final={final['Status']!r}, "
+                f"phase={final['Phase']}"
+            )
     finished = sum(1 for r in rows if "'Finished'" in r)
     line = report(
         f"AWS FAULTS: {len(SCENARIOS)} scenarios, {len(SCENARIOS) - len(problems)} ended Finished or clearly Failed "
@@ -156,8 +197,9 @@ def test_aws_faults_never_lose_or_strand_a_job(faulty, registry, base_image):
         time.sleep(0.5)
     assert _queue_total("") == 0, "messages left in the queue after every job ended"
     after = {j: harness.status(j) for j in jobs}
-    assert [(a["Status"], a["Attempt"]) for a in after.values()] == [(b["Status"], b["Attempt"]) for b in before.values()], \
-        "a redelivery changed a job that was already over"
+    assert [(a["Status"], a["Attempt"]) for a in after.values()] == [
+        (b["Status"], b["Attempt"]) for b in before.values()
+    ], "a redelivery changed a job that was already over"
 
 
 def test_receive_throttling_only_delays_the_worker_loop(faulty, registry, base_image):

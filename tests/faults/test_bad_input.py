@@ -5,6 +5,7 @@ DynamoDB table, the contexts bucket and the job queue are checked: a refused req
 must leave nothing behind.  The password of every request is the leak canary; no
 answer may echo it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -87,10 +88,26 @@ def corpus() -> list[Case]:
     add(Case("deeply nested JSON", 400, body=b"[" * 100_000 + b"]" * 100_000))
     add(Case("trailing garbage", 400, body=b'{"image_name": "a/b", "dockerfile": "FROM x"} trailing'))
     add(Case("single-quoted pseudo JSON", 400, body=b"{'image_name': 'a/b', 'dockerfile': 'FROM x'}"))
-    add(Case("UTF-8 BOM before JSON", 400, body=b"\xef\xbb\xbf" + json.dumps(_build(dockerfile=GOOD_DOCKERFILE)).encode()))
+    add(
+        Case(
+            "UTF-8 BOM before JSON", 400, body=b"\xef\xbb\xbf" + json.dumps(_build(dockerfile=GOOD_DOCKERFILE)).encode()
+        )
+    )
     add(Case("lone surrogate escape in JSON", 400, body=b'{"image_name": "a/b\\ud800", "dockerfile": "FROM x"}'))
-    add(Case("JSON integer of 5,000 digits", 400, body=b'{"image_name": "a/b", "dockerfile": "FROM x", "n": ' + b"9" * 5000 + b"}"))
-    add(Case("JSON integer of 4,301 digits as image_name", 400, body=b'{"image_name": -' + b"1" * 4301 + b', "dockerfile": "FROM x"}'))
+    add(
+        Case(
+            "JSON integer of 5,000 digits",
+            400,
+            body=b'{"image_name": "a/b", "dockerfile": "FROM x", "n": ' + b"9" * 5000 + b"}",
+        )
+    )
+    add(
+        Case(
+            "JSON integer of 4,301 digits as image_name",
+            400,
+            body=b'{"image_name": -' + b"1" * 4301 + b', "dockerfile": "FROM x"}',
+        )
+    )
     # --- image_name --------------------------------------------------------------------------
     bad_names: list[tuple[str, Any]] = [
         ("missing image_name", _DROP),
@@ -127,10 +144,23 @@ def corpus() -> list[Case]:
     # --- sources -----------------------------------------------------------------------------
     add(_json_case("no source", 400, _build()))
     add(_json_case("all sources blank", 400, _build(dockerfile="", tar_url=None, upload_id="")))
-    add(_json_case("dockerfile and tar_url", 400, _build(dockerfile=GOOD_DOCKERFILE, tar_url="https://example.com/a.tar.gz")))
-    add(_json_case("dockerfile and GitHub", 400, _build(
-        dockerfile=GOOD_DOCKERFILE, github_username="octo", github_reponame="repo", github_tag="v1")))
-    add(_json_case("tar_url and upload_id", 400, _build(tar_url="https://example.com/a.tgz", upload_id=str(uuid.uuid4()))))
+    add(
+        _json_case(
+            "dockerfile and tar_url", 400, _build(dockerfile=GOOD_DOCKERFILE, tar_url="https://example.com/a.tar.gz")
+        )
+    )
+    add(
+        _json_case(
+            "dockerfile and GitHub",
+            400,
+            _build(dockerfile=GOOD_DOCKERFILE, github_username="octo", github_reponame="repo", github_tag="v1"),
+        )
+    )
+    add(
+        _json_case(
+            "tar_url and upload_id", 400, _build(tar_url="https://example.com/a.tgz", upload_id=str(uuid.uuid4()))
+        )
+    )
     add(_json_case("blank dockerfile", 400, _build(dockerfile="   \n\t")))
     add(_json_case("numeric dockerfile", 400, _build(dockerfile=42)))
     add(_json_case("list dockerfile", 400, _build(dockerfile=["FROM busybox"])))
@@ -158,7 +188,10 @@ def corpus() -> list[Case]:
         ("GitHub repo '..'", {"github_username": "octo", "github_reponame": "..", "github_tag": "v1"}),
         ("GitHub repo with a slash", {"github_username": "octo", "github_reponame": "a/b", "github_tag": "v1"}),
         ("GitHub tag with '..'", {"github_username": "octo", "github_reponame": "r", "github_tag": "v1..2"}),
-        ("GitHub tag with a control character", {"github_username": "octo", "github_reponame": "r", "github_tag": "v1\x1b"}),
+        (
+            "GitHub tag with a control character",
+            {"github_username": "octo", "github_reponame": "r", "github_tag": "v1\x1b"},
+        ),
         ("GitHub tag ending in .lock", {"github_username": "octo", "github_reponame": "r", "github_tag": "v1.lock"}),
         ("GitHub tag of 300 characters", {"github_username": "octo", "github_reponame": "r", "github_tag": "v" * 300}),
         ("GitHub tag with a colon", {"github_username": "octo", "github_reponame": "r", "github_tag": "refs:heads"}),
@@ -172,10 +205,22 @@ def corpus() -> list[Case]:
     # --- credentials (the password must never be echoed) -----------------------------------
     add(_json_case("username is a list", 400, _build(dockerfile=GOOD_DOCKERFILE, username=["a"])))
     add(_json_case("password is a number", 400, _build(dockerfile=GOOD_DOCKERFILE, password=1234)))
-    add(_json_case("password with a control character", 400, _build(dockerfile=GOOD_DOCKERFILE, password=TEST_PASSWORD + "\x07")))
-    add(_json_case("password of 2000 characters", 400, _build(dockerfile=GOOD_DOCKERFILE, password=TEST_PASSWORD * 100)))
+    add(
+        _json_case(
+            "password with a control character",
+            400,
+            _build(dockerfile=GOOD_DOCKERFILE, password=TEST_PASSWORD + "\x07"),
+        )
+    )
+    add(
+        _json_case("password of 2000 characters", 400, _build(dockerfile=GOOD_DOCKERFILE, password=TEST_PASSWORD * 100))
+    )
     add(_json_case("username of 100 KB", 400, _build(dockerfile=GOOD_DOCKERFILE, username="u" * 100_000)))
-    add(_json_case("email of 1000 characters", 400, _build(dockerfile=GOOD_DOCKERFILE, email="e" * 990 + "@example.com")))
+    add(
+        _json_case(
+            "email of 1000 characters", 400, _build(dockerfile=GOOD_DOCKERFILE, email="e" * 990 + "@example.com")
+        )
+    )
     add(_json_case("username with a newline", 400, _build(dockerfile=GOOD_DOCKERFILE, username="bob\nadmin")))
     # --- content types -----------------------------------------------------------------------
     good = json.dumps(_build(dockerfile=GOOD_DOCKERFILE))
@@ -189,38 +234,116 @@ def corpus() -> list[Case]:
         ("image/png", b"\x89PNG\r\n\x1a\n"),
     ):
         add(Case(f"Content-Type {content_type}", 415, headers={"Content-Type": content_type}, body=body))
-    add(Case("Content-Type +json with a broken body", 400, headers={"Content-Type": "application/json-patch+json"},
-             body=b'[{"op": '))
+    add(
+        Case(
+            "Content-Type +json with a broken body",
+            400,
+            headers={"Content-Type": "application/json-patch+json"},
+            body=b'[{"op": ',
+        )
+    )
     # --- multipart ---------------------------------------------------------------------------
-    add(Case("multipart without boundary", 400, headers={"Content-Type": "multipart/form-data"}, body=b"--x\r\n\r\n--x--\r\n"))
-    headers, body = _multipart([("Json", _json_part(_build())), ("TarFile", _tar_part(GOOD_TAR))], boundary="realboundary")
-    add(Case("multipart boundary mismatch", 400, headers={"Content-Type": "multipart/form-data; boundary=otherboundary"}, body=body))
+    add(
+        Case(
+            "multipart without boundary",
+            400,
+            headers={"Content-Type": "multipart/form-data"},
+            body=b"--x\r\n\r\n--x--\r\n",
+        )
+    )
+    headers, body = _multipart(
+        [("Json", _json_part(_build())), ("TarFile", _tar_part(GOOD_TAR))], boundary="realboundary"
+    )
+    add(
+        Case(
+            "multipart boundary mismatch",
+            400,
+            headers={"Content-Type": "multipart/form-data; boundary=otherboundary"},
+            body=body,
+        )
+    )
     add(Case("multipart truncated", 400, headers=headers, body=body[: len(body) - 40]))
     add(_mp_case("multipart without Json", 400, [("TarFile", _tar_part(GOOD_TAR))]))
     add(_mp_case("multipart without TarFile", 400, [("Json", _json_part(_build()))]))
-    add(_mp_case("multipart TarFile not an archive", 400, [("Json", _json_part(_build())), ("TarFile", _tar_part(b"hello, not a tar" * 64))]))
+    add(
+        _mp_case(
+            "multipart TarFile not an archive",
+            400,
+            [("Json", _json_part(_build())), ("TarFile", _tar_part(b"hello, not a tar" * 64))],
+        )
+    )
     add(_mp_case("multipart empty TarFile", 400, [("Json", _json_part(_build())), ("TarFile", _tar_part(b""))]))
     add(_mp_case("multipart Json not JSON", 400, [("Json", _json_part("{not json")), ("TarFile", _tar_part(GOOD_TAR))]))
     add(_mp_case("multipart Json an array", 400, [("Json", _json_part([1, 2])), ("TarFile", _tar_part(GOOD_TAR))]))
-    add(_mp_case("multipart Json with an integer of 5,000 digits", 400, [
-        ("Json", _json_part('{"image_name": "a/b", "n": ' + "7" * 5000 + "}")), ("TarFile", _tar_part(GOOD_TAR))]))
-    add(_mp_case("multipart Json without image_name", 400, [
-        ("Json", _json_part({**CREDS})), ("TarFile", _tar_part(GOOD_TAR))]))
-    add(_mp_case("multipart with a second source", 400, [
-        ("Json", _json_part(_build(dockerfile=GOOD_DOCKERFILE))), ("TarFile", _tar_part(GOOD_TAR))]))
-    add(_mp_case("multipart extra part", 400, [
-        ("Json", _json_part(_build())), ("TarFile", _tar_part(GOOD_TAR)), ("Extra", "x")]))
-    add(_mp_case("multipart duplicate TarFile", 400, [
-        ("Json", _json_part(_build())), ("TarFile", _tar_part(GOOD_TAR)), ("TarFile", _tar_part(GOOD_TAR))]))
-    add(Case("multipart part without Content-Disposition", 400, headers={"Content-Type": "multipart/form-data; boundary=b0"},
-             body=b"--b0\r\nContent-Type: application/json\r\n\r\n{}\r\n--b0--\r\n"))
-    add(Case("multipart garbage", 400, headers={"Content-Type": "multipart/form-data; boundary=b0"}, body=b"\x00" * 512))
+    add(
+        _mp_case(
+            "multipart Json with an integer of 5,000 digits",
+            400,
+            [("Json", _json_part('{"image_name": "a/b", "n": ' + "7" * 5000 + "}")), ("TarFile", _tar_part(GOOD_TAR))],
+        )
+    )
+    add(
+        _mp_case(
+            "multipart Json without image_name",
+            400,
+            [("Json", _json_part({**CREDS})), ("TarFile", _tar_part(GOOD_TAR))],
+        )
+    )
+    add(
+        _mp_case(
+            "multipart with a second source",
+            400,
+            [("Json", _json_part(_build(dockerfile=GOOD_DOCKERFILE))), ("TarFile", _tar_part(GOOD_TAR))],
+        )
+    )
+    add(
+        _mp_case(
+            "multipart extra part",
+            400,
+            [("Json", _json_part(_build())), ("TarFile", _tar_part(GOOD_TAR)), ("Extra", "x")],
+        )
+    )
+    add(
+        _mp_case(
+            "multipart duplicate TarFile",
+            400,
+            [("Json", _json_part(_build())), ("TarFile", _tar_part(GOOD_TAR)), ("TarFile", _tar_part(GOOD_TAR))],
+        )
+    )
+    add(
+        Case(
+            "multipart part without Content-Disposition",
+            400,
+            headers={"Content-Type": "multipart/form-data; boundary=b0"},
+            body=b"--b0\r\nContent-Type: application/json\r\n\r\n{}\r\n--b0--\r\n",
+        )
+    )
+    add(
+        Case("multipart garbage", 400, headers={"Content-Type": "multipart/form-data; boundary=b0"}, body=b"\x00" * 512)
+    )
     # --- sizes -------------------------------------------------------------------------------
-    add(Case("JSON body over the request limit", 413, body=json.dumps(_build(dockerfile="FROM x\n", padding="p" * (MAX_INLINE + 10)))))
-    add(_mp_case("multipart body over the request limit", 413, [
-        ("Json", _json_part(_build())), ("TarFile", _tar_part(b"\x1f\x8b" + b"z" * (MAX_INLINE + 10)))]))
-    add(Case("declared Content-Length over the limit", 413,
-             headers={"Content-Type": "application/json", "Content-Length": str(50 * 1024**3)}, body=good))
+    add(
+        Case(
+            "JSON body over the request limit",
+            413,
+            body=json.dumps(_build(dockerfile="FROM x\n", padding="p" * (MAX_INLINE + 10))),
+        )
+    )
+    add(
+        _mp_case(
+            "multipart body over the request limit",
+            413,
+            [("Json", _json_part(_build())), ("TarFile", _tar_part(b"\x1f\x8b" + b"z" * (MAX_INLINE + 10)))],
+        )
+    )
+    add(
+        Case(
+            "declared Content-Length over the limit",
+            413,
+            headers={"Content-Type": "application/json", "Content-Length": str(50 * 1024**3)},
+            body=good,
+        )
+    )
     add(_json_case("10000 unknown fields and no image", 400, {f"field{i}": i for i in range(10_000)}))
     # --- job ids -----------------------------------------------------------------------------
     job = str(uuid.uuid4())
@@ -268,7 +391,8 @@ def _stored() -> dict[str, int]:
     items = aws.client("dynamodb").scan(TableName=settings.table_name, Select="COUNT")["Count"]
     objects = aws.client("s3").list_objects_v2(Bucket=settings.bucket_name).get("KeyCount", 0)
     attrs = aws.client("sqs").get_queue_attributes(
-        QueueUrl=queue.queue_url(), AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        QueueUrl=queue.queue_url(),
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     messages = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
     return {"items": items, "objects": objects, "messages": messages}
@@ -298,8 +422,11 @@ def test_malformed_requests_get_the_right_4xx_and_store_nothing(api):
             body = json.loads(text)
         except ValueError:
             body = None
-        if not (isinstance(body, dict) and set(body) == {"Code", "Message"}
-                and all(isinstance(v, str) and v for v in body.values())):
+        if not (
+            isinstance(body, dict)
+            and set(body) == {"Code", "Message"}
+            and all(isinstance(v, str) and v for v in body.values())
+        ):
             problems.append(f"body is not {{Code, Message}}: {text[:200]!r}")
         content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type", "")
         if not content_type.startswith("application/json"):
@@ -322,7 +449,10 @@ def test_malformed_requests_get_the_right_4xx_and_store_nothing(api):
     )
     assert not wrong, line + "\n" + "\n".join(wrong)
     # the check above can fail: a good request right after the corpus is stored
-    accepted = api.http.post("/api/v1/build", headers={"Content-Type": "application/json"},
-                             body=json.dumps(_build(dockerfile=GOOD_DOCKERFILE)))
+    accepted = api.http.post(
+        "/api/v1/build",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(_build(dockerfile=GOOD_DOCKERFILE)),
+    )
     assert accepted.status_code == 202, accepted.body
     assert _stored()["items"] == 1 and _stored()["messages"] == 1

@@ -1,5 +1,6 @@
 """The build firewall on this machine: a build on a private dockerd's bridge reaches a listener on a host
 address until worker/firewall.py's rules are applied for that bridge, and is refused after (issue 17 §3)."""
+
 from __future__ import annotations
 
 import http.server

@@ -5,6 +5,7 @@ against the stack's moto server.  The stack starts without a worker so the quota
 burst is deterministic; a worker is started later and the slots free as its jobs end.
 Every token is looked for in the stack's DynamoDB, S3, SQS and log files before it stops.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -28,14 +29,19 @@ TOKENS: list[str] = []
 
 @pytest.fixture(scope="module")
 def keys_stack(docker_host):
-    stack = start_stack("faults-keys", workers=0, docker_host=docker_host, env={
-        "BOATYARD_AUTH": "keys",
-        "BOATYARD_AUTH_CACHE_SECONDS": str(AUTH_TTL),
-        "BOATYARD_QUOTA_LIVE_JOBS": str(LIVE_QUOTA),
-        "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE": "1000",
-        "BOATYARD_BUILD_NETWORK": "none",
-        "BOATYARD_HEARTBEAT_SECONDS": "5",
-    })
+    stack = start_stack(
+        "faults-keys",
+        workers=0,
+        docker_host=docker_host,
+        env={
+            "BOATYARD_AUTH": "keys",
+            "BOATYARD_AUTH_CACHE_SECONDS": str(AUTH_TTL),
+            "BOATYARD_QUOTA_LIVE_JOBS": str(LIVE_QUOTA),
+            "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE": "1000",
+            "BOATYARD_BUILD_NETWORK": "none",
+            "BOATYARD_HEARTBEAT_SECONDS": "5",
+        },
+    )
     try:
         yield stack
     finally:
@@ -45,8 +51,11 @@ def keys_stack(docker_host):
 
 @pytest.fixture(scope="module")
 def keys(keys_stack):
-    made = {"a": new_key(keys_stack, "team-a"), "b": new_key(keys_stack, "team-b"),
-            "admin": new_key(keys_stack, "ops", admin_scope=True)}
+    made = {
+        "a": new_key(keys_stack, "team-a"),
+        "b": new_key(keys_stack, "team-b"),
+        "admin": new_key(keys_stack, "ops", admin_scope=True),
+    }
     TOKENS.extend(made.values())
     return made
 
@@ -66,8 +75,12 @@ def _build(stack, session, base_image: str, tag: str = "1") -> requests.Response
 def test_401_without_or_with_a_wrong_key_and_the_ui_stays_open(keys_stack, keys):
     url = keys_stack.api_url
     for session in (_s(None), _s("by_0123456789abcdef_" + "A" * 43), _s("not-a-key")):
-        for method, path in (("get", "/api/v1/jobs"), ("post", "/api/v1/build"), ("post", "/api/v1/uploads"),
-                             ("get", "/api/v1/00000000-0000-4000-8000-000000000000/status")):
+        for method, path in (
+            ("get", "/api/v1/jobs"),
+            ("post", "/api/v1/build"),
+            ("post", "/api/v1/uploads"),
+            ("get", "/api/v1/00000000-0000-4000-8000-000000000000/status"),
+        ):
             got = getattr(session, method)(url + path, timeout=30)
             assert got.status_code == 401, (path, got.text)
             assert set(got.json()) == {"Code", "Message"} and got.json()["Code"] == "Unauthorized"
@@ -90,8 +103,9 @@ def test_two_owners_see_only_their_own_jobs_and_uploads(keys_stack, keys, base_i
     assert a.get(f"{url}/api/v1/{job_id}/status", timeout=30).status_code == 200
     assert job_id in [j["JobIdentifier"] for j in a.get(f"{url}/api/v1/jobs", timeout=30).json()["Jobs"]]
     assert job_id not in [j["JobIdentifier"] for j in b.get(f"{url}/api/v1/jobs", timeout=30).json()["Jobs"]]
-    assert job_id in [j["JobIdentifier"] for j in
-                      _s(keys["admin"]).get(f"{url}/api/v1/jobs?owner=team-a", timeout=30).json()["Jobs"]]
+    assert job_id in [
+        j["JobIdentifier"] for j in _s(keys["admin"]).get(f"{url}/api/v1/jobs?owner=team-a", timeout=30).json()["Jobs"]
+    ]
     upload_id = a.post(f"{url}/api/v1/uploads", timeout=30).json()["UploadId"]
     used = b.post(f"{url}/api/v1/build", json={"image_name": "u/i", "upload_id": upload_id}, timeout=30)
     assert used.status_code == 400 and "no upload with that id" in used.json()["Message"]

@@ -3,6 +3,7 @@
 Every job must end Finished; none lost (every job terminal, queues drained), none built
 twice (one registry tag per job, Attempt 1, one "Successfully built" per log), none stuck.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -74,7 +75,11 @@ def test_200_concurrent_builds_all_finish_once(make_stack, registry, base_image)
     items: dict = {}
     while time.monotonic() < deadline:
         items = job_items(stack.aws_endpoint)
-        live = [j for j in jobs.values() if j not in items or items[j]["phase"] in ("queued", "fetching", "building", "pushing")]
+        live = [
+            j
+            for j in jobs.values()
+            if j not in items or items[j]["phase"] in ("queued", "fetching", "building", "pushing")
+        ]
         if not live:
             break
         time.sleep(2)
@@ -115,7 +120,11 @@ def test_200_concurrent_builds_all_finish_once(make_stack, registry, base_image)
     assert not stuck, f"{line}\nstuck: {[(n, answers[n]['Status']) for n in stuck[:5]]}"
     assert not failed, f"{line}\nfailed: {list(failed.items())[:5]}"
     assert lost == 0 and not phantoms, line
-    assert sorted(tags) == sorted(f"n{n}" for n in range(JOBS)), f"{line}\nmissing tags: {sorted(set(f'n{n}' for n in range(JOBS)) - set(tags))[:10]}"
-    assert not built_twice and not retried, f"{line}\nbuilt twice: {built_twice[:5]}, retried: {list(retried.items())[:5]}"
+    assert sorted(tags) == sorted(f"n{n}" for n in range(JOBS)), (
+        f"{line}\nmissing tags: {sorted(set(f'n{n}' for n in range(JOBS)) - set(tags))[:10]}"
+    )
+    assert not built_twice and not retried, (
+        f"{line}\nbuilt twice: {built_twice[:5]}, retried: {list(retried.items())[:5]}"
+    )
     assert not any(depth.values()), line
     assert all(a.get("ImageDigest", "").startswith("sha256:") for a in answers.values()), line

@@ -4,6 +4,7 @@ nowhere — not in any stack's DynamoDB items, S3 objects or SQS messages, not i
 workers' output, not in the Docker daemon's info, client config, images (history, labels, env) or
 the registry's stored manifests and configs.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -33,8 +34,11 @@ def test_the_scanner_finds_a_planted_secret():
     assert "gunzip/tar:config.json" in faults.find_secret(gzip.compress(raw.getvalue()), TEST_PASSWORD)
     assert faults.find_secret(b"nothing here", TEST_PASSWORD) == []
     # the user's own Dockerfile text is exempt; the same secret in Env or a label is not
-    config = {"rootfs": {}, "history": [{"created_by": f"RUN echo {TEST_PASSWORD}"}],
-              "config": {"Env": [f"REGISTRY_PASSWORD={TEST_PASSWORD}"]}}
+    config = {
+        "rootfs": {},
+        "history": [{"created_by": f"RUN echo {TEST_PASSWORD}"}],
+        "config": {"Env": [f"REGISTRY_PASSWORD={TEST_PASSWORD}"]},
+    }
     assert faults.find_secret(json.dumps(faults.without_user_instructions(config)), TEST_PASSWORD)
     config["config"]["Env"] = []
     assert not faults.find_secret(json.dumps(faults.without_user_instructions(config)), TEST_PASSWORD)
@@ -43,11 +47,14 @@ def test_the_scanner_finds_a_planted_secret():
 def test_no_leak_anywhere(local_stack, docker_host, registry, base_image):
     findings: list[str] = []
     # a build that uses the password end to end, through the shared local stack, then scan it
-    job_id = submit(local_stack.api_url, {
-        "image_name": f"{registry.host}/faults/leakcheck:1",
-        "dockerfile": f"FROM {base_image}\nRUN echo leak-check\n",
-        **credentials(registry),
-    })
+    job_id = submit(
+        local_stack.api_url,
+        {
+            "image_name": f"{registry.host}/faults/leakcheck:1",
+            "dockerfile": f"FROM {base_image}\nRUN echo leak-check\n",
+            **credentials(registry),
+        },
+    )
     final = wait_terminal(local_stack.api_url, job_id, timeout=180)
     assert final["Status"] == "Finished", final
     text = logs(local_stack.api_url, job_id)

@@ -2,6 +2,7 @@
 valid and invalid (negative) requests for every operation, against a real ``chalice local`` +
 moto server over HTTP; no answer may be a 5xx, and every 4xx is the JSON error shape.
 """
+
 from __future__ import annotations
 
 import collections
@@ -32,8 +33,12 @@ def api_only_stack():
 
     Quotas are set high so the fuzzer reaches job creation rather than 429s.
     """
-    env = {"BOATYARD_AUTH": "keys", "BOATYARD_QUOTA_LIVE_JOBS": "100000",
-           "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE": "100000", "BOATYARD_QUOTA_OUTSTANDING_UPLOADS": "100000"}
+    env = {
+        "BOATYARD_AUTH": "keys",
+        "BOATYARD_QUOTA_LIVE_JOBS": "100000",
+        "BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE": "100000",
+        "BOATYARD_QUOTA_OUTSTANDING_UPLOADS": "100000",
+    }
     stack = start_stack("faults-fuzz", workers=0, env=env, test_defaults=False, fresh_logs=False)
     try:
         yield stack
@@ -63,8 +68,12 @@ def test_schemathesis_finds_no_server_errors(api_only_stack):
             strategy = operation.as_strategy(generation_mode=mode)
 
             @hypothesis.settings(
-                max_examples=count, deadline=None, database=None, derandomize=True,
-                suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
+                max_examples=count,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                suppress_health_check=list(HealthCheck),
+                phases=[Phase.explicit, Phase.generate],
             )
             @hypothesis.given(case=strategy)
             def run(case) -> None:
@@ -75,14 +84,18 @@ def test_schemathesis_finds_no_server_errors(api_only_stack):
                     return
                 calls[(mode.value, response.status_code // 100)] += 1  # noqa: B023 - run() runs in this iteration
                 if response.status_code >= 500:  # what schemathesis' not_a_server_error checks
-                    failures.append(f"{case.method} {case.formatted_path} -> {response.status_code}: "
-                                    f"{response.text[:200]!r} (reproduce: {case.as_curl_command()[:400]})")
+                    failures.append(
+                        f"{case.method} {case.formatted_path} -> {response.status_code}: "
+                        f"{response.text[:200]!r} (reproduce: {case.as_curl_command()[:400]})"
+                    )
                 if 400 <= response.status_code < 500 and case.path.startswith("/api/"):
                     try:
                         body = response.json()
                         assert set(body) == {"Code", "Message"}
                     except (ValueError, AssertionError, TypeError):
-                        bad_shape.append(f"{case.method} {case.formatted_path} -> {response.status_code} {response.text[:120]!r}")
+                        bad_shape.append(
+                            f"{case.method} {case.formatted_path} -> {response.status_code} {response.text[:120]!r}"
+                        )
 
             try:
                 run()

@@ -8,6 +8,7 @@ case can reach a real address even if the guard broke.  Servers that *would*
 answer with a valid build context listen on 127.0.0.1, so a broken guard turns
 into a download that succeeds, which the tests see.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -166,8 +167,13 @@ def redirect_targets(port: int) -> list[tuple[str, str]]:
 
 
 def _build(url: str) -> dict:
-    return {"image_name": "registry.example.com/faults/ssrf:1", "tar_url": url,
-            "username": "u", "password": TEST_PASSWORD, "email": "e@example.com"}
+    return {
+        "image_name": "registry.example.com/faults/ssrf:1",
+        "tar_url": url,
+        "username": "u",
+        "password": TEST_PASSWORD,
+        "email": "e@example.com",
+    }
 
 
 def _refusal_ok(status: dict) -> bool:
@@ -195,8 +201,10 @@ def test_private_targets_are_refused_with_a_clear_status(inproc, server, network
     straight to the worker, whose guard must refuse it on its own."""
     harness = inproc(BOATYARD_ALLOW_PRIVATE_URLS="false")
     cases = direct_cases(server.port)
-    cases += [(name, f"http://public.faults.test:{server.port}/redirect?to={target}")
-              for name, target in redirect_targets(server.port)]
+    cases += [
+        (name, f"http://public.faults.test:{server.port}/redirect?to={target}")
+        for name, target in redirect_targets(server.port)
+    ]
     api_refused, api_jobs, worker_jobs = {}, {}, {}
     for name, url in cases:
         code, body = harness.try_submit(_build(url))
@@ -205,7 +213,8 @@ def test_private_targets_are_refused_with_a_clear_status(inproc, server, network
         else:
             api_refused[name] = (code, body)
         worker_jobs[name] = harness.enqueue_direct(
-            "registry.example.com/faults/ssrf:1", "tar_url", {"tar_url": url}, "u", TEST_PASSWORD)
+            "registry.example.com/faults/ssrf:1", "tar_url", {"tar_url": url}, "u", TEST_PASSWORD
+        )
     harness.run_queue(rounds=2 * len(cases) + 5)
     wrong = []
     for name, (code, body) in api_refused.items():
@@ -244,8 +253,10 @@ def test_dev_mode_still_refuses_metadata_even_after_a_redirect(inproc, server, n
         "named metadata": "http://metadata.faults.test/latest/meta-data/",
         "loopback redirect to metadata": f"http://127.0.0.1:{server.port}/redirect?to=http://169.254.169.254/latest/",
     }
-    jobs = {name: harness.enqueue_direct("registry.example.com/faults/ssrf:1", "tar_url", {"tar_url": url})
-            for name, url in cases.items()}
+    jobs = {
+        name: harness.enqueue_direct("registry.example.com/faults/ssrf:1", "tar_url", {"tar_url": url})
+        for name, url in cases.items()
+    }
     harness.run_queue(rounds=10)
     wrong = {n: harness.status(j)["Status"] for n, j in jobs.items() if not _refusal_ok(harness.status(j))}
     report(f"SSRF (dev mode): {len(cases)} metadata URLs, {len(cases) - len(wrong)} refused, {len(wrong)} not")

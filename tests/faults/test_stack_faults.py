@@ -4,6 +4,7 @@ the registry down during the push, the Docker daemon killed and restarted mid-bu
 Each job must end Finished or clearly ``Failed: ...`` within a bounded time (never a live phase
 forever), and its message is not lost (the queue drains; a second worker picks the job up).
 """
+
 from __future__ import annotations
 
 import os
@@ -48,17 +49,22 @@ def _drained(stack, timeout: float = 30) -> dict[str, int]:
 
 def _wait_log(stack, job_id: str, needle: str, timeout: float = 60) -> None:
     """Wait until the job's log shows ``needle`` (a RUN step's first output: the step is running)."""
-    wait_until(lambda: needle in logs(stack.api_url, job_id), timeout, f"{needle!r} in the log of {job_id}", interval=0.2)
+    wait_until(
+        lambda: needle in logs(stack.api_url, job_id), timeout, f"{needle!r} in the log of {job_id}", interval=0.2
+    )
 
 
 def test_worker_sigkilled_mid_build_another_worker_finishes_the_job(make_stack, registry, base_image):
     stack = make_stack("sigkill", workers=2, env=SHORT_LEASE)
     image = f"{registry.host}/faults/sigkill:{uuid.uuid4().hex[:8]}"
-    job_id = submit(stack.api_url, {
-        "image_name": image,
-        "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo before-kill && sleep 8\nRUN echo after-kill\n",
-        **credentials(registry),
-    })
+    job_id = submit(
+        stack.api_url,
+        {
+            "image_name": image,
+            "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo before-kill && sleep 8\nRUN echo after-kill\n",
+            **credentials(registry),
+        },
+    )
     wait_phase(stack.api_url, job_id, {"building"}, timeout=60)
     _wait_log(stack, job_id, "before-kill")  # inside the RUN step's sleep
     owner = job_items(stack.aws_endpoint)[job_id].get("lease_owner")
@@ -93,13 +99,18 @@ def test_registry_down_during_push_fails_clearly_then_recovers(local_stack, base
     try:
         image = f"{reg.host}/faults/down:1"
         # the base lives on the test registry, not on the one pushed to: bases are pulled fresh, with the job's auths
-        base_auths = {"registry_auths": {base_image.split("/")[0]: {"username": TEST_REGISTRY_USER, "password": TEST_PASSWORD}}}
-        job_id = submit(stack.api_url, {
-            "image_name": image,
-            "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo registry-down && sleep 4\n",
-            **credentials(reg),
-            **base_auths,
-        })
+        base_auths = {
+            "registry_auths": {base_image.split("/")[0]: {"username": TEST_REGISTRY_USER, "password": TEST_PASSWORD}}
+        }
+        job_id = submit(
+            stack.api_url,
+            {
+                "image_name": image,
+                "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo registry-down && sleep 4\n",
+                **credentials(reg),
+                **base_auths,
+            },
+        )
         wait_phase(stack.api_url, job_id, {"building"}, timeout=60)
         own.stop()
         final = wait_terminal(stack.api_url, job_id, timeout=180)
@@ -107,12 +118,15 @@ def test_registry_down_during_push_fails_clearly_then_recovers(local_stack, base
         reason = final["Status"]
         # the registry is back: the same build goes through
         own.start()
-        again = submit(stack.api_url, {
-            "image_name": f"{reg.host}/faults/down:2",
-            "dockerfile": f"FROM {base_image}\nRUN echo registry-back\n",
-            **credentials(reg),
-            **base_auths,
-        })
+        again = submit(
+            stack.api_url,
+            {
+                "image_name": f"{reg.host}/faults/down:2",
+                "dockerfile": f"FROM {base_image}\nRUN echo registry-back\n",
+                **credentials(reg),
+                **base_auths,
+            },
+        )
         after = wait_terminal(stack.api_url, again, timeout=120)
         depth = _drained(stack)
         line = faults.report(
@@ -155,21 +169,27 @@ def test_docker_daemon_restarted_mid_build(make_stack, registry, base_image, pri
     had_docker0 = _bridge_exists("docker0")
     stack = make_stack("dockerd-restart", workers=1, env=SHORT_LEASE, docker=private_dockerd.host)
     image = f"{registry.host}/faults/dockerd:{uuid.uuid4().hex[:8]}"
-    job_id = submit(stack.api_url, {
-        "image_name": image,
-        "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo before-restart && sleep 10\nRUN echo after-restart\n",
-        **credentials(registry),
-    })
+    job_id = submit(
+        stack.api_url,
+        {
+            "image_name": image,
+            "dockerfile": f"FROM {base_image}\nRUN : {RUN_NONCE} && echo before-restart && sleep 10\nRUN echo after-restart\n",
+            **credentials(registry),
+        },
+    )
     wait_phase(stack.api_url, job_id, {"building"}, timeout=60)
     _wait_log(stack, job_id, "before-restart")  # inside the RUN step's sleep
     private_dockerd.restart()  # SIGKILL, then start again on the same data root
     final = wait_terminal(stack.api_url, job_id, timeout=180)
     text = logs(stack.api_url, job_id)
-    again = submit(stack.api_url, {
-        "image_name": f"{registry.host}/faults/dockerd:after-{uuid.uuid4().hex[:6]}",
-        "dockerfile": f"FROM {base_image}\nRUN echo daemon-is-back\n",
-        **credentials(registry),
-    })
+    again = submit(
+        stack.api_url,
+        {
+            "image_name": f"{registry.host}/faults/dockerd:after-{uuid.uuid4().hex[:6]}",
+            "dockerfile": f"FROM {base_image}\nRUN echo daemon-is-back\n",
+            **credentials(registry),
+        },
+    )
     after = wait_terminal(stack.api_url, again, timeout=120)
     depth = _drained(stack)
     line = faults.report(

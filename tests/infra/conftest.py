@@ -1,4 +1,5 @@
 """Fixtures of the infra tests: infra/check_template.py and the parsed templates."""
+
 from __future__ import annotations
 
 from types import ModuleType

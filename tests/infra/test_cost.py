@@ -1,4 +1,5 @@
 """infra/cost.py: the cost model's arithmetic, with prices passed in (nothing fetched)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -19,7 +20,9 @@ def cost():
 
 
 def test_idle_is_alarms_dashboard_key_and_warm_pool_volumes(cost):
-    prices = cost.Prices({"t": (1.0, 0.25)}, gp3_gib_month=0.1, alarm_metric_month=0.1, dashboard_month=3, kms_key_month=1)
+    prices = cost.Prices(
+        {"t": (1.0, 0.25)}, gp3_gib_month=0.1, alarm_metric_month=0.1, dashboard_month=3, kms_key_month=1
+    )
     assert cost.idle_month(prices, cost.Fleet(), "t") == pytest.approx(cost.ALARM_METRICS * 0.1 + 3 + 1)
     with_pool = cost.idle_month(prices, cost.Fleet(warm_pool=2, volume_gib=50), "t")
     assert with_pool == pytest.approx(cost.ALARM_METRICS * 0.1 + 3 + 1 + 2 * 50 * 0.1)

@@ -6,6 +6,7 @@ test_resources_template.py check them instead).  The test fails if moto
 starts supporting one of them, or if the template grows another type moto
 lacks, so the list stays honest.
 """
+
 from __future__ import annotations
 
 import base64
@@ -81,14 +82,18 @@ def _moto_template(template: dict[str, Any], ct) -> dict[str, Any]:
         "Properties": {
             "AssumeRolePolicyDocument": {
                 "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+                "Statement": [
+                    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
+                ],
             },
             "Policies": [{"PolicyName": "api", "PolicyDocument": ct.lambda_policy()}],
         },
     }
     # and the notification sender's role (infra/notify-sender-policy.json), which NotifyKey's policy names
     resources["SendNotificationsRole"] = copy.deepcopy(resources["ApiHandlerRole"])
-    resources["SendNotificationsRole"]["Properties"]["Policies"] = [{"PolicyName": "sender", "PolicyDocument": ct.sender_policy()}]
+    resources["SendNotificationsRole"]["Properties"]["Policies"] = [
+        {"PolicyName": "sender", "PolicyDocument": ct.sender_policy()}
+    ]
     dropped = {k for k, r in resources.items() if r["Type"] in UNSUPPORTED_BY_MOTO}
     for logical_id in dropped:
         del resources[logical_id]
@@ -150,7 +155,10 @@ def test_table_has_the_key_the_store_expects(stack):
     assert stack["lambda_env"]["BOATYARD_TABLE"] == name
     ddb = boto3.client("dynamodb")
     table = ddb.describe_table(TableName=name)["Table"]
-    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     # moto's CloudFormation does not apply TimeToLiveSpecification or
     # PointInTimeRecoverySpecification (moto 5.x); test_resources_template.py
@@ -265,7 +273,9 @@ def test_the_api_and_worker_code_work_against_the_stack(stack, monkeypatch, test
     queue.reset()
     try:
         job_id = str(uuid.uuid4())
-        jobstore.create_job(Job(job_id=job_id, image_name="registry.example/app:1", source_kind=SourceKind.UPLOAD, source={}))
+        jobstore.create_job(
+            Job(job_id=job_id, image_name="registry.example/app:1", source_kind=SourceKind.UPLOAD, source={})
+        )
         assert jobstore.get_job(job_id).image_name == "registry.example/app:1"
         contexts.put_bytes(contexts.context_key(job_id), b"context")
         assert contexts.size_of(contexts.context_key(job_id)) == len(b"context")

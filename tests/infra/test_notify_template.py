@@ -1,4 +1,5 @@
 """Issue 14's notifications in infra/: their queue, dead letters, alarms, the sender Lambda and its key."""
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,18 @@ def test_the_notifications_queue_has_dead_letters_and_alarms(resources_template)
     assert queue["VisibilityTimeout"] >= 6 * 30  # six times the sender's timeout
     assert queue["SqsManagedSseEnabled"] is True
     dlq_alarm = _res(resources_template, "NotifyDeadLetterQueueAlarm")
-    assert dlq_alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["NotifyDeadLetterQueue", "QueueName"]}}]
+    assert dlq_alarm["Dimensions"] == [
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["NotifyDeadLetterQueue", "QueueName"]}}
+    ]
     errors = _res(resources_template, "NotifySenderErrorsAlarm")
     assert errors["Dimensions"] == [{"Name": "FunctionName", "Value": {"Ref": "SendNotifications"}}]
 
 
 def test_the_sender_reads_the_notifications_queue_with_its_own_policy(ct, resources_template):
     sender = _res(resources_template, "SendNotifications")
-    assert sender["Events"]["SendNotificationsSqsEventSource"]["Properties"]["Queue"] == {"Fn::GetAtt": ["NotifyQueue", "Arn"]}
+    assert sender["Events"]["SendNotificationsSqsEventSource"]["Properties"]["Queue"] == {
+        "Fn::GetAtt": ["NotifyQueue", "Arn"]
+    }
     policy = ct.sender_policy()
     assert ct.actions_of([policy]) == SENDER_ACTIONS
     assert ct.iam_problems(policy, "sender") == []
@@ -38,7 +43,9 @@ def test_the_sender_reads_the_notifications_queue_with_its_own_policy(ct, resour
     assert decrypt["Condition"] == {"StringEquals": {"kms:EncryptionContext:purpose": "notify"}}
     for statement in policy["Statement"]:
         if statement["Sid"].startswith(("Consume", "Subscriptions")):
-            assert "NotifyQueue" in json.dumps(statement["Resource"]) or "JobsTable" in json.dumps(statement["Resource"])
+            assert "NotifyQueue" in json.dumps(statement["Resource"]) or "JobsTable" in json.dumps(
+                statement["Resource"]
+            )
     config = json.loads((ct.INFRA.parent / ".chalice" / "config.json").read_text())
     assert config["lambda_functions"]["send_notifications"]["iam_policy_file"] == "../infra/notify-sender-policy.json"
 
@@ -47,22 +54,38 @@ def test_only_the_sender_decrypts_notification_secrets_and_it_cannot_touch_job_c
     key = _res(resources_template, "NotifyKey")["KeyPolicy"]["Statement"]
     [deny] = [s for s in key if s["Effect"] == "Deny"]
     assert deny["Action"] == "kms:Decrypt"
-    assert deny["Condition"] == {"StringNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["SendNotificationsRole", "Arn"]}}}
+    assert deny["Condition"] == {
+        "StringNotEquals": {"aws:PrincipalArn": {"Fn::GetAtt": ["SendNotificationsRole", "Arn"]}}
+    }
     credentials = _res(resources_template, "CredentialsKey")["KeyPolicy"]["Statement"]
     [credentials_deny] = [s for s in credentials if s["Effect"] == "Deny"]
     assert credentials_deny["Condition"]["StringNotEquals"]["aws:PrincipalArn"] == {"Fn::GetAtt": ["WorkerRole", "Arn"]}
-    worker_decrypt = [s for d in ct.role_policy_documents(resources_template, "WorkerRole") for s in d["Statement"]
-                      if "kms:Decrypt" in ct._as_list(s["Action"])]
+    worker_decrypt = [
+        s
+        for d in ct.role_policy_documents(resources_template, "WorkerRole")
+        for s in d["Statement"]
+        if "kms:Decrypt" in ct._as_list(s["Action"])
+    ]
     assert [s["Resource"] for s in worker_decrypt] == [{"Fn::GetAtt": ["CredentialsKey", "Arn"]}]
 
 
 def test_the_api_and_the_worker_may_only_queue_notifications(ct, resources_template):
-    api = [s for s in ct.lambda_policy()["Statement"] if s["Sid"] in ("QueueNotifications", "SealNotificationSecretsOnly")]
-    assert {json.dumps(s["Resource"]) for s in api} == {json.dumps({"Fn::GetAtt": ["NotifyQueue", "Arn"]}),
-                                                        json.dumps({"Fn::GetAtt": ["NotifyKey", "Arn"]})}
-    worker = [s for d in ct.role_policy_documents(resources_template, "WorkerRole") for s in d["Statement"]
-              if s["Sid"] == "QueueNotifications"]
-    assert [(s["Action"], s["Resource"]) for s in worker] == [("sqs:SendMessage", {"Fn::GetAtt": ["NotifyQueue", "Arn"]})]
+    api = [
+        s for s in ct.lambda_policy()["Statement"] if s["Sid"] in ("QueueNotifications", "SealNotificationSecretsOnly")
+    ]
+    assert {json.dumps(s["Resource"]) for s in api} == {
+        json.dumps({"Fn::GetAtt": ["NotifyQueue", "Arn"]}),
+        json.dumps({"Fn::GetAtt": ["NotifyKey", "Arn"]}),
+    }
+    worker = [
+        s
+        for d in ct.role_policy_documents(resources_template, "WorkerRole")
+        for s in d["Statement"]
+        if s["Sid"] == "QueueNotifications"
+    ]
+    assert [(s["Action"], s["Resource"]) for s in worker] == [
+        ("sqs:SendMessage", {"Fn::GetAtt": ["NotifyQueue", "Arn"]})
+    ]
     env = ct.worker_env_file(resources_template)
     assert env["BOATYARD_NOTIFY_QUEUE_URL"] == "${NotifyQueue}"
     api_env = _res(resources_template, "APIHandler")["Environment"]["Variables"]

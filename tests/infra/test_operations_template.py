@@ -5,6 +5,7 @@ CloudFront resources (test_moto_stack.py lists them), so their wiring is
 checked here on the template: metric names and dimensions, thresholds from
 parameters, and the names the worker's EMF documents really use.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,7 +51,11 @@ def test_queued_or_running_jobs_with_no_host_wanted_set_the_group_to_one(resourc
     assert policy["StepAdjustments"] == [{"MetricIntervalLowerBound": 0, "ScalingAdjustment": 1}]
     alarm = _res(resources_template, "QueueWithoutHostsAlarm")
     assert alarm["AlarmActions"] == [{"Ref": "WorkerScaleOutFromZero"}]
-    assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["EvaluationPeriods"]) == ("GreaterThanOrEqualToThreshold", 1, 1)
+    assert (alarm["ComparisonOperator"], alarm["Threshold"], alarm["EvaluationPeriods"]) == (
+        "GreaterThanOrEqualToThreshold",
+        1,
+        1,
+    )
     queries = _queries(alarm)
     assert _metric(queries["visible"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible", QUEUE_DIMENSION)
     assert _metric(queries["inflight"]) == ("AWS/SQS", "ApproximateNumberOfMessagesNotVisible", QUEUE_DIMENSION)
@@ -79,12 +84,16 @@ def test_scale_in_to_zero_only_after_the_quiet_period_with_nothing_in_flight(res
     assert quiet["Default"] >= 5 and quiet["MaxValue"] * 60 <= 86400  # CloudWatch: periods x period <= 1 day
     # the only other policy never scales in, and a host being removed still drains through the hook
     assert _res(resources_template, "WorkerBacklogScaling")["TargetTrackingConfiguration"]["DisableScaleIn"] is True
-    hooks = {h["LifecycleHookName"]: h for h in _res(resources_template, "WorkerGroup")["LifecycleHookSpecificationList"]}
+    hooks = {
+        h["LifecycleHookName"]: h for h in _res(resources_template, "WorkerGroup")["LifecycleHookSpecificationList"]
+    }
     assert hooks["boatyard-drain"]["LifecycleTransition"] == "autoscaling:EC2_INSTANCE_TERMINATING"
 
 
 def test_scaling_policies_are_exactly_these(resources_template):
-    policies = {k for k, r in resources_template["Resources"].items() if r.get("Type") == "AWS::AutoScaling::ScalingPolicy"}
+    policies = {
+        k for k, r in resources_template["Resources"].items() if r.get("Type") == "AWS::AutoScaling::ScalingPolicy"
+    }
     assert policies == {"WorkerScaleOutFromZero", "WorkerBacklogScaling", "WorkerScaleInToZero"}
 
 
@@ -106,24 +115,36 @@ def test_spot_mixed_instances_with_an_on_demand_base_parameter(resources_templat
     assert resources_template["Parameters"]["OnDemandBaseCapacity"]["Default"] == 0
     assert resources_template["Parameters"]["OnDemandPercentageAboveBase"]["Default"] == 0
     # the plain launch template only with a warm pool (EC2 allows no warm pool with mixed instances or spot)
-    assert group["LaunchTemplate"]["Fn::If"][0] == "UseWarmPool" and group["LaunchTemplate"]["Fn::If"][2] == {"Ref": "AWS::NoValue"}
+    assert group["LaunchTemplate"]["Fn::If"][0] == "UseWarmPool" and group["LaunchTemplate"]["Fn::If"][2] == {
+        "Ref": "AWS::NoValue"
+    }
 
 
 def test_warm_pool_is_optional_and_stopped(resources_template):
     assert resources_template["Parameters"]["WarmPoolSize"]["Default"] == 0
-    assert resources_template["Conditions"]["UseWarmPool"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "WarmPoolSize"}, "0"]}]}
+    assert resources_template["Conditions"]["UseWarmPool"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "WarmPoolSize"}, "0"]}]
+    }
     pool = resources_template["Resources"]["WorkerWarmPool"]
     assert pool["Condition"] == "UseWarmPool"
-    assert pool["Properties"] == {"AutoScalingGroupName": {"Ref": "WorkerGroup"}, "PoolState": "Stopped", "MinSize": {"Ref": "WarmPoolSize"}}
+    assert pool["Properties"] == {
+        "AutoScalingGroupName": {"Ref": "WorkerGroup"},
+        "PoolState": "Stopped",
+        "MinSize": {"Ref": "WarmPoolSize"},
+    }
 
 
 def test_a_host_takes_jobs_only_once_ready_and_never_while_in_the_warm_pool(ct, resources_template):
     script = ct.user_data_script(resources_template)
-    hooks = {h["LifecycleHookName"]: h for h in _res(resources_template, "WorkerGroup")["LifecycleHookSpecificationList"]}
+    hooks = {
+        h["LifecycleHookName"]: h for h in _res(resources_template, "WorkerGroup")["LifecycleHookSpecificationList"]
+    }
     ready = hooks["boatyard-ready"]
     assert (ready["LifecycleTransition"], ready["DefaultResult"]) == ("autoscaling:EC2_INSTANCE_LAUNCHING", "ABANDON")
     assert "--lifecycle-hook-name boatyard-ready" in script
-    assert script.index("imds autoscaling/target-lifecycle-state") < script.index("--lifecycle-hook-name boatyard-ready")
+    assert script.index("imds autoscaling/target-lifecycle-state") < script.index(
+        "--lifecycle-hook-name boatyard-ready"
+    )
     warmed = re.search(r"Warmed:\*\) (.*) ;;", script)
     assert warmed and "--now" not in warmed.group(1) and "enable boatyard-worker.service" in warmed.group(1)
     assert "for image in ${PrepullImages}; do" in script
@@ -144,7 +165,11 @@ def test_worker_logs_reach_their_log_group_through_the_agent(ct, resources_templ
     assert agent
     config = json.loads(agent.group(1).replace("${WorkerLogGroup}", "/boatyard/s/worker"))
     (collected,) = config["logs"]["logs_collected"]["files"]["collect_list"]
-    assert collected == {"file_path": "/var/log/boatyard/worker.log", "log_group_name": "/boatyard/s/worker", "log_stream_name": "{instance_id}"}
+    assert collected == {
+        "file_path": "/var/log/boatyard/worker.log",
+        "log_group_name": "/boatyard/s/worker",
+        "log_stream_name": "{instance_id}",
+    }
     assert "amazon-cloudwatch-agent-ctl -a fetch-config" in script
     policy = _res(resources_template, "WorkerPolicy")["PolicyDocument"]["Statement"]
     (ship,) = [s for s in policy if s["Sid"] == "ShipWorkerLogs"]
@@ -159,12 +184,20 @@ def _notifies(alarm: dict[str, Any]) -> None:
     assert alarm["AlarmActions"] == expected and alarm["OKActions"] == expected
 
 
-OPERATOR_ALARMS = ["DeadLetterQueueAlarm", "OldestJobAgeAlarm", "BuildFailureRateAlarm", "NoWorkerInServiceAlarm", "Api5xxAlarm"]
+OPERATOR_ALARMS = [
+    "DeadLetterQueueAlarm",
+    "OldestJobAgeAlarm",
+    "BuildFailureRateAlarm",
+    "NoWorkerInServiceAlarm",
+    "Api5xxAlarm",
+]
 
 
 def test_the_alarm_topic_is_optional(resources_template):
     assert resources_template["Parameters"]["AlarmTopicArn"]["Default"] == ""
-    assert resources_template["Conditions"]["HasAlarmTopic"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]}
+    assert resources_template["Conditions"]["HasAlarmTopic"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmTopicArn"}, ""]}]
+    }
     for name in OPERATOR_ALARMS:
         _notifies(_res(resources_template, name))
 
@@ -175,13 +208,20 @@ def test_dead_letters_and_old_jobs_alarm(resources_template):
     assert dlq["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
     assert (dlq["ComparisonOperator"], dlq["Threshold"]) == ("GreaterThanThreshold", 0)
     age = _res(resources_template, "OldestJobAgeAlarm")
-    assert (age["Namespace"], age["MetricName"], age["Dimensions"]) == ("AWS/SQS", "ApproximateAgeOfOldestMessage", QUEUE_DIMENSION)
+    assert (age["Namespace"], age["MetricName"], age["Dimensions"]) == (
+        "AWS/SQS",
+        "ApproximateAgeOfOldestMessage",
+        QUEUE_DIMENSION,
+    )
     assert age["Threshold"] == {"Ref": "OldestMessageAgeAlarmSeconds"}
 
 
 def test_failure_rate_over_15_minutes_comes_from_the_worker_s_emf_metrics(resources_template):
     alarm = _res(resources_template, "BuildFailureRateAlarm")
-    assert alarm["Threshold"] == {"Ref": "FailureRateAlarmPercent"} and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert (
+        alarm["Threshold"] == {"Ref": "FailureRateAlarmPercent"}
+        and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    )
     queries = _queries(alarm)
     for query_id, name in (("ended", "JobsEnded"), ("failed", "JobsFailed")):
         assert _metric(queries[query_id]) == (metrics.NAMESPACE, name, STACK_DIMENSION)
@@ -213,7 +253,10 @@ def test_api_5xx_rate_alarm_names_this_stack_s_api(resources_template):
     assert resources_template["Resources"]["RestAPI"]["Properties"]["Name"] == {"Fn::Sub": "${AWS::StackName}-api"}
 
 
-@pytest.mark.parametrize("parameter", ["OldestMessageAgeAlarmSeconds", "FailureRateAlarmPercent", "NoWorkerAlarmMinutes", "Api5xxAlarmPercent"])
+@pytest.mark.parametrize(
+    "parameter",
+    ["OldestMessageAgeAlarmSeconds", "FailureRateAlarmPercent", "NoWorkerAlarmMinutes", "Api5xxAlarmPercent"],
+)
 def test_thresholds_are_parameters_with_defaults(resources_template, parameter):
     assert "Default" in resources_template["Parameters"][parameter]
     assert parameter in json.dumps(resources_template["Resources"])
@@ -259,7 +302,9 @@ def test_ui_is_served_over_https_by_cloudfront_with_the_csp_as_a_header(resource
     assert behavior["ResponseHeadersPolicyId"] == {"Ref": "UiResponseHeadersPolicy"}
     oac = _res(resources_template, "UiOriginAccessControl")["OriginAccessControlConfig"]
     assert (oac["OriginAccessControlOriginType"], oac["SigningBehavior"]) == ("s3", "always")
-    headers = _res(resources_template, "UiResponseHeadersPolicy")["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    headers = _res(resources_template, "UiResponseHeadersPolicy")["ResponseHeadersPolicyConfig"][
+        "SecurityHeadersConfig"
+    ]
     csp = headers["ContentSecurityPolicy"]["ContentSecurityPolicy"]["Fn::Sub"]
     directives = dict(d.strip().split(" ", 1) for d in csp.split(";"))
     assert directives["default-src"] == "'self'" and directives["script-src"] == "'self'"
@@ -278,4 +323,6 @@ def test_the_api_and_the_upload_bucket_answer_cors_for_the_https_ui_only(resourc
     (rule,) = _res(resources_template, "ContextsBucket")["CorsConfiguration"]["CorsRules"]
     assert rule["AllowedOrigins"] == [origin]
     assert load_settings({}).cors_origin == "*"  # the local stack serves the UI itself
-    assert load_settings({"BOATYARD_CORS_ORIGIN": "https://d1.cloudfront.net"}).cors_origin == "https://d1.cloudfront.net"
+    assert (
+        load_settings({"BOATYARD_CORS_ORIGIN": "https://d1.cloudfront.net"}).cors_origin == "https://d1.cloudfront.net"
+    )

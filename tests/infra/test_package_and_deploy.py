@@ -1,4 +1,5 @@
 """infra/package.sh (chalice package + merge, offline) and infra/deploy.sh (against a fake `aws`)."""
+
 from __future__ import annotations
 
 import json

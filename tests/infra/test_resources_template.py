@@ -1,4 +1,5 @@
 """infra/resources.yaml, lambda-policy.json and the worker's systemd units, read offline."""
+
 from __future__ import annotations
 
 import json
@@ -61,8 +62,16 @@ def test_table_matches_what_the_job_store_uses(resources_template):
     table = _res(resources_template, "JobsTable")
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert {(a["AttributeName"], a["AttributeType"]) for a in table["AttributeDefinitions"]} == {
-        ("pk", "S"), ("sk", "S"), ("owner", "S"), ("created_at", "S"), ("trigger_owner", "S")}
-    assert table["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
+        ("pk", "S"),
+        ("sk", "S"),
+        ("owner", "S"),
+        ("created_at", "S"),
+        ("trigger_owner", "S"),
+    }
+    assert table["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
     # the same indexes the local stack makes (devstack/resources.py): history's and the triggers'
     from devstack.resources import INDEXES
 
@@ -122,7 +131,10 @@ def test_queue_redrives_to_the_dead_letter_queue_after_attempts_plus_two(resourc
     assert int(attempts["Default"]) == load_settings({}).max_attempts
     assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
     assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"] > load_settings({}).queue_timeout_seconds
-    assert resources_template["Parameters"]["VisibilityTimeoutSeconds"]["Default"] == load_settings({}).visibility_timeout_seconds
+    assert (
+        resources_template["Parameters"]["VisibilityTimeoutSeconds"]["Default"]
+        == load_settings({}).visibility_timeout_seconds
+    )
 
 
 def test_credentials_key_rotates_has_an_alias_and_only_the_worker_decrypts(resources_template):
@@ -216,9 +228,17 @@ def test_iam_checker_catches_what_it_must(ct):
     }
     problems = ct.iam_problems(bad, "bad", ct.API_FORBIDDEN_ACTIONS) + ct.decrypt_problems(bad, "bad")
     assert len(problems) == 5
-    credentials = {"Statement": [{"Effect": "Allow", "Action": ["kms:Decrypt"], "Sid": "x",
-                                  "Resource": {"Fn::GetAtt": ["CredentialsKey", "Arn"]},
-                                  "Condition": {"Null": {"kms:EncryptionContext:trigger_id": "false"}}}]}
+    credentials = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["kms:Decrypt"],
+                "Sid": "x",
+                "Resource": {"Fn::GetAtt": ["CredentialsKey", "Arn"]},
+                "Condition": {"Null": {"kms:EncryptionContext:trigger_id": "false"}},
+            }
+        ]
+    }
     assert len(ct.decrypt_problems(credentials, "api")) == 1
 
 
@@ -260,7 +280,9 @@ def test_deployment_allows_only_the_classic_engine_by_default(ct, resources_temp
     """BuildKit builds skip the gVisor runtime (docs/security.md): a deployment turns them on explicitly."""
     parameter = resources_template["Parameters"]["AllowedEngines"]
     assert parameter["Default"] == "classic"
-    assert _res(resources_template, "APIHandler")["Environment"]["Variables"]["BOATYARD_ALLOWED_ENGINES"] == {"Ref": "AllowedEngines"}
+    assert _res(resources_template, "APIHandler")["Environment"]["Variables"]["BOATYARD_ALLOWED_ENGINES"] == {
+        "Ref": "AllowedEngines"
+    }
     assert ct.worker_env_file(resources_template)["BOATYARD_ALLOWED_ENGINES"] == "${AllowedEngines}"
     for value in parameter["AllowedValues"]:
         load_settings({"BOATYARD_ALLOWED_ENGINES": value})  # every choice is a valid setting
@@ -339,14 +361,17 @@ def test_termination_hook_outlasts_the_grace_and_the_drain_script_completes_it(r
     script = (INFRA / "worker" / "boatyard-lifecycle.sh").read_text(encoding="utf-8")
     assert "autoscaling/target-lifecycle-state" in script
     assert script.index("systemctl stop boatyard-worker.service") < script.index("complete-lifecycle-action")
-    assert f"BOATYARD_LIFECYCLE_HOOK={hook['LifecycleHookName']}" in _res(resources_template, "WorkerLaunchTemplate")[
-        "LaunchTemplateData"
-    ]["UserData"]["Fn::Base64"]["Fn::Sub"]
+    assert (
+        f"BOATYARD_LIFECYCLE_HOOK={hook['LifecycleHookName']}"
+        in _res(resources_template, "WorkerLaunchTemplate")["LaunchTemplateData"]["UserData"]["Fn::Base64"]["Fn::Sub"]
+    )
 
 
 def test_group_scales_on_backlog_per_in_service_instance(resources_template):
     group = _res(resources_template, "WorkerGroup")
-    assert {"Granularity": "1Minute", "Metrics": ["GroupInServiceInstances", "GroupDesiredCapacity"]} in group["MetricsCollection"]
+    assert {"Granularity": "1Minute", "Metrics": ["GroupInServiceInstances", "GroupDesiredCapacity"]} in group[
+        "MetricsCollection"
+    ]
     policy = _res(resources_template, "WorkerBacklogScaling")
     assert policy["PolicyType"] == "TargetTrackingScaling"
     # scale-in is the idle alarm's job only (test_operations_template.py): never under a running build
@@ -376,7 +401,9 @@ def test_worker_hosts_build_in_gvisor_behind_the_build_firewall(ct, resources_te
     assert config["default-runtime"] == load_settings({}).build_runtime == "runsc"
     assert config["runtimes"]["runsc"]["path"] == "/usr/local/bin/runsc"
     assert script.index("/etc/docker/daemon.json") < script.index("systemctl enable --now docker")
-    assert script.index("enable --now boatyard-build-firewall.service") < script.index("enable --now boatyard-worker.service")
+    assert script.index("enable --now boatyard-build-firewall.service") < script.index(
+        "enable --now boatyard-worker.service"
+    )
     unit = _unit(INFRA / "worker" / "boatyard-build-firewall.service")
     assert unit["ExecStart"] == ["/opt/boatyard/venv/bin/python -m worker.firewall --apply --bridge docker0"]
     assert unit["PartOf"] == ["docker.service"] and unit["RequiredBy"] == ["boatyard-worker.service"]

@@ -1,4 +1,5 @@
 """Build contexts as tests make them: the one tar builder, and reading an archive back."""
+
 from __future__ import annotations
 
 import io

@@ -6,6 +6,7 @@ service model, paginators): ~0.4 s of CPU each time a test's moto environment ma
 times a run.  The loader only reads files that do not change while the tests run, so sharing it changes
 nothing a test sees; the service's own processes (stacks, workers) are not affected.
 """
+
 from __future__ import annotations
 
 import functools

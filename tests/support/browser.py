@@ -1,4 +1,5 @@
 """Headless Chromium for the UI tests: the system browser, its flags, the viewport sizes, and screenshots."""
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ answer may ever contain it (the session's last test, ``tests/faults/test_no_leak
 looks everywhere).  ``SESSION_STARTED`` is when this test process started: leak findings
 recorded after it belong to this session.
 """
+
 from __future__ import annotations
 
 import os

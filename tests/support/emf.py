@@ -1,4 +1,5 @@
 """CloudWatch Embedded Metric Format: the specification's checks, for the worker's metric documents."""
+
 from __future__ import annotations
 
 import numbers

@@ -9,6 +9,7 @@
 * :func:`find_secret` and the ``scan_*`` functions look for a secret in the places a leak
   would land: moto's DynamoDB/S3/SQS, log files, the registry's blobs, the Docker daemon.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,6 +38,7 @@ _REPORT_LOCK = threading.Lock()
 
 
 # --- reporting -------------------------------------------------------------------------------
+
 
 def report(line: str) -> str:
     """Print a one-line summary and append it (time-stamped) to the faults report."""
@@ -73,6 +75,7 @@ def recorded_leaks(since: float = 0.0) -> list[dict[str, Any]]:
 
 # --- finding a secret in bytes ---------------------------------------------------------------
 
+
 def _variants(secret: str) -> list[bytes]:
     """The secret as it could appear: plain, JSON-escaped, base64 of user:password is checked separately."""
     raw = secret.encode("utf-8")
@@ -97,8 +100,9 @@ def _expand(data: bytes, depth: int = 0) -> Iterator[tuple[str, bytes]]:
         try:
             with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
                 for member in tar:
-                    yield f"tar:{member.name}:name", member.name.encode("utf-8", "replace") + member.linkname.encode(
-                        "utf-8", "replace"
+                    yield (
+                        f"tar:{member.name}:name",
+                        member.name.encode("utf-8", "replace") + member.linkname.encode("utf-8", "replace"),
                     )
                     if member.isfile() and member.size <= 16 * 1024 * 1024:
                         handle = tar.extractfile(member)
@@ -130,6 +134,7 @@ def find_secret(data: bytes | str, secret: str) -> list[str]:
 
 
 # --- scanning the places a leak would land --------------------------------------------------
+
 
 def aws_client(service: str, endpoint: str | None) -> Any:
     """A boto3 client of ``service`` on a moto server (``endpoint``), or in-process ``mock_aws`` when None."""
@@ -234,7 +239,9 @@ def without_user_instructions(doc: Any) -> Any:
         return doc
     out = dict(doc)
     if isinstance(out.get("history"), list):
-        out["history"] = [{k: v for k, v in h.items() if k != "created_by"} for h in out["history"] if isinstance(h, dict)]
+        out["history"] = [
+            {k: v for k, v in h.items() if k != "created_by"} for h in out["history"] if isinstance(h, dict)
+        ]
     for key in ("container_config", "ContainerConfig"):
         if isinstance(out.get(key), dict):
             out[key] = {k: v for k, v in out[key].items() if k != "Cmd"}
@@ -320,6 +327,7 @@ def scan_registry_auths(secret: str, username: str) -> list[str]:
 
 # --- counting in the registry ----------------------------------------------------------------
 
+
 def registry_tags(registry: Registry, repository: str) -> list[str]:
     """The tags of ``repository`` in the registry (all pages); [] when it has none."""
     tags: list[str] = []
@@ -336,6 +344,7 @@ def registry_tags(registry: Registry, repository: str) -> list[str]:
 
 
 # --- a Docker daemon of our own --------------------------------------------------------------
+
 
 class PrivateDockerd:
     """A ``dockerd`` with its own socket, data and exec roots and its own bridge (``byfaults0``).
@@ -377,15 +386,21 @@ class PrivateDockerd:
         self._ensure_bridge()
         argv = [
             "dockerd",
-            "--host", self.host,
-            "--data-root", str(self.root / "data"),
-            "--exec-root", str(self.root / "exec"),
-            "--pidfile", str(self.root / "docker.pid"),
-            "--bridge", self.BRIDGE,
+            "--host",
+            self.host,
+            "--data-root",
+            str(self.root / "data"),
+            "--exec-root",
+            str(self.root / "exec"),
+            "--pidfile",
+            str(self.root / "docker.pid"),
+            "--bridge",
+            self.BRIDGE,
             "--iptables=false",
             "--ip-masq=false",
             "--ip-forward=false",
-            "--cgroup-parent", "/boatyard-faults",
+            "--cgroup-parent",
+            "/boatyard-faults",
         ]
         log = open(self.root / "dockerd.log", "ab")
         self.proc = subprocess.Popen(
@@ -462,6 +477,7 @@ class PrivateDockerd:
 
 # --- a registry of our own -------------------------------------------------------------------
 
+
 @dataclasses.dataclass
 class OwnRegistry:
     """A registry on a port of its own that a test may stop (down during a push) and start again."""
@@ -502,6 +518,7 @@ class OwnRegistry:
 
 
 # --- AWS faults ------------------------------------------------------------------------------
+
 
 @dataclasses.dataclass
 class InjectedFaults:

@@ -1,4 +1,5 @@
 """Taking worker/firewall.py's build firewall away again (the product only ever installs it)."""
+
 from __future__ import annotations
 
 from worker.firewall import CHAIN, HOST_CHAIN, Command
@@ -16,6 +17,12 @@ def remove_rules(bridge: str) -> list[Command]:
         ["ip6tables", "-D", "INPUT", "-i", bridge, "-j", CHAIN, "--wait"],
     ]
     for tool, chain in (("iptables", CHAIN), ("iptables", HOST_CHAIN), ("ip6tables", CHAIN)):
-        commands.append(["sh", "-c", f"{tool} -n -L {chain} --wait 2>/dev/null | head -1 | grep -q '(0 references)' "
-                         f"&& {tool} -F {chain} --wait && {tool} -X {chain} --wait || true"])
+        commands.append(
+            [
+                "sh",
+                "-c",
+                f"{tool} -n -L {chain} --wait 2>/dev/null | head -1 | grep -q '(0 references)' "
+                f"&& {tool} -F {chain} --wait && {tool} -X {chain} --wait || true",
+            ]
+        )
     return commands

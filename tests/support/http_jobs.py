@@ -3,6 +3,7 @@
 One of each: :func:`submit`, :func:`status`, :func:`logs` (every page), :func:`wait_phase`,
 :func:`wait_terminal` (the one wait-until-ended), :func:`credentials` and :func:`unique_image`.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -58,6 +59,7 @@ def logs(api_url: str, job_id: str, session: requests.Session | None = None) -> 
 
 def wait_phase(api_url: str, job_id: str, phases: set[str], timeout: float) -> dict[str, Any]:
     """Poll until the job's Phase is one of ``phases`` (or it ended); returns the status answer."""
+
     def reached() -> dict[str, Any] | None:
         body = status(api_url, job_id)
         return body if body.get("Phase") in phases or body["Status"].startswith(TERMINAL_PREFIXES) else None
@@ -65,8 +67,9 @@ def wait_phase(api_url: str, job_id: str, phases: set[str], timeout: float) -> d
     return wait_until(reached, timeout, f"job {job_id} to reach {sorted(phases)}", interval=POLL_SECONDS)
 
 
-def wait_terminal(api_url: str, job_id: str, timeout: float = 240.0,
-                  session: requests.Session | None = None) -> dict[str, Any]:
+def wait_terminal(
+    api_url: str, job_id: str, timeout: float = 240.0, session: requests.Session | None = None
+) -> dict[str, Any]:
     """Poll the status until the job ends; returns the last answer.
 
     The answer carries two extra keys for assertions: ``_seen`` (the distinct ``Status`` words in
@@ -90,5 +93,6 @@ def wait_terminal(api_url: str, job_id: str, timeout: float = 240.0,
     try:
         return wait_until(ended, timeout, f"job {job_id} to end", interval=POLL_SECONDS)
     except AssertionError as exc:
-        raise AssertionError(f"{exc}; statuses seen {seen}, phases {phases}: the job is stuck in a live phase") from None
-
+        raise AssertionError(
+            f"{exc}; statuses seen {seen}, phases {phases}: the job is stuck in a live phase"
+        ) from None

@@ -1,4 +1,5 @@
 """Pull what a build pushed from the test registry and run it: the proof a user's image works."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -6,8 +7,7 @@ from typing import Any
 from tests.support.waiting import wait_until
 
 
-def pull_and_run(docker: Any, registry, image: str, command: list[str] | None = None,
-                 digest: str | None = None) -> str:
+def pull_and_run(docker: Any, registry, image: str, command: list[str] | None = None, digest: str | None = None) -> str:
     """Pull ``image`` (by ``digest`` when given) with the registry's credentials, run ``command`` (default: the
     image's own) with no network, assert it exits 0 and return its standard output.  The container and the
     pulled image are removed after.  ``docker`` is the daemon's URL (``docker_host``) or a ``docker.APIClient``.
@@ -25,8 +25,11 @@ def pull_and_run(docker: Any, registry, image: str, command: list[str] | None = 
     reference, pull_tag = (f"{repository}@{digest}", digest) if digest else (f"{repository}:{tag}", tag)
     try:
         if not digest:
-            wait_until(lambda: not api.images(name=reference, quiet=True), 30,
-                       f"the worker to remove {reference} from the build host")
+            wait_until(
+                lambda: not api.images(name=reference, quiet=True),
+                30,
+                f"the worker to remove {reference} from the build host",
+            )
         for message in api.pull(repository, tag=pull_tag, auth_config=registry.auth_config, stream=True, decode=True):
             assert "error" not in message, message
         container = api.create_container(reference, command, host_config=api.create_host_config(network_mode="none"))

@@ -1,4 +1,5 @@
 """The infra/ folder as the infra tests see it: its path, and infra/check_template.py loaded as a module."""
+
 from __future__ import annotations
 
 import importlib.util

@@ -5,6 +5,7 @@ left behind is one).  ``tests/conftest.py`` calls :func:`move_marked_last` from 
 ``pytest_collection_modifyitems`` hook (``trylast``, so it sees the final order), which moves
 the marked tests to the end and keeps every other test where it was.
 """
+
 from __future__ import annotations
 
 import pytest

@@ -6,6 +6,7 @@
 * :data:`REASON_CLASSES` — the closed set of the ``ReasonClass`` metric dimension (infra/README.md's alarms
   and dashboards name these values; worker/job/metrics.py's ``reason_class`` must stay inside it).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -32,9 +33,11 @@ def forget_cached_keys() -> None:
 
 def live_count(owner: str) -> int:
     """How many live-job slots ``owner`` holds now (a consistent read of its quota item)."""
-    item = aws.client("dynamodb").get_item(
-        TableName=get_settings().table_name, Key=quotas.quota_key(owner), ConsistentRead=True
-    ).get("Item")
+    item = (
+        aws.client("dynamodb")
+        .get_item(TableName=get_settings().table_name, Key=quotas.quota_key(owner), ConsistentRead=True)
+        .get("Item")
+    )
     return int(dynamo.deserialize(item).get("live", 0)) if item else 0
 
 

@@ -8,6 +8,7 @@
   base image and archive server it uses.  Prefer that shared stack; start one of your own only when the
   test changes the stack's settings or breaks it (kills a worker, a daemon, fills its queue).
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -25,8 +26,14 @@ TEST_STACK_ENV = {
 WORKER_ARGS = ("--poll-wait", "1")
 
 
-def start_stack(name: str, workers: int, env: dict[str, str] | None = None, docker_host: str | None = None,
-                test_defaults: bool = True, fresh_logs: bool = True) -> Any:
+def start_stack(
+    name: str,
+    workers: int,
+    env: dict[str, str] | None = None,
+    docker_host: str | None = None,
+    test_defaults: bool = True,
+    fresh_logs: bool = True,
+) -> Any:
     """Start a ``LocalStack`` named ``name`` with ``workers`` worker processes on free ports; returns it started.
 
     ``env`` adds or overrides settings on top of :data:`TEST_STACK_ENV` (left out with ``test_defaults=False``:
@@ -36,10 +43,19 @@ def start_stack(name: str, workers: int, env: dict[str, str] | None = None, dock
     from devstack.services import free_port
     from devstack.stack import LocalStack, StackConfig
 
-    extra = {**(TEST_STACK_ENV if test_defaults else {}), **({"DOCKER_HOST": docker_host} if docker_host else {}),
-             **(env or {})}
-    config = StackConfig(api_port=free_port(), moto_port=free_port(), workers=workers, name=name, extra_env=extra,
-                         worker_args=list(WORKER_ARGS))
+    extra = {
+        **(TEST_STACK_ENV if test_defaults else {}),
+        **({"DOCKER_HOST": docker_host} if docker_host else {}),
+        **(env or {}),
+    }
+    config = StackConfig(
+        api_port=free_port(),
+        moto_port=free_port(),
+        workers=workers,
+        name=name,
+        extra_env=extra,
+        worker_args=list(WORKER_ARGS),
+    )
     if fresh_logs:
         for log in config.log_dir.glob(f"{config.name}-*.log"):
             log.unlink()

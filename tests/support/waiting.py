@@ -1,4 +1,5 @@
 """The one way tests wait: poll a predicate fast until it holds, fail with what was last seen."""
+
 from __future__ import annotations
 
 import time

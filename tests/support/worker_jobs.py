@@ -3,6 +3,7 @@ does (:func:`submit`, the one way), run a worker until a job ends, read what it 
 
 Used by tests/docker (real daemon and registry), tests/aws/test_worker_* and tests/faults (moto only).
 """
+
 from __future__ import annotations
 
 import time
@@ -75,8 +76,13 @@ def submit(
     stored = validate_options(options or {}, get_settings()).to_item()
     jobstore.create_job(Job(job_id, image_name, kind, fields, options=stored, engine=engine))
     credentials = sealing.Credentials(
-        username, password, source_token=source_token, source_user=token_user, registry_auths=registry_auths or {},
-        secrets=dict(secrets or {}), ssh=ssh,
+        username,
+        password,
+        source_token=source_token,
+        source_user=token_user,
+        registry_auths=registry_auths or {},
+        secrets=dict(secrets or {}),
+        ssh=ssh,
     )
     sealed = sealing.seal(job_id, credentials) if credentials.to_seal else ""
     for _ in range(copies):

@@ -1,4 +1,5 @@
 """One reader of AWS error codes: what a store decides on is the code botocore reports, or nothing."""
+
 from __future__ import annotations
 
 from typing import Any

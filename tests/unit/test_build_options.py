@@ -1,4 +1,5 @@
 """Build options: validation (400 naming the field), storage form, the worker's build plan, and re-rooting a context."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -28,27 +29,56 @@ def _options(**fields) -> BuildOptions:
 
 def test_every_option_is_validated_and_kept():
     options = _options(
-        build_args={"VERSION": "1.2", "_X": ""}, dockerfile_path="docker/Dockerfile.prod", context_path="svc/api",
-        target="runtime", no_cache=True, pull=False, labels={"com.example/team": "api"}, tags=["latest", "1.2"],
-        memory="512m", cpus=0.5, cache_from=["ghcr.io/o/app:cache", "u/app"],
+        build_args={"VERSION": "1.2", "_X": ""},
+        dockerfile_path="docker/Dockerfile.prod",
+        context_path="svc/api",
+        target="runtime",
+        no_cache=True,
+        pull=False,
+        labels={"com.example/team": "api"},
+        tags=["latest", "1.2"],
+        memory="512m",
+        cpus=0.5,
+        cache_from=["ghcr.io/o/app:cache", "u/app"],
     )
     assert options == BuildOptions(
-        build_args={"VERSION": "1.2", "_X": ""}, dockerfile_path="docker/Dockerfile.prod", context_path="svc/api",
-        target="runtime", no_cache=True, pull=False, labels={"com.example/team": "api"}, tags=("latest", "1.2"),
-        memory=512 * 1024**2, cpus=0.5, cache_from=("ghcr.io/o/app:cache", "u/app"),
+        build_args={"VERSION": "1.2", "_X": ""},
+        dockerfile_path="docker/Dockerfile.prod",
+        context_path="svc/api",
+        target="runtime",
+        no_cache=True,
+        pull=False,
+        labels={"com.example/team": "api"},
+        tags=("latest", "1.2"),
+        memory=512 * 1024**2,
+        cpus=0.5,
+        cache_from=("ghcr.io/o/app:cache", "u/app"),
     )
     assert BuildOptions.from_item(options.to_item()) == options
 
 
 def test_defaults_store_nothing_and_blanks_are_defaults():
     assert BuildOptions().to_item() == {}
-    blank = _options(build_args=None, dockerfile_path="", context_path=None, target="", no_cache=None, pull=None,
-                     labels=None, tags=None, memory="", cpus=None, cache_from=None)
+    blank = _options(
+        build_args=None,
+        dockerfile_path="",
+        context_path=None,
+        target="",
+        no_cache=None,
+        pull=None,
+        labels=None,
+        tags=None,
+        memory="",
+        cpus=None,
+        cache_from=None,
+    )
     assert blank == BuildOptions() and blank.to_item() == {}
     assert BuildOptions.from_item({}) == BuildOptions()
 
 
-@pytest.mark.parametrize("memory, size", [("6m", 6 * 1024**2), ("1G", 1024**3), (7 * 1024**2, 7 * 1024**2), ("4g", 4 * 1024**3)])
+@pytest.mark.parametrize(
+    "memory, size", [("6m", 6 * 1024**2), ("1G", 1024**3), (7 * 1024**2, 7 * 1024**2), ("4g", 4 * 1024**3)]
+)
 def test_memory_sizes(memory, size):
     assert _options(memory=memory).memory == size
 
@@ -113,7 +143,9 @@ def test_bad_options_are_400_naming_the_field(fields, field, words):
 
 def test_cache_from_on_a_private_registry_is_allowed_only_where_the_deployment_allows_those():
     local = load_settings({"BOATYARD_ALLOW_PRIVATE_REGISTRIES": "true"})
-    assert validate_options({"cache_from": ["127.0.0.1:5000/u/app:cache"]}, local).cache_from == ("127.0.0.1:5000/u/app:cache",)
+    assert validate_options({"cache_from": ["127.0.0.1:5000/u/app:cache"]}, local).cache_from == (
+        "127.0.0.1:5000/u/app:cache",
+    )
 
 
 def test_maximums_come_from_the_settings():
@@ -132,7 +164,9 @@ def test_path_options_are_refused_with_inline_dockerfile_text(field):
 
 
 def test_secret_looking_build_arg_names():
-    options = BuildOptions(build_args={"GITHUB_TOKEN": "", "db_password": "", "API_KEY": "", "VERSION": "", "NPM_AUTH": ""})
+    options = BuildOptions(
+        build_args={"GITHUB_TOKEN": "", "db_password": "", "API_KEY": "", "VERSION": "", "NPM_AUTH": ""}
+    )
     assert options.secret_looking_args() == ["GITHUB_TOKEN", "db_password", "API_KEY", "NPM_AUTH"]
 
 
@@ -147,21 +181,35 @@ def _job(kind: SourceKind, source: dict, **options) -> Job:
 
 def test_plan_for_a_github_job_with_every_option():
     job = _job(
-        SourceKind.GITHUB, {"github_username": "octo", "github_reponame": "app", "github_tag": "v1"},
-        build_args={"V": "1"}, dockerfile_path="d/Dockerfile", target="run", no_cache=True, pull=True,
-        labels={OCI + "source": "https://mine.example/app", "team": "x"}, tags=("latest", "1.0", "latest"),
-        memory=64 * 1024**2, cpus=0.5,
+        SourceKind.GITHUB,
+        {"github_username": "octo", "github_reponame": "app", "github_tag": "v1"},
+        build_args={"V": "1"},
+        dockerfile_path="d/Dockerfile",
+        target="run",
+        no_cache=True,
+        pull=True,
+        labels={OCI + "source": "https://mine.example/app", "team": "x"},
+        tags=("latest", "1.0", "latest"),
+        memory=64 * 1024**2,
+        cpus=0.5,
     )
     plan = plan_build(job, parse_image_ref(job.image_name), ContextStats(commit="a" * 40), SETTINGS, NOW)
     assert plan.extra_tags == ("latest",)  # the image_name's own tag and duplicates are pushed once
     assert plan.labels == {
-        OCI + "created": "2026-01-02T03:04:05Z", OCI + "source": "https://mine.example/app",  # the user's label wins
-        OCI + "revision": "a" * 40, "team": "x",
+        OCI + "created": "2026-01-02T03:04:05Z",
+        OCI + "source": "https://mine.example/app",  # the user's label wins
+        OCI + "revision": "a" * 40,
+        "team": "x",
     }
     kwargs = plan.build_kwargs()
     assert kwargs == {
-        "buildargs": {"V": "1"}, "dockerfile": "d/Dockerfile", "nocache": True, "pull": True, "labels": plan.labels,
-        "target": "run", "container_limits": {"memory": 64 * 1024**2, "memswap": 64 * 1024**2},
+        "buildargs": {"V": "1"},
+        "dockerfile": "d/Dockerfile",
+        "nocache": True,
+        "pull": True,
+        "labels": plan.labels,
+        "target": "run",
+        "container_limits": {"memory": 64 * 1024**2, "memswap": 64 * 1024**2},
     }
     assert plan.extra_params() == {"cpuperiod": "100000", "cpuquota": "50000"}
 
@@ -174,7 +222,10 @@ def test_plan_defaults_leave_the_builder_alone():
     assert kwargs["buildargs"] is None and kwargs["dockerfile"] == "Dockerfile" and kwargs["nocache"] is False
     assert plan.extra_params() == {} and plan.extra_tags == ()
     # the source label never carries credentials, a query (pre-signed URLs) or a fragment
-    assert plan.labels == {OCI + "created": "2026-01-02T03:04:05Z", OCI + "source": "https://files.example:8443/a/ctx.tgz"}
+    assert plan.labels == {
+        OCI + "created": "2026-01-02T03:04:05Z",
+        OCI + "source": "https://files.example:8443/a/ctx.tgz",
+    }
 
 
 def test_plan_revision_falls_back_to_the_tag_and_uploads_have_no_source():
@@ -204,9 +255,15 @@ def _refused(data: bytes, **kw) -> str:
 
 
 MONOREPO = [
-    ("Dockerfile", "file", "FROM root"), ("secret.env", "file", "KEY=1"), ("svc", "dir", None),
-    ("svc/api", "dir", None), ("svc/api/docker", "dir", None), ("svc/api/docker/Dockerfile", "file", "FROM api"),
-    ("svc/api/main.py", "file", "print(1)"), ("svc/apiary/x", "file", "not api"), ("svc/web/Dockerfile", "file", "FROM w"),
+    ("Dockerfile", "file", "FROM root"),
+    ("secret.env", "file", "KEY=1"),
+    ("svc", "dir", None),
+    ("svc/api", "dir", None),
+    ("svc/api/docker", "dir", None),
+    ("svc/api/docker/Dockerfile", "file", "FROM api"),
+    ("svc/api/main.py", "file", "print(1)"),
+    ("svc/apiary/x", "file", "not api"),
+    ("svc/web/Dockerfile", "file", "FROM w"),
 ]
 
 

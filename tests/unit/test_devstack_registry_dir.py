@@ -1,4 +1,5 @@
 """The demo registry's state is one per machine, like its port (not one per checkout)."""
+
 import os
 import pathlib
 import shutil

@@ -1,5 +1,6 @@
 """One error hierarchy, two branches: the API's errors have an HTTP answer (given only by
 chalicelib/api/error_mapping.py), the worker-side failures have none (issue 16 item 4)."""
+
 from __future__ import annotations
 
 import importlib
@@ -83,7 +84,9 @@ def test_worker_side_failures_are_their_own_branch():
 
     for cls in (BuildFailed, TransitionConflict, InvalidContext, UrlRefused):
         assert issubclass(cls, JobError) and issubclass(cls, BoatyardError) and not issubclass(cls, RequestError)
-    assert set(HTTP_STATUS) <= {c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, BoatyardError)}
+    assert set(HTTP_STATUS) <= {
+        c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, BoatyardError)
+    }
 
 
 @pytest.mark.parametrize("failure", [BuildFailed("push failed"), TransitionConflict("lost the lease")])

@@ -4,6 +4,7 @@
 The corpus (``image_refs.json``) holds the verdict the API gives for ``image_name`` and, for the
 valid ones, the parts: which registry the name pushes to, its path and its tag.
 """
+
 from __future__ import annotations
 
 import json
@@ -78,9 +79,19 @@ def ui_answers() -> dict[str, dict]:
     if node is None:
         pytest.skip("node is not installed (scripts/install-system-deps.sh installs it)")
     run = subprocess.run(
-        [node, "--input-type=module", "-e", _NODE_RUNNER, "--", str(ROOT / "ui" / "validate.js"),
-         str(pathlib.Path(__file__).with_name("image_refs.json"))],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            node,
+            "--input-type=module",
+            "-e",
+            _NODE_RUNNER,
+            "--",
+            str(ROOT / "ui" / "validate.js"),
+            str(pathlib.Path(__file__).with_name("image_refs.json")),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert run.returncode == 0, run.stderr
     return {answer["ref"]: answer for answer in json.loads(run.stdout)}

@@ -1,4 +1,5 @@
 """The state machine and the seed's status words."""
+
 import pytest
 
 from chalicelib.domain.jobs import Job, Phase, SourceKind, can_transition

@@ -4,6 +4,7 @@ docs/layout.md draws the tree. A module that imports upwards (a domain module re
 store reaching for the HTTP edge, the worker importing the API's code) fails here, naming the file and
 the import, before the layering quietly turns back into a tangle. Imports inside functions count too.
 """
+
 from __future__ import annotations
 
 import ast
@@ -66,7 +67,9 @@ def test_chalicelib_has_only_its_three_layers():
     flat = sorted(p.name for p in (ROOT / "chalicelib").glob("*.py") if p.name != "__init__.py")
     assert flat == []
     assert sorted(p.name for p in (ROOT / "chalicelib").iterdir() if p.is_dir() and p.name != "__pycache__") == [
-        "api", "domain", "stores",
+        "api",
+        "domain",
+        "stores",
     ]
 
 
@@ -89,7 +92,10 @@ def test_an_upward_import_is_caught(path, source):
 @pytest.mark.parametrize(
     ("path", "source"),
     [
-        ("chalicelib/api/x.py", "from chalicelib.stores import jobs\nfrom chalicelib.domain.errors import InvalidRequest\n"),
+        (
+            "chalicelib/api/x.py",
+            "from chalicelib.stores import jobs\nfrom chalicelib.domain.errors import InvalidRequest\n",
+        ),
         ("chalicelib/stores/x.py", "from chalicelib.domain.jobs import Job\n"),
         ("worker/job/x.py", "from chalicelib.stores import queue\nfrom chalicelib.domain.settings import Settings\n"),
     ],

@@ -1,4 +1,5 @@
 """multipart/form-data parsing and archive sniffing, without AWS."""
+
 from __future__ import annotations
 
 import gzip
@@ -39,7 +40,9 @@ def test_detects_v7_tar_by_checksum():
     assert archive_format.detect_format(bytes(block)) is None
 
 
-@pytest.mark.parametrize("data", [b"", b"\x1f", b"PK\x03\x04" + b"\0" * 600, b"BZh91AY&SY" + b"\0" * 600, b"\0" * 512, b"x" * 1000])
+@pytest.mark.parametrize(
+    "data", [b"", b"\x1f", b"PK\x03\x04" + b"\0" * 600, b"BZh91AY&SY" + b"\0" * 600, b"\0" * 512, b"x" * 1000]
+)
 def test_rejects_other_data(data):
     assert archive_format.detect_format(data[:512]) is None
 
@@ -76,7 +79,10 @@ def test_hand_written_body_with_preamble_quoted_boundary_and_epilogue():
         b"--b0und--\r\nepilogue"
     )
     parts = multipart.parse(body, 'multipart/form-data; boundary="b0und"')
-    assert [(p.name, p.filename, bytes(p.data)) for p in parts] == [("Json", None, b"{}"), ("TarFile", "café.tar", b"DATA")]
+    assert [(p.name, p.filename, bytes(p.data)) for p in parts] == [
+        ("Json", None, b"{}"),
+        ("TarFile", "café.tar", b"DATA"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -85,9 +91,21 @@ def test_hand_written_body_with_preamble_quoted_boundary_and_epilogue():
         (b"--b\r\n\r\n", "multipart/form-data", "boundary"),
         (b"no boundary here", "multipart/form-data; boundary=b", "boundary"),
         (b"--b\r\nContent-Disposition: form-data; name=x\r\n\r\ndata", "multipart/form-data; boundary=b", "closing"),
-        (b"--b\r\nContent-Type: text/plain\r\n\r\ndata\r\n--b--", "multipart/form-data; boundary=b", "Content-Disposition"),
-        (b"--b\r\nContent-Disposition: attachment; name=x\r\n\r\nd\r\n--b--", "multipart/form-data; boundary=b", "form-data"),
-        (b"--b\r\nContent-Disposition: form-data; name=x\r\nd\r\n--b--", "multipart/form-data; boundary=b", "blank line"),
+        (
+            b"--b\r\nContent-Type: text/plain\r\n\r\ndata\r\n--b--",
+            "multipart/form-data; boundary=b",
+            "Content-Disposition",
+        ),
+        (
+            b"--b\r\nContent-Disposition: attachment; name=x\r\n\r\nd\r\n--b--",
+            "multipart/form-data; boundary=b",
+            "form-data",
+        ),
+        (
+            b"--b\r\nContent-Disposition: form-data; name=x\r\nd\r\n--b--",
+            "multipart/form-data; boundary=b",
+            "blank line",
+        ),
         (b"--bjunk\r\n", "multipart/form-data; boundary=b", "malformed"),
     ],
 )

@@ -1,4 +1,5 @@
 """Notifications without AWS: signatures, the retry schedule, events, and the SSRF refusals (issue 14)."""
+
 from __future__ import annotations
 
 import json
@@ -14,11 +15,17 @@ from chalicelib.domain.settings import load_settings
 from chalicelib.stores import outbound
 
 SECRET = "s3cret-for-the-receiver"
-STATUS = {"Status": "Finished", "Phase": "finished", "JobIdentifier": "j-1", "ImageName": "u/i:1",
-          "ImageDigest": "sha256:" + "a" * 64}
+STATUS = {
+    "Status": "Finished",
+    "Phase": "finished",
+    "JobIdentifier": "j-1",
+    "ImageName": "u/i:1",
+    "ImageDigest": "sha256:" + "a" * 64,
+}
 
 
 # --- signatures -----------------------------------------------------------------------------------
+
 
 def test_a_signed_payload_verifies_with_the_receivers_function():
     body = rules.payload(STATUS, "finished", "d-1")
@@ -57,6 +64,7 @@ def test_the_signature_is_hmac_sha256_of_timestamp_dot_body():
 
 # --- retries ---------------------------------------------------------------------------------------
 
+
 def test_backoff_doubles_from_the_base_up_to_the_cap():
     assert [rules.backoff_delay(n, 30, 3600) for n in range(1, 10)] == [30, 60, 120, 240, 480, 960, 1920, 3600, 3600]
     assert rules.backoff_delay(500, 30, 3600) == 3600
@@ -70,14 +78,29 @@ def test_the_default_schedule_tries_for_24_hours_and_stops():
     assert rules.next_attempt_at(len(offsets) - 1, 0, offsets[-1], 30, 3600, 86400) is None
 
 
-@pytest.mark.parametrize("status, again", [(None, True), (500, True), (502, True), (503, True), (408, True),
-                                           (429, True), (400, False), (401, False), (404, False), (410, False),
-                                           (301, False), (200, False)])
+@pytest.mark.parametrize(
+    "status, again",
+    [
+        (None, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (408, True),
+        (429, True),
+        (400, False),
+        (401, False),
+        (404, False),
+        (410, False),
+        (301, False),
+        (200, False),
+    ],
+)
 def test_what_is_tried_again(status, again):
     assert rules.retryable(status) is again
 
 
 # --- events ----------------------------------------------------------------------------------------
+
 
 def test_events_default_and_accept_status_words():
     assert rules.parse_events(None) == ("finished", "failed", "cancelled")
@@ -99,6 +122,7 @@ def test_github_states_follow_the_job():
 
 # --- the API's field checks ----------------------------------------------------------------------
 
+
 def _fields(**extra):
     return {"notify_url": "https://hooks.example.com/boatyard?token=x", "notify_secret": SECRET, **extra}
 
@@ -110,12 +134,27 @@ def test_notify_fields_accepted():
     assert SECRET not in repr(found)
 
 
-@pytest.mark.parametrize("url", [
-    "http://hooks.example.com/x", "ftp://hooks.example.com/x", "https://127.0.0.1/x", "https://localhost:8443/x",
-    "https://10.1.2.3/x", "https://192.168.0.1/x", "https://169.254.169.254/latest/meta-data", "https://100.64.0.1/",
-    "https://2130706433/", "https://0x7f.0.0.1/", "https://0.0.0.0/", "https://[::1]/", "https://u:p@hooks.example.com/",
-    "https://hooks.example.com:99999/", "https://", "https://hooks.example.com/a b",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.com/x",
+        "ftp://hooks.example.com/x",
+        "https://127.0.0.1/x",
+        "https://localhost:8443/x",
+        "https://10.1.2.3/x",
+        "https://192.168.0.1/x",
+        "https://169.254.169.254/latest/meta-data",
+        "https://100.64.0.1/",
+        "https://2130706433/",
+        "https://0x7f.0.0.1/",
+        "https://0.0.0.0/",
+        "https://[::1]/",
+        "https://u:p@hooks.example.com/",
+        "https://hooks.example.com:99999/",
+        "https://",
+        "https://hooks.example.com/a b",
+    ],
+)
 def test_notify_url_refusals_name_the_field(url):
     with pytest.raises(InvalidRequest) as caught:
         validate_notify_fields(_fields(notify_url=url), load_settings({}))
@@ -131,15 +170,18 @@ def test_the_test_setting_allows_loopback_only():
             validate_notify_fields(_fields(notify_url=url), settings)
 
 
-@pytest.mark.parametrize("fields, field", [
-    ({"notify_url": "https://hooks.example.com/"}, "notify_secret"),
-    (_fields(notify_secret="short"), "notify_secret"),
-    (_fields(notify_secret="a\nb" * 10), "notify_secret"),
-    (_fields(notify_events=["sometimes"]), "notify_events"),
-    ({"notify_secret": SECRET}, "notify_secret"),
-    ({"notify_events": ["failed"]}, "notify_events"),
-    (_fields(notify_url=5), "notify_url"),
-])
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"notify_url": "https://hooks.example.com/"}, "notify_secret"),
+        (_fields(notify_secret="short"), "notify_secret"),
+        (_fields(notify_secret="a\nb" * 10), "notify_secret"),
+        (_fields(notify_events=["sometimes"]), "notify_events"),
+        ({"notify_secret": SECRET}, "notify_secret"),
+        ({"notify_events": ["failed"]}, "notify_events"),
+        (_fields(notify_url=5), "notify_url"),
+    ],
+)
 def test_other_refusals_name_their_field_and_never_echo_the_secret(fields, field):
     with pytest.raises(InvalidRequest) as caught:
         validate_notify_fields(fields, load_settings({}))
@@ -149,8 +191,17 @@ def test_other_refusals_name_their_field_and_never_echo_the_secret(fields, field
 
 # --- the sender's guard ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("url", ["https://127.0.0.1:9/x", "https://localhost:9/x", "https://169.254.169.254/x",
-                                 "https://10.0.0.1/x", "http://198.51.100.7/x"])
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1:9/x",
+        "https://localhost:9/x",
+        "https://169.254.169.254/x",
+        "https://10.0.0.1/x",
+        "http://198.51.100.7/x",
+    ],
+)
 def test_the_sender_refuses_non_public_addresses_and_plain_http(url):
     with pytest.raises(outbound.Refused):
         outbound.post(url, b"{}", {}, 1, 1, allow_loopback=False)
@@ -158,7 +209,9 @@ def test_the_sender_refuses_non_public_addresses_and_plain_http(url):
 
 def test_a_name_resolving_to_a_private_address_is_refused_before_connecting(monkeypatch):
     connects = []
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.9.8.7", 443))])
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.9.8.7", 443))]
+    )
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: connects.append(a))
     with pytest.raises(outbound.Refused, match="10.9.8.7, a private address"):
         outbound.post("https://hooks.example.com/x", b"{}", {}, 1, 1)

@@ -1,4 +1,5 @@
 """openapi.yaml describes the API exactly: every route, the shared field patterns, and what the validator accepts."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -129,11 +130,34 @@ BODIES: list[dict[str, Any]] = [
     {"image_name": "u/i", "dockerfile": "FROM x", "password": "p" * 1025},
     {"image_name": "u/i", "dockerfile": "FROM x", "email": "e" * 321},
     # build options
-    {"image_name": "u/i", "tar_url": "https://h/a", "build_args": {"VERSION": "1", "_x": ""}, "labels": {"a.b/c-d": "v"},
-     "dockerfile_path": "docker/Dockerfile.prod", "context_path": "services/api", "target": "runtime",
-     "no_cache": True, "pull": False, "tags": ["latest", "1.0"], "memory": "512m", "cpus": 1.5},
-    {"image_name": "u/i", "dockerfile": "FROM x", "build_args": None, "labels": None, "tags": None, "target": "",
-     "no_cache": None, "pull": None, "memory": None, "cpus": None, "dockerfile_path": "", "context_path": None},
+    {
+        "image_name": "u/i",
+        "tar_url": "https://h/a",
+        "build_args": {"VERSION": "1", "_x": ""},
+        "labels": {"a.b/c-d": "v"},
+        "dockerfile_path": "docker/Dockerfile.prod",
+        "context_path": "services/api",
+        "target": "runtime",
+        "no_cache": True,
+        "pull": False,
+        "tags": ["latest", "1.0"],
+        "memory": "512m",
+        "cpus": 1.5,
+    },
+    {
+        "image_name": "u/i",
+        "dockerfile": "FROM x",
+        "build_args": None,
+        "labels": None,
+        "tags": None,
+        "target": "",
+        "no_cache": None,
+        "pull": None,
+        "memory": None,
+        "cpus": None,
+        "dockerfile_path": "",
+        "context_path": None,
+    },
     {"image_name": "u/i", "dockerfile": "FROM x", "memory": 6291456, "cpus": 2},
     {"image_name": "u/i", "dockerfile": "FROM x", "context_path": "app"},
     {"image_name": "u/i", "dockerfile": "FROM x", "dockerfile_path": "Dockerfile"},
@@ -171,8 +195,17 @@ BODIES: list[dict[str, Any]] = [
     {"image_name": "u/i", "dockerfile": "FROM x", "cache_from": ["u/i", "u/i"]},
     {"image_name": "u/i", "dockerfile": "FROM x", "cache_from": [f"u/i{n}" for n in range(5)]},
     # secrets beside the password
-    {"image_name": "u/i", "github_username": "o", "github_reponame": "r", "github_tag": "main", "github_token": "ghp_x",
-     "registry_auths": {"ghcr.io": {"username": "u", "password": "p"}, "127.0.0.1:5000": {"username": "a", "password": "b"}}},
+    {
+        "image_name": "u/i",
+        "github_username": "o",
+        "github_reponame": "r",
+        "github_tag": "main",
+        "github_token": "ghp_x",
+        "registry_auths": {
+            "ghcr.io": {"username": "u", "password": "p"},
+            "127.0.0.1:5000": {"username": "a", "password": "b"},
+        },
+    },
     {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": None, "github_token": ""},
     {"image_name": "u/i", "dockerfile": "FROM x", "github_token": "ghp_x"},
     {"image_name": "u/i", "tar_url": "https://h/a", "github_token": "ghp_x"},
@@ -180,14 +213,24 @@ BODIES: list[dict[str, Any]] = [
     {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": {"no host": {"username": "u", "password": "p"}}},
     {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": {"ghcr.io": {"username": "u"}}},
     {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": {"ghcr.io": {"username": "u", "password": ""}}},
-    {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": {"ghcr.io": {"username": "u", "password": "p", "x": 1}}},
+    {
+        "image_name": "u/i",
+        "dockerfile": "FROM x",
+        "registry_auths": {"ghcr.io": {"username": "u", "password": "p", "x": 1}},
+    },
     {"image_name": "u/i", "dockerfile": "FROM x", "registry_auths": ["ghcr.io"]},
     # GitLab and Bitbucket
     {"image_name": "u/i", "gitlab_project": "group/sub/app", "gitlab_ref": "main", "gitlab_token": "glpat-x"},
     {"image_name": "u/i", "gitlab_project": "123", "gitlab_ref": "v1.0", "context_path": "svc"},
     {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "app", "bitbucket_ref": "main"},
-    {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "app", "bitbucket_ref": "a" * 40,
-     "bitbucket_username": "me", "bitbucket_app_password": "secret"},
+    {
+        "image_name": "u/i",
+        "bitbucket_workspace": "team",
+        "bitbucket_repo": "app",
+        "bitbucket_ref": "a" * 40,
+        "bitbucket_username": "me",
+        "bitbucket_app_password": "secret",
+    },
     {"image_name": "u/i", "gitlab_project": "group/app"},
     {"image_name": "u/i", "gitlab_project": "solo", "gitlab_ref": "main"},
     {"image_name": "u/i", "gitlab_project": "../x", "gitlab_ref": "main"},
@@ -196,10 +239,20 @@ BODIES: list[dict[str, Any]] = [
     {"image_name": "u/i", "gitlab_project": "g/a", "gitlab_ref": "main", "dockerfile": "FROM x"},
     {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "..", "bitbucket_ref": "main"},
     {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "app"},
-    {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "app", "bitbucket_ref": "main",
-     "bitbucket_app_password": "secret"},
-    {"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "app", "bitbucket_ref": "main",
-     "gitlab_token": "t"},
+    {
+        "image_name": "u/i",
+        "bitbucket_workspace": "team",
+        "bitbucket_repo": "app",
+        "bitbucket_ref": "main",
+        "bitbucket_app_password": "secret",
+    },
+    {
+        "image_name": "u/i",
+        "bitbucket_workspace": "team",
+        "bitbucket_repo": "app",
+        "bitbucket_ref": "main",
+        "gitlab_token": "t",
+    },
     {"image_name": "u/i", "tar_url": "https://h/a", "bitbucket_app_password": "secret", "bitbucket_username": "me"},
 ]
 

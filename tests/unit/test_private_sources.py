@@ -1,6 +1,7 @@
 """Secrets beside the push password (registry_auths, github_token): validated without echoing them, sealed
 in one plaintext, redacted everywhere; and private GitHub repositories fetched with the token from a
 local fake of GitHub's REST API (real sockets, real archives in GitHub's layout)."""
+
 from __future__ import annotations
 
 import io
@@ -24,8 +25,9 @@ TOKEN = "ghp_" + "Z" * 36
 
 
 def test_registry_auths_and_token_are_kept_and_never_shown():
-    request = validate_build({**GH, "registry_auths": {"Ghcr.io": {"username": "me", "password": SECRET}},
-                              "github_token": TOKEN}, SETTINGS)
+    request = validate_build(
+        {**GH, "registry_auths": {"Ghcr.io": {"username": "me", "password": SECRET}}, "github_token": TOKEN}, SETTINGS
+    )
     credentials = request.credentials
     assert credentials.registry_auths == {"ghcr.io": {"username": "me", "password": SECRET}}
     assert credentials.source_token == TOKEN
@@ -47,9 +49,14 @@ def test_sealed_plaintext_leaves_out_empty_extras():
         ({"registry_auths": {"ghcr.io": {"username": "u", "password": SECRET, "token": "x"}}}, "registry_auths"),
         ({"registry_auths": {"ghcr.io": {"username": "u", "password": SECRET + "\n"}}}, "registry_auths"),
         ({"registry_auths": {"ghcr.io": {"username": "", "password": SECRET}}}, "registry_auths"),
-        ({"registry_auths": {f"r{i}.example": {"username": "u", "password": SECRET} for i in range(9)}}, "registry_auths"),
-        ({"registry_auths": {f"r{i}.example": {"username": "u", "password": SECRET * 60} for i in range(8)}},
-         "registry_auths"),
+        (
+            {"registry_auths": {f"r{i}.example": {"username": "u", "password": SECRET} for i in range(9)}},
+            "registry_auths",
+        ),
+        (
+            {"registry_auths": {f"r{i}.example": {"username": "u", "password": SECRET * 60} for i in range(8)}},
+            "registry_auths",
+        ),
         ({"github_token": "has space" + SECRET}, "github_token"),
         ({"github_token": 12345}, "github_token"),
         ({"github_token": "t" * 256}, "github_token"),
@@ -69,8 +76,9 @@ def test_github_token_is_only_for_a_github_source():
 
 
 def test_every_secret_of_a_job_is_redacted():
-    credentials = Credentials("pusher", "push-Pw-123", registry_auths={"ghcr.io": {"username": "me", "password": SECRET}},
-                              source_token=TOKEN)
+    credentials = Credentials(
+        "pusher", "push-Pw-123", registry_auths={"ghcr.io": {"username": "me", "password": SECRET}}, source_token=TOKEN
+    )
     redact = Redactor.for_pairs(credentials.secret_pairs())
     text = f"push-Pw-123 {SECRET} {TOKEN} Authorization: Bearer {TOKEN}"
     assert redact(text) == "[redacted] [redacted] [redacted] Authorization: Bearer [redacted]"
@@ -125,8 +133,13 @@ def test_bad_token_missing_repo_and_rate_limit_say_why(archive_server, api_setti
 
 @pytest.fixture
 def host_settings(archive_server):
-    return load_settings({"BOATYARD_GITLAB_BASE": archive_server.base_url, "BOATYARD_BITBUCKET_BASE": archive_server.base_url,
-                          "BOATYARD_ALLOW_PRIVATE_URLS": "true"})
+    return load_settings(
+        {
+            "BOATYARD_GITLAB_BASE": archive_server.base_url,
+            "BOATYARD_BITBUCKET_BASE": archive_server.base_url,
+            "BOATYARD_ALLOW_PRIVATE_URLS": "true",
+        }
+    )
 
 
 def _members(out: io.BytesIO) -> set[str]:
@@ -138,16 +151,31 @@ def _members(out: io.BytesIO) -> set[str]:
 
 
 def test_gitlab_and_bitbucket_fields_are_validated():
-    gitlab = validate_build({"image_name": "u/i", "gitlab_project": "group/sub/app", "gitlab_ref": "a" * 40,
-                             "gitlab_token": TOKEN}, SETTINGS)
+    gitlab = validate_build(
+        {"image_name": "u/i", "gitlab_project": "group/sub/app", "gitlab_ref": "a" * 40, "gitlab_token": TOKEN},
+        SETTINGS,
+    )
     assert gitlab.fields == {"gitlab_project": "group/sub/app", "gitlab_ref": "a" * 40}
     assert gitlab.credentials.source_token == TOKEN and TOKEN not in repr(gitlab)
-    bitbucket = validate_build({"image_name": "u/i", "bitbucket_workspace": "team", "bitbucket_repo": "app",
-                                "bitbucket_ref": "release/1.0", "bitbucket_username": "me",
-                                "bitbucket_app_password": SECRET}, SETTINGS)
+    bitbucket = validate_build(
+        {
+            "image_name": "u/i",
+            "bitbucket_workspace": "team",
+            "bitbucket_repo": "app",
+            "bitbucket_ref": "release/1.0",
+            "bitbucket_username": "me",
+            "bitbucket_app_password": SECRET,
+        },
+        SETTINGS,
+    )
     assert bitbucket.fields == {"bitbucket_workspace": "team", "bitbucket_repo": "app", "bitbucket_ref": "release/1.0"}
     assert (bitbucket.credentials.source_user, bitbucket.credentials.source_token) == ("me", SECRET)
-    assert validate_build({"image_name": "u/i", "gitlab_project": "42", "gitlab_ref": "main"}, SETTINGS).fields["gitlab_project"] == "42"
+    assert (
+        validate_build({"image_name": "u/i", "gitlab_project": "42", "gitlab_ref": "main"}, SETTINGS).fields[
+            "gitlab_project"
+        ]
+        == "42"
+    )
 
 
 @pytest.mark.parametrize(
@@ -160,12 +188,29 @@ def test_gitlab_and_bitbucket_fields_are_validated():
         ({"bitbucket_workspace": "team", "bitbucket_repo": "app"}, "bitbucket_ref"),
         ({"bitbucket_workspace": "te am", "bitbucket_repo": "app", "bitbucket_ref": "main"}, "bitbucket_workspace"),
         ({"bitbucket_workspace": "team", "bitbucket_repo": "..", "bitbucket_ref": "main"}, "bitbucket_repo"),
-        ({"bitbucket_workspace": "team", "bitbucket_repo": "app", "bitbucket_ref": "main",
-          "bitbucket_app_password": SECRET}, "bitbucket_username"),
-        ({"bitbucket_workspace": "team", "bitbucket_repo": "app", "bitbucket_ref": "main",
-          "bitbucket_username": "me"}, "bitbucket_app_password"),
+        (
+            {
+                "bitbucket_workspace": "team",
+                "bitbucket_repo": "app",
+                "bitbucket_ref": "main",
+                "bitbucket_app_password": SECRET,
+            },
+            "bitbucket_username",
+        ),
+        (
+            {
+                "bitbucket_workspace": "team",
+                "bitbucket_repo": "app",
+                "bitbucket_ref": "main",
+                "bitbucket_username": "me",
+            },
+            "bitbucket_app_password",
+        ),
         ({"gitlab_project": "group/app", "gitlab_ref": "main", "github_token": TOKEN}, "github_token"),
-        ({"gitlab_project": "group/app", "gitlab_ref": "main", "bitbucket_app_password": SECRET}, "bitbucket_app_password"),
+        (
+            {"gitlab_project": "group/app", "gitlab_ref": "main", "bitbucket_app_password": SECRET},
+            "bitbucket_app_password",
+        ),
         ({"tar_url": "https://e.com/a.tgz", "gitlab_token": TOKEN}, "gitlab_token"),
         ({"gitlab_project": "group/app", "gitlab_ref": "main", "github_username": "octo"}, "source"),
     ],

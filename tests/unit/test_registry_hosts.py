@@ -1,4 +1,5 @@
 """image_name may not push to this host's loopback, private, link-local or CGNAT addresses (issue 17 §3)."""
+
 from __future__ import annotations
 
 import pytest
@@ -33,8 +34,15 @@ REFUSED = [
     ("0x7f.0.0.1:5000/x", "loopback"),
     ("0xa.0.0.1:5000/x", "private"),
 ]
-ALLOWED = ["user/image:1", "image", "quay.io/team/app:1", "registry.example.com:5000/a", "8.8.8.8:5000/x",
-           "[2606:4700::1111]:443/x", "localhostregistry.example/x"]
+ALLOWED = [
+    "user/image:1",
+    "image",
+    "quay.io/team/app:1",
+    "registry.example.com:5000/a",
+    "8.8.8.8:5000/x",
+    "[2606:4700::1111]:443/x",
+    "localhostregistry.example/x",
+]
 
 
 @pytest.mark.parametrize(("image", "why"), REFUSED)

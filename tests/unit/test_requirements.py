@@ -1,4 +1,5 @@
 """Security floors of dependencies are pinned where they are installed, and the installed versions meet them."""
+
 from __future__ import annotations
 
 import re

@@ -2,6 +2,7 @@
 
 The leak scan (tests/faults/test_no_leaks.py) relies on it: it must see what every other test left behind.
 """
+
 from __future__ import annotations
 
 import pytest

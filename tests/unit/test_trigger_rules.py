@@ -1,4 +1,5 @@
 """Triggers' pure rules: hook signatures, ref regexes (and their abuse), path globs, image templates, payloads."""
+
 from __future__ import annotations
 
 import hashlib
@@ -38,7 +39,9 @@ BODY = b'{"ref": "refs/heads/main"}'
 def test_github_signature_is_hmac_sha256_of_the_raw_body():
     expected = "sha256=" + hmac.new(b"s3cret", BODY, hashlib.sha256).hexdigest()
     assert hook_signatures.verify("github", "s3cret", {"x-hub-signature-256": expected}, BODY)
-    assert hook_signatures.verify("github", "s3cret", {"x-hub-signature-256": expected.upper().replace("SHA256", "sha256")}, BODY)
+    assert hook_signatures.verify(
+        "github", "s3cret", {"x-hub-signature-256": expected.upper().replace("SHA256", "sha256")}, BODY
+    )
 
 
 @pytest.mark.parametrize("host", ["github", "bitbucket"])
@@ -68,28 +71,41 @@ def test_gitlab_token_is_the_secret_itself():
 # ---------------------------------------------------------------- regexes
 
 
-@pytest.mark.parametrize("pattern", [
-    "main", "main|develop", "release/.+", r"v[0-9]+\.[0-9]+\.[0-9]+", "(release|hotfix)/[a-z0-9.-]+", "feature/.*",
-    "v[0-9.]+(-rc[0-9]+)?", r"v[0-9]+\.[0-9]+\.[0-9]+(-rc[0-9]+)?", "(ab{2}){3}",
-])
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        "main",
+        "main|develop",
+        "release/.+",
+        r"v[0-9]+\.[0-9]+\.[0-9]+",
+        "(release|hotfix)/[a-z0-9.-]+",
+        "feature/.*",
+        "v[0-9.]+(-rc[0-9]+)?",
+        r"v[0-9]+\.[0-9]+\.[0-9]+(-rc[0-9]+)?",
+        "(ab{2}){3}",
+    ],
+)
 def test_ordinary_ref_patterns_are_accepted(pattern):
     assert safe_regex(pattern, "branch_regex").pattern == pattern
 
 
-@pytest.mark.parametrize(("pattern", "why"), [
-    ("(a+)+$", "repeated group"),
-    ("(a*)*b", "repeated group"),
-    ("(a|aa)+", "alternation"),
-    ("(.*a){12}", "repeated group"),
-    ("(?:[0-9]+\\.)+", "repeated group"),
-    ("(x)\\1", "backreferences"),
-    ("(?=main).*", "lookarounds"),
-    ("(?<!x)main", "lookarounds"),
-    ("(?P<a>x)(?(a)y|z)", "conditional"),
-    ("[unclosed", "not a valid"),
-    ("x{1,", ""),  # a literal in Python: accepted or refused, never a crash
-    ("a*a*a*a*a*x", "at most 4"),
-])
+@pytest.mark.parametrize(
+    ("pattern", "why"),
+    [
+        ("(a+)+$", "repeated group"),
+        ("(a*)*b", "repeated group"),
+        ("(a|aa)+", "alternation"),
+        ("(.*a){12}", "repeated group"),
+        ("(?:[0-9]+\\.)+", "repeated group"),
+        ("(x)\\1", "backreferences"),
+        ("(?=main).*", "lookarounds"),
+        ("(?<!x)main", "lookarounds"),
+        ("(?P<a>x)(?(a)y|z)", "conditional"),
+        ("[unclosed", "not a valid"),
+        ("x{1,", ""),  # a literal in Python: accepted or refused, never a crash
+        ("a*a*a*a*a*x", "at most 4"),
+    ],
+)
 def test_patterns_that_can_backtrack_without_bound_are_refused(pattern, why):
     if not why:
         try:
@@ -118,21 +134,24 @@ def test_a_ref_longer_than_git_allows_never_reaches_the_regex():
 # ---------------------------------------------------------------- globs
 
 
-@pytest.mark.parametrize(("glob", "path", "hit"), [
-    ("src/**", "src/a/b.py", True),
-    ("src/**", "srcx/a.py", False),
-    ("*.py", "a.py", True),
-    ("*.py", "src/a.py", False),
-    ("**/*.py", "a.py", True),
-    ("**/*.py", "src/deep/a.py", True),
-    ("Dockerfile", "Dockerfile", True),
-    ("Dockerfile", "sub/Dockerfile", False),
-    ("docs/?.md", "docs/a.md", True),
-    ("docs/?.md", "docs/ab.md", False),
-    ("[!a]*.txt", "b.txt", True),
-    ("[!a]*.txt", "a.txt", False),
-    ("a.b", "axb", False),
-])
+@pytest.mark.parametrize(
+    ("glob", "path", "hit"),
+    [
+        ("src/**", "src/a/b.py", True),
+        ("src/**", "srcx/a.py", False),
+        ("*.py", "a.py", True),
+        ("*.py", "src/a.py", False),
+        ("**/*.py", "a.py", True),
+        ("**/*.py", "src/deep/a.py", True),
+        ("Dockerfile", "Dockerfile", True),
+        ("Dockerfile", "sub/Dockerfile", False),
+        ("docs/?.md", "docs/a.md", True),
+        ("docs/?.md", "docs/ab.md", False),
+        ("[!a]*.txt", "b.txt", True),
+        ("[!a]*.txt", "a.txt", False),
+        ("a.b", "axb", False),
+    ],
+)
 def test_globs(glob, path, hit):
     assert bool(glob_regex(glob).fullmatch(path)) is hit
 
@@ -153,20 +172,25 @@ def test_path_filter_validation():
 def test_template_values_are_made_tag_safe():
     assert tag_safe("feature/Login_2") == "feature-Login_2"
     assert tag_safe("-.x") == "x" and tag_safe("") == "_" and len(tag_safe("a" * 300)) == 128
-    assert render("r.example.com/app:{branch}-{short_sha}", {"branch": "feat/x", "short_sha": "abc1234"}) == \
-        "r.example.com/app:feat-x-abc1234"
+    assert (
+        render("r.example.com/app:{branch}-{short_sha}", {"branch": "feat/x", "short_sha": "abc1234"})
+        == "r.example.com/app:feat-x-abc1234"
+    )
 
 
-@pytest.mark.parametrize(("template", "message"), [
-    ("", "required"),
-    ("app:{branch}-{tag}", "both"),
-    ("app:{nope}", "not a placeholder"),
-    ("app:{branch", "unbalanced"),
-    ("app:{branch!r}", "format spec"),
-    ("team/App:{tag}", "lowercase"),
-    ("app:{tag}" + "x" * 300, "at most"),
-    ("app@sha256:" + "a" * 64, "digest"),
-])
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("", "required"),
+        ("app:{branch}-{tag}", "both"),
+        ("app:{nope}", "not a placeholder"),
+        ("app:{branch", "unbalanced"),
+        ("app:{branch!r}", "format spec"),
+        ("team/App:{tag}", "lowercase"),
+        ("app:{tag}" + "x" * 300, "at most"),
+        ("app@sha256:" + "a" * 64, "digest"),
+    ],
+)
 def test_bad_templates_are_refused(template, message):
     with pytest.raises(InvalidRequest) as caught:
         validate_image_template(template)
@@ -174,8 +198,13 @@ def test_bad_templates_are_refused(template, message):
 
 
 def test_good_templates():
-    for template in ("registry.example.com/team/app:{tag}", "team/app:{branch}", "app", "r:5000/app:{short_sha}",
-                     "team/app:{ref}-{short_sha}"):
+    for template in (
+        "registry.example.com/team/app:{tag}",
+        "team/app:{branch}",
+        "app",
+        "r:5000/app:{short_sha}",
+        "team/app:{ref}-{short_sha}",
+    ):
         assert validate_image_template(template) == template
     assert validate_default_branch_tag(":latest") == "latest"
     assert validate_default_branch_tag("edge-{short_sha}") == "edge-{short_sha}"
@@ -195,7 +224,9 @@ def test_default_branch_extra_tag_and_its_fallback_to_the_payload():
     assert decide(rules, RefChange(BRANCH, "main", SHA), "main").extra_tags == ("latest",)
     assert decide(rules, RefChange(BRANCH, "dev", SHA), "main").extra_tags == ()
     assert decide(rules, RefChange(BRANCH, "main", SHA), "").extra_tags == ()
-    pinned = TriggerRules(branch_regex=".*", image_template="app:{branch}", default_branch_tag="latest", default_branch="dev")
+    pinned = TriggerRules(
+        branch_regex=".*", image_template="app:{branch}", default_branch_tag="latest", default_branch="dev"
+    )
     assert decide(pinned, RefChange(BRANCH, "dev", SHA), "main").extra_tags == ("latest",)
     same = TriggerRules(branch_regex=".*", image_template="app", default_branch_tag="latest")
     assert decide(same, RefChange(BRANCH, "main", SHA), "main").extra_tags == ()  # app is app:latest already
@@ -231,7 +262,10 @@ def test_github_payloads():
 def test_gitlab_and_bitbucket_payloads():
     push = hook_payloads.read_event("gitlab", {"x-gitlab-event": "Push Hook"}, _load("gitlab-push"))
     (change,) = push.changes
-    assert change.message == "fixed readme" and set(change.changed_paths) == {"CHANGELOG", "app/controller/application.rb"}
+    assert change.message == "fixed readme" and set(change.changed_paths) == {
+        "CHANGELOG",
+        "app/controller/application.rb",
+    }
     bb = hook_payloads.read_event("bitbucket", {"x-event-key": "repo:push"}, _load("bitbucket-push"))
     assert bb.repository == "team-ws/app" and bb.changes[0].sha == SHA and bb.changes[0].changed_paths is None
 

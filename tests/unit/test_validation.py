@@ -1,4 +1,5 @@
 """Request field validation: image references, sources, GitHub names, URLs, credentials, ids and cursors."""
+
 from __future__ import annotations
 
 import pytest
@@ -106,7 +107,11 @@ def test_each_source_kind():
     assert _build(image_name="u/i", dockerfile="FROM x").kind == SourceKind.DOCKERFILE
     assert _build(image_name="u/i", tar_url="http://h/a.tgz").fields == {"tar_url": "http://h/a.tgz"}
     github = _build(image_name="u/i", github_username="o", github_reponame="r", github_tag="v1")
-    assert github.kind == SourceKind.GITHUB and github.fields == {"github_username": "o", "github_reponame": "r", "github_tag": "v1"}
+    assert github.kind == SourceKind.GITHUB and github.fields == {
+        "github_username": "o",
+        "github_reponame": "r",
+        "github_tag": "v1",
+    }
     upload = _build(image_name="u/i", upload_id="AAAAAAAA-0000-4000-8000-000000000000")
     assert upload.kind == SourceKind.UPLOAD and upload.fields == {"upload_id": "aaaaaaaa-0000-4000-8000-000000000000"}
     multipart = validate_build({"image_name": "u/i"}, SETTINGS, archive_supplied=True)
@@ -175,8 +180,30 @@ def test_good_git_refs(tag):
 
 @pytest.mark.parametrize(
     "tag",
-    ["a..b", "a b", "a~1", "a^", "a:b", "a?", "a*", "a[b", "a\\b", "/a", "a/", "a.", "-a", "@", "a@{1}",
-     "a//b", ".a", "a/.b", "a.lock", "a.lock/b", "a\x01", "t" * 256],
+    [
+        "a..b",
+        "a b",
+        "a~1",
+        "a^",
+        "a:b",
+        "a?",
+        "a*",
+        "a[b",
+        "a\\b",
+        "/a",
+        "a/",
+        "a.",
+        "-a",
+        "@",
+        "a@{1}",
+        "a//b",
+        ".a",
+        "a/.b",
+        "a.lock",
+        "a.lock/b",
+        "a\x01",
+        "t" * 256,
+    ],
 )
 def test_bad_git_refs(tag):
     with pytest.raises(InvalidRequest) as info:
@@ -186,8 +213,17 @@ def test_bad_git_refs(tag):
 
 @pytest.mark.parametrize(
     "user, ok",
-    [("octo", True), ("octo-cat", True), ("a" * 39, True), ("a" * 40, False), ("-octo", False),
-     ("octo-", False), ("oc--to", False), ("oc_to", False), ("", False)],
+    [
+        ("octo", True),
+        ("octo-cat", True),
+        ("a" * 39, True),
+        ("a" * 40, False),
+        ("-octo", False),
+        ("octo-", False),
+        ("oc--to", False),
+        ("oc_to", False),
+        ("", False),
+    ],
 )
 def test_github_usernames(user, ok):
     fields = {"image_name": "u/i", "github_username": user or "x", "github_reponame": "r", "github_tag": "v"}
@@ -200,8 +236,19 @@ def test_github_usernames(user, ok):
             _build(**fields)
 
 
-@pytest.mark.parametrize("repo, ok", [("r", True), ("my.repo_x-1", True), ("r" * 100, True), ("r" * 101, False),
-                                      (".", False), ("..", False), ("a/b", False), ("a b", False)])
+@pytest.mark.parametrize(
+    "repo, ok",
+    [
+        ("r", True),
+        ("my.repo_x-1", True),
+        ("r" * 100, True),
+        ("r" * 101, False),
+        (".", False),
+        ("..", False),
+        ("a/b", False),
+        ("a b", False),
+    ],
+)
 def test_github_reponames(repo, ok):
     fields = {"image_name": "u/i", "github_username": "o", "github_reponame": repo, "github_tag": "v"}
     if ok:

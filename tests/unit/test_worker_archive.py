@@ -1,4 +1,5 @@
 """The archive sanitizer: what a user's archive may hold, and the reasons it is refused."""
+
 from __future__ import annotations
 
 import gzip
@@ -38,8 +39,13 @@ def build(entries, gz: bool = True) -> bytes:
                 info.size, info.mode = len(data), 0o4755 if name.endswith(".suid") else 0o644
                 tar.addfile(info, io.BytesIO(data))
                 continue
-            info.type = {"dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "link": tarfile.LNKTYPE,
-                         "fifo": tarfile.FIFOTYPE, "chr": tarfile.CHRTYPE}[kind]
+            info.type = {
+                "dir": tarfile.DIRTYPE,
+                "sym": tarfile.SYMTYPE,
+                "link": tarfile.LNKTYPE,
+                "fifo": tarfile.FIFOTYPE,
+                "chr": tarfile.CHRTYPE,
+            }[kind]
             if kind in ("sym", "link"):
                 info.linkname = payload
             tar.addfile(info)
@@ -62,8 +68,19 @@ def refused(data: bytes, limits: ContextLimits = LIMITS, strip_top: bool = False
 
 @pytest.mark.parametrize("gz", [True, False])
 def test_good_archive_is_copied_uncompressed(gz):
-    members = run(build([("./Dockerfile", "file", "FROM x\n"), ("src", "dir", None), ("src/a.txt", "file", "a"),
-                         ("src/link", "sym", "a.txt"), ("src/hard", "link", "src/a.txt"), ("tool.suid", "file", "x")], gz))
+    members = run(
+        build(
+            [
+                ("./Dockerfile", "file", "FROM x\n"),
+                ("src", "dir", None),
+                ("src/a.txt", "file", "a"),
+                ("src/link", "sym", "a.txt"),
+                ("src/hard", "link", "src/a.txt"),
+                ("tool.suid", "file", "x"),
+            ],
+            gz,
+        )
+    )
     assert set(members) == {"Dockerfile", "src", "src/a.txt", "src/link", "src/hard", "tool.suid"}
     assert members["src/link"].issym() and members["src/link"].linkname == "a.txt"
     assert members["src/hard"].islnk() and members["src/hard"].linkname == "src/a.txt"
@@ -96,8 +113,17 @@ def test_dangerous_entries_are_refused_with_a_reason(entries, words):
 
 
 def test_github_archive_top_folder_is_stripped():
-    members = run(build([("repo-1.0", "dir", None), ("repo-1.0/Dockerfile", "file", "FROM x"),
-                         ("repo-1.0/lib/x", "file", "x"), ("repo-1.0/l", "link", "repo-1.0/lib/x")]), strip_top=True)
+    members = run(
+        build(
+            [
+                ("repo-1.0", "dir", None),
+                ("repo-1.0/Dockerfile", "file", "FROM x"),
+                ("repo-1.0/lib/x", "file", "x"),
+                ("repo-1.0/l", "link", "repo-1.0/lib/x"),
+            ]
+        ),
+        strip_top=True,
+    )
     assert set(members) == {"Dockerfile", "lib/x", "l"}
     assert members["l"].linkname == "lib/x"
 
@@ -119,7 +145,9 @@ def test_file_count_limit():
 
 
 def test_uncompressed_size_limit():
-    message = refused(build([("Dockerfile", "file", "FROM x"), ("big", "file", b"y" * 5000)]), ContextLimits(4000, 100, 10**6))
+    message = refused(
+        build([("Dockerfile", "file", "FROM x"), ("big", "file", b"y" * 5000)]), ContextLimits(4000, 100, 10**6)
+    )
     assert "larger than the limit of 4000 bytes" in message
 
 
@@ -160,8 +188,12 @@ class ReadCounter(OneWayStream):
 
 @pytest.mark.parametrize(
     "kind, words",
-    [(tarfile.GNUTYPE_LONGNAME, "GNU long-name header"), (tarfile.GNUTYPE_LONGLINK, "GNU long-link header"),
-     (tarfile.XHDTYPE, "PAX header"), (tarfile.XGLTYPE, "PAX global header")],
+    [
+        (tarfile.GNUTYPE_LONGNAME, "GNU long-name header"),
+        (tarfile.GNUTYPE_LONGLINK, "GNU long-link header"),
+        (tarfile.XHDTYPE, "PAX header"),
+        (tarfile.XGLTYPE, "PAX global header"),
+    ],
     ids=["L", "K", "x", "g"],
 )
 def test_extended_header_declaring_600_mib_is_refused_before_it_is_read(kind, words):
@@ -213,14 +245,20 @@ def test_global_headers_share_one_budget():
 
     ok = _tar_of(global_header(30_000), _pax_member("Dockerfile", b"FROM x\n", {}))
     assert set(run(ok)) == {"Dockerfile"}
-    bad = _tar_of(global_header(40_000), _pax_member("Dockerfile", b"FROM x\n", {}), global_header(40_000),
-                  _pax_member("f", b"x", {}))
+    bad = _tar_of(
+        global_header(40_000),
+        _pax_member("Dockerfile", b"FROM x\n", {}),
+        global_header(40_000),
+        _pax_member("f", b"x", {}),
+    )
     assert "PAX global headers hold more than 65536 bytes" in refused(bad)
 
 
 def test_header_bytes_count_in_the_size_limit():
     members = [_pax_member(f"f{i}", b"x", {"comment": os.urandom(30_000).hex()}) for i in range(20)]
-    data = gzip.compress(_tar_of(_pax_member("Dockerfile", b"FROM x\n", {}), *members))  # 1.2 MB of headers, 20 of content
+    data = gzip.compress(
+        _tar_of(_pax_member("Dockerfile", b"FROM x\n", {}), *members)
+    )  # 1.2 MB of headers, 20 of content
     message = refused(data, ContextLimits(1024 * 1024, 100, 10**6))
     assert "larger than the limit of 1048576 bytes (uncompressed, headers included)" in message
 
@@ -278,8 +316,14 @@ def test_path_through_a_symlink_of_the_archive_is_refused():
     "entries, words",
     [
         ([("a", "sym", "."), ("a/evil", "file", "x")], "the path 'a/evil' goes through the symbolic link 'a'"),
-        ([("d", "dir", None), ("d/l", "sym", "../sub"), ("d/l/x/y", "file", "x")], "goes through the symbolic link 'd/l'"),
-        ([("f", "file", "x"), ("s", "sym", "."), ("h", "link", "s/f")], "the target 's/f' of the hard link 'h' goes through"),
+        (
+            [("d", "dir", None), ("d/l", "sym", "../sub"), ("d/l/x/y", "file", "x")],
+            "goes through the symbolic link 'd/l'",
+        ),
+        (
+            [("f", "file", "x"), ("s", "sym", "."), ("h", "link", "s/f")],
+            "the target 's/f' of the hard link 'h' goes through",
+        ),
         ([("s", "sym", "sub/deeper"), ("t", "sym", "s/../..")], "points outside the build context"),
         ([("s", "sym", "."), ("t", "sym", "s/..")], "points through the symbolic link 's' and back up"),
     ],
@@ -289,7 +333,17 @@ def test_links_through_links_are_refused(entries, words):
 
 
 def test_ordinary_links_still_pass():
-    members = run(build([("Dockerfile", "file", "FROM x"), ("sub", "dir", None), ("sub/a", "file", "a"),
-                         ("lib", "sym", "sub"), ("up", "sym", "sub/.."), ("sub/back", "sym", "../lib"),
-                         ("copy", "link", "sub/a")]))
+    members = run(
+        build(
+            [
+                ("Dockerfile", "file", "FROM x"),
+                ("sub", "dir", None),
+                ("sub/a", "file", "a"),
+                ("lib", "sym", "sub"),
+                ("up", "sym", "sub/.."),
+                ("sub/back", "sym", "../lib"),
+                ("copy", "link", "sub/a"),
+            ]
+        )
+    )
     assert members["lib"].linkname == "sub" and members["sub/back"].linkname == "../lib"

@@ -1,4 +1,5 @@
 """The build host's firewall, rendered and checked: what a RUN step on the bridge may reach (issue 17 §3)."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -38,8 +39,22 @@ def rules() -> list[list[str]]:
 
 @pytest.mark.parametrize(
     "dest",
-    ["10.1.2.3", "172.16.0.1", "172.17.0.1", "172.31.255.254", "192.168.1.1", "100.64.0.1", "100.127.255.255",
-     "169.254.169.254", "169.254.170.2", "169.254.169.253", "127.0.0.1", "0.0.0.0", "224.0.0.251", "255.255.255.255"],
+    [
+        "10.1.2.3",
+        "172.16.0.1",
+        "172.17.0.1",
+        "172.31.255.254",
+        "192.168.1.1",
+        "100.64.0.1",
+        "100.127.255.255",
+        "169.254.169.254",
+        "169.254.170.2",
+        "169.254.169.253",
+        "127.0.0.1",
+        "0.0.0.0",
+        "224.0.0.251",
+        "255.255.255.255",
+    ],
 )
 def test_new_connections_to_private_cgnat_link_local_and_host_ranges_are_rejected(rules, dest):
     assert _verdict(rules, dest) == "REJECT"

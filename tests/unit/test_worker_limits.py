@@ -1,4 +1,5 @@
 """The build runtime check, the per-build limits sent to the daemon, and the settings that feed them (issue 17)."""
+
 from __future__ import annotations
 
 import json
@@ -41,10 +42,15 @@ def test_build_params_from_the_defaults():
 
 
 def test_build_params_from_settings_and_zero_means_no_limit():
-    settings = load_settings({
-        "BOATYARD_BUILD_MEMORY_BYTES": str(512 * MiB), "BOATYARD_BUILD_MEMORY_SWAP_BYTES": str(GiB),
-        "BOATYARD_BUILD_CPU_SHARES": "256", "BOATYARD_BUILD_CPUS": "0.5", "BOATYARD_BUILD_PIDS_LIMIT": "100",
-    })
+    settings = load_settings(
+        {
+            "BOATYARD_BUILD_MEMORY_BYTES": str(512 * MiB),
+            "BOATYARD_BUILD_MEMORY_SWAP_BYTES": str(GiB),
+            "BOATYARD_BUILD_CPU_SHARES": "256",
+            "BOATYARD_BUILD_CPUS": "0.5",
+            "BOATYARD_BUILD_PIDS_LIMIT": "100",
+        }
+    )
     params = limits.build_params(settings)
     assert (params["memory"], params["memswap"], params["cpushares"]) == (512 * MiB, GiB, 256)
     assert params["cpuquota"] == 50_000

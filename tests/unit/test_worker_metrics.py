@@ -1,4 +1,5 @@
 """worker/job/metrics.py: EMF documents that CloudWatch accepts, with low-cardinality dimensions only."""
+
 from __future__ import annotations
 
 import json
@@ -12,7 +13,14 @@ from worker.job import metrics
 
 
 def _job(attempt: int = 1, created_at: str = "2026-01-01T00:00:00Z") -> Job:
-    return Job("7d0c9d6e-0000-4000-8000-000000000001", "registry.example/team/app:1", SourceKind.UPLOAD, {}, attempt=attempt, created_at=created_at)
+    return Job(
+        "7d0c9d6e-0000-4000-8000-000000000001",
+        "registry.example/team/app:1",
+        SourceKind.UPLOAD,
+        {},
+        attempt=attempt,
+        created_at=created_at,
+    )
 
 
 class FakeClock:
@@ -35,7 +43,12 @@ def test_a_finished_job_has_every_phase_time_and_a_valid_document():
     assert (doc["FetchSeconds"], doc["BuildSeconds"], doc["PushSeconds"]) == (1.5, 20.0, 3.25)
     assert doc["QueueWaitSeconds"] == 42.5
     assert (doc["JobsEnded"], doc["JobsFailed"], doc["ContextBytes"], doc["LogBytes"]) == (1, 0, 2048, 777)
-    assert dimension_values(doc) == {"Stack": "boatyard-prod", "Outcome": "finished", "Phase": "done", "ReasonClass": "none"}
+    assert dimension_values(doc) == {
+        "Stack": "boatyard-prod",
+        "Outcome": "finished",
+        "Phase": "done",
+        "ReasonClass": "none",
+    }
     assert {m["Name"] for d in doc["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]} == set(metrics.METRIC_UNITS)
 
 
@@ -45,7 +58,9 @@ def test_a_failed_build_counts_as_ended_and_failed_with_the_phase_it_reached():
     timings.enter("build")
     doc = metrics.document(timings, "failed", "The command '/bin/sh -c false' returned a non-zero code: 1", 10, "s")
     assert emf_problems(doc) == []
-    assert "QueueWaitSeconds" not in doc and "BuildSeconds" not in doc and "FetchSeconds" in doc  # retries: no queue wait
+    assert (
+        "QueueWaitSeconds" not in doc and "BuildSeconds" not in doc and "FetchSeconds" in doc
+    )  # retries: no queue wait
     assert (doc["JobsEnded"], doc["JobsFailed"], doc["Phase"], doc["ReasonClass"]) == (1, 1, "build", "build")
 
 
@@ -55,10 +70,20 @@ def test_a_failed_build_counts_as_ended_and_failed_with_the_phase_it_reached():
         ("failed", "fetch", "could not download https://x/y.tgz: the server answered HTTP 404 Not Found", "source"),
         ("failed", "push", "unauthorized: authentication required", "push"),
         ("failed", "build", "the build timed out after 3600 s", "timeout"),
-        ("failed", "claim", "could not decrypt the registry credentials of this job; submit the build again", "credentials"),
+        (
+            "failed",
+            "claim",
+            "could not decrypt the registry credentials of this job; submit the build again",
+            "credentials",
+        ),
         ("failed", "claim", "the job waited in the queue longer than 86400 s; submit the build again", "queue_timeout"),
         ("failed", "build", "internal error in the worker (KeyError); it has been logged", "internal"),
-        ("failed", "fetch", "the build service could not complete GetObject (SlowDown); this is on our side", "service"),
+        (
+            "failed",
+            "fetch",
+            "the build service could not complete GetObject (SlowDown); this is on our side",
+            "service",
+        ),
         ("released", "build", None, "shutdown"),
         ("lost", "push", None, "lost"),
     ],

@@ -1,4 +1,5 @@
 """The SSRF guard: which addresses a tarball URL may reach, pinning, redirects, size and timeouts."""
+
 from __future__ import annotations
 
 import ipaddress
@@ -159,7 +160,9 @@ def test_every_redirect_is_checked_again_in_strict_mode(server):
 
 def test_redirect_to_metadata_is_refused_even_with_allow_private(server):
     with pytest.raises(UrlRefused) as caught:
-        open_url(f"{server.url}/redirect?to=http://169.254.169.254/latest", allow_private=True, timeout=5, max_bytes=10**6)
+        open_url(
+            f"{server.url}/redirect?to=http://169.254.169.254/latest", allow_private=True, timeout=5, max_bytes=10**6
+        )
     assert "link-local" in caught.value.message
 
 
@@ -245,10 +248,13 @@ def test_a_body_cut_short_fails_the_job_with_the_protocol_error():
     settings = load_settings({"BOATYARD_ALLOW_PRIVATE_URLS": "true"})
     try:
         with pytest.raises(BuildFailed) as caught:
-            with download(f"http://127.0.0.1:{listener.getsockname()[1]}/a.tgz", "the download", settings, 10**6,
-                          JobControl()) as body:
+            with download(
+                f"http://127.0.0.1:{listener.getsockname()[1]}/a.tgz", "the download", settings, 10**6, JobControl()
+            ) as body:
                 while body.read(65536):
                     pass
     finally:
         listener.close()
-    assert caught.value.message.startswith("the download was interrupted (ProtocolError: Connection broken: IncompleteRead(")
+    assert caught.value.message.startswith(
+        "the download was interrupted (ProtocolError: Connection broken: IncompleteRead("
+    )

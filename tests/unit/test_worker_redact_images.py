@@ -1,4 +1,5 @@
 """Credentials never reach a log; image names map to the right registry."""
+
 from __future__ import annotations
 
 import base64
@@ -35,7 +36,7 @@ def test_every_form_of_the_password_is_redacted(leak):
     assert leak not in out and MARK in out and out.endswith(" and more")
 
 
-HTML_PASSWORD = "p<w>&d/Zq8\u00e9\"x"  # characters Go's JSON and URL escaping both change
+HTML_PASSWORD = 'p<w>&d/Zq8\u00e9"x'  # characters Go's JSON and URL escaping both change
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,15 @@ HTML_PASSWORD = "p<w>&d/Zq8\u00e9\"x"  # characters Go's JSON and URL escaping b
         urllib.parse.quote(HTML_PASSWORD, safe="").lower().replace("zq8", "Zq8"),  # lower-case %xx escapes
         urllib.parse.quote_plus(HTML_PASSWORD).lower().replace("zq8", "Zq8"),
     ],
-    ids=["go-json", "go-json-upper-hex", "python-json", "python-json-upper-hex", "url", "url-lower-hex", "form-lower-hex"],
+    ids=[
+        "go-json",
+        "go-json-upper-hex",
+        "python-json",
+        "python-json-upper-hex",
+        "url",
+        "url-lower-hex",
+        "form-lower-hex",
+    ],
 )
 def test_escaped_forms_of_the_password_are_redacted(leak):
     assert leak != HTML_PASSWORD
@@ -127,7 +136,12 @@ def test_stderr_filter_redacts_running_jobs_secrets():
         ("user/image", DOCKER_HUB, "user/image", "latest"),
         ("user/image:1.0", DOCKER_HUB, "user/image", "1.0"),
         ("busybox", DOCKER_HUB, "busybox", "latest"),
-        ("registry.example.com:5000/team/image:1.0", "registry.example.com:5000", "registry.example.com:5000/team/image", "1.0"),
+        (
+            "registry.example.com:5000/team/image:1.0",
+            "registry.example.com:5000",
+            "registry.example.com:5000/team/image",
+            "1.0",
+        ),
         ("127.0.0.1:5000/tests/x:v1", "127.0.0.1:5000", "127.0.0.1:5000/tests/x", "v1"),
         ("localhost/app", "localhost", "localhost/app", "latest"),
         ("ghcr.io/org/app", "ghcr.io", "ghcr.io/org/app", "latest"),
@@ -186,8 +200,16 @@ def test_a_builds_registry_auths_hold_only_the_jobs_credentials():
     from worker.build.images import registry_auths
 
     hub = registry_auths(parse_image_ref("user/app"), "me", "pw")
-    assert hub == {"https://index.docker.io/v1/": {"username": "me", "password": "pw", "serveraddress": "https://index.docker.io/v1/"}}
+    assert hub == {
+        "https://index.docker.io/v1/": {
+            "username": "me",
+            "password": "pw",
+            "serveraddress": "https://index.docker.io/v1/",
+        }
+    }
     assert registry_auths(parse_image_ref("127.0.0.1:5000/a"), "", "") == {}
-    both = registry_auths(parse_image_ref("r.example.com/a"), "me", "pw", {"r.example.com": ("x", "y"), "ghcr.io": ("g", "h")})
+    both = registry_auths(
+        parse_image_ref("r.example.com/a"), "me", "pw", {"r.example.com": ("x", "y"), "ghcr.io": ("g", "h")}
+    )
     assert both["r.example.com"]["username"] == "me", "the push registry's own credentials win"
     assert both["ghcr.io"]["password"] == "h" and set(both) == {"r.example.com", "ghcr.io"}

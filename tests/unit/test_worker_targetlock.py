@@ -1,4 +1,5 @@
 """The per-image-name lock: one pusher per name across threads and processes; a stopped job stops waiting."""
+
 from __future__ import annotations
 
 import multiprocessing

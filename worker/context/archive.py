@@ -19,6 +19,7 @@ Memory stays flat whatever the entry count: ``tarfile`` keeps every member it
 has read in ``TarFile.members``; both lists are emptied as the copy goes, and
 the names remembered for link checks are 16-byte digests.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -214,7 +215,7 @@ class _Copy:
                     )
             return []
         self.root_seen = True
-        return parts[len(self.root):]  # empty for the context folder itself
+        return parts[len(self.root) :]  # empty for the context folder itself
 
     def _copy_member(
         self, src: tarfile.TarFile, out: tarfile.TarFile, member: tarfile.TarInfo, parts: list[str]
@@ -289,7 +290,7 @@ class _Copy:
             link_parts = self.top.strip(link_parts, linkname)
         root = self.root
         if root:  # a link to a file outside the context folder is not in files_seen: refused below
-            link_parts = link_parts[len(root):] if link_parts[: len(root)] == root else ["..", *link_parts]
+            link_parts = link_parts[len(root) :] if link_parts[: len(root)] == root else ["..", *link_parts]
         target = "/".join(link_parts)
         self.links.check(link_parts, f"the target {_show(target)} of the hard link {_show(name)}")
         if _key(target) not in self.files_seen:

@@ -25,6 +25,7 @@ on the very header ``tarfile`` is about to act on, after its size field is
 parsed and before ``_proc_gnulong``/``_proc_pax`` read the data.  The
 subclass is passed with ``tarfile.open(tarinfo=...)``, a public parameter.
 """
+
 from __future__ import annotations
 
 import tarfile
@@ -46,9 +47,18 @@ GLOBAL_HEADERS_MAX_BYTES = 64 * 1024
 RATIO_FLOOR_BYTES = 8 * 1024 * 1024
 READ_SIZE = 64 * 1024
 
-_EXTENDED = {tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK, tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE}
-_KIND_NAMES = {tarfile.GNUTYPE_LONGNAME: "GNU long-name", tarfile.GNUTYPE_LONGLINK: "GNU long-link",
-               tarfile.XGLTYPE: "PAX global"}
+_EXTENDED = {
+    tarfile.GNUTYPE_LONGNAME,
+    tarfile.GNUTYPE_LONGLINK,
+    tarfile.XHDTYPE,
+    tarfile.XGLTYPE,
+    tarfile.SOLARIS_XHDTYPE,
+}
+_KIND_NAMES = {
+    tarfile.GNUTYPE_LONGNAME: "GNU long-name",
+    tarfile.GNUTYPE_LONGLINK: "GNU long-link",
+    tarfile.XGLTYPE: "PAX global",
+}
 _REFUSED_MAGIC = (  # (leading bytes, what they are)
     (b"BZh", "bzip2"),
     (b"\xfd7zXZ\x00", "xz"),
@@ -152,8 +162,9 @@ class _Gunzip:
 class _Expansion:
     """Counts the uncompressed tar bytes read; refuses past the size limit or the compression ratio."""
 
-    def __init__(self, stream: Any, compressed: CountingReader, max_bytes: int, max_ratio: int,
-                 check: Callable[[], None] | None) -> None:
+    def __init__(
+        self, stream: Any, compressed: CountingReader, max_bytes: int, max_ratio: int, check: Callable[[], None] | None
+    ) -> None:
         self._stream = stream
         self._compressed = compressed
         self._max_bytes = max_bytes
@@ -257,7 +268,9 @@ def open_tar(
     else:
         for magic, name in _REFUSED_MAGIC:
             if head.startswith(magic):
-                raise InvalidContext(f"the archive is {name}-compressed; only tar and tar.gz (gzip) archives are accepted")
+                raise InvalidContext(
+                    f"the archive is {name}-compressed; only tar and tar.gz (gzip) archives are accepted"
+                )
         raise not_valid("it starts with neither gzip data nor a tar header")
     expanded = _Expansion(stream, counted, max_bytes, max_ratio, check)
     # Stream mode ("r|") only reads; typeshed's fileobj protocol asks for a whole seekable file.

@@ -6,6 +6,7 @@ Docker streams (shutting the socket down makes the daemon cancel the build and
 remove its container) and download sockets, so a blocked read returns at once.  Code that runs the
 job calls :meth:`JobControl.check` between steps and raises :class:`Aborted`.
 """
+
 from __future__ import annotations
 
 import enum

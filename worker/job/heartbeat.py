@@ -7,6 +7,7 @@ Once the job is aborted (timeout, lost lease, shutdown) it renews nothing: a
 job stuck after its abort cannot keep its slot, its lease runs out and the
 job store hands it on.
 """
+
 from __future__ import annotations
 
 import logging

@@ -5,6 +5,7 @@ worker leaves messages for other workers.  On SIGTERM/SIGINT it takes no new
 jobs, lets running builds finish within ``shutdown_grace_seconds``, then
 aborts the rest and gives their messages back.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -119,7 +120,10 @@ class Worker:
         """Poll until :meth:`request_stop`, then shut down gracefully."""
         log.info(
             "worker %s started: %d slots, docker %s, queue %s",
-            self.worker_id, self.slots, self.settings.docker_host, self.settings.queue_name,
+            self.worker_id,
+            self.slots,
+            self.settings.docker_host,
+            self.settings.queue_name,
         )
         backoff = 1.0
         while not self.stopping:
@@ -128,7 +132,9 @@ class Worker:
                 if self.free_slots() > 0:
                     self.poll()
                 else:
-                    concurrent.futures.wait(self.active_futures(), timeout=1.0, return_when=concurrent.futures.FIRST_COMPLETED)
+                    concurrent.futures.wait(
+                        self.active_futures(), timeout=1.0, return_when=concurrent.futures.FIRST_COMPLETED
+                    )
                 backoff = 1.0
             except (ClientError, BotoCoreError) as exc:
                 log.warning("queue or store unavailable (%s); retrying in %.0f s", type(exc).__name__, backoff)
@@ -163,7 +169,9 @@ class Worker:
         assert self._drain_deadline is not None
         pending = set(self.active_futures())
         while pending and time.monotonic() < self._drain_deadline:  # re-read: a spot notice may shorten it
-            _done, pending = concurrent.futures.wait(pending, timeout=min(1.0, max(0.0, self._drain_deadline - time.monotonic())))
+            _done, pending = concurrent.futures.wait(
+                pending, timeout=min(1.0, max(0.0, self._drain_deadline - time.monotonic()))
+            )
         if pending:
             with self._lock:
                 controls = [self._active[f] for f in pending if f in self._active]

@@ -17,6 +17,7 @@ Dimensions stay low-cardinality: the stack name and three small enumerations.
 Job ids, image names, URLs and reasons are never dimension values (the job id
 is a plain property, for CloudWatch Logs Insights).
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -61,7 +62,9 @@ def _parse_iso(text: str) -> float:
 class JobTimings:
     """Phase clock of one claimed job: :meth:`enter` at each phase boundary."""
 
-    def __init__(self, job: Job, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, job: Job, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time
+    ) -> None:
         self.job_id = job.job_id
         self.attempt = job.attempt
         self.queue_wait: float | None = None
@@ -108,7 +111,9 @@ def reason_class(outcome: str, phase: str, reason: str | None) -> str:
     return {"claim": "other", "fetch": "source", "build": "build", "push": "push"}.get(phase, "other")
 
 
-def document(timings: JobTimings, outcome: str, reason: str | None, log_bytes: int, stack: str, now_ms: int | None = None) -> dict[str, Any]:
+def document(
+    timings: JobTimings, outcome: str, reason: str | None, log_bytes: int, stack: str, now_ms: int | None = None
+) -> dict[str, Any]:
     """The EMF document of one job's end (see the module doc)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}")

@@ -10,6 +10,7 @@ fails the job (as the lease holder).  A job never stays live when this
 returns, except when its lease was lost (another worker owns it) or the worker
 is shutting down (the lease is released and the message given back).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -111,7 +112,9 @@ def _check_cache_from(refs: tuple[str, ...], settings: Settings) -> None:
             raise BuildFailed(f"cache_from {text!r} is not a valid image name: {exc}") from None
         refused = None if settings.allow_private_registries else registry_refusal(cached.domain)
         if refused:
-            raise BuildFailed(f"cache_from {text!r}: {refused}; cache images come only from registries on public addresses")
+            raise BuildFailed(
+                f"cache_from {text!r}: {refused}; cache images come only from registries on public addresses"
+            )
 
 
 class JobRunner:
@@ -273,7 +276,11 @@ class JobAttempt:
         self.control = control
         self.timings = timings
         self.heartbeat = Heartbeat(
-            job.job_id, self.worker_id, delivery.receipt_handle, control, self.settings.heartbeat_seconds,
+            job.job_id,
+            self.worker_id,
+            delivery.receipt_handle,
+            control,
+            self.settings.heartbeat_seconds,
             self.settings.visibility_timeout_seconds,
         )
         self.redactor = Redactor()  # replaced by the job's own once its credentials are unsealed
@@ -317,7 +324,10 @@ class JobAttempt:
         credentials = self._unseal(sealed)
         previous = logstore.stored_bytes(job.job_id) if job.attempt > 1 else 0
         writer = logstore.LogWriter(
-            job.job_id, settings, already_written=previous, redact=self.redactor,
+            job.job_id,
+            settings,
+            already_written=previous,
+            redact=self.redactor,
             fence=logstore.LogFence(self.worker_id, job.attempt),  # a stale worker cannot touch a newer attempt's log
         ).start()
         job_log = _JobLog(writer, self.redactor)
@@ -360,7 +370,12 @@ class JobAttempt:
         self._untag()
         job_log.finish()
         jobstore.transition(
-            job.job_id, self.worker_id, Phase.PUSHING, Phase.FINISHED, image_digest=digest, tag_digests=tag_digests,
+            job.job_id,
+            self.worker_id,
+            Phase.PUSHING,
+            Phase.FINISHED,
+            image_digest=digest,
+            tag_digests=tag_digests,
             source_commit=stats.commit or None,
         )
         self.runner.delete(self.delivery)
@@ -422,8 +437,12 @@ class JobAttempt:
         job_log.line(f"[boatyard] fetching the build context from {describe_source(job)}")
         self.timings.enter("fetch")
         deadline = min(settings.fetch_deadline_seconds, settings.build_timeout_seconds)
-        with Watchdog(self.control, deadline, f"fetching the build context from {describe_source(job)} "
-                      f"did not finish within {deadline:g} s; it was stopped"):
+        with Watchdog(
+            self.control,
+            deadline,
+            f"fetching the build context from {describe_source(job)} "
+            f"did not finish within {deadline:g} s; it was stopped",
+        ):
             stats = fetch_context(
                 job, context, settings, self.control, credentials.source_token, credentials.source_user
             )
@@ -448,11 +467,17 @@ class JobAttempt:
         """
         buildkit = self.runner.buildkit
         needs = (
-            ("build secrets", credentials.secrets), ("an SSH key", credentials.ssh), ("cache_from images", plan.cache_from),
+            ("build secrets", credentials.secrets),
+            ("an SSH key", credentials.ssh),
+            ("cache_from images", plan.cache_from),
         )
         wants = " and ".join(name for name, given in needs if given)
         choice = choose_engine(
-            self.job.engine, context, self.settings, needs_buildkit_for=wants, modern_frontend=buildkit.modern_frontend,
+            self.job.engine,
+            context,
+            self.settings,
+            needs_buildkit_for=wants,
+            modern_frontend=buildkit.modern_frontend,
             dockerfile_path=plan.dockerfile,
         )
         job_log.line(f"[boatyard] engine: {choice.engine} ({choice.why})")

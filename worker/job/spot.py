@@ -15,6 +15,7 @@ can use a fake one on 127.0.0.1; proxies from the environment are ignored
 (metadata must never go through a proxy), and answers are read with a size
 cap and a short timeout.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -171,7 +172,9 @@ class SpotWatcher:
                 log.warning(
                     "spot interruption notice: EC2 will %s this host in %.0f s; draining "
                     "(running builds get %.0f s, then go back to the queue for another host)",
-                    notice.action, max(0.0, notice.at - time.time()), notice.drain_seconds(),
+                    notice.action,
+                    max(0.0, notice.at - time.time()),
+                    notice.drain_seconds(),
                 )
                 self.on_notice(notice)
                 return

@@ -6,6 +6,7 @@ fetcher streams (S3 body, HTTP body) straight through
 memory, and nothing but the sanitized tar reaches the Docker daemon (no URL is
 ever handed to the daemon as a remote context).
 """
+
 from __future__ import annotations
 
 from typing import BinaryIO
@@ -81,13 +82,27 @@ def fetch_context(
     if kind == SourceKind.GITLAB:
         source = job.source
         return githosts.fetch_gitlab(
-            source.get("gitlab_project", ""), source.get("gitlab_ref", ""), token, dest, limits, settings, control,
+            source.get("gitlab_project", ""),
+            source.get("gitlab_ref", ""),
+            token,
+            dest,
+            limits,
+            settings,
+            control,
             layout,
         )
     if kind == SourceKind.BITBUCKET:
         source = job.source
         return githosts.fetch_bitbucket(
-            source.get("bitbucket_workspace", ""), source.get("bitbucket_repo", ""), source.get("bitbucket_ref", ""),
-            token_user, token, dest, limits, settings, control, layout,
+            source.get("bitbucket_workspace", ""),
+            source.get("bitbucket_repo", ""),
+            source.get("bitbucket_ref", ""),
+            token_user,
+            token,
+            dest,
+            limits,
+            settings,
+            control,
+            layout,
         )
     raise BuildFailed(f"unknown source kind {kind!r}")

@@ -14,6 +14,7 @@ most one ``recv`` per call) and between chunks enforces a minimum throughput
 :class:`~worker.job.control.Watchdog` around the whole fetch: a second clock
 here raced it and gave the same timeout two different reasons.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -110,8 +111,13 @@ def download(
     try:
         try:
             response = netguard.open_url(
-                url, settings.allow_private_urls, settings.fetch_timeout_seconds, max_bytes,
-                on_status=on_status, headers=headers, on_socket=track,
+                url,
+                settings.allow_private_urls,
+                settings.fetch_timeout_seconds,
+                max_bytes,
+                on_status=on_status,
+                headers=headers,
+                on_socket=track,
             )
         except BuildFailed:
             control.check()  # a connect or header read cut by an abort: the abort is the reason

@@ -8,6 +8,7 @@ Both go through the SSRF guard (every redirect hop re-checked; requests drops th
 credentials on a redirect to another host) and the archive sanitizer; 401, 403,
 404 and rate limits become reasons a person can act on, never showing the token.
 """
+
 from __future__ import annotations
 
 import base64
@@ -60,7 +61,9 @@ def failure_reason(response: requests.Response, host: str, what: str, token_fiel
     if status == 403:
         return f"{host} refused access to {what} (403): the {token_field} needs read access to the repository"
     if status == 404:
-        hint = f", or the {token_field} cannot read it" if has_token else f" (a private repository needs a {token_field})"
+        hint = (
+            f", or the {token_field} cannot read it" if has_token else f" (a private repository needs a {token_field})"
+        )
         return f"{host} repository or ref {what} not found{hint}"
     return f"{host} answered {status} for {what}"
 
@@ -82,31 +85,62 @@ def _fetch(
             raise BuildFailed(text)
 
     with download(
-        url, f"the download of {what}", settings, limits.max_bytes, control, on_status=on_status, headers=headers or None,
+        url,
+        f"the download of {what}",
+        settings,
+        limits.max_bytes,
+        control,
+        on_status=on_status,
+        headers=headers or None,
     ) as body:
         return sanitize(
-            body, dest, limits, strip_top=True, check=control.check,
-            context_path=layout.context_path, dockerfile_path=layout.dockerfile_path,
+            body,
+            dest,
+            limits,
+            strip_top=True,
+            check=control.check,
+            context_path=layout.context_path,
+            dockerfile_path=layout.dockerfile_path,
         )
 
 
 def fetch_gitlab(
-    project: str, ref: str, token: str, dest: BinaryIO, limits: ContextLimits, settings: Settings,
-    control: JobControl, layout: Layout = Layout(),
+    project: str,
+    ref: str,
+    token: str,
+    dest: BinaryIO,
+    limits: ContextLimits,
+    settings: Settings,
+    control: JobControl,
+    layout: Layout = Layout(),
 ) -> ContextStats:
     """A GitLab project's archive at ``ref`` into ``dest`` (top folder stripped)."""
     what = f"GitLab {project} at {ref}"
     headers = {"PRIVATE-TOKEN": token} if token else {}
     return _fetch(
-        gitlab_url(settings.gitlab_base, project, ref), headers,
+        gitlab_url(settings.gitlab_base, project, ref),
+        headers,
         lambda r: failure_reason(r, "GitLab", f"{project} at {ref}", "gitlab_token", bool(token)),
-        what, dest, limits, settings, control, layout,
+        what,
+        dest,
+        limits,
+        settings,
+        control,
+        layout,
     )
 
 
 def fetch_bitbucket(
-    workspace: str, repo: str, ref: str, username: str, app_password: str, dest: BinaryIO, limits: ContextLimits,
-    settings: Settings, control: JobControl, layout: Layout = Layout(),
+    workspace: str,
+    repo: str,
+    ref: str,
+    username: str,
+    app_password: str,
+    dest: BinaryIO,
+    limits: ContextLimits,
+    settings: Settings,
+    control: JobControl,
+    layout: Layout = Layout(),
 ) -> ContextStats:
     """A Bitbucket repository's archive at ``ref`` into ``dest`` (top folder stripped)."""
     what = f"{workspace}/{repo} at {ref}"
@@ -115,7 +149,13 @@ def fetch_bitbucket(
         basic = base64.b64encode(f"{username}:{app_password}".encode()).decode("ascii")
         headers = {"Authorization": f"Basic {basic}"}
     return _fetch(
-        bitbucket_url(settings.bitbucket_base, workspace, repo, ref), headers,
+        bitbucket_url(settings.bitbucket_base, workspace, repo, ref),
+        headers,
         lambda r: failure_reason(r, "Bitbucket", what, "bitbucket_app_password", bool(app_password)),
-        f"Bitbucket {what}", dest, limits, settings, control, layout,
+        f"Bitbucket {what}",
+        dest,
+        limits,
+        settings,
+        control,
+        layout,
     )

@@ -5,6 +5,7 @@ With a ``github_token`` (a private repository) the archive comes from the REST A
 answers with a redirect to a short-lived download on another host, which gets no
 token.  401, 404 and rate-limit 403s become reasons a person can act on.
 """
+
 from __future__ import annotations
 
 import datetime as dt
@@ -95,6 +96,11 @@ def fetch(
     what = f"the download of {user}/{repo} at {tag}"
     with download(url, what, settings, limits.max_bytes, control, on_status=on_status, headers=headers) as body:
         return sanitize(
-            body, dest, limits, strip_top=True, check=control.check,
-            context_path=layout.context_path, dockerfile_path=layout.dockerfile_path,
+            body,
+            dest,
+            limits,
+            strip_top=True,
+            check=control.check,
+            context_path=layout.context_path,
+            dockerfile_path=layout.dockerfile_path,
         )

@@ -1,4 +1,5 @@
 """The context stored in S3 by the API (a Dockerfile made into an archive, or an upload)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -34,8 +35,12 @@ def fetch(
         raise
     try:
         return sanitize(
-            SafeStream(body, "reading the build context from storage", (BotoCoreError,)), dest, limits, check=check,
-            context_path=layout.context_path, dockerfile_path=layout.dockerfile_path,
+            SafeStream(body, "reading the build context from storage", (BotoCoreError,)),
+            dest,
+            limits,
+            check=check,
+            context_path=layout.context_path,
+            dockerfile_path=layout.dockerfile_path,
         )
     finally:
         body.close()

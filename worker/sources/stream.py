@@ -1,4 +1,5 @@
 """A read-only stream wrapper that turns transport errors into a clear job failure."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -1,4 +1,5 @@
 """A tarball from a URL the user gave, fetched through the SSRF guard."""
+
 from __future__ import annotations
 
 from typing import BinaryIO
@@ -21,6 +22,10 @@ def fetch(
     """Download ``url`` (tar or tar.gz) through the guard, sanitizing it into ``dest``."""
     with download(url, f"the download of {netguard.describe_url(url)}", settings, limits.max_bytes, control) as body:
         return sanitize(
-            body, dest, limits, check=control.check,
-            context_path=layout.context_path, dockerfile_path=layout.dockerfile_path,
+            body,
+            dest,
+            limits,
+            check=control.check,
+            context_path=layout.context_path,
+            dockerfile_path=layout.dockerfile_path,
         )
