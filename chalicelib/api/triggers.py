@@ -130,14 +130,8 @@ def validate_notify_url(value: Any, settings: Settings) -> str:
     return notify_fields.validate_notify_url(value, settings)
 
 
-def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[store.Trigger, Credentials]:  # noqa: C901 - landed just before the complexity limit; to be split (design notes)
-    """A trigger (not yet stored) and its credentials from a create body; 400 naming the field."""
-    if not isinstance(data, dict):
-        raise InvalidRequest("the request body must be a JSON object with the trigger's fields")
-    host = data.get("host")
-    if host not in HOSTS:
-        raise InvalidRequest(f"must be one of {', '.join(HOSTS)}", field="host")
-    repository = _repository(data, host)
+def _refuse_source_fields(data: Mapping[str, Any]) -> None:
+    """400 for a build request's source fields or ``image_name``: a push supplies the source, the template the image."""
     source_given = [name for name in SOURCE_FIELDS if name in data] + (["image_name"] if "image_name" in data else [])
     if source_given:
         raise InvalidRequest(
@@ -145,6 +139,10 @@ def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[sto
             "image is image_template",
             field=source_given[0],
         )
+
+
+def _ref_regexes(data: Mapping[str, Any]) -> tuple[str, str]:
+    """``branch_regex`` and ``tag_regex`` ("" when absent); at least one must be given."""
     branch_regex = tag_regex = ""
     if data.get("branch_regex") not in (None, ""):
         branch_regex = trigger_rules.safe_regex(data["branch_regex"], "branch_regex").pattern
@@ -154,16 +152,29 @@ def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[sto
         raise InvalidRequest(
             "give branch_regex, tag_regex or both (e.g. 'main' or 'v[0-9.]+'): which refs build", field="branch_regex"
         )
-    template = trigger_rules.validate_image_template(data.get("image_template"))
-    default_branch = ""
-    if data.get("default_branch") not in (None, ""):
-        if not isinstance(data["default_branch"], str):
-            raise InvalidRequest("must be a branch name", field="default_branch")
-        default_branch = validate_git_ref(data["default_branch"], "default_branch")
+    return branch_regex, tag_regex
+
+
+def _default_branch(data: Mapping[str, Any]) -> str:
+    """``default_branch``: absent (""), or a valid branch name."""
+    if data.get("default_branch") in (None, ""):
+        return ""
+    if not isinstance(data["default_branch"], str):
+        raise InvalidRequest("must be a branch name", field="default_branch")
+    return validate_git_ref(data["default_branch"], "default_branch")
+
+
+def _supersede(data: Mapping[str, Any]) -> bool:
+    """``supersede``: true when absent."""
     supersede = data.get("supersede")
     supersede = True if supersede is None else supersede
     if not isinstance(supersede, bool):
         raise InvalidRequest("must be true or false", field="supersede")
+    return supersede
+
+
+def _label(data: Mapping[str, Any]) -> str:
+    """``label``: absent (""), or a short text without control characters."""
     label = data.get("label") or ""
     if (
         not isinstance(label, str)
@@ -171,6 +182,38 @@ def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[sto
         or not patterns.matches(patterns.NO_CONTROL_CHARS, label)
     ):
         raise InvalidRequest(f"must be at most {MAX_LABEL_CHARS} characters without control characters", field="label")
+    return label
+
+
+def _sample_build(
+    data: Mapping[str, Any], host: str, repository: str, template: str, settings: Settings
+) -> BuildRequest:
+    """The build request's own parser run on the body: options, engine, credentials and git token, as a push would
+    submit them (an image_name refusal is the template's)."""
+    sample = {k: v for k, v in data.items() if k not in TRIGGER_FIELDS}
+    sample.update(_sample_source(host, repository), image_name=trigger_rules.render(template, trigger_rules.SAMPLE))
+    try:
+        return validate_build(sample, settings)
+    except InvalidRequest as exc:
+        if exc.field == "image_name":
+            raise InvalidRequest(exc.message.split(": ", 1)[-1], field="image_template") from None
+        raise
+
+
+def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[store.Trigger, Credentials]:
+    """A trigger (not yet stored) and its credentials from a create body; 400 naming the field."""
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request body must be a JSON object with the trigger's fields")
+    host = data.get("host")
+    if host not in HOSTS:
+        raise InvalidRequest(f"must be one of {', '.join(HOSTS)}", field="host")
+    repository = _repository(data, host)
+    _refuse_source_fields(data)
+    branch_regex, tag_regex = _ref_regexes(data)
+    template = trigger_rules.validate_image_template(data.get("image_template"))
+    default_branch = _default_branch(data)
+    supersede = _supersede(data)
+    label = _label(data)
     rules = trigger_rules.TriggerRules(
         branch_regex=branch_regex,
         tag_regex=tag_regex,
@@ -179,15 +222,7 @@ def parse_trigger(data: Any, caller: Principal, settings: Settings) -> tuple[sto
         default_branch_tag=trigger_rules.validate_default_branch_tag(data.get("default_branch_tag")),
         default_branch=default_branch,
     )
-    # the build request's own parser: options, engine, credentials and git token, as a push would submit them
-    sample = {k: v for k, v in data.items() if k not in TRIGGER_FIELDS}
-    sample.update(_sample_source(host, repository), image_name=trigger_rules.render(template, trigger_rules.SAMPLE))
-    try:
-        request = validate_build(sample, settings)
-    except InvalidRequest as exc:
-        if exc.field == "image_name":
-            raise InvalidRequest(exc.message.split(": ", 1)[-1], field="image_template") from None
-        raise
+    request = _sample_build(data, host, repository, template, settings)
     trigger = store.Trigger(
         trigger_id=str(uuid.uuid4()),
         owner=caller.owner,

@@ -58,35 +58,48 @@ SAMPLE = {"branch": "main", "tag": "v1.2.3", "short_sha": "0123abc", "ref": "mai
 # ------------------------------------------------------------------ regexes
 
 
-def _walk(parsed: Any, inside_repeat: bool, counted: list[int]) -> str | None:  # noqa: C901 - landed just before the complexity limit; to be split (design notes)
+def _walk(parsed: Any, inside_repeat: bool, counted: list[int]) -> str | None:
     """Why the parsed pattern may backtrack without bound (None when it is safe); counts open repetitions."""
     for op, arg in parsed:
-        if op in _REFUSED:
-            return f"{_REFUSED[op]} are not allowed"
-        if op in _REPEATS:
-            low, high, sub = arg
-            open_ended = high > 1 and high != low  # '*', '+', '{1,9}': '?' and '{3}' are bounded by themselves
-            if inside_repeat and open_ended:
-                return "a repeated group may not hold another repetition (e.g. (a+)+); write it without nesting"
-            counted[0] += open_ended
-            reason = _walk(sub, inside_repeat or high > 1, counted)
-            if reason:
-                return reason
-        elif op == _sre_constants.SUBPATTERN:
-            reason = _walk(arg[-1], inside_repeat, counted)
-            if reason:
-                return reason
-        elif op == _sre_constants.BRANCH:
-            if inside_repeat:
-                return "a repeated group may not hold an alternation (e.g. (a|ab)*); write it without nesting"
-            for branch in arg[1]:
-                reason = _walk(branch, inside_repeat, counted)
-                if reason:
-                    return reason
-        elif op == getattr(_sre_constants, "ATOMIC_GROUP", None):
-            reason = _walk(arg, inside_repeat, counted)
-            if reason:
-                return reason
+        reason = _walk_node(op, arg, inside_repeat, counted)
+        if reason:
+            return reason
+    return None
+
+
+def _walk_node(op: Any, arg: Any, inside_repeat: bool, counted: list[int]) -> str | None:
+    """:func:`_walk` for one node of the parsed pattern and what it holds."""
+    if op in _REFUSED:
+        return f"{_REFUSED[op]} are not allowed"
+    if op in _REPEATS:
+        return _walk_repeat(arg, inside_repeat, counted)
+    if op == _sre_constants.SUBPATTERN:
+        return _walk(arg[-1], inside_repeat, counted)
+    if op == _sre_constants.BRANCH:
+        return _walk_alternation(arg[1], inside_repeat, counted)
+    if op == getattr(_sre_constants, "ATOMIC_GROUP", None):
+        return _walk(arg, inside_repeat, counted)
+    return None
+
+
+def _walk_repeat(arg: Any, inside_repeat: bool, counted: list[int]) -> str | None:
+    """A repetition: refused inside another one when open-ended; counted; then what it repeats."""
+    low, high, sub = arg
+    open_ended = high > 1 and high != low  # '*', '+', '{1,9}': '?' and '{3}' are bounded by themselves
+    if inside_repeat and open_ended:
+        return "a repeated group may not hold another repetition (e.g. (a+)+); write it without nesting"
+    counted[0] += open_ended
+    return _walk(sub, inside_repeat or high > 1, counted)
+
+
+def _walk_alternation(branches: Any, inside_repeat: bool, counted: list[int]) -> str | None:
+    """An alternation: refused inside a repetition; otherwise each of its branches."""
+    if inside_repeat:
+        return "a repeated group may not hold an alternation (e.g. (a|ab)*); write it without nesting"
+    for branch in branches:
+        reason = _walk(branch, inside_repeat, counted)
+        if reason:
+            return reason
     return None
 
 
