@@ -331,17 +331,18 @@ def test_admin_commands_create_list_revoke(aws_env, capsys):
 def test_keys_mode_answers_match_openapi(keys_client, owners):
     import yaml
 
-    from tests.aws.test_api_openapi import _check
-    from tests.unit.test_openapi import DOC_PATH
+    from tests.support.openapi import DOC_PATH, check_answer
 
     doc = yaml.safe_load(DOC_PATH.read_text())
-    _check(doc, "/api/v1/jobs", "get", keys_client.http.get("/api/v1/jobs"))  # 401
-    _check(doc, "/api/v1/build", "post", keys_client.http.post("/api/v1/build", headers=_h("by_nope"), body=b"{}"))
+    check_answer(doc, "/api/v1/jobs", "get", keys_client.http.get("/api/v1/jobs"))  # 401
+    check_answer(
+        doc, "/api/v1/build", "post", keys_client.http.post("/api/v1/build", headers=_h("by_nope"), body=b"{}")
+    )
     for _ in range(5):
         submit_ok(keys_client, owners["a"])
-    _check(doc, "/api/v1/build", "post", submit(keys_client, owners["a"]))  # 429
-    _check(doc, "/api/v1/jobs", "get", keys_client.http.get("/api/v1/jobs?limit=2", headers=_h(owners["a"])))
-    _check(doc, "/api/v1/jobs", "get", keys_client.http.get("/api/v1/jobs?limit=-1", headers=_h(owners["a"])))
+    check_answer(doc, "/api/v1/build", "post", submit(keys_client, owners["a"]))  # 429
+    check_answer(doc, "/api/v1/jobs", "get", keys_client.http.get("/api/v1/jobs?limit=2", headers=_h(owners["a"])))
+    check_answer(doc, "/api/v1/jobs", "get", keys_client.http.get("/api/v1/jobs?limit=-1", headers=_h(owners["a"])))
 
 
 def test_admin_tree_is_part_of_the_boatyard_command(aws_env, capsys):

@@ -11,7 +11,7 @@ from chalicelib.domain.jobs import Phase
 from chalicelib.stores import jobs as jobstore
 from chalicelib.stores import logs as logstore
 from tests.aws.api_helpers import answer, post_json
-from tests.unit.test_openapi import DOC_PATH, schema_validator
+from tests.support.openapi import DOC_PATH, check_answer, schema_validator
 
 
 @pytest.fixture(scope="module")
@@ -19,47 +19,32 @@ def doc():
     return yaml.safe_load(DOC_PATH.read_text())
 
 
-def _documented(doc, path: str, method: str, status: int) -> str:
-    """The schema name documented for that answer."""
-    response = doc["paths"][path][method]["responses"][str(status)]
-    if "$ref" in response:
-        response = doc["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
-    return response["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[1]
-
-
-def _check(doc, path, method, response):
-    name = _documented(doc, path, method, response.status_code)
-    errors = [e.message for e in schema_validator(doc, name).iter_errors(answer(response))]
-    assert not errors, (name, errors, response.body)
-    assert response.headers["Content-Type"] == "application/json"
-
-
 def test_answers_match_their_schemas(client, doc):
     build, status, logs = "/api/v1/build", "/api/v1/{job_id}/status", "/api/v1/{job_id}/logs"
     accepted = post_json(client, {"image_name": "u/i", "dockerfile": "FROM x"})
-    _check(doc, build, "post", accepted)
+    check_answer(doc, build, "post", accepted)
     job_id = answer(accepted)["JobIdentifier"]
-    _check(doc, build, "post", post_json(client, {"image_name": "u/i"}))  # 400
-    _check(doc, build, "post", client.http.post(build, headers={"Content-Type": "text/plain"}, body=b"x"))  # 415
-    _check(doc, build, "post", post_json(client, {"image_name": "u/i", "dockerfile": "#" * 300000}))  # 413
-    _check(doc, "/api/v1/uploads", "post", client.http.post("/api/v1/uploads"))
-    _check(doc, status, "get", client.http.get(f"/api/v1/{job_id}/status"))
-    _check(doc, status, "get", client.http.get(f"/api/v1/{uuid.uuid4()}/status"))  # 404
+    check_answer(doc, build, "post", post_json(client, {"image_name": "u/i"}))  # 400
+    check_answer(doc, build, "post", client.http.post(build, headers={"Content-Type": "text/plain"}, body=b"x"))  # 415
+    check_answer(doc, build, "post", post_json(client, {"image_name": "u/i", "dockerfile": "#" * 300000}))  # 413
+    check_answer(doc, "/api/v1/uploads", "post", client.http.post("/api/v1/uploads"))
+    check_answer(doc, status, "get", client.http.get(f"/api/v1/{job_id}/status"))
+    check_answer(doc, status, "get", client.http.get(f"/api/v1/{uuid.uuid4()}/status"))  # 404
     writer = logstore.LogWriter(job_id)
     writer.write("Step 1/1 : FROM x\n")
     writer.flush()
-    _check(doc, logs, "get", client.http.get(f"/api/v1/{job_id}/logs"))
-    _check(doc, logs, "get", client.http.get(f"/api/v1/{job_id}/logs?since=1"))
-    _check(doc, logs, "get", client.http.get(f"/api/v1/{job_id}/logs?since=-1"))  # 400
-    _check(doc, logs, "get", client.http.get("/api/v1/not-a-job/logs"))  # 404
+    check_answer(doc, logs, "get", client.http.get(f"/api/v1/{job_id}/logs"))
+    check_answer(doc, logs, "get", client.http.get(f"/api/v1/{job_id}/logs?since=1"))
+    check_answer(doc, logs, "get", client.http.get(f"/api/v1/{job_id}/logs?since=-1"))  # 400
+    check_answer(doc, logs, "get", client.http.get("/api/v1/not-a-job/logs"))  # 404
     jobstore.claim(job_id, "w", 60, 3)
     jobstore.transition(job_id, "w", Phase.FETCHING, Phase.BUILDING)
     jobstore.transition(job_id, "w", Phase.BUILDING, Phase.PUSHING)
     jobstore.transition(job_id, "w", Phase.PUSHING, Phase.FINISHED, image_digest="sha256:" + "b" * 64)
-    _check(doc, status, "get", client.http.get(f"/api/v1/{job_id}/status"))
+    check_answer(doc, status, "get", client.http.get(f"/api/v1/{job_id}/status"))
     failed = answer(post_json(client, {"image_name": "u/i", "dockerfile": "FROM x"}))["JobIdentifier"]
     jobstore.fail(failed, "it broke")
-    _check(doc, status, "get", client.http.get(f"/api/v1/{failed}/status"))
+    check_answer(doc, status, "get", client.http.get(f"/api/v1/{failed}/status"))
 
 
 def test_the_status_schema_refuses_a_wrong_word(doc):

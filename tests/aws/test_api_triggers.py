@@ -553,23 +553,22 @@ def test_a_quota_refusal_lets_the_host_redeliver(keys_client, owners, monkeypatc
 def test_answers_match_their_documented_schemas(client):
     import yaml
 
-    from tests.aws.test_api_openapi import _check
-    from tests.unit.test_openapi import DOC_PATH
+    from tests.support.openapi import DOC_PATH, check_answer
 
     doc = yaml.safe_load(DOC_PATH.read_text())
     made = create(client, default_branch_tag="latest", paths=["src/**"], build_args={"A": "b"})
-    _check(doc, "/api/v1/triggers", "post", made)
-    _check(doc, "/api/v1/triggers", "post", create(client, host="svn"))  # 400
+    check_answer(doc, "/api/v1/triggers", "post", made)
+    check_answer(doc, "/api/v1/triggers", "post", create(client, host="svn"))  # 400
     made = answer(made)
-    _check(doc, "/api/v1/triggers", "get", client.http.get("/api/v1/triggers"))
+    check_answer(doc, "/api/v1/triggers", "get", client.http.get("/api/v1/triggers"))
     hook = "/api/v1/hooks/{trigger_id}"
-    _check(doc, hook, "post", deliver(client, made, payload("github-push"), "push"))  # 202
-    _check(doc, hook, "post", deliver(client, made, payload("github-ping"), "ping"))  # 200
-    _check(doc, hook, "post", deliver(client, made, payload("github-push"), "push", secret="x"))  # 401
+    check_answer(doc, hook, "post", deliver(client, made, payload("github-push"), "push"))  # 202
+    check_answer(doc, hook, "post", deliver(client, made, payload("github-ping"), "ping"))  # 200
+    check_answer(doc, hook, "post", deliver(client, made, payload("github-push"), "push", secret="x"))  # 401
     one = "/api/v1/triggers/{trigger_id}"
-    _check(doc, one, "get", client.http.get(f"/api/v1/triggers/{made['TriggerId']}"))
-    _check(doc, one, "get", client.http.get(f"/api/v1/triggers/{uuid.uuid4()}"))  # 404
+    check_answer(doc, one, "get", client.http.get(f"/api/v1/triggers/{made['TriggerId']}"))
+    check_answer(doc, one, "get", client.http.get(f"/api/v1/triggers/{uuid.uuid4()}"))  # 404
     (build,) = answer(client.http.get(f"/api/v1/triggers/{made['TriggerId']}"))["Builds"]
-    _check(doc, "/api/v1/{job_id}/status", "get", client.http.get(f"/api/v1/{build['JobIdentifier']}/status"))
-    _check(doc, "/api/v1/jobs", "get", client.http.get("/api/v1/jobs"))
-    _check(doc, one, "delete", client.http.delete(f"/api/v1/triggers/{made['TriggerId']}"))
+    check_answer(doc, "/api/v1/{job_id}/status", "get", client.http.get(f"/api/v1/{build['JobIdentifier']}/status"))
+    check_answer(doc, "/api/v1/jobs", "get", client.http.get("/api/v1/jobs"))
+    check_answer(doc, one, "delete", client.http.delete(f"/api/v1/triggers/{made['TriggerId']}"))

@@ -16,8 +16,8 @@ import pytest
 from chalicelib.stores import aws, queue
 from chalicelib.stores import jobs as jobstore
 from chalicelib.stores.queue import JobMessage
-from tests.aws.test_worker_spot import QuickBuilder, UntilAbortedBuilder
 from tests.support import worker_jobs
+from tests.support.fake_builders import QuickBuilder, UntilAbortedBuilder
 from tests.support.infra import INFRA, check_template
 from tests.support.probes import run_once
 from worker.job.loop import Worker

@@ -21,6 +21,7 @@ from chalicelib.domain.settings import get_settings
 from chalicelib.stores import jobs as jobstore
 from chalicelib.stores import queue
 from tests.support import worker_jobs
+from tests.support.fake_builders import QuickBuilder, UntilAbortedBuilder
 from worker.job import spot
 from worker.job.loop import Worker
 
@@ -80,42 +81,6 @@ def imds() -> Iterator[FakeImds]:
     fake = FakeImds()
     yield fake
     fake.close()
-
-
-class UntilAbortedBuilder:
-    """Stands in for worker.build.builder.Builder: a build that runs until the job is aborted."""
-
-    def __init__(self) -> None:
-        self.started = threading.Event()
-
-    def build(self, context, image, write, control, registry_auths=None, plan=None) -> str:
-        write("Step 1/1 : RUN sleep forever\n")
-        self.started.set()
-        while not control.wait(0.05):
-            pass
-        control.check()
-        raise AssertionError("unreachable")
-
-    def publish(self, image_id, ref, credentials, write, control) -> str:
-        raise AssertionError("never pushed")
-
-    def remove_image(self, image: str) -> None:
-        pass
-
-    def keep_disk_budget(self, force: bool = False) -> int:
-        return 0
-
-
-class QuickBuilder(UntilAbortedBuilder):
-    """A build and push that succeed at once."""
-
-    def build(self, context, image, write, control, registry_auths=None, plan=None) -> str:
-        write("Step 1/1 : RUN true\n")
-        return "sha256:" + "1" * 64
-
-    def publish(self, image_id, ref, credentials, write, control) -> str:
-        write("pushed\n")
-        return "sha256:" + "2" * 64
 
 
 @pytest.fixture

@@ -10,26 +10,9 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import PHONE, screenshot
+from tests.support.browser import PASSWORD, PHONE, error_of, fill_common, open_ui, screenshot
 
-PASSWORD = "pw-Zq8!leak-canary-7731"
 DIGEST = "sha256:" + "ab12" * 16
-
-
-def open_ui(page: Page, fake, fragment: str = "") -> None:
-    page.goto(f"{fake.url}/{fragment}")
-    expect(page.locator("body")).to_have_attribute("data-ready", "true")
-
-
-def fill_common(page: Page, image: str = "127.0.0.1:5000/team/app:1.0") -> None:
-    page.get_by_label("Image name").fill(image)
-    page.get_by_label("Username").fill("builder")
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_label("Email").fill("builder@example.com")
-
-
-def error_of(page: Page, field: str):
-    return page.locator(f"#{field}-error")
 
 
 def submit_dockerfile(page: Page, fake, dockerfile: str = "FROM busybox\nRUN echo hi\n", count: int = 1) -> str:

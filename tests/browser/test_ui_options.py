@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.test_ui_fake import error_of, fill_common, open_ui
-from tests.support.browser import screenshot
+from tests.support.browser import error_of, fill_common, open_ui, screenshot
 
 
 def open_options(page: Page) -> None:

@@ -12,7 +12,9 @@ Modules (import the one you need, e.g. ``from tests.support.http_jobs import sub
   ``unique_image(registry_host, name)``, ``TERMINAL_PREFIXES``.
 * ``worker_jobs`` — jobs for in-process workers on moto: ``submit`` (create + context + seal + enqueue, as the
   API does), ``run_until_terminal(worker, job_id)``, ``full_log``, ``status``, ``image_for``, ``set_env``.
-* ``archives``    — ``make_tar(files, gz=True, top="")`` (the one tar builder), ``dockerfile_tar``, ``tar_members``.
+* ``archives``    — ``make_tar(files, gz=True, top="")`` (the tar builder for regular files), ``dockerfile_tar``,
+  ``tar_members``; ``entries_tar(entries, gz=True)`` (any member type), ``LIMITS`` and ``OneWayStream`` for the
+  archive sanitizer's tests.
 * ``images``      — ``pull_and_run(docker_host_or_api, registry, image, command=None, digest=None)``: pull what
   a build pushed (after the worker removed its tag from the host) and run it.
 * ``stacks``      — ``start_stack(name, workers, env, docker_host)`` on free ports, ``scan_stack``, ``stop_stack``
@@ -22,7 +24,11 @@ Modules (import the one you need, e.g. ``from tests.support.http_jobs import sub
   and the leak scanners (``find_secret``, ``scan_aws``, ``scan_files``, ``scan_docker``, ``record_leaks``).
 * ``ordering``    — the ``after_all_tests`` marker: a test so marked runs after every other test of the
   session (the leak scan, tests/faults/test_no_leaks.py), whatever its file name.
-* ``browser``     — Chromium path and flags, ``DESKTOP`` / ``PHONE`` viewports, ``screenshot(page, name)``.
+* ``browser``     — Chromium path and flags, ``DESKTOP`` / ``PHONE`` viewports, ``screenshot(page, name)``; the
+  shared form steps ``open_ui(page, fake)``, ``fill_common(page, image)``, ``error_of(page, field)``, ``PASSWORD``.
+* ``fake_builders`` — ``UntilAbortedBuilder`` and ``QuickBuilder``: builders without Docker for in-process workers.
+* ``openapi``     — ``DOC_PATH``, ``schema_validator(doc, name)``, ``check_answer(doc, path, method, response)``
+  (a real answer matches the schema documented for it).
 * ``emf``         — ``emf_problems(doc)`` (CloudWatch's EMF rules), ``dimension_values(doc)``.
 * ``infra``       — ``ROOT``, ``INFRA`` and ``check_template`` (infra/check_template.py loaded as a module).
 

@@ -1,10 +1,30 @@
-"""Build contexts as tests make them: the one tar builder, and reading an archive back."""
+"""Build contexts as tests make them: the tar builders, and reading an archive back.
+
+* :func:`make_tar` / :func:`dockerfile_tar` — regular files only (what most tests need).
+* :func:`entries_tar` — any member type (dirs, symlinks, hard links, fifos, devices), for the archive sanitizer.
+* ``LIMITS`` and :class:`OneWayStream` — the context limits the sanitizer tests run with, and a non-seekable source.
+"""
 
 from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from worker.context.archive import ContextLimits
+
+LIMITS = ContextLimits(max_bytes=50 * 1024 * 1024, max_files=100, max_ratio=200)
+
+
+class OneWayStream:
+    """A non-seekable source: the sanitizer must stream."""
+
+    def __init__(self, data: bytes) -> None:
+        self._buffer = io.BytesIO(data)
+
+    def read(self, size: int = -1) -> bytes:
+        return self._buffer.read(size)
 
 
 def make_tar(files: Mapping[str, bytes | str], gz: bool = True, top: str = "") -> bytes:
@@ -16,6 +36,30 @@ def make_tar(files: Mapping[str, bytes | str], gz: bool = True, top: str = "") -
             info = tarfile.TarInfo(f"{top}/{name}" if top else name)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def entries_tar(entries: Iterable[tuple[str, str, Any]], gz: bool = True) -> bytes:
+    """entries: (name, kind, payload) with kind file|dir|sym|link|fifo|chr (a file named *.suid gets mode 4755)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz" if gz else "w", format=tarfile.GNU_FORMAT) as tar:
+        for name, kind, payload in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                data = payload.encode() if isinstance(payload, str) else payload
+                info.size, info.mode = len(data), 0o4755 if name.endswith(".suid") else 0o644
+                tar.addfile(info, io.BytesIO(data))
+                continue
+            info.type = {
+                "dir": tarfile.DIRTYPE,
+                "sym": tarfile.SYMTYPE,
+                "link": tarfile.LNKTYPE,
+                "fifo": tarfile.FIFOTYPE,
+                "chr": tarfile.CHRTYPE,
+            }[kind]
+            if kind in ("sym", "link"):
+                info.linkname = payload
+            tar.addfile(info)
     return buffer.getvalue()
 
 

@@ -15,7 +15,7 @@ from chalicelib.domain.errors import InvalidRequest
 from chalicelib.domain.image_ref import parse_image_ref
 from chalicelib.domain.jobs import Job, SourceKind
 from chalicelib.domain.settings import load_settings
-from tests.unit.test_worker_archive import LIMITS, OneWayStream, build
+from tests.support.archives import LIMITS, OneWayStream, entries_tar
 from worker.build.buildplan import OCI, plan_build
 from worker.context.archive import ContextStats, InvalidContext, sanitize
 
@@ -268,21 +268,21 @@ MONOREPO = [
 
 
 def test_context_path_keeps_only_that_folder_as_the_root():
-    members, _ = _sanitize(build(MONOREPO), context_path="svc/api", dockerfile_path="docker/Dockerfile")
+    members, _ = _sanitize(entries_tar(MONOREPO), context_path="svc/api", dockerfile_path="docker/Dockerfile")
     assert set(members) == {"docker", "docker/Dockerfile", "main.py"}
 
 
 def test_context_path_under_a_top_folder():
     entries = [(f"repo-1.0/{name}", kind, payload) for name, kind, payload in MONOREPO]
-    members, _ = _sanitize(build(entries), strip_top=True, context_path="svc/web")
+    members, _ = _sanitize(entries_tar(entries), strip_top=True, context_path="svc/web")
     assert set(members) == {"Dockerfile"}
 
 
 def test_missing_folder_or_dockerfile_says_which():
-    assert "no folder 'svc/nope'" in _refused(build(MONOREPO), context_path="svc/nope")
-    message = _refused(build(MONOREPO), context_path="svc/api")
+    assert "no folder 'svc/nope'" in _refused(entries_tar(MONOREPO), context_path="svc/nope")
+    message = _refused(entries_tar(MONOREPO), context_path="svc/api")
     assert message == "no Dockerfile in the folder 'svc/api' (context_path)"
-    message = _refused(build(MONOREPO), dockerfile_path="build/Dockerfile")
+    message = _refused(entries_tar(MONOREPO), dockerfile_path="build/Dockerfile")
     assert message == "no Dockerfile at 'build/Dockerfile' (dockerfile_path) at the root of the archive"
 
 
@@ -297,12 +297,12 @@ def test_missing_folder_or_dockerfile_says_which():
 )
 def test_nothing_outside_the_context_folder_can_be_reached(entry, words):
     entries = [("secret.env", "file", "KEY=1"), ("app/Dockerfile", "file", "FROM x"), entry]
-    assert words in _refused(build(entries), context_path="app")
+    assert words in _refused(entries_tar(entries), context_path="app")
 
 
 def test_dropped_members_still_count_against_the_limits():
     bomb = [("app/Dockerfile", "file", "FROM x"), ("zeros", "file", b"\0" * (40 * 1024 * 1024))]
-    assert "compression bomb" in _refused(build(bomb), context_path="app")
+    assert "compression bomb" in _refused(entries_tar(bomb), context_path="app")
 
 
 def test_a_git_archive_tells_its_commit():
@@ -313,5 +313,5 @@ def test_a_git_archive_tells_its_commit():
         tar.addfile(info, io.BytesIO(b"FROM x"))
     _, stats = _sanitize(gzip.compress(buffer.getvalue()), strip_top=True)
     assert stats.commit == "b" * 40
-    _, plain = _sanitize(build([("Dockerfile", "file", "FROM x")]))
+    _, plain = _sanitize(entries_tar([("Dockerfile", "file", "FROM x")]))
     assert plain.commit == ""

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import yaml
 from openapi_spec_validator import validate as validate_spec
@@ -15,20 +13,14 @@ from chalicelib.api.validation import validate_build
 from chalicelib.domain import patterns
 from chalicelib.domain.errors import BoatyardError
 from chalicelib.domain.settings import load_settings
+from tests.support.openapi import DOC_PATH, schema_validator
 
-DOC_PATH = Path(__file__).resolve().parents[2] / "openapi.yaml"
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 
 
 @pytest.fixture(scope="module")
 def doc() -> dict[str, Any]:
     return yaml.safe_load(DOC_PATH.read_text())
-
-
-def schema_validator(doc: dict[str, Any], name: str) -> jsonschema.Draft202012Validator:
-    """A validator for ``#/components/schemas/<name>`` with the document's refs resolvable."""
-    schema = {"$ref": f"#/components/schemas/{name}", "components": doc["components"]}
-    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
 
 
 def test_is_a_valid_openapi_document(doc):

@@ -10,46 +10,11 @@ import tarfile
 import pytest
 
 from devstack import hostile
+from tests.support.archives import LIMITS, OneWayStream, entries_tar
 from worker.context.archive import ContextLimits, InvalidContext, sanitize
 from worker.context.tarstream import EXTENDED_HEADER_MAX_BYTES
 
 MiB = 1024 * 1024
-
-LIMITS = ContextLimits(max_bytes=50 * 1024 * 1024, max_files=100, max_ratio=200)
-
-
-class OneWayStream:
-    """A non-seekable source: the sanitizer must stream."""
-
-    def __init__(self, data: bytes) -> None:
-        self._buffer = io.BytesIO(data)
-
-    def read(self, size: int = -1) -> bytes:
-        return self._buffer.read(size)
-
-
-def build(entries, gz: bool = True) -> bytes:
-    """entries: (name, kind, payload) with kind file|dir|sym|link|fifo|chr."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz" if gz else "w", format=tarfile.GNU_FORMAT) as tar:
-        for name, kind, payload in entries:
-            info = tarfile.TarInfo(name)
-            if kind == "file":
-                data = payload.encode() if isinstance(payload, str) else payload
-                info.size, info.mode = len(data), 0o4755 if name.endswith(".suid") else 0o644
-                tar.addfile(info, io.BytesIO(data))
-                continue
-            info.type = {
-                "dir": tarfile.DIRTYPE,
-                "sym": tarfile.SYMTYPE,
-                "link": tarfile.LNKTYPE,
-                "fifo": tarfile.FIFOTYPE,
-                "chr": tarfile.CHRTYPE,
-            }[kind]
-            if kind in ("sym", "link"):
-                info.linkname = payload
-            tar.addfile(info)
-    return buffer.getvalue()
 
 
 def run(data: bytes, limits: ContextLimits = LIMITS, strip_top: bool = False) -> dict[str, tarfile.TarInfo]:
@@ -69,7 +34,7 @@ def refused(data: bytes, limits: ContextLimits = LIMITS, strip_top: bool = False
 @pytest.mark.parametrize("gz", [True, False])
 def test_good_archive_is_copied_uncompressed(gz):
     members = run(
-        build(
+        entries_tar(
             [
                 ("./Dockerfile", "file", "FROM x\n"),
                 ("src", "dir", None),
@@ -89,7 +54,7 @@ def test_good_archive_is_copied_uncompressed(gz):
 
 
 def test_dockerfile_is_required_at_the_root():
-    assert refused(build([("app/Dockerfile", "file", "FROM x")])) == "no Dockerfile at the root of the archive"
+    assert refused(entries_tar([("app/Dockerfile", "file", "FROM x")])) == "no Dockerfile at the root of the archive"
 
 
 @pytest.mark.parametrize(
@@ -108,13 +73,13 @@ def test_dockerfile_is_required_at_the_root():
     ],
 )
 def test_dangerous_entries_are_refused_with_a_reason(entries, words):
-    message = refused(build([("Dockerfile", "file", "FROM x")] + entries))
+    message = refused(entries_tar([("Dockerfile", "file", "FROM x")] + entries))
     assert words in message
 
 
 def test_github_archive_top_folder_is_stripped():
     members = run(
-        build(
+        entries_tar(
             [
                 ("repo-1.0", "dir", None),
                 ("repo-1.0/Dockerfile", "file", "FROM x"),
@@ -129,37 +94,37 @@ def test_github_archive_top_folder_is_stripped():
 
 
 def test_github_archive_with_two_top_folders_is_refused():
-    message = refused(build([("a/Dockerfile", "file", "FROM x"), ("b/other", "file", "x")]), strip_top=True)
+    message = refused(entries_tar([("a/Dockerfile", "file", "FROM x"), ("b/other", "file", "x")]), strip_top=True)
     assert "one top folder" in message
 
 
 def test_github_archive_needs_the_dockerfile_in_its_top_folder():
-    message = refused(build([("repo-1/sub/Dockerfile", "file", "FROM x")]), strip_top=True)
+    message = refused(entries_tar([("repo-1/sub/Dockerfile", "file", "FROM x")]), strip_top=True)
     assert message.startswith("no Dockerfile at the root of the archive")
 
 
 def test_file_count_limit():
     entries = [("Dockerfile", "file", "FROM x")] + [(f"f{i}", "file", "x") for i in range(5)]
-    message = refused(build(entries), ContextLimits(10**9, 5, 200))
+    message = refused(entries_tar(entries), ContextLimits(10**9, 5, 200))
     assert "more than 5 entries" in message
 
 
 def test_uncompressed_size_limit():
     message = refused(
-        build([("Dockerfile", "file", "FROM x"), ("big", "file", b"y" * 5000)]), ContextLimits(4000, 100, 10**6)
+        entries_tar([("Dockerfile", "file", "FROM x"), ("big", "file", b"y" * 5000)]), ContextLimits(4000, 100, 10**6)
     )
     assert "larger than the limit of 4000 bytes" in message
 
 
 def test_compression_bomb_is_refused():
-    data = build([("Dockerfile", "file", "FROM x"), ("zeros", "file", b"\0" * (20 * 1024 * 1024))])
+    data = entries_tar([("Dockerfile", "file", "FROM x"), ("zeros", "file", b"\0" * (20 * 1024 * 1024))])
     assert len(data) < 100_000  # ~1000:1
     message = refused(data, ContextLimits(10**10, 100, 200))
     assert "expands more than 200 times" in message
 
 
 def test_compressed_input_limit_applies_while_streaming():
-    data = build([("Dockerfile", "file", "FROM x"), ("noise", "file", bytes(range(256)) * 400)], gz=False)
+    data = entries_tar([("Dockerfile", "file", "FROM x"), ("noise", "file", bytes(range(256)) * 400)], gz=False)
     message = refused(data, ContextLimits(50_000, 100, 10**6))
     assert "larger than the limit" in message
 
@@ -220,9 +185,9 @@ def _tar_of(*members: bytes) -> bytes:
 
 def test_long_names_up_to_the_path_limit_pass_and_longer_ones_are_refused():
     long_dir = "/".join(["d" * 200] * 20)  # 4019 bytes
-    members = run(build([("Dockerfile", "file", "FROM x"), (f"{long_dir}/f", "file", "x")]))
+    members = run(entries_tar([("Dockerfile", "file", "FROM x"), (f"{long_dir}/f", "file", "x")]))
     assert f"{long_dir}/f" in members
-    message = refused(build([("Dockerfile", "file", "FROM x"), ("n" * 5000, "file", "x")]))
+    message = refused(entries_tar([("Dockerfile", "file", "FROM x"), ("n" * 5000, "file", "x")]))
     assert "a path longer than 4096 bytes" in message
     assert len(message) < 400  # the name is cut in the reason
 
@@ -292,13 +257,13 @@ def test_only_tar_and_gzip_are_accepted(data, name):
 
 
 def test_concatenated_gzip_members_are_one_archive():
-    raw = build([("Dockerfile", "file", "FROM x"), ("a.txt", "file", "a" * 5000)], gz=False)
+    raw = entries_tar([("Dockerfile", "file", "FROM x"), ("a.txt", "file", "a" * 5000)], gz=False)
     data = gzip.compress(raw[:3000]) + gzip.compress(raw[3000:]) + bytes(100)  # trailing NUL padding is allowed
     assert set(run(data)) == {"Dockerfile", "a.txt"}
 
 
 def test_truncated_gzip_is_not_a_valid_archive():
-    data = build([("Dockerfile", "file", "FROM x"), ("noise", "file", os.urandom(50_000))])
+    data = entries_tar([("Dockerfile", "file", "FROM x"), ("noise", "file", os.urandom(50_000))])
     assert refused(data[: len(data) // 2]).startswith("the archive is not a valid tar or tar.gz file")
 
 
@@ -329,12 +294,12 @@ def test_path_through_a_symlink_of_the_archive_is_refused():
     ],
 )
 def test_links_through_links_are_refused(entries, words):
-    assert words in refused(build([("Dockerfile", "file", "FROM x")] + entries))
+    assert words in refused(entries_tar([("Dockerfile", "file", "FROM x")] + entries))
 
 
 def test_ordinary_links_still_pass():
     members = run(
-        build(
+        entries_tar(
             [
                 ("Dockerfile", "file", "FROM x"),
                 ("sub", "dir", None),
