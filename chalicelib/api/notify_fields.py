@@ -14,18 +14,16 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import re
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+from chalicelib.api.url_fields import url_parts
 from chalicelib.domain import notify as rules
 from chalicelib.domain import patterns
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.domain.settings import Settings
 
-MAX_URL_CHARS = 2048
 MIN_SECRET_CHARS = 16
 MAX_SECRET_CHARS = 256
 FIELDS = ("notify_url", "notify_secret", "notify_events")
@@ -66,15 +64,7 @@ def _is_loopback_host(host: str) -> bool:
 
 def validate_notify_url(url: str, settings: Settings) -> str:
     """An https URL to a public host (see the module doc); a 400 naming ``notify_url`` otherwise."""
-    if len(url) > MAX_URL_CHARS:
-        raise InvalidRequest(f"must be at most {MAX_URL_CHARS} characters", field="notify_url")
-    if not patterns.matches(patterns.NO_CONTROL_CHARS, url) or re.search(r"\s", url):
-        raise InvalidRequest("must not contain whitespace or control characters", field="notify_url")
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise InvalidRequest("is not a valid URL", field="notify_url") from None
+    parts = url_parts(url, "notify_url")
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         raise InvalidRequest("must name a host", field="notify_url")

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
 from chalicelib.api.engine_fields import validate_engine_fields
 from chalicelib.api.notify_fields import NotifyRequest, validate_notify_fields
+from chalicelib.api.url_fields import url_parts
 from chalicelib.domain import patterns
 from chalicelib.domain.build_options import BuildOptions, validate_options
 from chalicelib.domain.errors import InvalidRequest, JobNotFound, PayloadTooLarge
@@ -26,7 +26,6 @@ from chalicelib.stores import sealing
 from chalicelib.stores.sealing import Credentials
 
 MAX_IMAGE_NAME_CHARS = 255
-MAX_URL_CHARS = 2048
 MAX_GITHUB_USERNAME_CHARS = 39
 MAX_PASSWORD_CHARS = 1024
 MAX_USERNAME_CHARS = 256
@@ -221,15 +220,7 @@ def validate_dockerfile(text: str, settings: Settings) -> str:
 
 def validate_tar_url(url: str) -> str:
     """An absolute http(s) URL with a host, at most 2048 characters, no whitespace or credentials."""
-    if len(url) > MAX_URL_CHARS:
-        raise InvalidRequest(f"must be at most {MAX_URL_CHARS} characters", field="tar_url")
-    if any(c.isspace() for c in url) or _has_control_chars(url):
-        raise InvalidRequest("must not contain whitespace or control characters", field="tar_url")
-    try:
-        parts = urllib.parse.urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise InvalidRequest("is not a valid URL", field="tar_url") from None
+    parts = url_parts(url, "tar_url")
     if parts.scheme.lower() not in ("http", "https"):
         raise InvalidRequest("must be an http:// or https:// URL", field="tar_url")
     if not parts.hostname:
