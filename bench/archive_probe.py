@@ -30,7 +30,7 @@ def child(url: str) -> dict[str, Any]:
     import worker.job.loop  # noqa: F401 - everything the worker process loads
     from chalicelib.domain.errors import BuildFailed
     from chalicelib.domain.jobs import Job, SourceKind
-    from chalicelib.domain.settings import get_settings
+    from chalicelib.stores.services import Services
     from worker.job.control import JobControl
     from worker.sources import fetch_context
 
@@ -40,7 +40,7 @@ def child(url: str) -> dict[str, Any]:
     reason = "accepted"
     with tempfile.TemporaryFile() as dest:
         try:
-            fetch_context(job, dest, get_settings(), JobControl())
+            fetch_context(job, dest, Services.from_environment(), JobControl())
         except BuildFailed as exc:
             reason = exc.message
     return {

@@ -18,11 +18,17 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from chalicelib.domain.errors import BoatyardError
-from chalicelib.stores import apikeys
+from chalicelib.stores.apikeys import ApiKeys
+from chalicelib.stores.services import Services
+
+
+def _keys() -> ApiKeys:
+    """The key store, with the environment's settings and the operator's AWS credentials."""
+    return Services.from_environment().apikeys
 
 
 def _create(args: argparse.Namespace) -> int:
-    record, token = apikeys.create_key(args.owner, args.label or "", "admin" if args.admin else "user")
+    record, token = _keys().create_key(args.owner, args.label or "", "admin" if args.admin else "user")
     if args.json:
         print(json.dumps({**record.as_dict(), "token": token}))
     else:
@@ -33,7 +39,7 @@ def _create(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    keys = apikeys.list_keys()
+    keys = _keys().list_keys()
     if args.json:
         print(json.dumps([k.as_dict() for k in keys]))
         return 0
@@ -46,7 +52,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    record = apikeys.revoke_key(args.key_id)
+    record = _keys().revoke_key(args.key_id)
     print(f"key {record.key_id} of owner {record.owner} revoked; it stops working within the authorizer cache time")
     return 0
 

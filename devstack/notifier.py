@@ -11,6 +11,7 @@ import signal
 import threading
 
 from chalicelib.api import notify_poller as poller
+from chalicelib.stores.services import Services
 
 
 def main() -> None:
@@ -20,7 +21,7 @@ def main() -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     logging.getLogger("boatyard.notifier").info("notification sender polling")
-    poller.run(stop)
+    poller.run(Services.from_environment(), stop)
 
 
 if __name__ == "__main__":

@@ -12,20 +12,24 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.domain.settings import Settings, get_settings
-from chalicelib.stores import aws, queue
+from chalicelib.domain.settings import Settings, load_settings
+from chalicelib.stores.aws import AwsClients
 from chalicelib.stores.aws_errors import aws_error_code
 
 
-def ensure_resources(settings: Settings | None = None) -> dict[str, Any]:
-    """Create what is missing (idempotent) and return the names and URLs."""
-    s = settings or get_settings()
+def ensure_resources(settings: Settings | None = None, clients: AwsClients | None = None) -> dict[str, Any]:
+    """Create what is missing (idempotent) and return the names and URLs.
+
+    ``settings`` default to the environment's; ``clients`` to new ones for their region.
+    """
+    s = settings or load_settings()
+    c = clients or AwsClients(s.region)
     return {
-        "table": _ensure_table(s),
-        "bucket": _ensure_bucket(s),
-        **_ensure_queues(s),
-        "kms_key_id": _ensure_key(s.kms_key_id, "boatyard registry credentials"),
-        "trigger_kms_key_id": _ensure_key(s.trigger_kms_key_id, "boatyard build triggers' secrets"),
+        "table": _ensure_table(c, s),
+        "bucket": _ensure_bucket(c, s),
+        **_ensure_queues(c, s),
+        "kms_key_id": _ensure_key(c, s.kms_key_id, "boatyard registry credentials"),
+        "trigger_kms_key_id": _ensure_key(c, s.trigger_kms_key_id, "boatyard build triggers' secrets"),
     }
 
 
@@ -63,8 +67,8 @@ def _ensure_indexes(ddb: Any, table: str) -> None:
         )
 
 
-def _ensure_table(s: Settings) -> str:
-    ddb = aws.client("dynamodb")
+def _ensure_table(c: AwsClients, s: Settings) -> str:
+    ddb = c.client("dynamodb")
     try:
         ddb.create_table(
             TableName=s.table_name,
@@ -84,8 +88,8 @@ def _ensure_table(s: Settings) -> str:
     return s.table_name
 
 
-def _ensure_bucket(s: Settings) -> str:
-    s3 = aws.client("s3")
+def _ensure_bucket(c: AwsClients, s: Settings) -> str:
+    s3 = c.client("s3")
     try:
         if s.region == "us-east-1":
             s3.create_bucket(Bucket=s.bucket_name)
@@ -125,8 +129,8 @@ def _ensure_bucket(s: Settings) -> str:
     return s.bucket_name
 
 
-def _ensure_queues(s: Settings) -> dict[str, str]:
-    sqs = aws.client("sqs")
+def _ensure_queues(c: AwsClients, s: Settings) -> dict[str, str]:
+    sqs = c.client("sqs")
     dlq_url = sqs.create_queue(QueueName=s.dlq_name, Attributes={"MessageRetentionPeriod": "1209600"})["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     redrive = json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(s.max_attempts + 2)})
@@ -142,15 +146,12 @@ def _ensure_queues(s: Settings) -> dict[str, str]:
             raise
         url = sqs.get_queue_url(QueueName=s.queue_name)["QueueUrl"]
         sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
-    queue.reset()
-    return {"queue_url": url, "dlq_url": dlq_url, **_ensure_notify_queues(s)}
+    return {"queue_url": url, "dlq_url": dlq_url, **_ensure_notify_queues(c, s)}
 
 
-def _ensure_notify_queues(s: Settings) -> dict[str, str]:
+def _ensure_notify_queues(c: AwsClients, s: Settings) -> dict[str, str]:
     """The notifications queue (chalicelib.stores.notifications) and its dead-letter queue."""
-    from chalicelib.stores import notifications
-
-    sqs = aws.client("sqs")
+    sqs = c.client("sqs")
     dlq_url = sqs.create_queue(QueueName=s.notify_dlq_name, Attributes={"MessageRetentionPeriod": "1209600"})[
         "QueueUrl"
     ]
@@ -167,12 +168,11 @@ def _ensure_notify_queues(s: Settings) -> dict[str, str]:
             raise
         url = sqs.get_queue_url(QueueName=s.notify_queue_name)["QueueUrl"]
         sqs.set_queue_attributes(QueueUrl=url, Attributes=attributes)
-    notifications.reset()
     return {"notify_queue_url": url, "notify_dlq_url": dlq_url}
 
 
-def _ensure_key(alias: str, description: str) -> str:
-    kms = aws.client("kms")
+def _ensure_key(c: AwsClients, alias: str, description: str) -> str:
+    kms = c.client("kms")
     if alias.startswith("alias/"):
         try:
             return kms.describe_key(KeyId=alias)["KeyMetadata"]["KeyId"]

@@ -54,25 +54,27 @@ def test_password() -> str:
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:
-    """moto's ``mock_aws`` with boatyard's resources created; yields their names."""
+    """moto's ``mock_aws`` with boatyard's resources created; yields their names.
+
+    The test's stores (tests.support.services.stores()) are made here, from the settings as the
+    environment holds them now: fixtures that set variables run before this one, or call reconfigure.
+    """
     from moto import mock_aws
 
-    from chalicelib.domain.settings import get_settings
-    from chalicelib.stores import aws, queue
+    from chalicelib.domain.settings import load_settings
+    from chalicelib.stores.services import Services
     from devstack.moto_atomic import make_dynamodb_writes_atomic
     from devstack.resources import ensure_resources
+    from tests.support.services import activated
 
     make_dynamodb_writes_atomic()  # conditional writes atomic across a worker's threads, as in DynamoDB
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("BOATYARD_QUEUE_URL", raising=False)
-    get_settings.cache_clear()
-    aws.reset_clients()
-    queue.reset()
     with mock_aws():
-        yield ensure_resources()
-    get_settings.cache_clear()
-    aws.reset_clients()
-    queue.reset()
+        services = Services(load_settings())
+        resources = ensure_resources(services.settings, services.clients)
+        with activated(services):
+            yield resources
 
 
 # --- real services: Docker daemon, registry, base image (tier "docker") -----------------------

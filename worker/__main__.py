@@ -10,6 +10,7 @@ import argparse
 import logging
 import signal
 
+from chalicelib.stores.services import Services
 from worker.build.limits import RuntimeUnavailable
 from worker.job.loop import Worker
 from worker.job.spot import start_watch
@@ -28,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    worker = Worker(poll_wait_seconds=max(0, min(20, args.poll_wait)), dlq_sweep_seconds=args.dlq_sweep)
+    worker = Worker(
+        Services.from_environment(), poll_wait_seconds=max(0, min(20, args.poll_wait)), dlq_sweep_seconds=args.dlq_sweep
+    )
     try:
         worker.builder.check_runtime()
     except RuntimeUnavailable as exc:

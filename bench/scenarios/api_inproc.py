@@ -7,6 +7,7 @@ cost plus moto's in-memory AWS, which stands in for AWS here.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -28,28 +29,6 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
     return {"p50": percentile(samples, 50), "p99": percentile(samples, 99)}
 
 
-def _mode(auth: str) -> None:
-    """Switch BOATYARD_AUTH for the next requests (both apps read the mode per request)."""
-    from chalicelib.domain.settings import get_settings
-
-    os.environ["BOATYARD_AUTH"] = auth
-    get_settings.cache_clear()
-
-
-def _keys_app():
-    """A second copy of app.py loaded with BOATYARD_AUTH=keys: its routes carry the authorizer."""
-    import importlib.util
-    from pathlib import Path
-
-    _mode("keys")
-    spec = importlib.util.spec_from_file_location("boatyard_app_keys", Path(__file__).resolve().parents[2] / "app.py")
-    assert spec is not None and spec.loader is not None, "app.py is a Python file"
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    _mode("none")
-    return module.app
-
-
 def _timed(client, path: str, count: int, headers: dict | None = None) -> list[float]:
     samples = []
     for _ in range(count):
@@ -69,11 +48,18 @@ def main(requests_per_run: int, runs: int) -> dict:
 
     os.environ.setdefault("BOATYARD_ALLOW_PRIVATE_REGISTRIES", "true")  # the image names a 127.0.0.1 registry
     with mock_aws():
-        from chalicelib.stores.logs import LogWriter
+        from app import create_app
+        from chalicelib.domain.settings import load_settings
+        from chalicelib.stores.services import Services
         from devstack.resources import ensure_resources
 
-        ensure_resources()
-        import app as boatyard_app
+        settings = load_settings()
+        services = Services(settings)
+        ensure_resources(settings, services.clients)
+        open_app = create_app(settings, services)
+        # the same stores behind a second app whose routes carry the authorizer (BOATYARD_AUTH=keys)
+        keys_settings = dataclasses.replace(settings, auth_mode="keys")
+        keys_app = create_app(keys_settings, Services(keys_settings, services.clients))
 
         body = json.dumps(
             {
@@ -85,11 +71,11 @@ def main(requests_per_run: int, runs: int) -> dict:
             }
         )
         headers = {"Content-Type": "application/json"}
-        with Client(boatyard_app.app) as client:
+        with Client(open_app) as client:
             answer = client.http.post("/api/v1/build", headers=headers, body=body)
             assert answer.status_code == 202, answer.body
             job_id = json.loads(answer.body)["JobIdentifier"]
-            writer = LogWriter(job_id)
+            writer = services.logs.writer(job_id)
             text = "".join(f"{n}\n" for n in range(1, 20001))
             for offset in range(0, len(text), 4096):
                 writer.write(text[offset : offset + 4096])
@@ -104,17 +90,12 @@ def main(requests_per_run: int, runs: int) -> dict:
             per_run: dict[str, list[dict[str, float]]] = {
                 name: [] for name in (*paths, "build", "status_open", "status_keys")
             }
-            from chalicelib.stores import apikeys
-
-            keys_app = _keys_app()
-            _mode("keys")
-            token = apikeys.create_key("bench", "inproc")[1]
+            token = services.apikeys.create_key("bench", "inproc")[1]
             auth = {"Authorization": f"Bearer {token}"}
             keys_client = Client(keys_app)
             answer = keys_client.http.post("/api/v1/build", headers={**headers, **auth}, body=body)
             assert answer.status_code == 202, answer.body
             keys_job = json.loads(answer.body)["JobIdentifier"]
-            _mode("none")
             for _ in range(runs):
                 for name, path in paths.items():
                     samples = []
@@ -134,9 +115,7 @@ def main(requests_per_run: int, runs: int) -> dict:
                 # the authorizer's cost: the same status read without keys and with a key, alternating
                 open_samples, keys_samples = [], []
                 for _ in range(max(requests_per_run // 10, 5)):
-                    _mode("keys")
                     keys_samples += _timed(keys_client, f"/api/v1/{keys_job}/status", 10, auth)
-                    _mode("none")
                     open_samples += _timed(client, paths["status"], 10)
                 per_run["status_open"].append(_percentiles(open_samples))
                 per_run["status_keys"].append(_percentiles(keys_samples))

@@ -1,7 +1,7 @@
 """Who is calling: the authorizer's decision and the principal the routes receive.
 
 ``BOATYARD_AUTH=keys``: every API route is guarded by a Chalice built-in
-authorizer (``app.py``), which calls :func:`authorize`; API Gateway caches its
+authorizer (``app.py``), which calls :meth:`Authenticator.authorize`; API Gateway caches its
 answer for ``auth_cache_seconds`` and hands the routes the principal in
 ``requestContext.authorizer`` (owner, scope, key id: never the token).
 ``BOATYARD_AUTH=none``: no authorizer, every caller is ``anonymous``.
@@ -22,9 +22,8 @@ import time
 from typing import Any
 
 from chalicelib.domain.errors import Unauthorized
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import apikeys
-from chalicelib.stores.apikeys import ANONYMOUS, Principal
+from chalicelib.domain.settings import Settings
+from chalicelib.stores.apikeys import ANONYMOUS, ApiKeys, Principal, bearer_token, token_hash
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +37,12 @@ class AuthorizerRejected(Exception):
         super().__init__("Unauthorized")
 
 
-def keys_required() -> bool:
+def keys_required(settings: Settings) -> bool:
     """True when API keys guard the API (``BOATYARD_AUTH=keys``)."""
-    return get_settings().auth_mode == "keys"
+    return settings.auth_mode == "keys"
 
 
-_CACHE: dict[str, tuple[Principal, float]] = {}
-_CACHE_LOCK = threading.Lock()
-_CACHE_MAX = 1024
-
-
-def _cache_seconds() -> float:
+def cache_seconds(settings: Settings) -> float:
     """How long this process may reuse a key's verdict: API Gateway's TTL, but only where no API Gateway caches.
 
     In Lambda, API Gateway already caches the authorizer's answer for ``auth_cache_seconds``;
@@ -56,44 +50,57 @@ def _cache_seconds() -> float:
     (and in-process tests) this cache stands in for API Gateway's, so a revoked key still stops
     working within ``auth_cache_seconds``.
     """
-    return 0.0 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else float(get_settings().auth_cache_seconds)
+    return 0.0 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else float(settings.auth_cache_seconds)
 
 
-def _cached(digest: str) -> Principal | None:
-    with _CACHE_LOCK:
-        hit = _CACHE.get(digest)
-        if hit is None or hit[1] < time.monotonic():
-            _CACHE.pop(digest, None)
-            return None
-        return hit[0]
+class Authenticator:
+    """The authorizer's check of a bearer key, with the verdicts of accepted keys kept for ``cache_seconds``."""
 
+    CACHE_MAX = 1024
 
-def _remember(digest: str, principal: Principal, seconds: float) -> None:
-    with _CACHE_LOCK:
-        if len(_CACHE) >= _CACHE_MAX:
-            _CACHE.clear()
-        _CACHE[digest] = (principal, time.monotonic() + seconds)
+    def __init__(self, apikeys: ApiKeys, cache_seconds: float) -> None:
+        self._apikeys = apikeys
+        self._seconds = cache_seconds
+        self._cache: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
 
+    def authorize(self, header: str | None) -> Principal:
+        """The principal of an ``Authorization`` header's key; :class:`AuthorizerRejected` if it is not a valid one.
 
-def authorize(header: str | None) -> Principal:
-    """The principal of an ``Authorization`` header's key; :class:`AuthorizerRejected` if it is not a valid one.
+        Only accepted keys are cached (by the token's hash, never the token), so a
+        wrong key always costs a lookup and a revoked one is refused within the TTL.
+        """
+        try:
+            token = bearer_token(header)
+            digest = token_hash(token)
+            principal = self._cached(digest)
+            if principal is None:
+                principal = self._apikeys.verify(token)
+                if self._seconds > 0:
+                    self._remember(digest, principal)
+            return principal
+        except Unauthorized:
+            log.info("authorizer: rejected a request (missing, invalid or revoked key)")
+            raise AuthorizerRejected() from None
 
-    Only accepted keys are cached (by the token's hash, never the token), so a
-    wrong key always costs a lookup and a revoked one is refused within the TTL.
-    """
-    try:
-        token = apikeys.bearer_token(header)
-        digest = apikeys.token_hash(token)
-        principal = _cached(digest)
-        if principal is None:
-            principal = apikeys.verify(token)
-            seconds = _cache_seconds()
-            if seconds > 0:
-                _remember(digest, principal, seconds)
-        return principal
-    except Unauthorized:
-        log.info("authorizer: rejected a request (missing, invalid or revoked key)")
-        raise AuthorizerRejected() from None
+    def forget(self) -> None:
+        """Drop every cached verdict (a revoked key is refused at once)."""
+        with self._lock:
+            self._cache.clear()
+
+    def _cached(self, digest: str) -> Principal | None:
+        with self._lock:
+            hit = self._cache.get(digest)
+            if hit is None or hit[1] < time.monotonic():
+                self._cache.pop(digest, None)
+                return None
+            return hit[0]
+
+    def _remember(self, digest: str, principal: Principal) -> None:
+        with self._lock:
+            if len(self._cache) >= self.CACHE_MAX:
+                self._cache.clear()
+            self._cache[digest] = (principal, time.monotonic() + self._seconds)
 
 
 def principal_context(principal: Principal) -> dict[str, str]:
@@ -101,9 +108,9 @@ def principal_context(principal: Principal) -> dict[str, str]:
     return {"owner": principal.owner, "scope": principal.scope, "key_id": principal.key_id}
 
 
-def caller(request: Any) -> Principal:
+def caller(request: Any, settings: Settings) -> Principal:
     """The principal of a route's request: from the authorizer's context, or anonymous without keys."""
-    if not keys_required():
+    if not keys_required(settings):
         return ANONYMOUS
     context = ((getattr(request, "context", None) or {}).get("authorizer")) or {}
     owner = context.get("owner") or context.get("principalId")

@@ -10,34 +10,32 @@ from typing import Any
 
 from chalicelib.domain.errors import Conflict, JobNotFound, TransitionConflict
 from chalicelib.domain.jobs import Job, Phase
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import jobs as jobstore
-from chalicelib.stores import logs as logstore
 from chalicelib.stores.apikeys import ANONYMOUS, Principal
+from chalicelib.stores.services import Services
 
 CANCEL_REASON = "cancelled by the user"
 
 
-def owned_job(job_id: str, caller: Principal) -> Job:
+def owned_job(services: Services, job_id: str, caller: Principal) -> Job:
     """The job if ``caller`` may see it; :class:`JobNotFound` (as for an unknown id) otherwise."""
-    job = jobstore.find_job(job_id)
+    job = services.jobs.find_job(job_id)
     if job is None or not (caller.is_admin or job.owner == caller.owner):
         raise JobNotFound(f"no job with identifier {job_id}")
     return job
 
 
-def status_body(job_id: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:
+def status_body(services: Services, job_id: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:
     """The job's status (the seed's ``Status`` word plus extra fields); 404 if unknown or not the caller's."""
-    return owned_job(job_id, caller).status_body()
+    return owned_job(services, job_id, caller).status_body()
 
 
-def cancel(job_id: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:
+def cancel(services: Services, job_id: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:
     """Cancel a live job and return its status; 404 if unknown or not the caller's, 409 if it has already ended."""
-    owned_job(job_id, caller)
+    owned_job(services, job_id, caller)
     try:
-        return jobstore.fail(job_id, CANCEL_REASON, target=Phase.CANCELLED).status_body()
+        return services.jobs.fail(job_id, CANCEL_REASON, target=Phase.CANCELLED).status_body()
     except TransitionConflict:
-        job = jobstore.get_job(job_id)
+        job = services.jobs.get_job(job_id)
         raise Conflict(
             f"job {job_id} has already ended ({job.status_word}); only a live job can be cancelled"
         ) from None
@@ -50,14 +48,14 @@ def continuation_marker(job_id: str, cursor: int) -> str:
     )
 
 
-def logs_body(job_id: str, since: int | None, caller: Principal = ANONYMOUS) -> dict[str, Any]:
+def logs_body(services: Services, job_id: str, since: int | None, caller: Principal = ANONYMOUS) -> dict[str, Any]:
     """The job's log text (all of it, or what follows cursor ``since``), the next cursor and completeness.
 
     The job is read *before* the chunks: if it was already terminal then, no
     chunk can be written after the read, so ``Complete`` never hides a tail.
     """
-    job = owned_job(job_id, caller)
-    page = logstore.read_logs(job_id, since or 0, get_settings().max_log_response_bytes)
+    job = owned_job(services, job_id, caller)
+    page = services.logs.read_logs(job_id, since or 0, services.settings.max_log_response_bytes)
     text = page.text
     if page.more and since is None:
         text += continuation_marker(job_id, page.next_cursor)

@@ -14,25 +14,29 @@ import threading
 from typing import Any
 
 from chalicelib.api import notify_sender as sender
-from chalicelib.stores import aws, notifications
+from chalicelib.stores.services import Services
 
 log = logging.getLogger(__name__)
 VISIBILITY_SECONDS = 60
 
 
-def _handle_and_delete(raw: dict[str, Any]) -> None:
+def _handle_and_delete(services: Services, raw: dict[str, Any]) -> None:
     try:
-        sender.handle(raw["Body"])
+        sender.handle(services, raw["Body"])
     except Exception:
         log.exception("notifications: a message failed; it will be delivered again")
         return
-    aws.client("sqs").delete_message(QueueUrl=notifications.queue_url(), ReceiptHandle=raw["ReceiptHandle"])
+    services.clients.client("sqs").delete_message(
+        QueueUrl=services.notifications.queue_url(), ReceiptHandle=raw["ReceiptHandle"]
+    )
 
 
-def poll_once(wait_seconds: int = 1, max_messages: int = 10, pool: concurrent.futures.Executor | None = None) -> int:
+def poll_once(
+    services: Services, wait_seconds: int = 1, max_messages: int = 10, pool: concurrent.futures.Executor | None = None
+) -> int:
     """Receive up to ``max_messages`` and handle them (in ``pool`` when given); returns how many arrived."""
-    answer = aws.client("sqs").receive_message(
-        QueueUrl=notifications.queue_url(),
+    answer = services.clients.client("sqs").receive_message(
+        QueueUrl=services.notifications.queue_url(),
         MaxNumberOfMessages=max(1, min(10, max_messages)),
         WaitTimeSeconds=wait_seconds,
         VisibilityTimeout=VISIBILITY_SECONDS,
@@ -40,25 +44,25 @@ def poll_once(wait_seconds: int = 1, max_messages: int = 10, pool: concurrent.fu
     messages = answer.get("Messages", [])
     if pool is None:
         for raw in messages:
-            _handle_and_delete(raw)
+            _handle_and_delete(services, raw)
     else:
-        for future in [pool.submit(_handle_and_delete, raw) for raw in messages]:
+        for future in [pool.submit(_handle_and_delete, services, raw) for raw in messages]:
             future.result()
     return len(messages)
 
 
-def drain(rounds: int = 20) -> int:
+def drain(services: Services, rounds: int = 20) -> int:
     """Handle what is on the queue now (tests): poll until an empty answer or ``rounds``; returns the count."""
     total = 0
     for _ in range(rounds):
-        got = poll_once(wait_seconds=0)
+        got = poll_once(services, wait_seconds=0)
         total += got
         if not got:
             break
     return total
 
 
-def run(stop: threading.Event, threads: int = 4, wait_seconds: int = 1) -> None:
+def run(services: Services, stop: threading.Event, threads: int = 4, wait_seconds: int = 1) -> None:
     """Poll until ``stop`` is set; each message runs on one of ``threads`` threads."""
     with concurrent.futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="notify") as pool:
         inflight: set[concurrent.futures.Future[None]] = set()
@@ -68,8 +72,8 @@ def run(stop: threading.Event, threads: int = 4, wait_seconds: int = 1) -> None:
                 concurrent.futures.wait(inflight, timeout=1, return_when=concurrent.futures.FIRST_COMPLETED)
                 continue
             try:
-                answer = aws.client("sqs").receive_message(
-                    QueueUrl=notifications.queue_url(),
+                answer = services.clients.client("sqs").receive_message(
+                    QueueUrl=services.notifications.queue_url(),
                     MaxNumberOfMessages=threads - len(inflight),
                     WaitTimeSeconds=wait_seconds,
                     VisibilityTimeout=VISIBILITY_SECONDS,
@@ -79,4 +83,4 @@ def run(stop: threading.Event, threads: int = 4, wait_seconds: int = 1) -> None:
                 stop.wait(1)
                 continue
             for raw in answer.get("Messages", []):
-                inflight.add(pool.submit(_handle_and_delete, raw))
+                inflight.add(pool.submit(_handle_and_delete, services, raw))

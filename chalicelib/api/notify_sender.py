@@ -28,16 +28,16 @@ import uuid
 from typing import Any
 
 from chalicelib.domain import notify as rules
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import notifications, outbound
+from chalicelib.stores import outbound
 from chalicelib.stores.notifications import AttemptRecord, Subscription
+from chalicelib.stores.services import Services
 
 log = logging.getLogger(__name__)
 _DELIVERY_NS = uuid.UUID("6f1d5d1e-7d3b-4c1e-9a57-3b0d6a0c1e14")
 USER_AGENT = "boatyard-notifications/1"
 
 
-def handle(body: str) -> None:
+def handle(services: Services, body: str) -> None:
     """Process one queue message (a poison message is logged and dropped).
 
     AWS errors propagate, so the queue delivers the message again.
@@ -50,17 +50,17 @@ def handle(body: str) -> None:
         log.error("notifications: dropped a message that is not a notification")
         return
     if kind == "event":
-        _fan_out(message)
+        _fan_out(services, message)
     elif kind == "delivery":
-        _deliver(message)
+        _deliver(services, message)
     else:
         log.error("notifications: dropped a message of unknown kind %r", str(kind)[:40])
 
 
-def _fan_out(message: dict[str, Any]) -> None:
+def _fan_out(services: Services, message: dict[str, Any]) -> None:
     job_id, event = str(message["job_id"]), str(message.get("event", ""))
     only = message.get("sub")
-    for sub in notifications.subscriptions(job_id):
+    for sub in services.notifications.subscriptions(job_id):
         if (only and sub.sub_id != only) or not sub.wants(event):
             continue
         delivery = {
@@ -75,7 +75,7 @@ def _fan_out(message: dict[str, Any]) -> None:
             "not_before": 0,
         }
         try:
-            _deliver(delivery, sub)
+            _deliver(services, delivery, sub)
         except Exception as exc:  # noqa: BLE001 - one subscription's trouble must not stop the others
             log.warning(
                 "job %s: delivery to subscription %s failed to run (%s); queued again",
@@ -83,18 +83,18 @@ def _fan_out(message: dict[str, Any]) -> None:
                 sub.sub_id,
                 type(exc).__name__,
             )
-            notifications.send_message(delivery, delay_seconds=1)
+            services.notifications.send_message(delivery, delay_seconds=1)
 
 
-def _deliver(message: dict[str, Any], sub: Subscription | None = None) -> None:
-    settings = get_settings()
+def _deliver(services: Services, message: dict[str, Any], sub: Subscription | None = None) -> None:
+    settings = services.settings
     job_id, sub_id, event = str(message["job_id"]), str(message["sub"]), str(message["event"])
     now = time.time()
     not_before = float(message.get("not_before") or 0)
     if not_before > now + 0.5:  # a wait longer than one SQS delay: hop again
-        notifications.send_message(message, delay_seconds=math.ceil(not_before - now))
+        services.notifications.send_message(message, delay_seconds=math.ceil(not_before - now))
         return
-    sub = sub or notifications.subscription(job_id, sub_id)
+    sub = sub or services.notifications.subscription(job_id, sub_id)
     if sub is None:
         log.info("job %s: subscription %s is gone; delivery dropped", job_id, sub_id)
         return
@@ -105,7 +105,7 @@ def _deliver(message: dict[str, Any], sub: Subscription | None = None) -> None:
     def record(
         outcome: str, answer: outbound.Answer | None = None, error: str | None = None, next_at: float | None = None
     ) -> None:
-        notifications.record_attempt(
+        services.notifications.record_attempt(
             AttemptRecord(
                 job_id=job_id,
                 sub_id=sub_id,
@@ -125,8 +125,8 @@ def _deliver(message: dict[str, Any], sub: Subscription | None = None) -> None:
             record("superseded", error="the build has ended; its final status went out instead")
             return
         if event in rules.TERMINAL_EVENTS and not sub.final_sent:
-            notifications.mark_final_sent(job_id, sub_id)
-    secret = notifications.unseal_secret(job_id, sub.sealed)
+            services.notifications.mark_final_sent(job_id, sub_id)
+    secret = services.notifications.unseal_secret(job_id, sub.sealed)
     url, body, headers = _request(sub, event, status, delivery_id, secret)
     try:
         answer = outbound.post(
@@ -160,7 +160,7 @@ def _deliver(message: dict[str, Any], sub: Subscription | None = None) -> None:
         return
     record("retrying", answer, next_at=next_at)
     again = {**message, "attempt": attempt, "first_at": first_at, "not_before": next_at}
-    notifications.send_message(again, delay_seconds=math.ceil(max(0.0, next_at - time.time())))
+    services.notifications.send_message(again, delay_seconds=math.ceil(max(0.0, next_at - time.time())))
 
 
 def _request(

@@ -9,17 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.api.job_views import owned_job
-from chalicelib.stores import notifications
 from chalicelib.stores.apikeys import ANONYMOUS, Principal
+from chalicelib.stores.services import Services
 
 
-def notifications_body(job_id: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:
+def notifications_body(services: Services, job_id: str, caller: Principal = ANONYMOUS) -> dict[str, Any]:
     """``{JobIdentifier, Subscriptions: [...], Attempts: [...], Truncated}``; attempts oldest first."""
-    owned_job(job_id, caller)
-    records, more = notifications.attempts(job_id)
+    owned_job(services, job_id, caller)
+    records, more = services.notifications.attempts(job_id)
     return {
         "JobIdentifier": job_id,
-        "Subscriptions": [sub.describe() for sub in notifications.subscriptions(job_id)],
+        "Subscriptions": [sub.describe() for sub in services.notifications.subscriptions(job_id)],
         "Attempts": [record.shown() for record in records],
         "Truncated": more,
     }

@@ -52,12 +52,12 @@ from chalicelib.domain.errors import (
 )
 from chalicelib.domain.hook_payloads import BITBUCKET, GITHUB, GITLAB, HOSTS
 from chalicelib.domain.jobs import Job, Phase, SourceKind
-from chalicelib.domain.settings import Settings, get_settings
+from chalicelib.domain.settings import Settings
 from chalicelib.stores import history, notifications
-from chalicelib.stores import jobs as jobstore
 from chalicelib.stores import triggers as store
 from chalicelib.stores.apikeys import Principal
 from chalicelib.stores.sealing import Credentials
+from chalicelib.stores.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -259,10 +259,14 @@ def webhook_url(trigger_id: str, headers: Mapping[str, str], context: Mapping[st
 
 
 def create_trigger(
-    raw: bytes | str | None, headers: Mapping[str, str], context: Mapping[str, Any], caller: Principal
+    services: Services,
+    raw: bytes | str | None,
+    headers: Mapping[str, str],
+    context: Mapping[str, Any],
+    caller: Principal,
 ) -> dict[str, Any]:
     """Create a trigger: its view plus ``WebhookUrl`` and ``Secret`` (the only time the secret is shown)."""
-    settings = get_settings()
+    settings = services.settings
     body = raw.encode("utf-8") if isinstance(raw, str) else (raw or b"")
     if len(body) > MAX_TRIGGER_BODY_BYTES:
         raise PayloadTooLarge(f"a trigger's body may be at most {MAX_TRIGGER_BODY_BYTES} bytes")
@@ -271,9 +275,9 @@ def create_trigger(
     trigger, credentials = parse_trigger(parse_json(body), caller, settings)
     secret = secrets.token_urlsafe(32)
     try:
-        if store.count_for(caller.owner) >= settings.quota_triggers:
+        if services.triggers.count_for(caller.owner) >= settings.quota_triggers:
             raise InvalidRequest(f"an owner may have at most {settings.quota_triggers} triggers; delete one first")
-        stored = store.create(trigger, secret, credentials)
+        stored = services.triggers.create(trigger, secret, credentials)
     except _AWS_ERRORS as exc:
         log.error("trigger %s: storing failed (%s)", trigger.trigger_id, type(exc).__name__)
         raise ServiceUnavailable("storage is unavailable; try again shortly") from None
@@ -301,30 +305,30 @@ def parse_trigger_id(value: str) -> str:
     return value.lower()
 
 
-def owned_trigger(trigger_id: str, caller: Principal) -> store.Trigger:
+def owned_trigger(services: Services, trigger_id: str, caller: Principal) -> store.Trigger:
     """The caller's trigger; 404 (as for an unknown id) when it is someone else's."""
-    trigger = store.find(parse_trigger_id(trigger_id))
+    trigger = services.triggers.find(parse_trigger_id(trigger_id))
     if trigger is None or not (trigger.owner == caller.owner or caller.is_admin):
         raise TriggerNotFound(f"no trigger with identifier {trigger_id}")
     return trigger
 
 
-def list_triggers(caller: Principal) -> dict[str, Any]:
+def list_triggers(services: Services, caller: Principal) -> dict[str, Any]:
     """``{"Triggers": [...]}``: the caller's triggers, newest first."""
-    return {"Triggers": [t.view() for t in store.list_for(caller.owner)]}
+    return {"Triggers": [t.view() for t in services.triggers.list_for(caller.owner)]}
 
 
-def trigger_body(trigger_id: str, caller: Principal) -> dict[str, Any]:
+def trigger_body(services: Services, trigger_id: str, caller: Principal) -> dict[str, Any]:
     """One trigger and its recent builds (newest first, as the history shows them)."""
-    trigger = owned_trigger(trigger_id, caller)
-    builds = [history.history_entry(job) for job in store.recent_builds(trigger.trigger_id, RECENT_BUILDS)]
+    trigger = owned_trigger(services, trigger_id, caller)
+    builds = [history.history_entry(job) for job in services.triggers.recent_builds(trigger.trigger_id, RECENT_BUILDS)]
     return {**trigger.view(), "Builds": builds}
 
 
-def delete_trigger(trigger_id: str, caller: Principal) -> dict[str, Any]:
+def delete_trigger(services: Services, trigger_id: str, caller: Principal) -> dict[str, Any]:
     """Delete the caller's trigger (its builds stay in the history)."""
-    trigger = owned_trigger(trigger_id, caller)
-    if not store.delete(trigger.trigger_id, trigger.owner):
+    trigger = owned_trigger(services, trigger_id, caller)
+    if not services.triggers.delete(trigger.trigger_id, trigger.owner):
         raise TriggerNotFound(f"no trigger with identifier {trigger_id}")
     return {"TriggerId": trigger.trigger_id, "Deleted": True}
 
@@ -360,7 +364,12 @@ def _options(trigger: store.Trigger, extra_tags: tuple[str, ...]) -> BuildOption
 
 
 def _subscriber(
-    trigger: store.Trigger, secret: str, credentials: Credentials, sha: str, job_link: Callable[[str], str]
+    services: Services,
+    trigger: store.Trigger,
+    secret: str,
+    credentials: Credentials,
+    sha: str,
+    job_link: Callable[[str], str],
 ) -> Callable[[Job], None] | None:
     """What subscribes a new job to the trigger's notifications (GitHub commit status, notify_url), if anything."""
     wants_status = trigger.host == GITHUB and bool(credentials.source_token)
@@ -369,12 +378,14 @@ def _subscriber(
 
     def subscribe(job: Job) -> None:
         if trigger.notify_url:
-            notifications.subscribe(job.job_id, job.owner, notifications.WebhookTarget(trigger.notify_url, secret))
+            services.notifications.subscribe(
+                job.job_id, job.owner, notifications.WebhookTarget(trigger.notify_url, secret)
+            )
         if wants_status:
             target = notifications.GithubStatusTarget(
                 trigger.repository, sha, credentials.source_token, target_url=job_link(job.job_id)
             )
-            notifications.subscribe(job.job_id, job.owner, target)
+            services.notifications.subscribe(job.job_id, job.owner, target)
 
     return subscribe
 
@@ -383,16 +394,18 @@ def _lower(headers: Mapping[str, str]) -> dict[str, str]:
     return {str(k).lower(): str(v) for k, v in headers.items()}
 
 
-def _verified_trigger(trigger_id: str, headers: dict[str, str], body: bytes) -> tuple[store.Trigger, str]:
+def _verified_trigger(
+    services: Services, trigger_id: str, headers: dict[str, str], body: bytes
+) -> tuple[store.Trigger, str]:
     """The trigger and its secret when the delivery's signature is right; one 401 for every other case."""
     refused = Unauthorized(HOOK_REFUSED)
     if not patterns.matches(patterns.UUID, trigger_id or ""):
         raise refused
-    trigger = store.find(trigger_id.lower())
+    trigger = services.triggers.find(trigger_id.lower())
     if trigger is None:
         hook_signatures.verify(GITHUB, secrets.token_urlsafe(32), headers, body)  # the same work as a known trigger
         raise refused
-    secret = store.secret_of(trigger)
+    secret = services.triggers.secret_of(trigger)
     if not hook_signatures.verify(trigger.host, secret, headers, body):
         log.info("hook %s: refused a delivery with a missing or wrong signature", trigger.trigger_id)
         raise refused
@@ -404,10 +417,14 @@ def _same_repository(trigger: store.Trigger, event_repository: str) -> bool:
 
 
 def handle_hook(
-    trigger_id: str, raw: bytes | str | None, headers: Mapping[str, str], context: Mapping[str, Any] | None = None
+    services: Services,
+    trigger_id: str,
+    raw: bytes | str | None,
+    headers: Mapping[str, str],
+    context: Mapping[str, Any] | None = None,
 ) -> HookAnswer:
     """A git host's delivery: verify, then ping / ignore / build (see the module doc)."""
-    settings = get_settings()
+    settings = services.settings
     lowered = _lower(headers)
     # links to a job's page in the web UI: its CloudFront origin when deployed, else the API serves it at /
     base_url = settings.cors_origin if settings.cors_origin != "*" else public_base(lowered, context or {}, settings)
@@ -417,7 +434,7 @@ def handle_hook(
         body
     ) > settings.hook_max_body_bytes:
         raise PayloadTooLarge(f"a delivery may be at most {settings.hook_max_body_bytes} bytes")
-    trigger, secret = _verified_trigger(trigger_id, lowered, body)
+    trigger, secret = _verified_trigger(services, trigger_id, lowered, body)
     event = hook_payloads.read_event(trigger.host, lowered, parse_json(body))
     base = {"TriggerId": trigger.trigger_id}
     if event.kind == hook_payloads.PING:
@@ -436,7 +453,7 @@ def handle_hook(
             },
         )
     delivery = hook_payloads.delivery_id(trigger.host, lowered) or "body:" + hashlib.sha256(body).hexdigest()
-    earlier = store.claim_delivery(trigger.trigger_id, delivery)
+    earlier = services.triggers.claim_delivery(trigger.trigger_id, delivery)
     if earlier is not None:
         return HookAnswer(
             200,
@@ -448,15 +465,15 @@ def handle_hook(
             },
         )
     wanted, skipped = _plan(trigger, event, settings)
-    made = _queue_builds(trigger, secret, wanted, delivery, base_url)
+    made = _queue_builds(services, trigger, secret, wanted, delivery, base_url)
     builds: list[dict[str, Any]] = []
     superseded: list[str] = []
     for job, decision in made:
-        store.link_build(trigger.trigger_id, job)
+        services.triggers.link_build(trigger.trigger_id, job)
         builds.append(_build_entry(job, decision))
         if trigger.supersede:
-            older = store.swap_ref(trigger.trigger_id, decision.change.ref, job.job_id, decision.change.sha)
-            if older and _cancel_superseded(older, decision.change.ref, job.job_id):
+            older = services.triggers.swap_ref(trigger.trigger_id, decision.change.ref, job.job_id, decision.change.sha)
+            if older and _cancel_superseded(services, older, decision.change.ref, job.job_id):
                 superseded.append(older)
     answer: dict[str, Any] = {**base, "Builds": builds}
     if skipped:
@@ -494,24 +511,29 @@ def _plan(
 
 
 def _queue_builds(
-    trigger: store.Trigger, secret: str, wanted: list[trigger_rules.Decision], delivery: str, base_url: str
+    services: Services,
+    trigger: store.Trigger,
+    secret: str,
+    wanted: list[trigger_rules.Decision],
+    delivery: str,
+    base_url: str,
 ) -> list[tuple[Job, trigger_rules.Decision]]:
     """Submit each wanted build; the delivery records the jobs made, or is forgotten if none could be."""
     made: list[tuple[Job, trigger_rules.Decision]] = []
     try:
-        credentials = store.credentials_of(trigger) if wanted else Credentials()
+        credentials = services.triggers.credentials_of(trigger) if wanted else Credentials()
         for decision in wanted:
-            made.append((_submit(trigger, secret, credentials, decision, base_url), decision))
+            made.append((_submit(services, trigger, secret, credentials, decision, base_url), decision))
     except Exception:
         if not made:  # nothing was built: let the host's redelivery try again
             try:
-                store.release_delivery(trigger.trigger_id, delivery)
+                services.triggers.release_delivery(trigger.trigger_id, delivery)
             except _AWS_ERRORS:
                 log.exception("hook %s: could not forget delivery after a failure", trigger.trigger_id)
         raise
     finally:
         if made:
-            store.record_delivery(trigger.trigger_id, delivery, [job.job_id for job, _ in made])
+            services.triggers.record_delivery(trigger.trigger_id, delivery, [job.job_id for job, _ in made])
     return made
 
 
@@ -540,7 +562,12 @@ def _unbuildable(decision: trigger_rules.Decision, settings: Settings) -> str:
 
 
 def _submit(
-    trigger: store.Trigger, secret: str, credentials: Credentials, decision: trigger_rules.Decision, base_url: str
+    services: Services,
+    trigger: store.Trigger,
+    secret: str,
+    credentials: Credentials,
+    decision: trigger_rules.Decision,
+    base_url: str,
 ) -> Job:
     """Submit one build of the pushed commit, as the trigger's owner."""
     kind, fields = _source_at(trigger, decision.change.sha)
@@ -549,21 +576,22 @@ def _submit(
     )
     origin = {"trigger_id": trigger.trigger_id, "ref": decision.change.ref, "commit": decision.change.sha}
     job_id = submit.submit_build(
+        services,
         request,
         None,
         Principal(trigger.owner),
         origin=origin,
         before_enqueue=_subscriber(
-            trigger, secret, credentials, decision.change.sha, lambda job_id: f"{base_url}/#job={job_id}"
+            services, trigger, secret, credentials, decision.change.sha, lambda job_id: f"{base_url}/#job={job_id}"
         ),
     )
-    return jobstore.get_job(job_id)
+    return services.jobs.get_job(job_id)
 
 
-def _cancel_superseded(job_id: str, ref: str, newer: str) -> bool:
+def _cancel_superseded(services: Services, job_id: str, ref: str, newer: str) -> bool:
     """Cancel the older build of a ref if it is still queued or running; True when it was cancelled."""
     try:
-        jobstore.fail(job_id, SUPERSEDED_REASON.format(ref=ref, job_id=newer), target=Phase.CANCELLED)
+        services.jobs.fail(job_id, SUPERSEDED_REASON.format(ref=ref, job_id=newer), target=Phase.CANCELLED)
     except TransitionConflict:
         return False  # it had already ended
     log.info("job %s: cancelled, superseded by %s on %s", job_id, newer, ref)

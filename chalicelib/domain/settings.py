@@ -1,14 +1,14 @@
 """Every setting boatyard reads, from environment variables, in one place.
 
-Defaults work for the local stack (a moto server on 127.0.0.1:5001).  The API,
-the worker and the tools all call :func:`get_settings`; nothing else reads
-``os.environ`` for configuration.
+Defaults work for the local stack (a moto server on 127.0.0.1:5001).  Each entry
+point (app.py, the worker, the tools) calls :func:`load_settings` once and hands the
+result on (inside :class:`~chalicelib.stores.services.Services`); nothing else reads
+``os.environ`` for configuration, and nothing caches it at module level.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 from collections.abc import Mapping
 
@@ -295,9 +295,3 @@ def _auth_mode(env: Mapping[str, str]) -> str:
     if raw not in AUTH_MODES:  # a typo must not silently open the API
         raise ValueError(f"setting BOATYARD_AUTH must be one of {', '.join(AUTH_MODES)}, got {raw!r}")
     return raw
-
-
-@functools.lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    """The process-wide settings, read once.  Tests call ``get_settings.cache_clear()``."""
-    return load_settings()

@@ -26,8 +26,8 @@ from botocore.exceptions import ClientError
 
 from chalicelib.domain.errors import InvalidRequest, Unauthorized
 from chalicelib.domain.jobs import now_iso
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import aws, dynamo
+from chalicelib.domain.settings import Settings
+from chalicelib.stores import dynamo
 
 TOKEN_PREFIX = "by_"
 SCOPES = ("user", "admin")
@@ -98,31 +98,6 @@ def _check_label(label: str) -> str:
     return label
 
 
-def create_key(owner: str, label: str = "", scope: str = "user") -> tuple[ApiKey, str]:
-    """Mint a key for ``owner``; returns the stored record and the token (shown once, never stored)."""
-    check_owner(owner)
-    _check_label(label)
-    if scope not in SCOPES:
-        raise InvalidRequest(f"must be one of {', '.join(SCOPES)}", field="scope")
-    key_id = secrets.token_hex(8)
-    token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
-    record = ApiKey(key_id, owner, label, scope, ACTIVE, now_iso(), None)
-    item = {
-        "key_owner": owner,
-        "label": label,
-        "scope": scope,
-        "state": ACTIVE,
-        "created_at": record.created_at,
-        "token_sha256": token_hash(token),
-    }
-    aws.client("dynamodb").put_item(
-        TableName=get_settings().table_name,
-        Item={**_key(key_id), **dynamo.serialize(item)},
-        ConditionExpression="attribute_not_exists(pk)",
-    )
-    return record, token
-
-
 def _record(item: dict[str, Any]) -> ApiKey:
     return ApiKey(
         key_id=str(item["pk"]).split("#", 1)[1],
@@ -135,45 +110,6 @@ def _record(item: dict[str, Any]) -> ApiKey:
     )
 
 
-def list_keys() -> list[ApiKey]:
-    """Every key (active and revoked), oldest first.  An operator's command: a scan is fine."""
-    ddb = aws.client("dynamodb")
-    found: list[ApiKey] = []
-    kwargs: dict[str, Any] = {
-        "TableName": get_settings().table_name,
-        "FilterExpression": "sk = :sk",
-        "ExpressionAttributeValues": {":sk": {"S": "apikey"}},
-    }
-    while True:
-        page = ddb.scan(**kwargs)
-        found.extend(_record(dynamo.deserialize(item)) for item in page.get("Items", []))
-        if "LastEvaluatedKey" not in page:
-            break
-        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return sorted(found, key=lambda k: k.created_at)
-
-
-def revoke_key(key_id: str) -> ApiKey:
-    """Mark a key revoked (kept for the record); raises :class:`InvalidRequest` for an unknown id."""
-    if not _KEY_ID_RE.fullmatch(key_id or ""):
-        raise InvalidRequest("is not a key id (16 hex digits, as `keys list` shows)", field="key_id")
-    try:
-        answer = aws.client("dynamodb").update_item(
-            TableName=get_settings().table_name,
-            Key=_key(key_id),
-            UpdateExpression="SET #state = :revoked, revoked_at = :ts",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#state": "state"},
-            ExpressionAttributeValues={":revoked": {"S": REVOKED}, ":ts": {"S": now_iso()}},
-            ReturnValues="ALL_NEW",
-        )
-    except ClientError as exc:
-        if dynamo.is_conditional_failure(exc):
-            raise InvalidRequest("no key with that id", field="key_id") from None
-        raise
-    return _record(dynamo.deserialize(answer["Attributes"]))
-
-
 def bearer_token(header: str | None) -> str:
     """The token of an ``Authorization: Bearer <token>`` header; :class:`Unauthorized` otherwise."""
     scheme, _, token = (header or "").strip().partition(" ")
@@ -182,42 +118,111 @@ def bearer_token(header: str | None) -> str:
     return token.strip()
 
 
-def verify(token: str) -> Principal:
-    """The principal of an active key; :class:`Unauthorized` for anything else (one message for all)."""
-    rejected = Unauthorized("the API key is missing, invalid or revoked")
-    match = _TOKEN_RE.fullmatch(token)
-    if match is None:
-        raise rejected
-    key_id = match.group(1)
-    ddb = aws.client("dynamodb")
-    table = get_settings().table_name
-    item = ddb.get_item(TableName=table, Key=_key(key_id), ConsistentRead=True).get("Item")
-    if item is None:
-        raise rejected
-    data = dynamo.deserialize(item)
-    if not hmac.compare_digest(str(data.get("token_sha256", "")), token_hash(token)) or data.get("state") != ACTIVE:
-        raise rejected
-    _touch(key_id, data.get("last_used_at"))
-    return Principal(str(data["key_owner"]), str(data.get("scope", "user")), key_id)
+class ApiKeys:
+    """API keys in the table: create, list, revoke, and verify a bearer token."""
 
+    def __init__(self, dynamodb: Any, settings: Settings) -> None:
+        self._dynamodb = dynamodb
+        self._settings = settings
 
-def _touch(key_id: str, last_used: str | None) -> None:
-    """Record the use, at most once a minute per key; losing the race or failing is harmless."""
-    import datetime as dt
-
-    now = dt.datetime.now(dt.timezone.utc)
-    cutoff = (
-        (now - dt.timedelta(seconds=LAST_USED_EVERY_SECONDS)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    )
-    if last_used and last_used > cutoff:
-        return
-    try:
-        aws.client("dynamodb").update_item(
-            TableName=get_settings().table_name,
-            Key=_key(key_id),
-            UpdateExpression="SET last_used_at = :now",
-            ConditionExpression="attribute_not_exists(last_used_at) OR last_used_at < :cutoff",
-            ExpressionAttributeValues={":now": {"S": now_iso()}, ":cutoff": {"S": cutoff}},
+    def create_key(self, owner: str, label: str = "", scope: str = "user") -> tuple[ApiKey, str]:
+        """Mint a key for ``owner``; returns the stored record and the token (shown once, never stored)."""
+        check_owner(owner)
+        _check_label(label)
+        if scope not in SCOPES:
+            raise InvalidRequest(f"must be one of {', '.join(SCOPES)}", field="scope")
+        key_id = secrets.token_hex(8)
+        token = f"{TOKEN_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        record = ApiKey(key_id, owner, label, scope, ACTIVE, now_iso(), None)
+        item = {
+            "key_owner": owner,
+            "label": label,
+            "scope": scope,
+            "state": ACTIVE,
+            "created_at": record.created_at,
+            "token_sha256": token_hash(token),
+        }
+        self._dynamodb.put_item(
+            TableName=self._settings.table_name,
+            Item={**_key(key_id), **dynamo.serialize(item)},
+            ConditionExpression="attribute_not_exists(pk)",
         )
-    except ClientError:
-        pass
+        return record, token
+
+    def list_keys(self) -> list[ApiKey]:
+        """Every key (active and revoked), oldest first.  An operator's command: a scan is fine."""
+        ddb = self._dynamodb
+        found: list[ApiKey] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._settings.table_name,
+            "FilterExpression": "sk = :sk",
+            "ExpressionAttributeValues": {":sk": {"S": "apikey"}},
+        }
+        while True:
+            page = ddb.scan(**kwargs)
+            found.extend(_record(dynamo.deserialize(item)) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(found, key=lambda k: k.created_at)
+
+    def revoke_key(self, key_id: str) -> ApiKey:
+        """Mark a key revoked (kept for the record); raises :class:`InvalidRequest` for an unknown id."""
+        if not _KEY_ID_RE.fullmatch(key_id or ""):
+            raise InvalidRequest("is not a key id (16 hex digits, as `keys list` shows)", field="key_id")
+        try:
+            answer = self._dynamodb.update_item(
+                TableName=self._settings.table_name,
+                Key=_key(key_id),
+                UpdateExpression="SET #state = :revoked, revoked_at = :ts",
+                ConditionExpression="attribute_exists(pk)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":revoked": {"S": REVOKED}, ":ts": {"S": now_iso()}},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if dynamo.is_conditional_failure(exc):
+                raise InvalidRequest("no key with that id", field="key_id") from None
+            raise
+        return _record(dynamo.deserialize(answer["Attributes"]))
+
+    def verify(self, token: str) -> Principal:
+        """The principal of an active key; :class:`Unauthorized` for anything else (one message for all)."""
+        rejected = Unauthorized("the API key is missing, invalid or revoked")
+        match = _TOKEN_RE.fullmatch(token)
+        if match is None:
+            raise rejected
+        key_id = match.group(1)
+        ddb = self._dynamodb
+        table = self._settings.table_name
+        item = ddb.get_item(TableName=table, Key=_key(key_id), ConsistentRead=True).get("Item")
+        if item is None:
+            raise rejected
+        data = dynamo.deserialize(item)
+        if not hmac.compare_digest(str(data.get("token_sha256", "")), token_hash(token)) or data.get("state") != ACTIVE:
+            raise rejected
+        self._touch(key_id, data.get("last_used_at"))
+        return Principal(str(data["key_owner"]), str(data.get("scope", "user")), key_id)
+
+    def _touch(self, key_id: str, last_used: str | None) -> None:
+        """Record the use, at most once a minute per key; losing the race or failing is harmless."""
+        import datetime as dt
+
+        now = dt.datetime.now(dt.timezone.utc)
+        cutoff = (
+            (now - dt.timedelta(seconds=LAST_USED_EVERY_SECONDS))
+            .isoformat(timespec="milliseconds")
+            .replace("+00:00", "Z")
+        )
+        if last_used and last_used > cutoff:
+            return
+        try:
+            self._dynamodb.update_item(
+                TableName=self._settings.table_name,
+                Key=_key(key_id),
+                UpdateExpression="SET last_used_at = :now",
+                ConditionExpression="attribute_not_exists(last_used_at) OR last_used_at < :cutoff",
+                ExpressionAttributeValues={":now": {"S": now_iso()}, ":cutoff": {"S": cutoff}},
+            )
+        except ClientError:
+            pass

@@ -16,8 +16,8 @@ from typing import Any
 
 from chalicelib.domain.errors import InvalidRequest
 from chalicelib.domain.jobs import Job, Phase
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import aws, dynamo
+from chalicelib.domain.settings import Settings
+from chalicelib.stores import dynamo
 from chalicelib.stores.apikeys import OWNER_RE, Principal
 
 INDEX_NAME = "by-owner"
@@ -101,36 +101,43 @@ def parse_query(params: Mapping[str, str] | None, caller: Principal) -> tuple[st
     return owner, limit, params.get("cursor"), state
 
 
-def list_jobs(
-    owner: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None, state: str | None = None
-) -> dict[str, Any]:
-    """A page of ``owner``'s jobs, newest first: ``{"Jobs": [...], "Next": cursor or absent}``."""
-    kwargs: dict[str, Any] = {
-        "TableName": get_settings().table_name,
-        "IndexName": INDEX_NAME,
-        "KeyConditionExpression": "#owner = :owner",
-        "ExpressionAttributeNames": {"#owner": "owner"},
-        "ExpressionAttributeValues": {":owner": {"S": owner}},
-        "ScanIndexForward": False,
-    }
-    if state is not None:
-        kwargs["FilterExpression"] = "#phase = :state"
-        kwargs["ExpressionAttributeNames"]["#phase"] = "phase"
-        kwargs["ExpressionAttributeValues"][":state"] = {"S": state}
-    if cursor:
-        kwargs["ExclusiveStartKey"] = _decode_cursor(cursor, owner)
-    jobs: list[dict[str, Any]] = []
-    last: dict[str, Any] | None = None
-    ddb = aws.client("dynamodb")
-    for _ in range(_MAX_PAGES):
-        kwargs["Limit"] = limit - len(jobs)
-        page = ddb.query(**kwargs)
-        jobs.extend(history_entry(Job.from_item(dynamo.deserialize(item))) for item in page.get("Items", []))
-        last = page.get("LastEvaluatedKey")
-        if last is None or len(jobs) >= limit:
-            break
-        kwargs["ExclusiveStartKey"] = last
-    body: dict[str, Any] = {"Jobs": jobs}
-    if last is not None:
-        body["Next"] = _encode_cursor(last)
-    return body
+class JobHistory:
+    """An owner's jobs, newest first, from the table's by-owner index."""
+
+    def __init__(self, dynamodb: Any, settings: Settings) -> None:
+        self._dynamodb = dynamodb
+        self._settings = settings
+
+    def list_jobs(
+        self, owner: str, limit: int = DEFAULT_LIMIT, cursor: str | None = None, state: str | None = None
+    ) -> dict[str, Any]:
+        """A page of ``owner``'s jobs, newest first: ``{"Jobs": [...], "Next": cursor or absent}``."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._settings.table_name,
+            "IndexName": INDEX_NAME,
+            "KeyConditionExpression": "#owner = :owner",
+            "ExpressionAttributeNames": {"#owner": "owner"},
+            "ExpressionAttributeValues": {":owner": {"S": owner}},
+            "ScanIndexForward": False,
+        }
+        if state is not None:
+            kwargs["FilterExpression"] = "#phase = :state"
+            kwargs["ExpressionAttributeNames"]["#phase"] = "phase"
+            kwargs["ExpressionAttributeValues"][":state"] = {"S": state}
+        if cursor:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor, owner)
+        jobs: list[dict[str, Any]] = []
+        last: dict[str, Any] | None = None
+        ddb = self._dynamodb
+        for _ in range(_MAX_PAGES):
+            kwargs["Limit"] = limit - len(jobs)
+            page = ddb.query(**kwargs)
+            jobs.extend(history_entry(Job.from_item(dynamo.deserialize(item))) for item in page.get("Items", []))
+            last = page.get("LastEvaluatedKey")
+            if last is None or len(jobs) >= limit:
+                break
+            kwargs["ExclusiveStartKey"] = last
+        body: dict[str, Any] = {"Jobs": jobs}
+        if last is not None:
+            body["Next"] = _encode_cursor(last)
+        return body

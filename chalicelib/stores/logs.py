@@ -28,8 +28,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.domain.errors import ServiceUnavailable, TransitionConflict
 from chalicelib.domain.jobs import LIVE_PHASES, ttl_epoch
-from chalicelib.domain.settings import Settings, get_settings
-from chalicelib.stores import aws, dynamo
+from chalicelib.domain.settings import Settings
+from chalicelib.stores import dynamo
 from chalicelib.stores.aws_errors import aws_error_code, cancellation_codes
 
 SEQ_DIGITS = 10
@@ -75,54 +75,12 @@ def split_utf8(text: str, limit: int) -> list[str]:
     return pieces
 
 
-def last_sequence(job_id: str) -> int:
-    """The sequence number of the newest chunk of a job (0 if none)."""
-    answer = aws.client("dynamodb").query(
-        TableName=get_settings().table_name,
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :log)",
-        ExpressionAttributeValues={":pk": {"S": job_id}, ":log": {"S": "log#"}},
-        ScanIndexForward=False,
-        Limit=1,
-        ConsistentRead=True,
-        ProjectionExpression="sk",
-    )
-    items = answer.get("Items", [])
-    return int(items[0]["sk"]["S"].split("#", 1)[1]) if items else 0
-
-
-def stored_bytes(job_id: str) -> int:
-    """How many bytes of log a job has stored (used to resume the cap on a retry)."""
-    return sum(len(c.data.encode("utf-8")) for c in iter_chunks(job_id, 0))
-
-
 @dataclasses.dataclass
 class Chunk:
     """One stored log chunk."""
 
     seq: int
     data: str
-
-
-def iter_chunks(job_id: str, since: int) -> Iterator[Chunk]:
-    """Chunks with ``seq > since``, in order, reading page by page."""
-    kwargs = {
-        "TableName": get_settings().table_name,
-        "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
-        "ExpressionAttributeValues": {
-            ":pk": {"S": job_id},
-            ":lo": {"S": log_sort_key(since + 1)},
-            ":hi": {"S": log_sort_key(10**SEQ_DIGITS - 1)},
-        },
-        "ConsistentRead": True,
-    }
-    client = aws.client("dynamodb")
-    while True:
-        answer = client.query(**kwargs)
-        for item in answer.get("Items", []):
-            yield Chunk(int(item["sk"]["S"].split("#", 1)[1]), item["data"]["S"])
-        if "LastEvaluatedKey" not in answer:
-            return
-        kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
 
 @dataclasses.dataclass
@@ -132,22 +90,6 @@ class LogPage:
     text: str
     next_cursor: int
     more: bool
-
-
-def read_logs(job_id: str, since: int = 0, max_bytes: int | None = None) -> LogPage:
-    """Log text after cursor ``since``, at most ``max_bytes`` (whole chunks; at least one)."""
-    limit = max_bytes if max_bytes is not None else get_settings().max_log_response_bytes
-    parts: list[str] = []
-    size = 0
-    cursor = since
-    for chunk in iter_chunks(job_id, since):
-        chunk_size = len(chunk.data.encode("utf-8"))
-        if parts and size + chunk_size > limit:
-            return LogPage("".join(parts), cursor, True)
-        parts.append(chunk.data)
-        size += chunk_size
-        cursor = chunk.seq
-    return LogPage("".join(parts), cursor, False)
 
 
 class LogWriter:
@@ -168,17 +110,20 @@ class LogWriter:
 
     def __init__(
         self,
+        dynamodb: Any,
+        settings: Settings,
         job_id: str,
-        settings: Settings | None = None,
-        start_seq: int | None = None,
+        start_seq: int,
         already_written: int = 0,
         redact: Callable[[str], str] | None = None,
         fence: LogFence | None = None,
     ) -> None:
+        """A writer of ``job_id``'s log whose next chunk is ``start_seq + 1``; made by :meth:`LogStore.writer`."""
         self.job_id = job_id
         self.fence = fence  # None: unconditional batch writes (tools and tests that own the job outright)
-        self.settings = settings or get_settings()
-        self._seq = last_sequence(job_id) if start_seq is None else start_seq
+        self.settings = settings
+        self._dynamodb = dynamodb
+        self._seq = start_seq
         self._buffer: list[str] = []
         self._buffered_bytes = 0
         self._oldest: float | None = None
@@ -333,7 +278,7 @@ class LogWriter:
                     }
                 }
             )
-        client = aws.client("dynamodb")
+        client = self._dynamodb
         delay = 0.05
         for _ in range(TRANSACTION_TRIES):
             self.batch_calls += 1
@@ -376,7 +321,7 @@ class LogWriter:
             self._thread.join(timeout=60)
 
     def _batch_write(self, requests: list[dict[str, Any]]) -> None:
-        client = aws.client("dynamodb")
+        client = self._dynamodb
         table = self.settings.table_name
         pending = requests
         delay = 0.05
@@ -436,3 +381,82 @@ class LogWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class LogStore:
+    """A job's log chunks in the table: read them, count them, and open a writer."""
+
+    def __init__(self, dynamodb: Any, settings: Settings) -> None:
+        self._dynamodb = dynamodb
+        self._settings = settings
+
+    def writer(
+        self,
+        job_id: str,
+        *,
+        start_seq: int | None = None,
+        already_written: int = 0,
+        redact: Callable[[str], str] | None = None,
+        fence: LogFence | None = None,
+    ) -> LogWriter:
+        """A :class:`LogWriter` of ``job_id``'s log, appending after its newest chunk unless ``start_seq`` is given.
+
+        ``fence`` makes every batch conditional on the job's lease (the worker); without it writes are
+        unconditional (tools and tests that own the job outright).
+        """
+        seq = self.last_sequence(job_id) if start_seq is None else start_seq
+        return LogWriter(self._dynamodb, self._settings, job_id, seq, already_written, redact, fence)
+
+    def last_sequence(self, job_id: str) -> int:
+        """The sequence number of the newest chunk of a job (0 if none)."""
+        answer = self._dynamodb.query(
+            TableName=self._settings.table_name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :log)",
+            ExpressionAttributeValues={":pk": {"S": job_id}, ":log": {"S": "log#"}},
+            ScanIndexForward=False,
+            Limit=1,
+            ConsistentRead=True,
+            ProjectionExpression="sk",
+        )
+        items = answer.get("Items", [])
+        return int(items[0]["sk"]["S"].split("#", 1)[1]) if items else 0
+
+    def stored_bytes(self, job_id: str) -> int:
+        """How many bytes of log a job has stored (used to resume the cap on a retry)."""
+        return sum(len(c.data.encode("utf-8")) for c in self.iter_chunks(job_id, 0))
+
+    def iter_chunks(self, job_id: str, since: int) -> Iterator[Chunk]:
+        """Chunks with ``seq > since``, in order, reading page by page."""
+        kwargs = {
+            "TableName": self._settings.table_name,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :lo AND :hi",
+            "ExpressionAttributeValues": {
+                ":pk": {"S": job_id},
+                ":lo": {"S": log_sort_key(since + 1)},
+                ":hi": {"S": log_sort_key(10**SEQ_DIGITS - 1)},
+            },
+            "ConsistentRead": True,
+        }
+        client = self._dynamodb
+        while True:
+            answer = client.query(**kwargs)
+            for item in answer.get("Items", []):
+                yield Chunk(int(item["sk"]["S"].split("#", 1)[1]), item["data"]["S"])
+            if "LastEvaluatedKey" not in answer:
+                return
+            kwargs["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
+
+    def read_logs(self, job_id: str, since: int = 0, max_bytes: int | None = None) -> LogPage:
+        """Log text after cursor ``since``, at most ``max_bytes`` (whole chunks; at least one)."""
+        limit = max_bytes if max_bytes is not None else self._settings.max_log_response_bytes
+        parts: list[str] = []
+        size = 0
+        cursor = since
+        for chunk in self.iter_chunks(job_id, since):
+            chunk_size = len(chunk.data.encode("utf-8"))
+            if parts and size + chunk_size > limit:
+                return LogPage("".join(parts), cursor, True)
+            parts.append(chunk.data)
+            size += chunk_size
+            cursor = chunk.seq
+        return LogPage("".join(parts), cursor, False)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from typing import Any
 
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import aws
+from chalicelib.domain.settings import Settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,73 +40,71 @@ class Delivery:
     message_id: str
 
 
-@functools.lru_cache(maxsize=8)
-def _url_for(name: str, configured: str) -> str:
-    if configured:
-        return configured
-    url: str = aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
-    return url
+class JobQueue:
+    """The job queue and its dead-letter queue (SQS); queue URLs are looked up once per instance."""
 
+    def __init__(self, sqs: Any, settings: Settings) -> None:
+        self._sqs = sqs
+        self._settings = settings
+        self._urls: dict[str, str] = {}
 
-def queue_url() -> str:
-    """The job queue's URL (``BOATYARD_QUEUE_URL`` or looked up by name)."""
-    settings = get_settings()
-    return _url_for(settings.queue_name, settings.queue_url)
+    def _url_for(self, name: str, configured: str) -> str:
+        if configured:
+            return configured
+        if name not in self._urls:
+            self._urls[name] = str(self._sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        return self._urls[name]
 
+    def queue_url(self) -> str:
+        """The job queue's URL (``BOATYARD_QUEUE_URL`` or looked up by name)."""
+        settings = self._settings
+        return self._url_for(settings.queue_name, settings.queue_url)
 
-def dead_letter_url() -> str:
-    """The dead-letter queue's URL, looked up by name."""
-    return _url_for(get_settings().dlq_name, "")
+    def dead_letter_url(self) -> str:
+        """The dead-letter queue's URL, looked up by name."""
+        return self._url_for(self._settings.dlq_name, "")
 
+    def send(self, message: JobMessage) -> str:
+        """Enqueue a job; returns the SQS message id."""
+        answer = self._sqs.send_message(QueueUrl=self.queue_url(), MessageBody=message.to_body())
+        return str(answer["MessageId"])
 
-def reset() -> None:
-    """Forget looked-up queue URLs (tests)."""
-    _url_for.cache_clear()
+    def receive(
+        self, max_messages: int, wait_seconds: int, visibility_seconds: int, url: str | None = None
+    ) -> list[Delivery]:
+        """Long-poll for up to ``max_messages`` (1..10) deliveries."""
+        answer = self._sqs.receive_message(
+            QueueUrl=url or self.queue_url(),
+            MaxNumberOfMessages=max(1, min(10, max_messages)),
+            WaitTimeSeconds=wait_seconds,
+            VisibilityTimeout=visibility_seconds,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        deliveries = []
+        for raw in answer.get("Messages", []):
+            try:
+                message: JobMessage | None = JobMessage.from_body(raw["Body"])
+            except (ValueError, TypeError, KeyError):
+                message = None
+            count = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
+            deliveries.append(Delivery(message, raw["ReceiptHandle"], count, raw["MessageId"]))
+        return deliveries
 
+    def extend(self, receipt_handle: str, seconds: int, url: str | None = None) -> None:
+        """Heartbeat: keep a message invisible for ``seconds`` more (0 gives it back now)."""
+        self._sqs.change_message_visibility(
+            QueueUrl=url or self.queue_url(), ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+        )
 
-def send(message: JobMessage) -> str:
-    """Enqueue a job; returns the SQS message id."""
-    answer = aws.client("sqs").send_message(QueueUrl=queue_url(), MessageBody=message.to_body())
-    return str(answer["MessageId"])
+    def delete(self, receipt_handle: str, url: str | None = None) -> None:
+        """Remove a message once its job is terminal."""
+        self._sqs.delete_message(QueueUrl=url or self.queue_url(), ReceiptHandle=receipt_handle)
 
-
-def receive(max_messages: int, wait_seconds: int, visibility_seconds: int, url: str | None = None) -> list[Delivery]:
-    """Long-poll for up to ``max_messages`` (1..10) deliveries."""
-    answer = aws.client("sqs").receive_message(
-        QueueUrl=url or queue_url(),
-        MaxNumberOfMessages=max(1, min(10, max_messages)),
-        WaitTimeSeconds=wait_seconds,
-        VisibilityTimeout=visibility_seconds,
-        MessageSystemAttributeNames=["ApproximateReceiveCount"],
-    )
-    deliveries = []
-    for raw in answer.get("Messages", []):
-        try:
-            message: JobMessage | None = JobMessage.from_body(raw["Body"])
-        except (ValueError, TypeError, KeyError):
-            message = None
-        count = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-        deliveries.append(Delivery(message, raw["ReceiptHandle"], count, raw["MessageId"]))
-    return deliveries
-
-
-def extend(receipt_handle: str, seconds: int, url: str | None = None) -> None:
-    """Heartbeat: keep a message invisible for ``seconds`` more (0 gives it back now)."""
-    aws.client("sqs").change_message_visibility(
-        QueueUrl=url or queue_url(), ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
-    )
-
-
-def delete(receipt_handle: str, url: str | None = None) -> None:
-    """Remove a message once its job is terminal."""
-    aws.client("sqs").delete_message(QueueUrl=url or queue_url(), ReceiptHandle=receipt_handle)
-
-
-def attributes() -> dict[str, Any]:
-    """Queue depth figures (visible, in flight)."""
-    answer = aws.client("sqs").get_queue_attributes(
-        QueueUrl=queue_url(),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )
-    found: dict[str, Any] = answer.get("Attributes", {})
-    return found
+    def attributes(self) -> dict[str, Any]:
+        """Queue depth figures (visible, in flight)."""
+        answer = self._sqs.get_queue_attributes(
+            QueueUrl=self.queue_url(),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+        found: dict[str, Any] = answer.get("Attributes", {})
+        return found

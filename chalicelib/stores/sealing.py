@@ -15,9 +15,9 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+from typing import Any
 
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import aws
+from chalicelib.domain.settings import Settings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,28 +61,6 @@ def sealed_json(credentials: Credentials) -> str:
     return json.dumps(data)
 
 
-def seal(job_id: str, credentials: Credentials) -> str:
-    """Encrypt credentials for ``job_id``; returns base64 ciphertext."""
-    plaintext = sealed_json(credentials).encode("utf-8")
-    answer = aws.client("kms").encrypt(
-        KeyId=get_settings().kms_key_id,
-        Plaintext=plaintext,
-        EncryptionContext={"job_id": job_id},
-    )
-    return base64.b64encode(answer["CiphertextBlob"]).decode("ascii")
-
-
-def unseal(job_id: str, sealed: str) -> Credentials:
-    """Decrypt what :func:`seal` made for the same ``job_id``."""
-    if not sealed:
-        return Credentials()
-    answer = aws.client("kms").decrypt(
-        CiphertextBlob=base64.b64decode(sealed),
-        EncryptionContext={"job_id": job_id},
-    )
-    return credentials_from_json(answer["Plaintext"])
-
-
 def credentials_from_json(plaintext: bytes | str) -> Credentials:
     """The :class:`Credentials` of what :func:`sealed_json` wrote (after decryption)."""
     data = json.loads(plaintext)
@@ -101,3 +79,31 @@ def credentials_from_json(plaintext: bytes | str) -> Credentials:
         secrets={str(key): str(value) for key, value in secrets.items()} if isinstance(secrets, dict) else {},
         ssh=str(data.get("ssh", "")),
     )
+
+
+class Sealer:
+    """Seals and unseals a job's registry credentials with KMS (the job id is the encryption context)."""
+
+    def __init__(self, kms: Any, settings: Settings) -> None:
+        self._kms = kms
+        self._settings = settings
+
+    def seal(self, job_id: str, credentials: Credentials) -> str:
+        """Encrypt credentials for ``job_id``; returns base64 ciphertext."""
+        plaintext = sealed_json(credentials).encode("utf-8")
+        answer = self._kms.encrypt(
+            KeyId=self._settings.kms_key_id,
+            Plaintext=plaintext,
+            EncryptionContext={"job_id": job_id},
+        )
+        return base64.b64encode(answer["CiphertextBlob"]).decode("ascii")
+
+    def unseal(self, job_id: str, sealed: str) -> Credentials:
+        """Decrypt what :func:`seal` made for the same ``job_id``."""
+        if not sealed:
+            return Credentials()
+        answer = self._kms.decrypt(
+            CiphertextBlob=base64.b64decode(sealed),
+            EncryptionContext={"job_id": job_id},
+        )
+        return credentials_from_json(answer["Plaintext"])

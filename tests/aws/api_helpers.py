@@ -7,9 +7,8 @@ from typing import Any
 
 from urllib3 import encode_multipart_formdata
 
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import aws
 from tests.support.faults import find_secret
+from tests.support.services import stores
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -34,24 +33,24 @@ def answer(response: Any) -> dict[str, Any]:
 
 def read_object(key: str) -> bytes:
     """An S3 object of the contexts bucket."""
-    return aws.client("s3").get_object(Bucket=get_settings().bucket_name, Key=key)["Body"].read()
+    return stores().clients.client("s3").get_object(Bucket=stores().settings.bucket_name, Key=key)["Body"].read()
 
 
 def job_item(job_id: str) -> dict[str, Any]:
     """The raw DynamoDB job item."""
-    return aws.client("dynamodb").get_item(
-        TableName=get_settings().table_name, Key={"pk": {"S": job_id}, "sk": {"S": "job"}}
-    )["Item"]
+    return (
+        stores()
+        .clients.client("dynamodb")
+        .get_item(TableName=stores().settings.table_name, Key={"pk": {"S": job_id}, "sk": {"S": "job"}})["Item"]
+    )
 
 
 def queue_bodies() -> list[str]:
     """The raw bodies of every message on the job queue (left visible for later readers)."""
-    from chalicelib.stores import queue
-
-    sqs = aws.client("sqs")
+    sqs = stores().clients.client("sqs")
     bodies: list[str] = []
     for _ in range(10):
-        got = sqs.receive_message(QueueUrl=queue.queue_url(), MaxNumberOfMessages=10, VisibilityTimeout=0)
+        got = sqs.receive_message(QueueUrl=stores().queue.queue_url(), MaxNumberOfMessages=10, VisibilityTimeout=0)
         new = [m["Body"] for m in got.get("Messages", []) if m["Body"] not in bodies]
         if not new:
             break
@@ -61,12 +60,12 @@ def queue_bodies() -> list[str]:
 
 def stored_text_everywhere() -> list[bytes]:
     """Every DynamoDB item (as JSON), S3 object and raw SQS body, as bytes to search."""
-    settings = get_settings()
+    settings = stores().settings
     found: list[bytes] = []
-    ddb = aws.client("dynamodb")
+    ddb = stores().clients.client("dynamodb")
     for page in ddb.get_paginator("scan").paginate(TableName=settings.table_name):
         found.extend(json.dumps(item).encode() for item in page["Items"])
-    s3 = aws.client("s3")
+    s3 = stores().clients.client("s3")
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings.bucket_name):
         for obj in page.get("Contents", []):
             found.append(read_object(obj["Key"]))

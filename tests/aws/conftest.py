@@ -3,21 +3,16 @@
 from __future__ import annotations
 
 import pytest
-from chalice.test import Client
 
-from app import app
 from tests.aws.api_helpers import answer, post_json
-from tests.support.probes import forget_cached_keys
+from tests.support.services import api_client, reconfigure, stores
 
 
 @pytest.fixture
 def client(aws_env, monkeypatch):
     """chalice.test.Client on the app, with AWS in process (moto); local registries allowed, as on the local stack."""
-    from chalicelib.domain.settings import get_settings
-
-    monkeypatch.setenv("BOATYARD_ALLOW_PRIVATE_REGISTRIES", "true")
-    get_settings.cache_clear()
-    with Client(app) as test_client:
+    reconfigure(monkeypatch, BOATYARD_ALLOW_PRIVATE_REGISTRIES="true")
+    with api_client() as test_client:
         yield test_client
 
 
@@ -44,32 +39,21 @@ def keys_env(monkeypatch):
 
     for name, value in KEYS_ENV.items():
         monkeypatch.setenv(name, value)
-    forget_cached_keys()
-    yield
-    forget_cached_keys()
 
 
 @pytest.fixture
 def keys_client(keys_env, aws_env):
-    """chalice.test.Client on a fresh copy of app.py loaded in keys mode (the authorizer guards the API)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location("boatyard_app_keys", Path(__file__).resolve().parents[2] / "app.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    assert module.AUTH is not None
-    with Client(module.app) as test_client:
+    """chalice.test.Client on an app made in keys mode (the authorizer guards the API)."""
+    with api_client() as test_client:
         yield test_client
 
 
 @pytest.fixture
 def owners(keys_client):
     """Tokens of two ordinary owners and one admin: ``{"a": ..., "b": ..., "admin": ...}``."""
-    from chalicelib.stores import apikeys
-
+    keys = stores().apikeys
     return {
-        "a": apikeys.create_key("team-a", "ci")[1],
-        "b": apikeys.create_key("team-b", "ci")[1],
-        "admin": apikeys.create_key("ops", "admin", scope="admin")[1],
+        "a": keys.create_key("team-a", "ci")[1],
+        "b": keys.create_key("team-b", "ci")[1],
+        "admin": keys.create_key("ops", "admin", scope="admin")[1],
     }

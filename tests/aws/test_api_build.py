@@ -11,9 +11,9 @@ import pytest
 from chalicelib.domain import archive_format
 from chalicelib.domain.jobs import Phase, SourceKind
 from chalicelib.stores import contexts, queue, sealing
-from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import answer, assert_no_leak, post_json, post_multipart, queue_bodies, read_object
 from tests.support.archives import make_tar, tar_members
+from tests.support.services import stores
 
 IMAGE = "registry.example.com:5000/team/image:1.0"
 
@@ -44,7 +44,7 @@ def test_dockerfile_becomes_a_tar_gz_context(client, creds, test_password, caplo
     dockerfile = "FROM busybox\nCMD echo hello\n"
     response = post_json(client, {"image_name": IMAGE, "dockerfile": dockerfile, **creds})
     job_id = _job_id(response)
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.source_kind == SourceKind.DOCKERFILE and job.phase == Phase.QUEUED
     assert job.source == {"context_key": f"contexts/{job_id}.tar.gz"}
     assert job.image_name == IMAGE
@@ -52,23 +52,23 @@ def test_dockerfile_becomes_a_tar_gz_context(client, creds, test_password, caplo
     assert stored[:2] == b"\x1f\x8b"
     assert tar_members(stored) == {"Dockerfile": dockerfile.encode()}
     message = _only_message(job_id)
-    assert sealing.unseal(job_id, message.sealed_credentials) == sealing.Credentials(**creds)
+    assert stores().sealing.unseal(job_id, message.sealed_credentials) == sealing.Credentials(**creds)
     assert_no_leak(test_password, response.body, caplog.text)
 
 
 def test_tar_url_is_stored_as_given(client, creds, test_password):
     url = "https://archives.example.com/path/context.tar.gz?x=1"
     job_id = _job_id(post_json(client, {"image_name": "user/image", "tar_url": url, **creds}))
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert (job.source_kind, job.source) == (SourceKind.TAR_URL, {"tar_url": url})
-    assert sealing.unseal(job_id, _only_message(job_id).sealed_credentials).password == test_password
+    assert stores().sealing.unseal(job_id, _only_message(job_id).sealed_credentials).password == test_password
     assert_no_leak(test_password)
 
 
 def test_github_source(client, creds, test_password):
     fields = {"github_username": "octo-user", "github_reponame": "my.repo_x", "github_tag": "v1.2.0"}
     job_id = _job_id(post_json(client, {"image_name": "user/image:v1", **fields, **creds}))
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert (job.source_kind, job.source) == (SourceKind.GITHUB, fields)
     assert job.status_body()["Status"] == "Building"
     assert_no_leak(test_password)
@@ -86,10 +86,10 @@ def test_multipart_tarfile_goes_to_s3_as_is(client, creds, test_password, compre
         },
     )
     job_id = _job_id(response)
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert (job.source_kind, job.source) == (SourceKind.UPLOAD, {"context_key": f"contexts/{job_id}.tar.gz"})
     assert read_object(job.source["context_key"]) == archive  # byte for byte
-    assert sealing.unseal(job_id, _only_message(job_id).sealed_credentials).username == "builder"
+    assert stores().sealing.unseal(job_id, _only_message(job_id).sealed_credentials).username == "builder"
     assert_no_leak(test_password, response.body, caplog.text)
 
 
@@ -97,15 +97,15 @@ def test_multipart_json_part_as_plain_field(client):
     """requests/curl send the Json part without a filename or content type."""
     archive = make_tar({"Dockerfile": "FROM busybox\n"})
     response = post_multipart(client, {"Json": json.dumps({"image_name": "a/b"}), "TarFile": ("c.tgz", archive)})
-    assert jobstore.get_job(_job_id(response)).source_kind == SourceKind.UPLOAD
+    assert stores().jobs.get_job(_job_id(response)).source_kind == SourceKind.UPLOAD
 
 
 def test_upload_id_source(client, creds, test_password):
     created = answer(client.http.post("/api/v1/uploads"))
     upload_id = created["UploadId"]
-    contexts.put_bytes(contexts.upload_key(upload_id), make_tar({"Dockerfile": "FROM busybox\n"}, gz=False))
+    stores().contexts.put_bytes(contexts.upload_key(upload_id), make_tar({"Dockerfile": "FROM busybox\n"}, gz=False))
     job_id = _job_id(post_json(client, {"image_name": "user/image", "upload_id": upload_id, **creds}))
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert (job.source_kind, job.source) == (SourceKind.UPLOAD, {"context_key": f"uploads/{upload_id}"})
     assert_no_leak(test_password)
 
@@ -114,7 +114,7 @@ def test_without_credentials_nothing_is_sealed(client):
     job_id = _job_id(post_json(client, {"image_name": "user/image", "dockerfile": "FROM busybox"}))
     message = _only_message(job_id)
     assert message.sealed_credentials == ""
-    assert sealing.unseal(job_id, message.sealed_credentials) == sealing.Credentials()
+    assert stores().sealing.unseal(job_id, message.sealed_credentials) == sealing.Credentials()
 
 
 def test_seed_blank_fields_and_unknown_fields_are_ignored(client):
@@ -130,7 +130,7 @@ def test_seed_blank_fields_and_unknown_fields_are_ignored(client):
         "something_new": {"nested": True},
     }
     job_id = _job_id(post_json(client, body))
-    assert jobstore.get_job(job_id).source == {"tar_url": "https://example.com/a.tar"}
+    assert stores().jobs.get_job(job_id).source == {"tar_url": "https://example.com/a.tar"}
 
 
 def test_missing_content_type_is_read_as_json(client):
@@ -154,7 +154,7 @@ def test_enqueue_failure_fails_the_job_and_answers_503(client, creds, test_passw
             {"Error": {"Code": "AWS.SimpleQueueService.NonExistentQueue", "Message": "gone"}}, "SendMessage"
         )
 
-    monkeypatch.setattr(queue, "send", broken_send)
+    monkeypatch.setattr(stores().queue, "send", broken_send)
     response = post_json(client, {"image_name": "u/i", "dockerfile": "FROM x", **creds})
     assert response.status_code == 503
     assert answer(response)["Code"] == "ServiceUnavailable"
@@ -181,27 +181,24 @@ def test_unexpected_error_is_a_bare_500(client, monkeypatch, caplog):
 
 def _all_jobs():
     from chalicelib.domain.jobs import Job
-    from chalicelib.domain.settings import get_settings
-    from chalicelib.stores import aws, dynamo
+    from chalicelib.stores import dynamo
 
-    items = aws.client("dynamodb").scan(TableName=get_settings().table_name)["Items"]
+    items = stores().clients.client("dynamodb").scan(TableName=stores().settings.table_name)["Items"]
     return [Job.from_item(dynamo.deserialize(i)) for i in items if i["sk"]["S"] == "job"]
 
 
 @pytest.mark.parametrize("where", ["dynamodb", "s3-inside-tar.gz", "sqs"])
 def test_the_leak_scan_finds_a_planted_secret(aws_env, test_password, where):
     """The scan the tests above rely on must be able to fail."""
-    from chalicelib.domain.settings import get_settings
-    from chalicelib.stores import aws
 
     if where == "dynamodb":
-        aws.client("dynamodb").put_item(
-            TableName=get_settings().table_name,
+        stores().clients.client("dynamodb").put_item(
+            TableName=stores().settings.table_name,
             Item={"pk": {"S": "x"}, "sk": {"S": "job"}, "n": {"M": {"p": {"S": test_password}}}},
         )
     elif where == "s3-inside-tar.gz":
-        contexts.put_bytes("contexts/x.tar.gz", make_tar({"Dockerfile": f"ENV P={test_password}\n" * 50}))
+        stores().contexts.put_bytes("contexts/x.tar.gz", make_tar({"Dockerfile": f"ENV P={test_password}\n" * 50}))
     else:
-        queue.send(queue.JobMessage("x", 0, test_password))
+        stores().queue.send(queue.JobMessage("x", 0, test_password))
     with pytest.raises(AssertionError, match="leaked"):
         assert_no_leak(test_password)

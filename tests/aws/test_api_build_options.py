@@ -9,7 +9,6 @@ import pytest
 
 from chalicelib.domain.build_options import BuildOptions
 from chalicelib.stores import contexts
-from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import (
     answer,
     job_item,
@@ -19,6 +18,7 @@ from tests.aws.api_helpers import (
     stored_text_everywhere,
 )
 from tests.support.archives import make_tar
+from tests.support.services import stores
 
 OPTIONS = {
     "build_args": {"VERSION": "1.2.3", "API_TOKEN": "not-really"},
@@ -38,7 +38,7 @@ EXPECTED = {**OPTIONS, "memory": 256 * 1024**2}
 def _stored_options(response) -> dict:
     assert response.status_code == 202, response.body
     job_id = answer(response)["JobIdentifier"]
-    assert BuildOptions.from_item(jobstore.get_job(job_id).options) == BuildOptions.from_item(EXPECTED)
+    assert BuildOptions.from_item(stores().jobs.get_job(job_id).options) == BuildOptions.from_item(EXPECTED)
     return job_item(job_id)
 
 
@@ -60,7 +60,7 @@ def test_multipart_json_part_takes_the_same_options(client):
 
 def test_upload_flow_takes_the_same_options(client):
     upload_id = answer(client.http.post("/api/v1/uploads"))["UploadId"]
-    contexts.put_bytes(contexts.upload_key(upload_id), make_tar({"Dockerfile": "FROM busybox\n"}))
+    stores().contexts.put_bytes(contexts.upload_key(upload_id), make_tar({"Dockerfile": "FROM busybox\n"}))
     _stored_options(post_json(client, {"image_name": "u/i", "upload_id": upload_id, **OPTIONS}))
 
 
@@ -104,10 +104,10 @@ def test_tag_digests_appear_in_the_status(client, job_id):
     from chalicelib.domain.jobs import Phase
 
     worker = "w-1"
-    jobstore.claim(job_id, worker, 60, 3)
+    stores().jobs.claim(job_id, worker, 60, 3)
     for current, target in ((Phase.FETCHING, Phase.BUILDING), (Phase.BUILDING, Phase.PUSHING)):
-        jobstore.transition(job_id, worker, current, target)
-    jobstore.transition(
+        stores().jobs.transition(job_id, worker, current, target)
+    stores().jobs.transition(
         job_id,
         worker,
         Phase.PUSHING,
@@ -122,7 +122,7 @@ def test_tag_digests_appear_in_the_status(client, job_id):
 def test_registry_auths_and_github_token_travel_sealed_only(client, test_password, caplog):
     import logging
 
-    from chalicelib.stores import queue, sealing
+    from chalicelib.stores import queue
     from tests.aws.api_helpers import assert_no_leak
 
     caplog.set_level(logging.DEBUG)
@@ -139,7 +139,7 @@ def test_registry_auths_and_github_token_travel_sealed_only(client, test_passwor
     assert response.status_code == 202, response.body
     job_id = answer(response)["JobIdentifier"]
     message = queue.JobMessage.from_body(queue_bodies()[0])
-    credentials = sealing.unseal(job_id, message.sealed_credentials)
+    credentials = stores().sealing.unseal(job_id, message.sealed_credentials)
     assert credentials.source_token == token
     assert credentials.registry_auths == {"ghcr.io": {"username": "base-user", "password": test_password}}
     for secret in (token, test_password):

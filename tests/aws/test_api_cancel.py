@@ -8,8 +8,8 @@ import pytest
 
 from chalicelib.domain.errors import TransitionConflict
 from chalicelib.domain.jobs import Phase
-from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import answer
+from tests.support.services import stores
 
 
 def test_cancel_a_queued_job(client, job_id):
@@ -20,18 +20,18 @@ def test_cancel_a_queued_job(client, job_id):
 
 
 def test_cancel_a_running_job_fences_its_worker(client, job_id):
-    jobstore.claim(job_id, "w1", 60, 3)
-    jobstore.transition(job_id, "w1", Phase.FETCHING, Phase.BUILDING)
+    stores().jobs.claim(job_id, "w1", 60, 3)
+    stores().jobs.transition(job_id, "w1", Phase.FETCHING, Phase.BUILDING)
     assert client.http.post(f"/api/v1/{job_id}/cancel").status_code == 200
-    assert not jobstore.renew_lease(job_id, "w1", 60)  # the heartbeat sees it and stops the build
+    assert not stores().jobs.renew_lease(job_id, "w1", 60)  # the heartbeat sees it and stops the build
     with pytest.raises(TransitionConflict):
-        jobstore.transition(job_id, "w1", Phase.BUILDING, Phase.PUSHING)
+        stores().jobs.transition(job_id, "w1", Phase.BUILDING, Phase.PUSHING)
     assert answer(client.http.get(f"/api/v1/{job_id}/status"))["Status"] == "Cancelled"
 
 
 def test_cancel_an_ended_job_is_409_and_changes_nothing(client, job_id):
-    jobstore.claim(job_id, "w1", 60, 3)
-    jobstore.fail(job_id, "boom", worker_id="w1")
+    stores().jobs.claim(job_id, "w1", 60, 3)
+    stores().jobs.fail(job_id, "boom", worker_id="w1")
     response = client.http.post(f"/api/v1/{job_id}/cancel")
     assert response.status_code == 409
     body = answer(response)

@@ -6,11 +6,10 @@ import json
 
 import pytest
 
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import jobs as jobstore
-from chalicelib.stores import queue, sealing
+from chalicelib.stores import queue
 from tests.aws.api_helpers import answer, assert_no_leak, post_json, post_multipart, queue_bodies
 from tests.support.archives import make_tar
+from tests.support.services import reconfigure, stores
 
 IMAGE = "registry.example.com/team/image:1"
 DOCKERFILE = "FROM busybox\nRUN --mount=type=secret,id=token cat /run/secrets/token\n"
@@ -29,9 +28,9 @@ def _error(response, field: str, *words: str) -> str:
 @pytest.fixture
 def classic_only(monkeypatch):
     monkeypatch.setenv("BOATYARD_ALLOWED_ENGINES", "classic")
-    get_settings.cache_clear()
+    reconfigure()
     yield
-    get_settings.cache_clear()
+    reconfigure()
 
 
 def test_secrets_and_key_are_sealed_and_never_stored(client, test_password):
@@ -48,10 +47,10 @@ def test_secrets_and_key_are_sealed_and_never_stored(client, test_password):
     response = post_json(client, body)
     assert response.status_code == 202, response.body
     job_id = answer(response)["JobIdentifier"]
-    job = jobstore.get_job(job_id)
-    assert job.engine == "buildkit" and jobstore.get_job(job_id).status_body()["Engine"] == "buildkit"
+    job = stores().jobs.get_job(job_id)
+    assert job.engine == "buildkit" and stores().jobs.get_job(job_id).status_body()["Engine"] == "buildkit"
     [message] = [queue.JobMessage.from_body(b) for b in queue_bodies()]
-    unsealed = sealing.unseal(job_id, message.sealed_credentials)
+    unsealed = stores().sealing.unseal(job_id, message.sealed_credentials)
     assert unsealed.secrets == {"token": secret} and unsealed.ssh == KEY and unsealed.password == test_password
     assert secret not in repr(unsealed) and "canary-key" not in repr(unsealed)
     assert_no_leak(secret, response.body)
@@ -63,8 +62,8 @@ def test_secrets_alone_are_sealed(client):
     job_id = answer(response)["JobIdentifier"]
     [message] = [queue.JobMessage.from_body(b) for b in queue_bodies()]
     assert message.sealed_credentials, "secrets travel sealed even without registry credentials"
-    assert sealing.unseal(job_id, message.sealed_credentials).secrets == {"token": "only-this"}
-    assert jobstore.get_job(job_id).engine == ""
+    assert stores().sealing.unseal(job_id, message.sealed_credentials).secrets == {"token": "only-this"}
+    assert stores().jobs.get_job(job_id).engine == ""
 
 
 def test_engine_field_is_checked_against_the_deployment(client, classic_only):
@@ -134,6 +133,6 @@ def test_multipart_json_part_carries_the_engine_fields(client):
     response = post_multipart(client, fields)
     assert response.status_code == 202, response.body
     job_id = answer(response)["JobIdentifier"]
-    assert jobstore.get_job(job_id).engine == "buildkit"
+    assert stores().jobs.get_job(job_id).engine == "buildkit"
     [message] = [queue.JobMessage.from_body(b) for b in queue_bodies()]
-    assert sealing.unseal(job_id, message.sealed_credentials).secrets == {"token": "mp-secret"}
+    assert stores().sealing.unseal(job_id, message.sealed_credentials).secrets == {"token": "mp-secret"}

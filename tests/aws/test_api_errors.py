@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import (
     answer,
     assert_no_leak,
@@ -17,6 +16,7 @@ from tests.aws.api_helpers import (
     stored_text_everywhere,
 )
 from tests.support.archives import make_tar
+from tests.support.services import reconfigure, stores
 
 OK = {"image_name": "user/image", "dockerfile": "FROM busybox\n"}
 ARCHIVE = make_tar({"Dockerfile": "FROM busybox\n"})
@@ -199,14 +199,14 @@ def test_non_object_json_with_another_type_is_400(client):
 
 
 def test_dockerfile_over_the_limit_is_413_naming_dockerfile(client):
-    limit = get_settings().max_dockerfile_bytes
+    limit = stores().settings.max_dockerfile_bytes
     body = {"image_name": "u/i", "dockerfile": "FROM x\n" + "#" * limit}
     _error(post_json(client, body), 413, "PayloadTooLarge", "dockerfile", str(limit))
     _nothing_stored()
 
 
 def test_dockerfile_at_the_limit_is_accepted(client):
-    limit = get_settings().max_dockerfile_bytes
+    limit = stores().settings.max_dockerfile_bytes
     text = "FROM x\n" + "#" * (limit - 7)
     assert post_json(client, {"image_name": "u/i", "dockerfile": text}).status_code == 202
 
@@ -275,7 +275,7 @@ def test_multipart_truncated_body(client):
 
 def test_body_over_the_inline_limit_points_to_uploads(client, monkeypatch):
     monkeypatch.setenv("BOATYARD_MAX_INLINE_BYTES", "4096")
-    get_settings.cache_clear()
+    reconfigure()
     big = make_tar({"Dockerfile": "FROM x\n", "blob": "y" * 20000}, gz=False)
     fields = {"TarFile": ("c.tar", big), "Json": json.dumps({"image_name": "u/i"})}
     _error(post_multipart(client, fields), 413, "PayloadTooLarge", "POST /api/v1/uploads", "4096")
@@ -284,7 +284,7 @@ def test_body_over_the_inline_limit_points_to_uploads(client, monkeypatch):
 
 def test_declared_content_length_is_checked_first(client, monkeypatch):
     monkeypatch.setenv("BOATYARD_MAX_INLINE_BYTES", "4096")
-    get_settings.cache_clear()
+    reconfigure()
     response = client.http.post(
         "/api/v1/build", headers={"Content-Type": "application/json", "Content-Length": "999999999"}, body=b"{}"
     )
@@ -293,7 +293,7 @@ def test_declared_content_length_is_checked_first(client, monkeypatch):
 
 def test_json_body_over_the_inline_limit(client, monkeypatch):
     monkeypatch.setenv("BOATYARD_MAX_INLINE_BYTES", "4096")
-    get_settings.cache_clear()
+    reconfigure()
     _error(post_json(client, {**OK, "padding": "z" * 5000}), 413, "PayloadTooLarge", "POST /api/v1/uploads")
 
 
@@ -309,7 +309,7 @@ def test_upload_id_whose_file_is_not_an_archive(client):
     from chalicelib.stores import contexts
 
     upload_id = answer(client.http.post("/api/v1/uploads"))["UploadId"]
-    contexts.put_bytes(contexts.upload_key(upload_id), b"<html>not an archive</html>" * 40)
+    stores().contexts.put_bytes(contexts.upload_key(upload_id), b"<html>not an archive</html>" * 40)
     _error(
         post_json(client, {"image_name": "u/i", "upload_id": upload_id}), 400, "InvalidRequest", "upload_id", "neither"
     )

@@ -9,12 +9,11 @@ import pytest
 
 from chalicelib.domain.errors import TransitionConflict, Unauthorized
 from chalicelib.domain.jobs import Phase
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import apikeys, aws, contexts, queue
-from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import contexts
 from tests.aws.api_helpers import answer
 from tests.support.archives import make_tar
-from tests.support.probes import forget_cached_keys, live_count
+from tests.support.probes import live_count
+from tests.support.services import reconfigure, stores
 
 BUILD = {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}
 
@@ -66,9 +65,9 @@ def test_requests_without_a_valid_key_get_401_code_and_message(keys_client, owne
 
 
 def test_a_revoked_key_stops_working(keys_client, owners):
-    record, token = apikeys.create_key("team-c", "laptop")
+    record, token = stores().apikeys.create_key("team-c", "laptop")
     assert keys_client.http.get("/api/v1/jobs", headers=_h(token)).status_code == 200
-    apikeys.revoke_key(record.key_id)
+    stores().apikeys.revoke_key(record.key_id)
     # the verdict is cached for auth_cache_seconds (1 s here), as API Gateway caches it deployed
     revoked_at = time.monotonic()
     while keys_client.http.get("/api/v1/jobs", headers=_h(token)).status_code != 401:
@@ -85,24 +84,25 @@ def test_a_key_with_the_right_id_but_a_wrong_secret_is_refused(keys_client, owne
 def test_only_accepted_keys_are_cached_and_never_in_lambda(keys_client, owners, monkeypatch):
     from chalicelib.api import authn
 
-    forget_cached_keys()
-    assert keys_client.http.get("/api/v1/jobs", headers=_h(owners["a"])).status_code == 200
-    assert len(authn._CACHE) == 1 and owners["a"] not in repr(authn._CACHE)  # keyed by the hash
-    keys_client.http.get("/api/v1/jobs", headers=_h("by_0123456789abcdef_" + "A" * 43))
-    assert len(authn._CACHE) == 1
+    authenticator = authn.Authenticator(stores().apikeys, authn.cache_seconds(stores().settings))
+    assert authenticator.authorize(f"Bearer {owners['a']}").owner == "team-a"
+    assert len(authenticator._cache) == 1 and owners["a"] not in repr(authenticator._cache)  # keyed by the hash
+    with pytest.raises(authn.AuthorizerRejected):
+        authenticator.authorize("Bearer by_0123456789abcdef_" + "A" * 43)
+    assert len(authenticator._cache) == 1
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "boatyard-api-authorizer")
-    forget_cached_keys()
-    assert keys_client.http.get("/api/v1/jobs", headers=_h(owners["a"])).status_code == 200
-    assert authn._CACHE == {}  # API Gateway caches deployed
+    in_lambda = authn.Authenticator(stores().apikeys, authn.cache_seconds(stores().settings))
+    assert in_lambda.authorize(f"Bearer {owners['a']}").owner == "team-a"
+    assert in_lambda._cache == {}  # API Gateway caches deployed
 
 
 def test_key_store_keeps_only_a_hash_and_records_use(keys_client, owners):
-    record, token = apikeys.create_key("team-d", "ci")
+    record, token = stores().apikeys.create_key("team-d", "ci")
     assert token.startswith("by_") and len(token.split("_", 2)[2]) == 43  # 32 random bytes
     keys_client.http.get("/api/v1/jobs", headers=_h(token))
-    [listed] = [k for k in apikeys.list_keys() if k.key_id == record.key_id]
+    [listed] = [k for k in stores().apikeys.list_keys() if k.key_id == record.key_id]
     assert listed.state == "active" and listed.last_used_at and listed.owner == "team-d"
-    dump = json.dumps(aws.client("dynamodb").scan(TableName=get_settings().table_name)["Items"])
+    dump = json.dumps(stores().clients.client("dynamodb").scan(TableName=stores().settings.table_name)["Items"])
     for token_ in (token, *owners.values()):
         assert token_ not in dump and token_.split("_", 2)[2] not in dump
 
@@ -112,12 +112,12 @@ def test_bad_owner_names_are_refused(aws_env, owner):
     from chalicelib.domain.errors import InvalidRequest
 
     with pytest.raises(InvalidRequest):
-        apikeys.create_key(owner)
+        stores().apikeys.create_key(owner)
 
 
 def test_none_mode_is_open_and_everything_is_anonymous(client):
     job_id = answer(client.http.post("/api/v1/build", headers=_h(None), body=json.dumps(BUILD)))["JobIdentifier"]
-    assert jobstore.get_job(job_id).owner == "anonymous"
+    assert stores().jobs.get_job(job_id).owner == "anonymous"
     listed = answer(client.http.get("/api/v1/jobs"))["Jobs"]
     assert [j["JobIdentifier"] for j in listed] == [job_id]
 
@@ -127,7 +127,7 @@ def test_none_mode_is_open_and_everything_is_anonymous(client):
 
 def test_another_owners_job_is_404_exactly_like_an_unknown_one(keys_client, owners):
     job_id = submit_ok(keys_client, owners["a"])
-    assert jobstore.get_job(job_id).owner == "team-a"
+    assert stores().jobs.get_job(job_id).owner == "team-a"
     unknown = "00000000-0000-4000-8000-000000000000"
     for method, suffix in (("GET", "status"), ("GET", "logs"), ("POST", "cancel")):
         mine = keys_client.http.request(method, f"/api/v1/{job_id}/{suffix}", headers=_h(owners["a"]))
@@ -136,7 +136,7 @@ def test_another_owners_job_is_404_exactly_like_an_unknown_one(keys_client, owne
         assert mine.status_code == 200, (suffix, mine.body)
         assert theirs.status_code == missing.status_code == 404
         assert answer(theirs)["Message"].replace(job_id, "ID") == answer(missing)["Message"].replace(unknown, "ID")
-    assert jobstore.get_job(job_id).phase == Phase.CANCELLED  # cancelled by its owner, not by b
+    assert stores().jobs.get_job(job_id).phase == Phase.CANCELLED  # cancelled by its owner, not by b
 
 
 def test_admin_key_sees_every_owner(keys_client, owners):
@@ -151,7 +151,7 @@ def test_admin_key_sees_every_owner(keys_client, owners):
 def test_upload_ids_are_bound_to_their_owner(keys_client, owners):
     created = answer(keys_client.http.post("/api/v1/uploads", headers=_h(owners["a"])))
     upload_id = created["UploadId"]
-    contexts.put_bytes(contexts.upload_key(upload_id), make_tar({"Dockerfile": "FROM busybox\n"}))
+    stores().contexts.put_bytes(contexts.upload_key(upload_id), make_tar({"Dockerfile": "FROM busybox\n"}))
     body = {"image_name": "user/image:1", "upload_id": upload_id}
     theirs = submit(keys_client, owners["b"], body)
     assert theirs.status_code == 400
@@ -178,33 +178,39 @@ def test_live_job_quota_429_then_a_slot_frees_when_a_job_ends(keys_client, owner
 def test_a_refused_submission_creates_nothing(keys_client, owners):
     for _ in range(5):
         submit_ok(keys_client, owners["a"])
-    before = aws.client("dynamodb").scan(TableName=get_settings().table_name, Select="COUNT")["Count"]
-    objects = aws.client("s3").list_objects_v2(Bucket=get_settings().bucket_name).get("KeyCount", 0)
-    messages = queue.attributes()["ApproximateNumberOfMessages"]
+    before = stores().clients.client("dynamodb").scan(TableName=stores().settings.table_name, Select="COUNT")["Count"]
+    objects = stores().clients.client("s3").list_objects_v2(Bucket=stores().settings.bucket_name).get("KeyCount", 0)
+    messages = stores().queue.attributes()["ApproximateNumberOfMessages"]
     assert submit(keys_client, owners["a"]).status_code == 429
-    assert aws.client("dynamodb").scan(TableName=get_settings().table_name, Select="COUNT")["Count"] == before
-    assert aws.client("s3").list_objects_v2(Bucket=get_settings().bucket_name).get("KeyCount", 0) == objects
-    assert queue.attributes()["ApproximateNumberOfMessages"] == messages
+    assert (
+        stores().clients.client("dynamodb").scan(TableName=stores().settings.table_name, Select="COUNT")["Count"]
+        == before
+    )
+    assert (
+        stores().clients.client("s3").list_objects_v2(Bucket=stores().settings.bucket_name).get("KeyCount", 0)
+        == objects
+    )
+    assert stores().queue.attributes()["ApproximateNumberOfMessages"] == messages
 
 
 def test_every_terminal_transition_releases_the_slot_exactly_once(keys_client, owners):
     finished, failed, swept = (submit_ok(keys_client, owners["a"]) for _ in range(3))
     assert live_count("team-a") == 3
     # the worker's path: claim, steps, finished
-    jobstore.claim(finished, "w1", 60, 3)
+    stores().jobs.claim(finished, "w1", 60, 3)
     for a, b in ((Phase.FETCHING, Phase.BUILDING), (Phase.BUILDING, Phase.PUSHING), (Phase.PUSHING, Phase.FINISHED)):
-        jobstore.transition(finished, "w1", a, b)
+        stores().jobs.transition(finished, "w1", a, b)
     assert live_count("team-a") == 2
     with pytest.raises(TransitionConflict):
-        jobstore.transition(finished, "w1", Phase.PUSHING, Phase.FINISHED)
-    jobstore.claim(failed, "w2", 60, 3)
-    jobstore.fail(failed, "build failed", worker_id="w2")
+        stores().jobs.transition(finished, "w1", Phase.PUSHING, Phase.FINISHED)
+    stores().jobs.claim(failed, "w2", 60, 3)
+    stores().jobs.fail(failed, "build failed", worker_id="w2")
     assert live_count("team-a") == 1
     for _ in range(2):  # a second end (cancel, a late worker) finds it terminal: no second release
         with pytest.raises(TransitionConflict):
-            jobstore.fail(failed, "again")
+            stores().jobs.fail(failed, "again")
     assert live_count("team-a") == 1
-    job = jobstore.get_job(failed)
+    job = stores().jobs.get_job(failed)
     assert not job.quota_slot and job.phase == Phase.FAILED
 
 
@@ -214,21 +220,23 @@ def test_a_job_failed_by_the_dead_letter_sweep_releases_its_slot(keys_client, ow
 
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
     stuck = submit_ok(keys_client, owners["a"])
-    jobstore.claim(stuck, "dead-worker", -1, 3)  # live, its worker died
-    aws.client("sqs").send_message(QueueUrl=queue.dead_letter_url(), MessageBody=JobMessage(stuck, 0, "").to_body())
+    stores().jobs.claim(stuck, "dead-worker", -1, 3)  # live, its worker died
+    stores().clients.client("sqs").send_message(
+        QueueUrl=stores().queue.dead_letter_url(), MessageBody=JobMessage(stuck, 0, "").to_body()
+    )
     assert live_count("team-a") == 1
-    worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600)
+    worker = Worker(stores(), poll_wait_seconds=0, dlq_sweep_seconds=3600)
     try:
         assert worker.sweep_dead_letters() == 1
     finally:
         worker.shutdown(grace_seconds=1)
-    assert jobstore.get_job(stuck).reason == DLQ_REASON
+    assert stores().jobs.get_job(stuck).reason == DLQ_REASON
     assert live_count("team-a") == 0
 
 
 def test_submissions_per_minute_quota(keys_client, owners, monkeypatch):
     monkeypatch.setenv("BOATYARD_QUOTA_SUBMISSIONS_PER_MINUTE", "3")
-    get_settings.cache_clear()
+    reconfigure()
     if int(time.time()) % 60 > 55:  # stay inside one fixed window
         time.sleep(61 - int(time.time()) % 60)
     jobs = [submit_ok(keys_client, owners["a"]) for _ in range(3)]
@@ -247,7 +255,7 @@ def test_outstanding_upload_urls_are_capped(keys_client, owners):
     assert keys_client.http.post("/api/v1/uploads", headers=_h(owners["b"])).status_code == 200
     # building one of them frees its place
     upload_id = answer(made[0])["UploadId"]
-    contexts.put_bytes(contexts.upload_key(upload_id), make_tar({"Dockerfile": "FROM busybox\n"}))
+    stores().contexts.put_bytes(contexts.upload_key(upload_id), make_tar({"Dockerfile": "FROM busybox\n"}))
     submit_ok(keys_client, owners["a"], {"image_name": "user/image:1", "upload_id": upload_id})
     assert keys_client.http.post("/api/v1/uploads", headers=_h(owners["a"])).status_code == 200
 
@@ -322,7 +330,7 @@ def test_admin_commands_create_list_revoke(aws_env, capsys):
     assert admin.main(["keys", "revoke", created["key_id"]]) == 0
     assert "revoked" in capsys.readouterr().out
     with pytest.raises(Unauthorized):
-        apikeys.verify(created["token"])
+        stores().apikeys.verify(created["token"])
     assert admin.main(["keys", "revoke", "0123456789abcdef"]) == 2
     assert "no key" in capsys.readouterr().err
     assert admin.main(["keys", "create", "--owner", "Bad Name"]) == 2
@@ -359,7 +367,7 @@ def test_a_release_that_meets_a_log_transaction_is_tried_again(keys_client, owne
     from botocore.exceptions import ClientError
 
     job_id = submit_ok(keys_client, owners["a"])
-    ddb = aws.client("dynamodb")
+    ddb = stores().clients.client("dynamodb")
     real = ddb.transact_write_items
     calls = []
 
@@ -376,6 +384,6 @@ def test_a_release_that_meets_a_log_transaction_is_tried_again(keys_client, owne
         return real(**kwargs)
 
     monkeypatch.setattr(ddb, "transact_write_items", busy_once)
-    jobstore.fail(job_id, "it broke")
+    stores().jobs.fail(job_id, "it broke")
     assert len(calls) == 2 and live_count("team-a") == 0
-    assert jobstore.get_job(job_id).phase == Phase.FAILED
+    assert stores().jobs.get_job(job_id).phase == Phase.FAILED

@@ -7,14 +7,12 @@ import uuid
 import pytest
 
 from chalicelib.domain.jobs import Phase
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import jobs as jobstore
-from chalicelib.stores import logs as logstore
 from tests.aws.api_helpers import answer
+from tests.support.services import reconfigure, stores
 
 
 def _write(job_id: str, *texts: str) -> None:
-    writer = logstore.LogWriter(job_id)
+    writer = stores().logs.writer(job_id)
     for text in texts:
         writer.write(text)
         writer.flush()  # one chunk per text
@@ -31,21 +29,21 @@ def test_status_walks_the_seed_words(client, job_id):
     assert body["Status"] == "Building" and body["Phase"] == "queued"
     assert body["JobIdentifier"] == job_id and body["ImageName"] == "user/image:1" and body["Attempt"] == 0
     assert body["CreatedAt"].endswith("Z") and body["UpdatedAt"].endswith("Z")
-    jobstore.claim(job_id, "w1", 60, 3)
+    stores().jobs.claim(job_id, "w1", 60, 3)
     assert _status(client, job_id)["Status"] == "Building"
-    jobstore.transition(job_id, "w1", Phase.FETCHING, Phase.BUILDING)
-    jobstore.transition(job_id, "w1", Phase.BUILDING, Phase.PUSHING)
+    stores().jobs.transition(job_id, "w1", Phase.FETCHING, Phase.BUILDING)
+    stores().jobs.transition(job_id, "w1", Phase.BUILDING, Phase.PUSHING)
     assert _status(client, job_id)["Status"] == "Pushing"
-    jobstore.transition(job_id, "w1", Phase.PUSHING, Phase.FINISHED, image_digest="sha256:" + "a" * 64)
+    stores().jobs.transition(job_id, "w1", Phase.PUSHING, Phase.FINISHED, image_digest="sha256:" + "a" * 64)
     body = _status(client, job_id)
     assert (body["Status"], body["Phase"], body["Attempt"]) == ("Finished", "finished", 1)
     assert body["ImageDigest"] == "sha256:" + "a" * 64
 
 
 def test_failed_status_reads_failed_colon_reason(client, job_id):
-    jobstore.claim(job_id, "w1", 60, 3)
+    stores().jobs.claim(job_id, "w1", 60, 3)
     reason = "The command '/bin/sh -c exit 3' returned a non-zero code: 3"
-    jobstore.fail(job_id, reason, worker_id="w1")
+    stores().jobs.fail(job_id, reason, worker_id="w1")
     body = _status(client, job_id)
     assert body["Status"] == f"Failed: {reason}" and body["Reason"] == reason
 
@@ -93,8 +91,8 @@ def test_logs_since_cursor_return_only_newer_text(client, job_id):
 
 def test_complete_only_when_terminal_and_read_to_the_end(client, job_id):
     _write(job_id, "building\n")
-    jobstore.claim(job_id, "w1", 60, 3)
-    jobstore.fail(job_id, "boom", worker_id="w1")
+    stores().jobs.claim(job_id, "w1", 60, 3)
+    stores().jobs.fail(job_id, "boom", worker_id="w1")
     partial = answer(client.http.get(f"/api/v1/{job_id}/logs?since=0"))
     assert partial["Complete"] is True and partial["Logs"] == "building\n"
     after = answer(client.http.get(f"/api/v1/{job_id}/logs?since={partial['Next']}"))
@@ -103,30 +101,30 @@ def test_complete_only_when_terminal_and_read_to_the_end(client, job_id):
 
 def test_phase_is_read_before_chunks(client, job_id, monkeypatch):
     """A job that ends while the chunks are read must not be reported Complete with its tail missing."""
-    original = logstore.read_logs
+    original = stores().logs.read_logs
 
     def finish_during_read(*args, **kwargs):
         page = original(*args, **kwargs)
         _write(job_id, "the last words\n")
-        jobstore.claim(job_id, "w1", 60, 3)
-        jobstore.fail(job_id, "ended", worker_id="w1")
+        stores().jobs.claim(job_id, "w1", 60, 3)
+        stores().jobs.fail(job_id, "ended", worker_id="w1")
         return page
 
-    monkeypatch.setattr(logstore, "read_logs", finish_during_read)
+    monkeypatch.setattr(stores().logs, "read_logs", finish_during_read)
     body = answer(client.http.get(f"/api/v1/{job_id}/logs?since=0"))
     assert body["Complete"] is False
-    monkeypatch.setattr(logstore, "read_logs", original)
+    monkeypatch.setattr(stores().logs, "read_logs", original)
     rest = answer(client.http.get(f"/api/v1/{job_id}/logs?since={body['Next']}"))
     assert rest["Logs"] == "the last words\n" and rest["Complete"] is True
 
 
 def test_long_log_is_cut_with_a_marker_and_the_rest_follows(client, job_id, monkeypatch):
     monkeypatch.setenv("BOATYARD_MAX_LOG_RESPONSE_BYTES", "100")
-    get_settings.cache_clear()
+    reconfigure()
     lines = [f"line {i:03d} " + "x" * 40 + "\n" for i in range(6)]  # 50 bytes each, one chunk each
     _write(job_id, *lines)
-    jobstore.claim(job_id, "w1", 60, 3)
-    jobstore.fail(job_id, "done", worker_id="w1")
+    stores().jobs.claim(job_id, "w1", 60, 3)
+    stores().jobs.fail(job_id, "done", worker_id="w1")
     body = answer(client.http.get(f"/api/v1/{job_id}/logs"))
     assert body["Truncated"] is True and body["Complete"] is False and body["Next"] == "2"
     assert body["Logs"].startswith(lines[0] + lines[1])

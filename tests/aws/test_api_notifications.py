@@ -12,12 +12,11 @@ from botocore.exceptions import ClientError
 from boatyard.webhooks import verify_signature
 from chalicelib.api import notify_poller as poller
 from chalicelib.domain.jobs import Phase
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import aws, notifications
-from chalicelib.stores import jobs as jobstore
+from chalicelib.stores import notifications
 from tests.aws.api_helpers import answer, assert_no_leak, job_item, post_json, post_multipart
 from tests.notify_receiver import Receiver
 from tests.support.archives import make_tar
+from tests.support.services import reconfigure, stores
 
 SECRET = "receiver-secret-9f2c-canary-4417"
 TOKEN = "ghp_notify-token-canary-5521"
@@ -34,7 +33,7 @@ def notify_env(monkeypatch):
         "BOATYARD_NOTIFY_CONNECT_TIMEOUT_SECONDS": "1",
     }.items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
+    reconfigure()
 
 
 @pytest.fixture
@@ -63,14 +62,14 @@ def _submit(api, url: str, **extra) -> str:
 
 def _run_to_finished(job_id: str) -> None:
     """What a worker does to a job (its phase changes through the job store), without Docker."""
-    jobstore.claim(job_id, "w1", 60, 3)
-    jobstore.transition(job_id, "w1", Phase.FETCHING, Phase.BUILDING)
-    jobstore.transition(job_id, "w1", Phase.BUILDING, Phase.PUSHING)
-    jobstore.transition(job_id, "w1", Phase.PUSHING, Phase.FINISHED, image_digest="sha256:" + "b" * 64)
+    stores().jobs.claim(job_id, "w1", 60, 3)
+    stores().jobs.transition(job_id, "w1", Phase.FETCHING, Phase.BUILDING)
+    stores().jobs.transition(job_id, "w1", Phase.BUILDING, Phase.PUSHING)
+    stores().jobs.transition(job_id, "w1", Phase.PUSHING, Phase.FINISHED, image_digest="sha256:" + "b" * 64)
 
 
 def _pump() -> None:
-    poller.poll_once(wait_seconds=0)
+    poller.poll_once(stores(), wait_seconds=0)
     time.sleep(0.1)
 
 
@@ -92,7 +91,7 @@ def test_a_finished_job_notifies_with_a_signed_verifiable_payload(api, receiver)
     assert body["Event"] == "finished" and body["Status"] == "Finished" and body["JobIdentifier"] == job_id
     assert body["ImageName"] == "user/image:1" and body["ImageDigest"] == "sha256:" + "b" * 64
     assert got.headers["X-Boatyard-Event"] == "finished" and got.headers["X-Boatyard-Delivery"] == body["DeliveryId"]
-    poller.drain()
+    poller.drain(stores())
     assert len(receiver.requests) == 1  # building/pushing were not asked for
     shown = _notifications(api, job_id)
     [sub] = shown["Subscriptions"]
@@ -136,7 +135,7 @@ def test_a_4xx_is_final_and_redirects_are_not_followed(api, code):
         api.http.post(f"/api/v1/{job_id}/cancel")
         receiver.wait_for(1, 15, _pump)
         time.sleep(1.5)
-        poller.drain()
+        poller.drain(stores())
         assert len(receiver.requests) == 1
     [attempt] = _notifications(api, job_id)["Attempts"]
     assert attempt["Outcome"] == "failed" and attempt["StatusCode"] == int(code)
@@ -156,18 +155,17 @@ def test_a_hanging_receiver_is_a_recorded_timeout(api):
 
 def test_the_secret_is_sealed_and_never_stored_or_shown(api, receiver):
     job_id = _submit(api, receiver.url)
-    sub = notifications.subscriptions(job_id)[0]
+    sub = stores().notifications.subscriptions(job_id)[0]
     assert sub.sealed and SECRET not in sub.sealed
-    assert notifications.unseal_secret(job_id, sub.sealed) == SECRET
+    assert stores().notifications.unseal_secret(job_id, sub.sealed) == SECRET
     status = api.http.get(f"/api/v1/{job_id}/status").body
     assert_no_leak(SECRET, status, api.http.get(f"/api/v1/{job_id}/notifications").body)
     # the sealed secret opens only as a notification secret of this job: not as job credentials, not for another job
-    from chalicelib.stores import sealing
 
     with pytest.raises(ClientError):  # KMS: InvalidCiphertextException (the encryption context differs)
-        sealing.unseal(job_id, sub.sealed)
+        stores().sealing.unseal(job_id, sub.sealed)
     with pytest.raises(ClientError):
-        notifications.unseal_secret(str(uuid.uuid4()), sub.sealed)
+        stores().notifications.unseal_secret(str(uuid.uuid4()), sub.sealed)
 
 
 def test_multipart_json_part_takes_the_notify_fields(api, receiver):
@@ -186,7 +184,7 @@ def test_multipart_json_part_takes_the_notify_fields(api, receiver):
     )
     assert response.status_code == 202, response.body
     job_id = answer(response)["JobIdentifier"]
-    assert notifications.subscriptions(job_id)[0].events == ("failed",)
+    assert stores().notifications.subscriptions(job_id)[0].events == ("failed",)
 
 
 def test_the_upload_flow_takes_the_notify_fields(api, receiver):
@@ -238,7 +236,7 @@ def test_bad_notify_fields_are_400_naming_the_field(client, extra, field):
 def test_a_job_without_subscriptions_sends_nothing(api):
     job_id = answer(post_json(api, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}))["JobIdentifier"]
     _run_to_finished(job_id)
-    assert poller.drain() == 0
+    assert poller.drain(stores()) == 0
     assert _notifications(api, job_id) == {
         "JobIdentifier": job_id,
         "Subscriptions": [],
@@ -250,8 +248,7 @@ def test_a_job_without_subscriptions_sends_nothing(api):
 def test_a_broken_notifications_queue_never_fails_a_transition(api, receiver, monkeypatch):
     job_id = _submit(api, receiver.url)
     monkeypatch.setenv("BOATYARD_NOTIFY_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/123456789012/missing")
-    get_settings.cache_clear()
-    notifications.reset()
+    reconfigure()
     response = api.http.post(f"/api/v1/{job_id}/cancel")
     assert response.status_code == 200 and answer(response)["Status"] == "Cancelled"
 
@@ -259,7 +256,7 @@ def test_a_broken_notifications_queue_never_fails_a_transition(api, receiver, mo
 def test_github_status_pending_then_success(api):
     with Receiver(["201"]) as github:
         job_id = answer(post_json(api, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}))["JobIdentifier"]
-        notifications.subscribe(
+        stores().notifications.subscribe(
             job_id,
             "anonymous",
             notifications.GithubStatusTarget(
@@ -286,17 +283,17 @@ def test_github_status_pending_then_success(api):
 def test_a_late_pending_never_overwrites_the_final_github_status(api):
     with Receiver(["201"]) as github:
         job_id = answer(post_json(api, {"image_name": "user/image:1", "dockerfile": "FROM busybox\n"}))["JobIdentifier"]
-        sub_id = notifications.subscribe(
+        sub_id = stores().notifications.subscribe(
             job_id,
             "anonymous",
             notifications.GithubStatusTarget(repo="octo/app", sha="c" * 40, token=TOKEN, api_base=github.base_url),
         )
         api.http.post(f"/api/v1/{job_id}/cancel")
         github.wait_for(2, 20, _pump)
-        late = notifications.event_message(jobstore.get_job(job_id))
+        late = notifications.event_message(stores().jobs.get_job(job_id))
         late.update({"event": "fetching", "sub": sub_id})
-        notifications.send_message(late)
-        poller.drain()
+        stores().notifications.send_message(late)
+        poller.drain(stores())
         assert [json.loads(r.body)["state"] for r in github.requests] == ["pending", "error"]
     assert _notifications(api, job_id)["Attempts"][-1]["Outcome"] == "superseded"
 
@@ -304,11 +301,11 @@ def test_a_late_pending_never_overwrites_the_final_github_status(api):
 def test_the_sender_lambda_handles_queue_events(api, receiver):
     """app.send_notifications (the deployed SQS consumer) runs the same sender."""
     job_id = _submit(api, receiver.url)
-    message = notifications.event_message(jobstore.fail(job_id, "boom"))
-    sqs = aws.client("sqs")
-    sqs.purge_queue(QueueUrl=notifications.queue_url())
+    message = notifications.event_message(stores().jobs.fail(job_id, "boom"))
+    sqs = stores().clients.client("sqs")
+    sqs.purge_queue(QueueUrl=stores().notifications.queue_url())
     event = api.events.generate_sqs_event(
-        message_bodies=[json.dumps(message)], queue_name=get_settings().notify_queue_name
+        message_bodies=[json.dumps(message)], queue_name=stores().settings.notify_queue_name
     )
     api.lambda_.invoke("send_notifications", event)
     [got] = receiver.wait_for(1, 5)

@@ -8,10 +8,9 @@ import pytest
 import yaml
 
 from chalicelib.domain.jobs import Phase
-from chalicelib.stores import jobs as jobstore
-from chalicelib.stores import logs as logstore
 from tests.aws.api_helpers import answer, post_json
 from tests.support.openapi import DOC_PATH, check_answer, schema_validator
+from tests.support.services import stores
 
 
 @pytest.fixture(scope="module")
@@ -30,20 +29,20 @@ def test_answers_match_their_schemas(client, doc):
     check_answer(doc, "/api/v1/uploads", "post", client.http.post("/api/v1/uploads"))
     check_answer(doc, status, "get", client.http.get(f"/api/v1/{job_id}/status"))
     check_answer(doc, status, "get", client.http.get(f"/api/v1/{uuid.uuid4()}/status"))  # 404
-    writer = logstore.LogWriter(job_id)
+    writer = stores().logs.writer(job_id)
     writer.write("Step 1/1 : FROM x\n")
     writer.flush()
     check_answer(doc, logs, "get", client.http.get(f"/api/v1/{job_id}/logs"))
     check_answer(doc, logs, "get", client.http.get(f"/api/v1/{job_id}/logs?since=1"))
     check_answer(doc, logs, "get", client.http.get(f"/api/v1/{job_id}/logs?since=-1"))  # 400
     check_answer(doc, logs, "get", client.http.get("/api/v1/not-a-job/logs"))  # 404
-    jobstore.claim(job_id, "w", 60, 3)
-    jobstore.transition(job_id, "w", Phase.FETCHING, Phase.BUILDING)
-    jobstore.transition(job_id, "w", Phase.BUILDING, Phase.PUSHING)
-    jobstore.transition(job_id, "w", Phase.PUSHING, Phase.FINISHED, image_digest="sha256:" + "b" * 64)
+    stores().jobs.claim(job_id, "w", 60, 3)
+    stores().jobs.transition(job_id, "w", Phase.FETCHING, Phase.BUILDING)
+    stores().jobs.transition(job_id, "w", Phase.BUILDING, Phase.PUSHING)
+    stores().jobs.transition(job_id, "w", Phase.PUSHING, Phase.FINISHED, image_digest="sha256:" + "b" * 64)
     check_answer(doc, status, "get", client.http.get(f"/api/v1/{job_id}/status"))
     failed = answer(post_json(client, {"image_name": "u/i", "dockerfile": "FROM x"}))["JobIdentifier"]
-    jobstore.fail(failed, "it broke")
+    stores().jobs.fail(failed, "it broke")
     check_answer(doc, status, "get", client.http.get(f"/api/v1/{failed}/status"))
 
 

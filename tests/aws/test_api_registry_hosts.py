@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from chalice.test import Client
 
-from app import app
-from chalicelib.domain.settings import get_settings
 from tests.aws.api_helpers import post_json
 from tests.support import worker_jobs
 from tests.support.probes import run_once
+from tests.support.services import api_client, reconfigure, stores
 from worker.job.loop import Worker
 from worker.job.runner import Outcome
 
@@ -18,8 +16,8 @@ from worker.job.runner import Outcome
 def strict_client(aws_env, monkeypatch):
     """The API as deployed: BOATYARD_ALLOW_PRIVATE_REGISTRIES unset."""
     monkeypatch.delenv("BOATYARD_ALLOW_PRIVATE_REGISTRIES", raising=False)
-    get_settings.cache_clear()
-    with Client(app) as test_client:
+    reconfigure()
+    with api_client() as test_client:
         yield test_client
 
 
@@ -49,7 +47,7 @@ def test_the_worker_refuses_a_private_registry_that_got_past_the_api(aws_env, mo
         monkeypatch, BOATYARD_ALLOW_PRIVATE_REGISTRIES="false", DOCKER_HOST="unix:///nonexistent/docker.sock"
     )
     job_id = worker_jobs.submit("10.0.0.5:5000/team/app:1", dockerfile="FROM busybox\n")
-    worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600)
+    worker = Worker(stores(), poll_wait_seconds=0, dlq_sweep_seconds=3600)
     try:
         [result] = run_once(worker, wait_seconds=1)
     finally:

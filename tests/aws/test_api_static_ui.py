@@ -7,8 +7,8 @@ import json
 import pytest
 from chalice.test import Client
 
-from app import app
-from chalicelib.domain.settings import get_settings
+from chalicelib.domain.settings import load_settings
+from tests.support.services import offline_app
 
 
 @pytest.fixture
@@ -27,14 +27,12 @@ def ui_dir(tmp_path, monkeypatch):
     (tmp_path / "outside.txt").write_text("outside the ui folder")
     monkeypatch.setenv("BOATYARD_UI_DIR", str(ui))
     monkeypatch.setenv("BOATYARD_SERVE_UI", "true")
-    get_settings.cache_clear()
-    yield ui
-    get_settings.cache_clear()
+    return ui
 
 
 @pytest.fixture
 def client(ui_dir):
-    with Client(app, stage_name="local") as test_client:
+    with Client(offline_app(), stage_name="local") as test_client:
         yield test_client
 
 
@@ -75,8 +73,7 @@ def test_refuses_anything_else(client, path):
 
 def test_off_by_default(ui_dir, monkeypatch):
     monkeypatch.delenv("BOATYARD_SERVE_UI")
-    get_settings.cache_clear()
-    with Client(app) as client:
+    with Client(offline_app()) as client:
         for path in ("/", "/index.html", "/app.js"):
             response = client.http.get(path)
             assert response.status_code == 404 and json.loads(response.body)["Code"] == "NotFound"
@@ -99,4 +96,4 @@ def test_load_asset_rejects_decoded_traversal(ui_dir, name):
     from chalicelib.api.static_ui import AssetNotFound, load_asset
 
     with pytest.raises(AssetNotFound):
-        load_asset(name, get_settings())
+        load_asset(name, load_settings())

@@ -14,8 +14,8 @@ import pytest
 
 from chalicelib.api.hook_signatures import signed_headers
 from chalicelib.domain.jobs import Phase
-from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import answer, job_item, queue_bodies
+from tests.support.services import reconfigure, stores
 
 HOOKS = pathlib.Path(__file__).resolve().parents[1] / "data" / "hooks"
 SHA = "7fd1a60b01f91b314f59955a4e4d4e80d8edf11d"
@@ -92,10 +92,8 @@ def test_create_answers_the_webhook_url_and_secret_once_and_never_the_credential
         assert trigger["TriggerId"] in text
         assert trigger["Secret"] not in text and "push-secret-pw" not in text and "Secret" not in json.loads(text)
     # stored sealed only: neither the secret nor the password is anywhere in the table
-    from chalicelib.domain.settings import get_settings
-    from chalicelib.stores import aws
 
-    items = aws.client("dynamodb").scan(TableName=get_settings().table_name)["Items"]
+    items = stores().clients.client("dynamodb").scan(TableName=stores().settings.table_name)["Items"]
     assert trigger["Secret"] not in json.dumps(items) and "push-secret-pw" not in json.dumps(items)
 
 
@@ -148,10 +146,9 @@ def test_list_and_delete(client, trigger):
     ],
 )
 def test_invalid_fields_are_refused_naming_the_field_and_nothing_is_created(client, monkeypatch, fields, field):
-    from chalicelib.domain.settings import get_settings
 
     monkeypatch.setenv("BOATYARD_ALLOW_PRIVATE_REGISTRIES", "false")
-    get_settings.cache_clear()
+    reconfigure()
     response = create(client, **fields)
     assert response.status_code == 400, response.body
     assert answer(response)["Message"].startswith(f"{field}:"), answer(response)
@@ -213,10 +210,9 @@ def test_signature_is_checked_before_the_body_is_read(client, trigger):
 
 
 def test_an_oversized_delivery_is_refused_before_its_signature_is_checked(client, trigger, monkeypatch):
-    from chalicelib.domain.settings import get_settings
 
     monkeypatch.setenv("BOATYARD_HOOK_MAX_BYTES", "1000")
-    get_settings.cache_clear()
+    reconfigure()
     push = payload("github-push")
     push["padding"] = "x" * 2000
     assert deliver(client, trigger, push, "push").status_code == 413
@@ -290,14 +286,11 @@ def test_a_triggers_build_subscribes_its_notify_url_and_github_status(client):
     assert kinds["github_status"]["Repository"] == REPOSITORY["github"] and kinds["github_status"]["Commit"] == SHA
     text = json.dumps(shown)
     assert trigger["Secret"] not in text and "ghp_example" not in text
-    from chalicelib.stores import notifications
 
-    [status] = [s for s in notifications.subscriptions(build["JobIdentifier"]) if s.kind == "github_status"]
+    [status] = [s for s in stores().notifications.subscriptions(build["JobIdentifier"]) if s.kind == "github_status"]
     assert status.target_url.endswith(f"#job={build['JobIdentifier']}")  # GitHub links the status to the job's page
-    from chalicelib.domain.settings import get_settings
-    from chalicelib.stores import aws
 
-    items = json.dumps(aws.client("dynamodb").scan(TableName=get_settings().table_name)["Items"])
+    items = json.dumps(stores().clients.client("dynamodb").scan(TableName=stores().settings.table_name)["Items"])
     assert trigger["Secret"] not in items and "ghp_example" not in items  # sealed, never plain
 
 
@@ -307,13 +300,13 @@ def test_a_trigger_without_notify_url_or_token_subscribes_nothing(client, trigge
 
 
 def test_the_job_carries_the_triggers_credentials_sealed_for_the_worker(client, trigger):
-    from chalicelib.stores import queue, sealing
+    from chalicelib.stores import queue
 
     (build,) = answer(deliver(client, trigger, payload("github-push"), "push"))["Builds"]
     (body,) = queue_bodies()
     message = queue.JobMessage.from_body(body)
     assert message.job_id == build["JobIdentifier"]
-    credentials = sealing.unseal(message.job_id, message.sealed_credentials)
+    credentials = stores().sealing.unseal(message.job_id, message.sealed_credentials)
     assert (credentials.username, credentials.password) == ("pusher", "push-secret-pw")
 
 
@@ -419,9 +412,9 @@ def test_a_newer_push_cancels_the_older_live_build_of_the_same_ref(client, trigg
     at(push, OTHER_SHA)
     newer = answer(deliver(client, trigger, push, "push"))
     assert newer["Superseded"] == [old["JobIdentifier"]]
-    assert jobstore.get_job(old["JobIdentifier"]).phase == Phase.CANCELLED
-    assert "superseded" in jobstore.get_job(old["JobIdentifier"]).reason
-    assert jobstore.get_job(newer["Builds"][0]["JobIdentifier"]).phase == Phase.QUEUED
+    assert stores().jobs.get_job(old["JobIdentifier"]).phase == Phase.CANCELLED
+    assert "superseded" in stores().jobs.get_job(old["JobIdentifier"]).reason
+    assert stores().jobs.get_job(newer["Builds"][0]["JobIdentifier"]).phase == Phase.QUEUED
     assert newer["Builds"][0]["Commit"] == OTHER_SHA
 
 
@@ -431,18 +424,18 @@ def test_an_ended_older_build_is_left_alone_and_supersede_can_be_off(client):
     push = payload("github-push")
     at(push, OTHER_SHA)
     newer = answer(deliver(client, made, push, "push"))
-    assert "Superseded" not in newer and jobstore.get_job(old["JobIdentifier"]).phase == Phase.QUEUED
+    assert "Superseded" not in newer and stores().jobs.get_job(old["JobIdentifier"]).phase == Phase.QUEUED
 
 
 def test_racing_pushes_to_one_ref_leave_exactly_the_last(client, trigger):
     """Each swap of the ref's newest build returns the one it displaced: N pushes cancel exactly N-1 jobs."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from chalicelib.stores import triggers as store
-
     jobs = [str(uuid.uuid4()) for _ in range(8)]
     with ThreadPoolExecutor(max_workers=8) as pool:
-        displaced = list(pool.map(lambda j: store.swap_ref(trigger["TriggerId"], "refs/heads/main", j, SHA), jobs))
+        displaced = list(
+            pool.map(lambda j: stores().triggers.swap_ref(trigger["TriggerId"], "refs/heads/main", j, SHA), jobs)
+        )
     assert displaced.count(None) == 1
     survivors = set(jobs) - {d for d in displaced if d}
     assert len(survivors) == 1
@@ -531,12 +524,11 @@ def test_bitbucket_push_of_several_refs_builds_each_matching_one(client):
 
 
 def test_a_quota_refusal_lets_the_host_redeliver(keys_client, owners, monkeypatch):
-    from chalicelib.domain.settings import get_settings
 
     auth = {"Authorization": f"Bearer {owners['a']}"}
     made = answer(create(keys_client, headers=auth))
     monkeypatch.setenv("BOATYARD_QUOTA_LIVE_JOBS", "1")
-    get_settings.cache_clear()
+    reconfigure()
     manual = keys_client.http.post(
         "/api/v1/build",
         headers={**auth, "Content-Type": "application/json"},

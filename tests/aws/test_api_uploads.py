@@ -8,11 +8,10 @@ import uuid
 
 import requests
 
-from chalicelib.domain.settings import get_settings
 from chalicelib.stores import contexts
-from chalicelib.stores import jobs as jobstore
 from tests.aws.api_helpers import answer, post_json, read_object
 from tests.support.archives import make_tar
+from tests.support.services import stores
 
 
 def test_upload_answer_shape(client):
@@ -21,7 +20,7 @@ def test_upload_answer_shape(client):
     body = answer(response)
     assert set(body) == {"UploadId", "Url", "Fields", "MaxBytes", "ExpiresIn"}
     assert str(uuid.UUID(body["UploadId"])) == body["UploadId"]
-    settings = get_settings()
+    settings = stores().settings
     assert body["MaxBytes"] == settings.max_upload_bytes and body["ExpiresIn"] == settings.upload_url_ttl_seconds
     assert body["Fields"]["key"] == f"uploads/{body['UploadId']}"
     policy = json.loads(base64.b64decode(body["Fields"]["policy"]))
@@ -48,12 +47,12 @@ def test_presigned_post_then_build(client):
     assert read_object(f"uploads/{created['UploadId']}") == archive
     response = post_json(client, {"image_name": "user/image", "upload_id": created["UploadId"].upper()})
     assert response.status_code == 202, response.body
-    job = jobstore.get_job(answer(response)["JobIdentifier"])
+    job = stores().jobs.get_job(answer(response)["JobIdentifier"])
     assert job.source == {"context_key": f"uploads/{created['UploadId']}"}
 
 
 def test_empty_upload_is_not_an_archive(client):
     upload_id = answer(client.http.post("/api/v1/uploads"))["UploadId"]
-    contexts.put_bytes(contexts.upload_key(upload_id), b"")
+    stores().contexts.put_bytes(contexts.upload_key(upload_id), b"")
     response = post_json(client, {"image_name": "user/image", "upload_id": upload_id})
     assert response.status_code == 400 and answer(response)["Message"].startswith("upload_id: ")

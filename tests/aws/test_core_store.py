@@ -10,73 +10,73 @@ from chalicelib.domain.jobs import Job, Phase, SourceKind
 from chalicelib.stores import jobs as jobstore
 from chalicelib.stores import logs as logstore
 from chalicelib.stores import sealing
-from chalicelib.stores.jobs import ClaimOutcome
+from chalicelib.stores.jobs import ClaimOutcome, JobStore
+from tests.support.services import reconfigure, stores
 
 
 def _new_job(job_id="11111111-2222-4333-8444-555555555555"):
-    return jobstore.create_job(Job(job_id, "user/image", SourceKind.DOCKERFILE, {"context_key": "k"}))
+    return stores().jobs.create_job(Job(job_id, "user/image", SourceKind.DOCKERFILE, {"context_key": "k"}))
 
 
 def test_claim_then_walk_to_finished(aws_env):
     job = _new_job()
-    result = jobstore.claim(job.job_id, "w1", 60, 3)
+    result = stores().jobs.claim(job.job_id, "w1", 60, 3)
     assert result.outcome == ClaimOutcome.CLAIMED and result.job.attempt == 1
     assert result.job.phase == Phase.FETCHING
-    jobstore.transition(job.job_id, "w1", Phase.FETCHING, Phase.BUILDING)
-    jobstore.transition(job.job_id, "w1", Phase.BUILDING, Phase.PUSHING)
-    done = jobstore.transition(job.job_id, "w1", Phase.PUSHING, Phase.FINISHED, image_digest="sha256:abc")
+    stores().jobs.transition(job.job_id, "w1", Phase.FETCHING, Phase.BUILDING)
+    stores().jobs.transition(job.job_id, "w1", Phase.BUILDING, Phase.PUSHING)
+    done = stores().jobs.transition(job.job_id, "w1", Phase.PUSHING, Phase.FINISHED, image_digest="sha256:abc")
     assert done.status_body()["Status"] == "Finished"
     assert done.status_body()["ImageDigest"] == "sha256:abc"
 
 
 def test_duplicate_delivery_is_busy_and_cannot_move_the_job(aws_env):
     job = _new_job()
-    assert jobstore.claim(job.job_id, "w1", 60, 3).outcome == ClaimOutcome.CLAIMED
-    second = jobstore.claim(job.job_id, "w2", 60, 3)
+    assert stores().jobs.claim(job.job_id, "w1", 60, 3).outcome == ClaimOutcome.CLAIMED
+    second = stores().jobs.claim(job.job_id, "w2", 60, 3)
     assert second.outcome == ClaimOutcome.BUSY
     with pytest.raises(TransitionConflict):
-        jobstore.transition(job.job_id, "w2", Phase.FETCHING, Phase.BUILDING)
+        stores().jobs.transition(job.job_id, "w2", Phase.FETCHING, Phase.BUILDING)
     with pytest.raises(TransitionConflict):
-        jobstore.transition(job.job_id, "w1", Phase.BUILDING, Phase.PUSHING)  # wrong current phase
-    assert jobstore.get_job(job.job_id).phase == Phase.FETCHING
+        stores().jobs.transition(job.job_id, "w1", Phase.BUILDING, Phase.PUSHING)  # wrong current phase
+    assert stores().jobs.get_job(job.job_id).phase == Phase.FETCHING
 
 
 def test_expired_lease_is_retried_then_exhausted(aws_env):
     job = _new_job()
     for attempt in (1, 2):
-        claimed = jobstore.claim(job.job_id, f"w{attempt}", -1, 2)  # lease already expired
+        claimed = stores().jobs.claim(job.job_id, f"w{attempt}", -1, 2)  # lease already expired
         assert claimed.outcome == ClaimOutcome.CLAIMED and claimed.job.attempt == attempt
-    final = jobstore.claim(job.job_id, "w3", 60, 2)
+    final = stores().jobs.claim(job.job_id, "w3", 60, 2)
     assert final.outcome == ClaimOutcome.EXHAUSTED
     assert final.job.phase == Phase.FAILED
     assert "interrupted 2 times" in final.job.status_body()["Status"]
-    assert jobstore.claim(job.job_id, "w4", 60, 2).outcome == ClaimOutcome.TERMINAL
+    assert stores().jobs.claim(job.job_id, "w4", 60, 2).outcome == ClaimOutcome.TERMINAL
 
 
 def test_release_gives_back_without_counting(aws_env):
     job = _new_job()
-    jobstore.claim(job.job_id, "w1", 60, 3)
-    assert jobstore.release_lease(job.job_id, "w1")
-    again = jobstore.claim(job.job_id, "w2", 60, 3)
+    stores().jobs.claim(job.job_id, "w1", 60, 3)
+    assert stores().jobs.release_lease(job.job_id, "w1")
+    again = stores().jobs.claim(job.job_id, "w2", 60, 3)
     assert again.outcome == ClaimOutcome.CLAIMED and again.job.attempt == 1
 
 
 def test_unknown_job_is_not_found(aws_env):
     with pytest.raises(JobNotFound):
-        jobstore.get_job("00000000-0000-4000-8000-000000000000")
+        stores().jobs.get_job("00000000-0000-4000-8000-000000000000")
 
 
 def test_log_writer_batches_orders_and_caps(aws_env, monkeypatch):
     job = _new_job()
     monkeypatch.setenv("BOATYARD_LOG_CAP_BYTES", str(200_000))
-    from chalicelib.domain.settings import get_settings
 
-    get_settings.cache_clear()
+    reconfigure()
     lines = [f"line {i:06d}\n" for i in range(30000)]  # 360,000 bytes
-    with logstore.LogWriter(job.job_id) as writer:
+    with stores().logs.writer(job.job_id) as writer:
         for line in lines:
             writer.write(line)
-    page = logstore.read_logs(job.job_id, 0, max_bytes=10**9)
+    page = stores().logs.read_logs(job.job_id, 0, max_bytes=10**9)
     assert page.text.startswith("".join(lines[:1000]))
     assert page.text.endswith(logstore.truncation_marker(200_000))
     kept = page.text[: -len(logstore.truncation_marker(200_000))]
@@ -87,39 +87,38 @@ def test_log_writer_batches_orders_and_caps(aws_env, monkeypatch):
 
 def test_log_cursor_returns_only_newer_text(aws_env):
     job = _new_job()
-    writer = logstore.LogWriter(job.job_id)
+    writer = stores().logs.writer(job.job_id)
     writer.write("first\n")
     writer.flush()
-    page1 = logstore.read_logs(job.job_id, 0)
+    page1 = stores().logs.read_logs(job.job_id, 0)
     writer.write("second\n")
     writer.close()
-    page2 = logstore.read_logs(job.job_id, page1.next_cursor)
+    page2 = stores().logs.read_logs(job.job_id, page1.next_cursor)
     assert (page1.text, page2.text) == ("first\n", "second\n")
-    assert logstore.read_logs(job.job_id, page2.next_cursor).text == ""
+    assert stores().logs.read_logs(job.job_id, page2.next_cursor).text == ""
 
 
 def test_log_writer_flushes_on_age(aws_env, monkeypatch):
     job = _new_job()
     monkeypatch.setenv("BOATYARD_LOG_FLUSH_SECONDS", "0.2")
-    from chalicelib.domain.settings import get_settings
 
-    get_settings.cache_clear()
-    writer = logstore.LogWriter(job.job_id).start()
+    reconfigure()
+    writer = stores().logs.writer(job.job_id).start()
     writer.write("quiet line\n")
     deadline = time.time() + 5
-    while time.time() < deadline and not logstore.read_logs(job.job_id).text:
+    while time.time() < deadline and not stores().logs.read_logs(job.job_id).text:
         time.sleep(0.1)
     writer.close()
-    assert logstore.read_logs(job.job_id).text == "quiet line\n"
+    assert stores().logs.read_logs(job.job_id).text == "quiet line\n"
 
 
 def test_sealed_credentials_round_trip_and_hide_password(aws_env, test_password):
     creds = sealing.Credentials("tester", test_password, "t@example.com")
-    sealed = sealing.seal("job-1", creds)
+    sealed = stores().sealing.seal("job-1", creds)
     assert test_password not in sealed and test_password not in repr(creds)
-    assert sealing.unseal("job-1", sealed) == creds
+    assert stores().sealing.unseal("job-1", sealed) == creds
     with pytest.raises(ClientError):  # KMS refuses: another encryption context
-        sealing.unseal("job-2", sealed)  # bound to its job by the encryption context
+        stores().sealing.unseal("job-2", sealed)  # bound to its job by the encryption context
 
 
 def test_a_lease_ending_in_the_claims_own_second_is_busy_not_exhausted(aws_env, monkeypatch):
@@ -130,31 +129,31 @@ def test_a_lease_ending_in_the_claims_own_second_is_busy_not_exhausted(aws_env, 
     on attempt 1 of 3, failing it as exhausted (seen as a random failure of the SIGKILL fault test).
     """
     job = _new_job()
-    assert jobstore.claim(job.job_id, "w1", 60, 3).outcome == ClaimOutcome.CLAIMED
-    lease_end = jobstore.get_job(job.job_id).lease_expires
+    assert stores().jobs.claim(job.job_id, "w1", 60, 3).outcome == ClaimOutcome.CLAIMED
+    lease_end = stores().jobs.get_job(job.job_id).lease_expires
     clock = iter([lease_end + 0.9])  # the claim's own reading; later readings are a second on
     monkeypatch.setattr(jobstore.time, "time", lambda: next(clock, lease_end + 1.1))
-    second = jobstore.claim(job.job_id, "w2", 60, 3)
+    second = stores().jobs.claim(job.job_id, "w2", 60, 3)
     assert second.outcome == ClaimOutcome.BUSY
-    assert jobstore.get_job(job.job_id).phase == Phase.FETCHING
+    assert stores().jobs.get_job(job.job_id).phase == Phase.FETCHING
     monkeypatch.setattr(jobstore.time, "time", lambda: lease_end + 1.5)
-    third = jobstore.claim(job.job_id, "w2", 60, 3)
+    third = stores().jobs.claim(job.job_id, "w2", 60, 3)
     assert third.outcome == ClaimOutcome.CLAIMED and third.job.attempt == 2
 
 
 def _fenced(job_id: str, owner: str, attempt: int) -> logstore.LogWriter:
     """The writer a worker makes for its claimed attempt (see worker/job/runner.py)."""
-    return logstore.LogWriter(job_id, fence=logstore.LogFence(owner, attempt))
+    return stores().logs.writer(job_id, fence=logstore.LogFence(owner, attempt))
 
 
 def test_a_stale_worker_cannot_overwrite_a_newer_attempts_log(aws_env):
     """Issue 11 item 4: the first attempt's worker lost its lease but still flushes; its chunks must not land."""
     job = _new_job()
-    assert jobstore.claim(job.job_id, "w1", -1, 3).job.attempt == 1  # a lease that has already run out
+    assert stores().jobs.claim(job.job_id, "w1", -1, 3).job.attempt == 1  # a lease that has already run out
     stale = _fenced(job.job_id, "w1", 1)
     stale.write("attempt 1 starts\n")
     stale.flush()
-    assert jobstore.claim(job.job_id, "w2", 60, 3).job.attempt == 2
+    assert stores().jobs.claim(job.job_id, "w2", 60, 3).job.attempt == 2
     fresh = _fenced(job.job_id, "w2", 2)
     fresh.write("attempt 2 starts\n")
     fresh.flush()
@@ -165,34 +164,36 @@ def test_a_stale_worker_cannot_overwrite_a_newer_attempts_log(aws_env):
     stale.close()
     fresh.write("attempt 2 goes on\n")
     fresh.close()
-    text = logstore.read_logs(job.job_id, 0).text
+    text = stores().logs.read_logs(job.job_id, 0).text
     assert text == "attempt 1 starts\nattempt 2 starts\nattempt 2 goes on\n"
-    assert [c.seq for c in logstore.iter_chunks(job.job_id, 0)] == [1, 2, 3]  # the DESIGN layout: log#<seq>
+    assert [c.seq for c in stores().logs.iter_chunks(job.job_id, 0)] == [1, 2, 3]  # the DESIGN layout: log#<seq>
 
 
 def test_no_writer_extends_a_log_once_the_job_is_over(aws_env):
     job = _new_job()
-    jobstore.claim(job.job_id, "w1", 60, 3)
+    stores().jobs.claim(job.job_id, "w1", 60, 3)
     writer = _fenced(job.job_id, "w1", 1).start()
     writer.write("building\n")
     writer.flush()
-    jobstore.fail(job.job_id, "cancelled by the user", target=Phase.CANCELLED)  # the API now calls the log Complete
+    stores().jobs.fail(
+        job.job_id, "cancelled by the user", target=Phase.CANCELLED
+    )  # the API now calls the log Complete
     writer.write("still running after the cancel\n")
     with pytest.raises(TransitionConflict):
         writer.flush()
     writer.abandon()
-    assert logstore.read_logs(job.job_id, 0).text == "building\n"
+    assert stores().logs.read_logs(job.job_id, 0).text == "building\n"
 
 
 def test_abandon_drops_the_buffer_without_writing(aws_env):
     job = _new_job()
-    jobstore.claim(job.job_id, "w1", 60, 3)
+    stores().jobs.claim(job.job_id, "w1", 60, 3)
     writer = _fenced(job.job_id, "w1", 1).start()
     writer.write("buffered, never flushed\n")
     writer.abandon()
     writer.write("after abandon\n")
     writer.close()
-    assert logstore.read_logs(job.job_id, 0).text == ""
+    assert stores().logs.read_logs(job.job_id, 0).text == ""
     assert writer.batch_calls == 0
 
 
@@ -200,11 +201,9 @@ def test_a_log_transaction_holding_the_job_item_does_not_fail_a_transition(aws_e
     """A plain write that meets a log transaction is refused with TransactionConflictException: tried again."""
     from botocore.exceptions import ClientError
 
-    from chalicelib.stores import aws
-
     job = _new_job()
-    jobstore.claim(job.job_id, "w1", 60, 3)
-    real = aws.client("dynamodb")
+    stores().jobs.claim(job.job_id, "w1", 60, 3)
+    real = stores().clients.client("dynamodb")
     refusals = [2]
 
     class Busy:
@@ -217,8 +216,8 @@ def test_a_log_transaction_holding_the_job_item_does_not_fail_a_transition(aws_e
                 raise ClientError({"Error": {"Code": "TransactionConflictException", "Message": "busy"}}, "UpdateItem")
             return real.update_item(**kwargs)
 
-    monkeypatch.setattr(aws, "client", lambda name: Busy())
-    assert jobstore.transition(job.job_id, "w1", Phase.FETCHING, Phase.BUILDING).phase == Phase.BUILDING
+    busy = JobStore(Busy(), stores().settings, stores().notifications, stores().quotas)
+    assert busy.transition(job.job_id, "w1", Phase.FETCHING, Phase.BUILDING).phase == Phase.BUILDING
     assert refusals == [0]
 
 
@@ -237,7 +236,7 @@ def test_concurrent_claims_of_one_job_admit_exactly_one(aws_env):
         threads = [
             threading.Thread(
                 target=lambda w=w, job=job, outcomes=outcomes: outcomes.append(
-                    jobstore.claim(job.job_id, f"w{w}", 60, 3).outcome.value
+                    stores().jobs.claim(job.job_id, f"w{w}", 60, 3).outcome.value
                 )
             )
             for w in range(4)
@@ -247,4 +246,4 @@ def test_concurrent_claims_of_one_job_admit_exactly_one(aws_env):
         for thread in threads:
             thread.join()
         assert sorted(outcomes) == ["busy", "busy", "busy", "claimed"]
-        assert jobstore.get_job(job.job_id).attempt == 1
+        assert stores().jobs.get_job(job.job_id).attempt == 1

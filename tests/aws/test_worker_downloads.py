@@ -10,9 +10,9 @@ import pytest
 
 from chalicelib.api import job_views
 from chalicelib.domain.jobs import Phase
-from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
 from tests.support.probes import run_once
+from tests.support.services import stores
 from tests.trickle import TrickleServer
 from worker.job.control import AbortKind, JobControl
 from worker.job.heartbeat import Heartbeat
@@ -49,7 +49,7 @@ def trickle():
 
 
 def _worker() -> Worker:
-    return Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600)
+    return Worker(stores(), poll_wait_seconds=0, dlq_sweep_seconds=3600)
 
 
 @pytest.mark.parametrize("headers", [False, True], ids=["body", "headers"])
@@ -90,7 +90,7 @@ def _start_fetching(server: TrickleServer) -> tuple[Worker, str, object]:
     worker = _worker()
     [future] = worker.poll(wait_seconds=1)
     server.wait_connected(sent=2)
-    assert jobstore.get_job(job_id).phase == Phase.FETCHING
+    assert stores().jobs.get_job(job_id).phase == Phase.FETCHING
     return worker, job_id, future
 
 
@@ -99,7 +99,7 @@ def test_cancel_cuts_a_trickling_download(env, trickle, headers):
     server = trickle(headers=headers, max_seconds=60)
     worker, job_id, future = _start_fetching(server)
     cancelled = time.monotonic()
-    assert job_views.cancel(job_id)["Status"] == "Cancelled"  # what POST /api/v1/{id}/cancel does
+    assert job_views.cancel(stores(), job_id)["Status"] == "Cancelled"  # what POST /api/v1/{id}/cancel does
     result = future.result(timeout=15)  # the next heartbeat (1 s) sees the cancel and cuts the socket
     assert result.outcome == Outcome.LOST
     assert server.wait_gone() and server.gone[0] - cancelled < 10
@@ -115,24 +115,26 @@ def test_shutdown_does_not_hang_on_a_trickling_download(env, trickle, headers):
     worker.shutdown(grace_seconds=0)
     assert time.monotonic() - started < 10
     assert future.result(timeout=1).outcome == Outcome.RELEASED
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.phase.is_live and not job.lease_owner  # given back for another worker
     assert server.wait_gone()
 
 
 def test_aborted_job_s_lease_is_not_renewed(env):
     job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
-    claim = jobstore.claim(job_id, "w1", 30, 3)
+    claim = stores().jobs.claim(job_id, "w1", 30, 3)
     control = JobControl()
-    heartbeat = Heartbeat(job_id, "w1", "receipt", control, interval=0.2, lease_seconds=30)
+    heartbeat = Heartbeat(
+        stores().jobs, stores().queue, job_id, "w1", "receipt", control, interval=0.2, lease_seconds=30
+    )
     assert heartbeat.beat()  # a live job's lease is renewed
-    renewed = jobstore.get_job(job_id).lease_expires
+    renewed = stores().jobs.get_job(job_id).lease_expires
     assert renewed >= claim.job.lease_expires
     control.abort(AbortKind.TIMEOUT, "timed out after 1 s")
     time.sleep(1.1)  # the stored expiry has a one-second resolution
     assert heartbeat.beat() is False
-    assert jobstore.get_job(job_id).lease_expires == renewed
+    assert stores().jobs.get_job(job_id).lease_expires == renewed
     heartbeat.start()
     time.sleep(0.6)
     assert not heartbeat._thread.is_alive()  # the beating thread ended by itself
-    assert jobstore.get_job(job_id).lease_expires == renewed
+    assert stores().jobs.get_job(job_id).lease_expires == renewed

@@ -13,13 +13,12 @@ import threading
 import botocore.client
 import pytest
 
-from chalicelib.stores import aws, queue
-from chalicelib.stores import jobs as jobstore
 from chalicelib.stores.queue import JobMessage
 from tests.support import worker_jobs
 from tests.support.fake_builders import QuickBuilder, UntilAbortedBuilder
 from tests.support.infra import INFRA, check_template
 from tests.support.probes import run_once
+from tests.support.services import stores
 from worker.job.loop import Worker
 
 # API operations whose IAM action has another name (a transaction is authorized per item: TRANSACTION_ITEM_ACTIONS)
@@ -73,7 +72,6 @@ def recorder(aws_env, monkeypatch):
     monkeypatch.setattr(
         botocore.client.BaseClient, "_make_api_call", made.wrap(botocore.client.BaseClient._make_api_call)
     )
-    aws.reset_clients()
     return made
 
 
@@ -84,14 +82,14 @@ def test_every_call_of_a_worker_is_allowed_by_its_role(recorder, test_password):
     bad_archive = worker_jobs.submit(
         "127.0.0.1:5000/t/iam-bad", archive=b"not a tar archive", username="u", password=test_password
     )
-    sqs = aws.client("sqs")
-    sqs.send_message(QueueUrl=queue.queue_url(), MessageBody="poison")
+    sqs = stores().clients.client("sqs")
+    sqs.send_message(QueueUrl=stores().queue.queue_url(), MessageBody="poison")
     stuck = worker_jobs.submit("127.0.0.1:5000/t/iam-dlq", dockerfile="FROM scratch\n", copies=0)
-    jobstore.claim(stuck, "dead-worker", -1, 3)  # live, lease expired: the sweep fails it
-    sqs.send_message(QueueUrl=queue.dead_letter_url(), MessageBody=JobMessage(stuck, 0, "").to_body())
+    stores().jobs.claim(stuck, "dead-worker", -1, 3)  # live, lease expired: the sweep fails it
+    sqs.send_message(QueueUrl=stores().queue.dead_letter_url(), MessageBody=JobMessage(stuck, 0, "").to_body())
 
     recorder.on = True
-    worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=QuickBuilder())
+    worker = Worker(stores(), poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=QuickBuilder())
     try:
         worker_jobs.run_until_terminal(worker, finished, timeout=60)
         worker_jobs.run_until_terminal(worker, bad_archive, timeout=60)
@@ -107,7 +105,7 @@ def test_every_call_of_a_worker_is_allowed_by_its_role(recorder, test_password):
     )
     recorder.on = True
     builder = UntilAbortedBuilder()
-    spot_worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=builder)
+    spot_worker = Worker(stores(), poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=builder)
     futures = spot_worker.poll(0)
     assert futures and builder.started.wait(30)
     spot_worker.request_stop(grace_seconds=0, interrupted=True)

@@ -8,8 +8,8 @@ the image's last name under the pull, and the pulled tag would point at a delete
 from __future__ import annotations
 
 from chalicelib.domain.jobs import Phase
-from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
+from tests.support.services import stores
 from worker.job.loop import Worker
 
 
@@ -28,7 +28,7 @@ class RecordingBuilder:
         return "sha256:" + "2" * 64
 
     def remove_image(self, image: str) -> None:
-        self.removed.append((image, jobstore.get_job(self.job_id).phase))
+        self.removed.append((image, stores().jobs.get_job(self.job_id).phase))
 
     def keep_disk_budget(self, force: bool = False) -> int:
         return 0
@@ -40,11 +40,11 @@ def test_the_private_tag_is_gone_before_finished_is_announced(aws_env, monkeypat
     )
     builder = RecordingBuilder()
     builder.job_id = worker_jobs.submit("127.0.0.1:5000/t/names:v1", dockerfile="FROM scratch\n")
-    worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=builder)
+    worker = Worker(stores(), poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=builder)
     try:
         worker_jobs.run_until_terminal(worker, builder.job_id, timeout=60)
     finally:
         worker.shutdown(grace_seconds=5)
-    assert jobstore.get_job(builder.job_id).phase == Phase.FINISHED
+    assert stores().jobs.get_job(builder.job_id).phase == Phase.FINISHED
     assert [image for image, _ in builder.removed] == [f"boatyard.invalid/job/{builder.job_id}:1"]
     assert [phase for _, phase in builder.removed] == [Phase.PUSHING], "the tag was removed after Finished was written"

@@ -10,13 +10,12 @@ import pytest
 
 from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.jobs import Phase
-from chalicelib.stores import aws, queue
-from chalicelib.stores import jobs as jobstore
 from chalicelib.stores.queue import JobMessage
 from devstack import hostile
 from tests.support import worker_jobs
 from tests.support.archives import make_tar
 from tests.support.probes import run_once
+from tests.support.services import stores
 from worker.job.loop import DLQ_REASON, Worker
 from worker.job.runner import Outcome
 
@@ -37,13 +36,13 @@ def env(aws_env, monkeypatch, archive_server):
 
 @pytest.fixture
 def worker(env):
-    made = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600)
+    made = Worker(stores(), poll_wait_seconds=0, dlq_sweep_seconds=3600)
     yield made
     made.shutdown(grace_seconds=2)
 
 
 def _queue_counts() -> tuple[int, int]:
-    attrs = queue.attributes()
+    attrs = stores().queue.attributes()
     return int(attrs["ApproximateNumberOfMessages"]), int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
@@ -54,7 +53,7 @@ def _one(worker: Worker):
 
 def test_tar_url_refused_by_the_ssrf_guard(worker, archive_server, monkeypatch, test_password):
     worker_jobs.set_env(monkeypatch, BOATYARD_ALLOW_PRIVATE_URLS="false")
-    worker = Worker(poll_wait_seconds=0)
+    worker = Worker(stores(), poll_wait_seconds=0)
     url = archive_server.add_file("guarded.tar.gz", make_tar({"Dockerfile": "FROM scratch\n"}))
     job_id = worker_jobs.submit("127.0.0.1:5000/t/x", tar_url=url, username="u", password=test_password)
     result = _one(worker)
@@ -97,7 +96,7 @@ def test_bad_uploaded_archives_fail_with_a_reason(worker, files, reason):
     job_id = worker_jobs.submit("u/app", archive=make_tar(files))
     assert _one(worker).outcome == Outcome.FAILED
     assert worker_jobs.status(job_id) == reason
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.attempt == 1 and job.finished_at
 
 
@@ -105,13 +104,13 @@ def test_expired_context_fails_clearly(worker):
     from chalicelib.stores import contexts
 
     job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
-    contexts.delete(contexts.context_key(job_id))
+    stores().contexts.delete(contexts.context_key(job_id))
     _one(worker)
     assert "no longer stored" in worker_jobs.status(job_id)
 
 
 def test_poison_message_is_left_for_the_dead_letter_queue(worker):
-    aws.client("sqs").send_message(QueueUrl=queue.queue_url(), MessageBody="{not json")
+    stores().clients.client("sqs").send_message(QueueUrl=stores().queue.queue_url(), MessageBody="{not json")
     result = _one(worker)
     assert result.outcome == Outcome.POISON
     assert _queue_counts() == (0, 1)  # not deleted: it comes back and finally goes to the DLQ
@@ -120,27 +119,27 @@ def test_poison_message_is_left_for_the_dead_letter_queue(worker):
 @pytest.mark.parametrize("state", ["finished", "missing"])
 def test_messages_of_terminal_or_unknown_jobs_are_deleted(worker, state):
     if state == "missing":
-        queue.send(JobMessage("00000000-0000-4000-8000-000000000000", 0, ""))
+        stores().queue.send(JobMessage("00000000-0000-4000-8000-000000000000", 0, ""))
     else:
         job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
-        jobstore.fail(job_id, "done elsewhere")
+        stores().jobs.fail(job_id, "done elsewhere")
     assert _one(worker).outcome == Outcome.DONE_ALREADY
     assert _queue_counts() == (0, 0)
 
 
 def test_busy_job_is_not_run_and_its_message_waits_for_the_lease(worker):
     job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
-    jobstore.claim(job_id, "other-worker", 30, 3)
+    stores().jobs.claim(job_id, "other-worker", 30, 3)
     result = _one(worker)
     assert result.outcome == Outcome.BUSY
     assert _queue_counts() == (0, 1)
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.lease_owner == "other-worker" and job.attempt == 1
 
 
 def test_job_queued_too_long_fails_on_claim(worker, monkeypatch):
     worker_jobs.set_env(monkeypatch, BOATYARD_QUEUE_TIMEOUT_SECONDS=1)
-    worker = Worker(poll_wait_seconds=0)
+    worker = Worker(stores(), poll_wait_seconds=0)
     job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
     time.sleep(1.5)
     assert _one(worker).outcome == Outcome.FAILED
@@ -151,7 +150,7 @@ def test_job_queued_too_long_fails_on_claim(worker, monkeypatch):
 def test_redelivery_after_the_last_attempt_fails_the_job(worker):
     job_id = worker_jobs.submit("u/app", dockerfile="FROM x\n")
     for n in range(3):  # three workers died holding it (their leases expired)
-        jobstore.claim(job_id, f"dead-{n}", -1, 3)
+        stores().jobs.claim(job_id, f"dead-{n}", -1, 3)
     result = _one(worker)
     assert result.outcome == Outcome.DONE_ALREADY
     assert worker_jobs.status(job_id).startswith("Failed: the build was interrupted 3 times")
@@ -160,18 +159,18 @@ def test_redelivery_after_the_last_attempt_fails_the_job(worker):
 
 def test_dead_letter_sweep_fails_live_jobs(worker):
     stuck = worker_jobs.submit("u/app", dockerfile="FROM x\n")
-    jobstore.claim(stuck, "dead-worker", -1, 3)  # live, lease expired
+    stores().jobs.claim(stuck, "dead-worker", -1, 3)  # live, lease expired
     held = worker_jobs.submit("u/app2", dockerfile="FROM x\n")
-    jobstore.claim(held, "live-worker", 60, 3)  # a worker holds it right now
+    stores().jobs.claim(held, "live-worker", 60, 3)  # a worker holds it right now
     done = worker_jobs.submit("u/app3", dockerfile="FROM x\n")
-    jobstore.fail(done, "already failed")
-    dlq = queue.dead_letter_url()
-    sqs = aws.client("sqs")
+    stores().jobs.fail(done, "already failed")
+    dlq = stores().queue.dead_letter_url()
+    sqs = stores().clients.client("sqs")
     for job_id in (stuck, held, done):
         sqs.send_message(QueueUrl=dlq, MessageBody=JobMessage(job_id, 0, "").to_body())
     assert worker.sweep_dead_letters() == 1
     assert worker_jobs.status(stuck) == f"Failed: {DLQ_REASON}"
-    assert jobstore.get_job(held).phase == Phase.FETCHING  # left alone while its lease is live
+    assert stores().jobs.get_job(held).phase == Phase.FETCHING  # left alone while its lease is live
     assert worker_jobs.status(done) == "Failed: already failed"
     left = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessagesNotVisible"])
     assert left["Attributes"]["ApproximateNumberOfMessagesNotVisible"] == "1"  # only the held job's message remains
@@ -240,7 +239,6 @@ def test_memory_bombs_fail_the_job_and_the_worker_goes_on(worker, archive, reaso
 
 def test_a_trigger_job_whose_archive_is_of_another_commit_fails(worker, archive_server):
     """A trigger's job builds exactly the pushed commit: an archive naming another commit is refused."""
-    from chalicelib.domain.settings import get_settings
 
     pushed, served = "1" * 40, "2" * 40
     path = archive_server.add_commit("octo", "pinned", pushed, {"Dockerfile": "FROM scratch\n"})
@@ -248,8 +246,8 @@ def test_a_trigger_job_whose_archive_is_of_another_commit_fails(worker, archive_
         archive_server.add_commit("octo", "other", served, {"Dockerfile": "FROM scratch\n"})
     ]
     job_id = worker_jobs.submit("octo/pinned", github=("octo", "pinned", pushed))
-    aws.client("dynamodb").update_item(
-        TableName=get_settings().table_name,
+    stores().clients.client("dynamodb").update_item(
+        TableName=stores().settings.table_name,
         Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
         UpdateExpression="SET #c = :c, trigger_id = :t, #r = :r",
         ExpressionAttributeNames={"#c": "commit", "#r": "ref"},

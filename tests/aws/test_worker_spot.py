@@ -17,11 +17,9 @@ from collections.abc import Iterator
 import pytest
 
 from chalicelib.domain.jobs import Phase
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import jobs as jobstore
-from chalicelib.stores import queue
 from tests.support import worker_jobs
 from tests.support.fake_builders import QuickBuilder, UntilAbortedBuilder
+from tests.support.services import stores
 from worker.job import spot
 from worker.job.loop import Worker
 
@@ -113,14 +111,14 @@ def test_a_spot_notice_drains_the_worker_and_the_build_runs_again_elsewhere(env,
         "127.0.0.1:5000/t/spot", dockerfile="FROM scratch\n", username="u", password=test_password
     )
     builder = UntilAbortedBuilder()
-    worker = Worker(poll_wait_seconds=1, dlq_sweep_seconds=3600, builder=builder)
-    watcher = spot.start_watch(worker.request_stop, get_settings())
+    worker = Worker(stores(), poll_wait_seconds=1, dlq_sweep_seconds=3600, builder=builder)
+    watcher = spot.start_watch(worker.request_stop, stores().settings)
     assert watcher is not None
     runner = threading.Thread(target=worker.run_forever, daemon=True)
     runner.start()
     try:
         assert builder.started.wait(60)
-        assert jobstore.get_job(job_id).phase == Phase.BUILDING
+        assert stores().jobs.get_job(job_id).phase == Phase.BUILDING
         imds.announce(seconds_ahead=spot.RELEASE_MARGIN_SECONDS + 1)  # the build gets ~1 s, not the 600 s grace
         started = time.monotonic()
         runner.join(timeout=60)
@@ -133,7 +131,7 @@ def test_a_spot_notice_drains_the_worker_and_the_build_runs_again_elsewhere(env,
 
     assert watcher.notice is not None and watcher.notice.action == "terminate"
     assert all(valid for method, _, valid in imds.requests if method == "GET")  # every read carried the token
-    released = jobstore.get_job(job_id)
+    released = stores().jobs.get_job(job_id)
     assert released.phase == Phase.BUILDING and released.lease_owner is None  # given back, still live
     log_text = worker_jobs.full_log(job_id)
     assert (
@@ -143,15 +141,15 @@ def test_a_spot_notice_drains_the_worker_and_the_build_runs_again_elsewhere(env,
     assert test_password not in log_text
 
     # the message is visible again at once: another host runs it as attempt 2
-    other = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=QuickBuilder())
+    other = Worker(stores(), poll_wait_seconds=0, dlq_sweep_seconds=3600, builder=QuickBuilder())
     try:
         worker_jobs.run_until_terminal(other, job_id, timeout=60)
     finally:
         other.shutdown(grace_seconds=5)
-    finished = jobstore.get_job(job_id)
+    finished = stores().jobs.get_job(job_id)
     assert finished.phase == Phase.FINISHED and finished.attempt == 2
     assert "[boatyard] attempt 2 of 3: the previous worker stopped; starting again" in worker_jobs.full_log(job_id)
-    attributes = queue.attributes()
+    attributes = stores().queue.attributes()
     assert (attributes["ApproximateNumberOfMessages"], attributes["ApproximateNumberOfMessagesNotVisible"]) == (
         "0",
         "0",
@@ -161,7 +159,7 @@ def test_a_spot_notice_drains_the_worker_and_the_build_runs_again_elsewhere(env,
 def test_a_notice_during_a_sigterm_drain_shortens_it(env, imds):
     builder = UntilAbortedBuilder()
     job_id = worker_jobs.submit("127.0.0.1:5000/t/spot2", dockerfile="FROM scratch\n")
-    worker = Worker(poll_wait_seconds=1, dlq_sweep_seconds=3600, builder=builder)
+    worker = Worker(stores(), poll_wait_seconds=1, dlq_sweep_seconds=3600, builder=builder)
     runner = threading.Thread(target=worker.run_forever, daemon=True)
     runner.start()
     assert builder.started.wait(60)
@@ -171,7 +169,7 @@ def test_a_notice_during_a_sigterm_drain_shortens_it(env, imds):
     worker.request_stop(grace_seconds=0, interrupted=True)
     runner.join(timeout=30)
     assert not runner.is_alive()
-    assert jobstore.get_job(job_id).lease_owner is None
+    assert stores().jobs.get_job(job_id).lease_owner is None
     assert "spot interruption" in worker_jobs.full_log(job_id)
 
 
@@ -210,4 +208,4 @@ def test_an_unreachable_metadata_service_keeps_the_worker_running(monkeypatch):
 
 def test_no_watch_unless_enabled(aws_env, monkeypatch):
     worker_jobs.set_env(monkeypatch, BOATYARD_SPOT_WATCH="false")
-    assert spot.start_watch(lambda **_: None, get_settings()) is None
+    assert spot.start_watch(lambda **_: None, stores().settings) is None

@@ -8,6 +8,7 @@ import docker
 import pytest
 
 from tests.support import worker_jobs
+from tests.support.services import stores
 
 
 @pytest.fixture
@@ -44,7 +45,7 @@ def make_worker(worker_env):
     made = []
 
     def factory(**kwargs) -> Worker:
-        worker = Worker(poll_wait_seconds=0, dlq_sweep_seconds=3600, **kwargs)
+        worker = Worker(stores(), poll_wait_seconds=0, dlq_sweep_seconds=3600, **kwargs)
         made.append(worker)
         return worker
 

@@ -10,9 +10,9 @@ import uuid
 import pytest
 
 from chalicelib.domain.settings import MiB
-from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
 from tests.support.archives import make_tar
+from tests.support.services import stores
 
 pytestmark = pytest.mark.docker
 
@@ -61,7 +61,7 @@ def _run_together(worker, job_ids: list[str], timeout: float = 300) -> None:
     assert len(futures) == len(job_ids), "both builds must run at once on the worker"
     concurrent.futures.wait(futures, timeout=max(1.0, deadline - time.monotonic()))
     for job_id in job_ids:
-        assert jobstore.get_job(job_id).phase.is_terminal, worker_jobs.full_log(job_id)
+        assert stores().jobs.get_job(job_id).phase.is_terminal, worker_jobs.full_log(job_id)
 
 
 @pytest.mark.parametrize("kind", sorted(HOSTILE))
@@ -100,12 +100,11 @@ def test_the_daemon_applies_every_limit_to_the_step_container(limited, monkeypat
     import io
     import threading
 
-    from chalicelib.domain.settings import get_settings
     from worker.build.builder import Builder
     from worker.job.control import JobControl
 
     worker_jobs.set_env(monkeypatch, BOATYARD_BUILD_CPUS=0.5, BOATYARD_BUILD_CPU_SHARES=256)
-    builder = Builder(get_settings())
+    builder = Builder(stores().settings)
     control = JobControl()
     image = f"boatyard-limits-probe:{uuid.uuid4().hex[:8]}"
     context = io.BytesIO(make_tar({"Dockerfile": f"FROM {base_image}\nRUN sleep 8 # {uuid.uuid4().hex}\n"}, gz=False))

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.domain.settings import get_settings
 from tests.support import worker_jobs
 from tests.support.archives import make_tar
+from tests.support.services import stores
 from worker.build.builder import Builder
 from worker.build.limits import RuntimeUnavailable
 
@@ -51,10 +51,10 @@ def ptrace_probe(tmp_path_factory) -> bytes:
 
 def test_worker_checks_the_daemon_default_runtime(worker_env, docker_api):
     info = docker_api.info()
-    assert info["DefaultRuntime"] == get_settings().build_runtime == "runsc", (
+    assert info["DefaultRuntime"] == stores().settings.build_runtime == "runsc", (
         "devstack.services.ensure_dockerd makes gVisor the default runtime when runsc is installed"
     )
-    Builder(get_settings()).check_runtime()  # the configured one: no error
+    Builder(stores().settings).check_runtime()  # the configured one: no error
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_worker_checks_the_daemon_default_runtime(worker_env, docker_api):
 def test_worker_refuses_to_start_without_the_configured_runtime(worker_env, monkeypatch, runtime, expected):
     worker_jobs.set_env(monkeypatch, BOATYARD_BUILD_RUNTIME=runtime)
     with pytest.raises(RuntimeUnavailable, match=expected):
-        Builder(get_settings()).check_runtime()
+        Builder(stores().settings).check_runtime()
     proc = subprocess.run(
         [sys.executable, "-m", "worker"],
         env={**os.environ, "BOATYARD_BUILD_RUNTIME": runtime},

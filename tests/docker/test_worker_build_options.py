@@ -8,9 +8,9 @@ import uuid
 
 import pytest
 
-from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
 from tests.support.images import pull_and_run
+from tests.support.services import stores
 
 pytestmark = pytest.mark.docker
 
@@ -142,7 +142,7 @@ def test_extra_tags_are_pushed_by_the_same_job_and_all_pullable(
         options={"tags": [extra, "v1"]},
     )
     logs = _finished(make_worker, job_id)
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     repository = image.rsplit(":", 1)[0]
     assert job.tag_digests == {extra: job.image_digest}  # the image_name's own tag is not pushed twice
     assert f"[boatyard] pushed {repository}:{extra} ({job.image_digest})" in logs

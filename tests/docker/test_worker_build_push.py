@@ -6,10 +6,10 @@ import docker
 import pytest
 
 from chalicelib.domain.jobs import Phase
-from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
 from tests.support.archives import make_tar
 from tests.support.images import pull_and_run
+from tests.support.services import stores
 
 pytestmark = pytest.mark.docker
 
@@ -27,7 +27,7 @@ def test_dockerfile_source_builds_pushes_and_runs(make_worker, registry, base_im
         password=test_password,
     )
     results = worker_jobs.run_until_terminal(make_worker(), job_id)
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.status_word == "Finished", job.status_word
     assert job.phase == Phase.FINISHED and job.attempt == 1
     assert job.image_digest and job.image_digest.startswith("sha256:")
@@ -133,7 +133,7 @@ def test_wrong_registry_password_fails_with_the_registrys_message(make_worker, r
         image, dockerfile=f'FROM {base_image}\nCMD ["true"]\n', username=registry.username, password=wrong
     )
     worker_jobs.run_until_terminal(make_worker(), job_id)
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.phase == Phase.FAILED
     assert job.status_word.startswith("Failed: ") and "unauthorized" in job.status_word.lower(), job.status_word
     logs = worker_jobs.full_log(job_id)

@@ -9,10 +9,10 @@ import uuid
 import pytest
 
 from chalicelib.domain.jobs import Phase
-from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
 from tests.support.archives import make_tar
 from tests.support.images import pull_and_run
+from tests.support.services import stores
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.docker
@@ -82,7 +82,7 @@ def test_secret_is_readable_in_run_and_absent_from_image_and_logs(
     assert worker_jobs.status(job_id) == "Finished", log
     assert "secret-was-there" in log and "[redacted]" in log  # cat printed it; the log hides it
     assert secret not in log and test_password not in log
-    assert secret not in str(jobstore.get_job(job_id).to_item())
+    assert secret not in str(stores().jobs.get_job(job_id).to_item())
     assert pull_and_run(docker_api, registry, image).strip() == str(len(secret))  # pulls, runs, removes
     repository, _, tag = image.rpartition(":")
     for message in docker_api.pull(repository, tag=tag, auth_config=registry.auth_config, stream=True, decode=True):
@@ -158,7 +158,7 @@ def test_cancel_mid_build_leaves_nothing_running(make_worker, registry, base_ima
     wait_until(lambda: "sleeping" in worker_jobs.full_log(job_id), 90, "the build to start")
     assert _processes_running(marker), "the RUN step should be running"
     assert _processes_running("--iidfile", parent=os.getpid()), "the worker runs the docker CLI"
-    jobstore.fail(job_id, "cancelled by the user", target=Phase.CANCELLED)
+    stores().jobs.fail(job_id, "cancelled by the user", target=Phase.CANCELLED)
     result = future.result(timeout=60)  # the heartbeat notices, the CLI's process group is killed
     assert result.outcome.value == "lost"
     assert worker_jobs.status(job_id) == "Cancelled"
@@ -199,7 +199,7 @@ def test_deployment_without_buildkit_refuses_a_mount_dockerfile_before_building(
     image = worker_jobs.image_for(registry.host, "bkrefused")
     dockerfile = f"FROM {base_image}\n# deps\nRUN --mount=type=cache,target=/root/.cache echo never-runs\n"
     job_id, log = _run(make_worker, image, dockerfile, registry, test_password)
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.phase == Phase.FAILED
     assert job.reason == (
         "the Dockerfile's line 3 (RUN --mount) needs BuildKit, and this deployment does not allow BuildKit builds "
@@ -245,7 +245,7 @@ def test_buildkit_pulls_bases_with_the_jobs_credentials_only(
     anonymous, log = _run(
         make_worker, worker_jobs.image_for(registry.host, "bkanon"), dockerfile, registry, "", engine="buildkit"
     )
-    job = jobstore.get_job(anonymous)
+    job = stores().jobs.get_job(anonymous)
     assert job.phase == Phase.FAILED, log
     assert "[boatyard] BuildKit:" not in log and "RUN echo built-" not in log, log  # it stopped at FROM
     assert any(word in (job.reason or "").lower() for word in ("401", "unauthorized", "authoriz", "denied")), job.reason

@@ -14,12 +14,11 @@ import docker
 import pytest
 
 from chalicelib.domain.jobs import Phase
-from chalicelib.stores import aws, queue
-from chalicelib.stores import jobs as jobstore
 from tests.nonce import RUN_NONCE
 from tests.support import worker_jobs
 from tests.support.images import pull_and_run
 from tests.support.probes import run_once
+from tests.support.services import stores
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.docker
@@ -56,18 +55,18 @@ def test_duplicate_delivery_builds_once(make_worker, registry, base_image, test_
     assert outcomes.count("finished") == 1
     busy = [r for r in results if r.outcome.value == "busy"]
     for result in busy:  # let the duplicate come back now instead of after the lease
-        queue.extend(result.delivery.receipt_handle, 0)
+        stores().queue.extend(result.delivery.receipt_handle, 0)
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and int(queue.attributes()["ApproximateNumberOfMessages"]) + int(
-        queue.attributes()["ApproximateNumberOfMessagesNotVisible"]
+    while time.monotonic() < deadline and int(stores().queue.attributes()["ApproximateNumberOfMessages"]) + int(
+        stores().queue.attributes()["ApproximateNumberOfMessagesNotVisible"]
     ):
         results += run_once(worker, wait_seconds=1)
     assert set(r.outcome.value for r in results) <= {"finished", "busy", "done_already"}
     logs = worker_jobs.full_log(job_id)
     assert logs.count("Successfully built") == 1 and logs.count("\nbuilding-now\n") == 1
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.status_word == "Finished" and job.attempt == 1
-    attrs = queue.attributes()
+    attrs = stores().queue.attributes()
     assert attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"
 
 
@@ -100,7 +99,7 @@ def test_cancelled_job_stops_its_build(make_worker, registry, base_image, docker
     [future] = worker.poll(wait_seconds=1)
     # wait for the container's id in the stored log: a cancelled job's unflushed log is dropped, not written
     _wait_for(lambda: _build_containers(job_id), 60, "the build to start its container")
-    jobstore.fail(job_id, "cancelled by the user", target=Phase.CANCELLED)
+    stores().jobs.fail(job_id, "cancelled by the user", target=Phase.CANCELLED)
     result = future.result(timeout=30)  # the heartbeat (every 2 s) notices the lost lease
     assert result.outcome.value == "lost"
     assert worker_jobs.status(job_id) == "Cancelled"
@@ -120,10 +119,10 @@ def test_shutdown_gives_a_running_job_back(make_worker, registry, base_image, do
     worker.shutdown(grace_seconds=1)
     result = future.result(timeout=5)
     assert result.outcome.value == "released"
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.phase.is_live and job.lease_owner is None and job.attempt == 0  # not counted as an attempt
     assert "shutting down" in worker_jobs.full_log(job_id)
-    assert len(queue.receive(1, 1, 30)) == 1, "the message is visible again at once"
+    assert len(stores().queue.receive(1, 1, 30)) == 1, "the message is visible again at once"
     _assert_containers_gone(docker_api, _build_containers(job_id))
 
 
@@ -132,8 +131,11 @@ def moto_server(monkeypatch, docker_host, registry, base_image):
     """A moto server (several processes share AWS) with boatyard's resources; the test process points at it."""
     from moto.server import ThreadedMotoServer
 
+    from chalicelib.domain.settings import load_settings
+    from chalicelib.stores.services import Services
     from devstack.resources import ensure_resources
     from devstack.services import free_port
+    from tests.support.services import activated
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
@@ -152,12 +154,10 @@ def moto_server(monkeypatch, docker_host, registry, base_image):
     }
     monkeypatch.delenv("BOATYARD_QUEUE_URL", raising=False)
     worker_jobs.set_env(monkeypatch, **env)
-    aws.reset_clients()
-    queue.reset()
-    ensure_resources()
-    yield env
-    aws.reset_clients()
-    queue.reset()
+    services = Services(load_settings())  # the test's stores, on the server
+    ensure_resources(services.settings, services.clients)
+    with activated(services):
+        yield env
     server.stop()
 
 
@@ -187,7 +187,7 @@ def test_worker_killed_mid_build_leaves_no_job_stuck(
             # the RUN step's own output (a line of its own), not the "Step 2/3 : RUN echo started" line: by then
             # the build container exists and its "Running in" line is in the log
             lambda: (
-                jobstore.get_job(job_id).phase == Phase.BUILDING
+                stores().jobs.get_job(job_id).phase == Phase.BUILDING
                 and re.search(r"(?m)^started ", worker_jobs.full_log(job_id)) is not None
             ),
             90,
@@ -200,14 +200,14 @@ def test_worker_killed_mid_build_leaves_no_job_stuck(
             first.kill()
         stderr.close()
     killed_containers = _build_containers(job_id)
-    assert jobstore.get_job(job_id).phase.is_live
+    assert stores().jobs.get_job(job_id).phase.is_live
 
-    second = Worker(poll_wait_seconds=1, dlq_sweep_seconds=3600)
+    second = Worker(stores(), poll_wait_seconds=1, dlq_sweep_seconds=3600)
     try:
         worker_jobs.run_until_terminal(second, job_id, timeout=120)
     finally:
         second.shutdown(grace_seconds=5)
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.status_word == "Finished", worker_jobs.full_log(job_id)
     assert job.attempt == 2
     assert "attempt 2 of 3" in worker_jobs.full_log(job_id)
@@ -271,7 +271,7 @@ def test_sigterm_does_not_hang_on_a_trickling_download(moto_server, tmp_path):
     )
     try:
         server.wait_connected(timeout=90, sent=2)  # the worker is stuck reading one byte a second
-        assert jobstore.get_job(job_id).phase == Phase.FETCHING
+        assert stores().jobs.get_job(job_id).phase == Phase.FETCHING
         stopped = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -284,7 +284,7 @@ def test_sigterm_does_not_hang_on_a_trickling_download(moto_server, tmp_path):
     assert proc.returncode == 0, (tmp_path / "worker.log").read_text()[-2000:]
     assert seconds < 20, f"the worker took {seconds:.0f} s to stop (grace 1 s)"
     assert server.gone, "the worker never closed the download"
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.phase.is_live and not job.lease_owner  # given back for another worker, not failed
 
 
@@ -292,7 +292,6 @@ def test_disk_budget_prunes_without_touching_tagged_images(worker_env, base_imag
     import io
     import uuid
 
-    from chalicelib.domain.settings import get_settings
     from worker.build.builder import Builder
 
     worker_jobs.set_env(monkeypatch, BOATYARD_DISK_BUDGET_BYTES=1)
@@ -300,7 +299,7 @@ def test_disk_budget_prunes_without_touching_tagged_images(worker_env, base_imag
     built = [m for m in docker_api.build(fileobj=dockerfile, rm=True, decode=True) if "aux" in m]
     dangling = built[-1]["aux"]["ID"]  # an untagged image: what the budget may drop
     assert docker_api.images(all=True, quiet=True, filters={"dangling": True}).count(dangling) == 1
-    Builder(get_settings()).keep_disk_budget(force=True)
+    Builder(stores().settings).keep_disk_budget(force=True)
     assert dangling not in docker_api.images(all=True, quiet=True)
     assert docker_api.images(name=base_image), "the base image (tagged) survives pruning"
 
@@ -310,11 +309,10 @@ def test_disk_budget_spares_the_step_images_of_a_build_still_running(worker_env,
     import io
     import uuid
 
-    from chalicelib.domain.settings import get_settings
     from worker.build.builder import Builder
 
     worker_jobs.set_env(monkeypatch, BOATYARD_DISK_BUDGET_BYTES=1)
-    builder = Builder(get_settings())
+    builder = Builder(stores().settings)
     with builder.running_build():  # another slot's build started before the step image below
         time.sleep(1.1)
         dockerfile = io.BytesIO(f"FROM {base_image}\nLABEL boatyard.test={uuid.uuid4().hex}\n".encode())

@@ -17,9 +17,9 @@ import uuid
 import docker
 import pytest
 
-from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
 from tests.support.archives import make_tar
+from tests.support.services import stores
 
 pytestmark = pytest.mark.docker
 
@@ -117,7 +117,7 @@ def test_two_jobs_pushing_one_name_each_push_their_own_bytes(
 
     digests = {}
     for who, job_id in jobs.items():
-        job = jobstore.get_job(job_id)
+        job = stores().jobs.get_job(job_id)
         assert job.status_word == "Finished", worker_jobs.full_log(job_id)
         digests[who] = job.image_digest
     assert digests["first"] != digests["second"]

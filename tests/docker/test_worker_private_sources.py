@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from chalicelib.stores import jobs as jobstore
 from tests.support import worker_jobs
 from tests.support.images import pull_and_run
+from tests.support.services import stores
 
 pytestmark = pytest.mark.docker
 
@@ -35,7 +35,7 @@ def test_private_github_repo_builds_with_the_token_and_reports_its_commit(
     )
     worker_jobs.run_until_terminal(make_worker(), job_id)
     logs = worker_jobs.full_log(job_id)
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.status_word == "Finished", logs
     assert job.status_body()["Commit"] == commit  # the branch resolved to the commit the archive names
     assert token not in logs and "[redacted]" in logs  # the Dockerfile echoed it; the log hides it
@@ -87,7 +87,7 @@ def test_gitlab_and_bitbucket_private_repos_build(
     )
     worker_jobs.run_until_terminal(make_worker(), job_id)
     logs = worker_jobs.full_log(job_id)
-    job = jobstore.get_job(job_id)
+    job = stores().jobs.get_job(job_id)
     assert job.status_word == "Finished", logs
     assert job.status_body()["Commit"] == commit and job.status_body()["Source"] == host
     assert secret not in logs

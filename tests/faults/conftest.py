@@ -15,6 +15,7 @@ import pytest
 from tests.support import faults, worker_jobs
 from tests.support.canary import TEST_PASSWORD
 from tests.support.probes import run_once
+from tests.support.services import make_app, reconfigure, stores
 from tests.support.stacks import start_stack, stop_stack
 
 
@@ -113,8 +114,6 @@ def inproc(aws_env, monkeypatch) -> Iterator[Callable[..., InProcess]]:
     """A factory: ``inproc(BOATYARD_X="..")`` sets the settings, then gives API + worker in process (moto)."""
     from chalice.test import Client
 
-    from app import app
-    from chalicelib.domain.settings import get_settings
     from worker.job.loop import Worker
 
     made: list[tuple[InProcess, object]] = []
@@ -124,9 +123,9 @@ def inproc(aws_env, monkeypatch) -> Iterator[Callable[..., InProcess]]:
         monkeypatch.setenv("BOATYARD_ALLOW_PRIVATE_REGISTRIES", "true")  # the test registry is on 127.0.0.1
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        get_settings.cache_clear()
-        worker = Worker(get_settings(), poll_wait_seconds=0, dlq_sweep_seconds=3600)
-        client = Client(app)
+        reconfigure()
+        worker = Worker(stores(), poll_wait_seconds=0, dlq_sweep_seconds=3600)
+        client = Client(make_app())
         harness = InProcess(client, worker)
         made.append((harness, client))
         return harness
@@ -136,4 +135,4 @@ def inproc(aws_env, monkeypatch) -> Iterator[Callable[..., InProcess]]:
         harness.worker.shutdown(grace_seconds=5)
     if made:
         faults.record_leaks("in-process moto", faults.scan_aws(None, TEST_PASSWORD))
-    get_settings.cache_clear()
+    reconfigure()

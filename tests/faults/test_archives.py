@@ -20,6 +20,7 @@ import pytest
 from devstack import hostile
 from tests.support.canary import TEST_PASSWORD
 from tests.support.faults import STATE_DIR, report
+from tests.support.services import stores
 
 IMAGE = "127.0.0.1:9/faults/archive:1"  # a closed local port: a push that should never happen fails locally
 DOCKERFILE = b"FROM scratch\nCOPY . /\n"
@@ -175,13 +176,12 @@ def test_hostile_archives_are_refused_with_a_clear_status(inproc):
     assert not wrong and not escaped, line + "\n" + "\n".join(wrong) + str(escaped)
     assert {r.outcome.value for r in harness.results} == {"failed"}
     # the worker is fine afterwards: a good archive goes all the way to the build step
-    from chalicelib.stores import jobs as jobstore
 
     good = _direct_upload(harness, _tar([_file("hello.txt", b"hello")]))
     harness.worker.builder.build = _stop_at_build  # no Docker in this test: prove the context got through
     harness.run_queue()
     assert "reached the build step" in harness.status(good)["Status"], harness.status(good)
-    assert jobstore.get_job(good).phase.value == "failed"
+    assert stores().jobs.get_job(good).phase.value == "failed"
 
 
 def _stop_at_build(context, image, write, control, **_options):  # stands in for Builder.build (its signature)
@@ -198,7 +198,7 @@ def _direct_upload(harness, archive: bytes) -> str:
     from chalicelib.stores import contexts
 
     key = contexts.context_key(str(uuid.uuid4()))
-    contexts.put_bytes(key, archive)
+    stores().contexts.put_bytes(key, archive)
     return harness.enqueue_direct(IMAGE, "upload", {"context_key": key}, "u", TEST_PASSWORD)
 
 

@@ -20,6 +20,7 @@ import pytest
 from tests.nonce import RUN_NONCE
 from tests.support.canary import TEST_PASSWORD
 from tests.support.faults import inject_aws_errors, report
+from tests.support.services import stores
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -88,9 +89,8 @@ SCENARIOS = [
 
 
 def _queue_total(job_id: str) -> int:
-    from chalicelib.stores import queue
 
-    attrs = queue.attributes()
+    attrs = stores().queue.attributes()
     return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
 
 
@@ -143,14 +143,13 @@ def _submit(harness, registry, base_image, n: int) -> str:
 
 
 def test_aws_faults_never_lose_or_strand_a_job(faulty, registry, base_image):
-    from chalicelib.stores import aws
 
     harness = faulty
     rows, problems, jobs = [], [], []
     for n, scenario in enumerate(SCENARIOS):
         job_id = _submit(harness, registry, base_image, n)
         jobs.append(job_id)
-        client = aws.client(scenario.service)
+        client = stores().clients.client(scenario.service)
         with inject_aws_errors(
             client,
             scenario.operations,
@@ -204,12 +203,13 @@ def test_aws_faults_never_lose_or_strand_a_job(faulty, registry, base_image):
 
 def test_receive_throttling_only_delays_the_worker_loop(faulty, registry, base_image):
     """The poll loop backs off on SQS errors and picks the job up once SQS answers again."""
-    from chalicelib.stores import aws
 
     harness = faulty
     job_id = _submit(harness, registry, base_image, 99)
     worker = harness.worker
-    with inject_aws_errors(aws.client("sqs"), ["sqs.ReceiveMessage"], code="ThrottlingException", times=3) as stats:
+    with inject_aws_errors(
+        stores().clients.client("sqs"), ["sqs.ReceiveMessage"], code="ThrottlingException", times=3
+    ) as stats:
         thread = threading.Thread(target=worker.run_forever, daemon=True)
         thread.start()
         try:

@@ -20,6 +20,7 @@ from urllib3 import encode_multipart_formdata
 from devstack.archive_server import make_tar_gz
 from tests.support.canary import TEST_PASSWORD
 from tests.support.faults import report
+from tests.support.services import api_client, reconfigure, stores
 
 IMAGE = "registry.example.com:5000/team/image:1.0"
 MAX_INLINE = 256 * 1024  # a small request limit for this module, so 413 needs no huge bodies
@@ -372,28 +373,28 @@ CORPUS = corpus()
 @pytest.fixture
 def api(aws_env, monkeypatch):
     """The API in process against moto, with a small request limit."""
-    from app import app
-    from chalicelib.domain.settings import get_settings
 
     monkeypatch.setenv("BOATYARD_MAX_INLINE_BYTES", str(MAX_INLINE))
-    get_settings.cache_clear()
-    with Client(app) as client:
+    reconfigure()
+    with api_client() as client:
         yield client
-    get_settings.cache_clear()
+    reconfigure()
 
 
 def _stored() -> dict[str, int]:
     """How many DynamoDB items, S3 objects and queued messages exist."""
-    from chalicelib.domain.settings import get_settings
-    from chalicelib.stores import aws, queue
 
-    settings = get_settings()
-    items = aws.client("dynamodb").scan(TableName=settings.table_name, Select="COUNT")["Count"]
-    objects = aws.client("s3").list_objects_v2(Bucket=settings.bucket_name).get("KeyCount", 0)
-    attrs = aws.client("sqs").get_queue_attributes(
-        QueueUrl=queue.queue_url(),
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
+    settings = stores().settings
+    items = stores().clients.client("dynamodb").scan(TableName=settings.table_name, Select="COUNT")["Count"]
+    objects = stores().clients.client("s3").list_objects_v2(Bucket=settings.bucket_name).get("KeyCount", 0)
+    attrs = (
+        stores()
+        .clients.client("sqs")
+        .get_queue_attributes(
+            QueueUrl=stores().queue.queue_url(),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+    )
     messages = int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
     return {"items": items, "objects": objects, "messages": messages}
 

@@ -25,6 +25,7 @@ import urllib3.util.connection
 from devstack.archive_server import make_tar_gz
 from tests.support.canary import TEST_PASSWORD
 from tests.support.faults import report
+from tests.support.services import stores
 
 GOOD_ARCHIVE = make_tar_gz({"Dockerfile": "FROM scratch\nCOPY x /x\n", "x": "ssrf canary\n"})
 FAKE_PUBLIC_IP = "93.184.215.14"  # a globally routable address; the shim maps it to a local server
@@ -183,15 +184,13 @@ def _refusal_ok(status: dict) -> bool:
 
 def test_guard_lets_a_public_host_through(inproc, server, network):
     """The control case: through the fake public host the same archive is fetched (so the refusals below mean something)."""
-    from chalicelib.domain.settings import get_settings
-    from chalicelib.stores import jobs as jobstore
     from worker.job.control import JobControl
     from worker.sources import fetch_context
 
     harness = inproc(BOATYARD_ALLOW_PRIVATE_URLS="false")
     job_id = harness.submit(_build(f"http://public.faults.test:{server.port}/ctx.tar.gz"))
     out = io.BytesIO()
-    stats = fetch_context(jobstore.get_job(job_id), out, get_settings(), JobControl())
+    stats = fetch_context(stores().jobs.get_job(job_id), out, stores(), JobControl())
     assert stats.files == 2 and out.getvalue()
     assert network.connections == [(FAKE_PUBLIC_IP, server.port)]
 

@@ -23,9 +23,9 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.domain.jobs import Job, SourceKind
-from chalicelib.domain.settings import get_settings, load_settings
-from chalicelib.stores import aws, contexts, queue, sealing
-from chalicelib.stores import jobs as jobstore
+from chalicelib.domain.settings import load_settings
+from chalicelib.stores import contexts, queue, sealing
+from chalicelib.stores.services import Services
 
 STACK = "boatyard-infratest"
 UNSUPPORTED_BY_MOTO = {
@@ -268,25 +268,18 @@ def test_the_api_and_worker_code_work_against_the_stack(stack, monkeypatch, test
     """chalicelib configured with the Lambda's environment seals, enqueues, stores; the worker side unseals."""
     for name, value in stack["lambda_env"].items():
         monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    aws.reset_clients()
-    queue.reset()
-    try:
-        job_id = str(uuid.uuid4())
-        jobstore.create_job(
-            Job(job_id=job_id, image_name="registry.example/app:1", source_kind=SourceKind.UPLOAD, source={})
-        )
-        assert jobstore.get_job(job_id).image_name == "registry.example/app:1"
-        contexts.put_bytes(contexts.context_key(job_id), b"context")
-        assert contexts.size_of(contexts.context_key(job_id)) == len(b"context")
-        sealed = sealing.seal(job_id, sealing.Credentials("robot", test_password, "r@example.com"))
-        queue.send(queue.JobMessage(job_id, 1, sealed))
-        (delivery,) = queue.receive(1, 0, 30)
-        assert delivery.message is not None and delivery.message.job_id == job_id
-        assert sealing.unseal(job_id, delivery.message.sealed_credentials).password == test_password
-        queue.delete(delivery.receipt_handle)
-        assert queue.dead_letter_url().endswith(f"/{STACK}-jobs-dlq")
-    finally:
-        get_settings.cache_clear()
-        aws.reset_clients()
-        queue.reset()
+    services = Services(load_settings())  # the Lambda's settings, clients for the stack's endpoint
+    job_id = str(uuid.uuid4())
+    services.jobs.create_job(
+        Job(job_id=job_id, image_name="registry.example/app:1", source_kind=SourceKind.UPLOAD, source={})
+    )
+    assert services.jobs.get_job(job_id).image_name == "registry.example/app:1"
+    services.contexts.put_bytes(contexts.context_key(job_id), b"context")
+    assert services.contexts.size_of(contexts.context_key(job_id)) == len(b"context")
+    sealed = services.sealing.seal(job_id, sealing.Credentials("robot", test_password, "r@example.com"))
+    services.queue.send(queue.JobMessage(job_id, 1, sealed))
+    (delivery,) = services.queue.receive(1, 0, 30)
+    assert delivery.message is not None and delivery.message.job_id == job_id
+    assert services.sealing.unseal(job_id, delivery.message.sealed_credentials).password == test_password
+    services.queue.delete(delivery.receipt_handle)
+    assert services.queue.dead_letter_url().endswith(f"/{STACK}-jobs-dlq")

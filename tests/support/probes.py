@@ -1,6 +1,5 @@
 """What only tests need to know or reset about the product; kept out of chalicelib/ and worker/ (issue 16 item 7).
 
-* :func:`forget_cached_keys` — drop the API authorizer's cached verdicts, so a test sees a revoked key at once;
 * :func:`live_count` — how many live-job slots an owner holds (the quota counter item);
 * :func:`run_once` — one poll of a :class:`~worker.job.loop.Worker`, waiting for what it received;
 * :data:`REASON_CLASSES` — the closed set of the ``ReasonClass`` metric dimension (infra/README.md's alarms
@@ -11,9 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from chalicelib.api import authn
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import aws, dynamo, quotas
+from chalicelib.stores import dynamo, quotas
+from tests.support.services import stores
 
 if TYPE_CHECKING:
     from worker.job.loop import Worker
@@ -25,17 +23,12 @@ REASON_CLASSES = (
 )  # fmt: skip
 
 
-def forget_cached_keys() -> None:
-    """Drop every verdict the authorizer cached."""
-    with authn._CACHE_LOCK:
-        authn._CACHE.clear()
-
-
 def live_count(owner: str) -> int:
     """How many live-job slots ``owner`` holds now (a consistent read of its quota item)."""
     item = (
-        aws.client("dynamodb")
-        .get_item(TableName=get_settings().table_name, Key=quotas.quota_key(owner), ConsistentRead=True)
+        stores()
+        .clients.client("dynamodb")
+        .get_item(TableName=stores().settings.table_name, Key=quotas.quota_key(owner), ConsistentRead=True)
         .get("Item")
     )
     return int(dynamo.deserialize(item).get("live", 0)) if item else 0

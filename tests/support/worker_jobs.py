@@ -14,20 +14,18 @@ import pytest
 
 from chalicelib.domain.build_options import validate_options
 from chalicelib.domain.jobs import Job, SourceKind
-from chalicelib.domain.settings import get_settings
-from chalicelib.stores import contexts, queue, sealing
-from chalicelib.stores import jobs as jobstore
-from chalicelib.stores import logs as logstore
+from chalicelib.stores import contexts, sealing
 from chalicelib.stores.queue import JobMessage
 from tests.support.archives import make_tar
 from tests.support.probes import run_once
+from tests.support.services import reconfigure, stores
 
 
 def set_env(monkeypatch: pytest.MonkeyPatch, **values: object) -> None:
     """Set ``BOATYARD_*``-style variables (names as given) and reload the settings."""
     for name, value in values.items():
         monkeypatch.setenv(name, str(value))
-    get_settings.cache_clear()
+    reconfigure()
 
 
 def submit(
@@ -62,7 +60,7 @@ def submit(
         data = make_tar({"Dockerfile": dockerfile}) if dockerfile is not None else archive
         assert data is not None
         key = contexts.context_key(job_id)
-        contexts.put_bytes(key, data)
+        stores().contexts.put_bytes(key, data)
         fields = {"context_key": key}
     elif tar_url is not None:
         kind, fields = SourceKind.TAR_URL, {"tar_url": tar_url}
@@ -73,8 +71,8 @@ def submit(
         kind, fields = SourceKind(source[0]), dict(source[1])
     else:
         raise ValueError("no source")
-    stored = validate_options(options or {}, get_settings()).to_item()
-    jobstore.create_job(Job(job_id, image_name, kind, fields, options=stored, engine=engine))
+    stored = validate_options(options or {}, stores().settings).to_item()
+    stores().jobs.create_job(Job(job_id, image_name, kind, fields, options=stored, engine=engine))
     credentials = sealing.Credentials(
         username,
         password,
@@ -84,9 +82,9 @@ def submit(
         secrets=dict(secrets or {}),
         ssh=ssh,
     )
-    sealed = sealing.seal(job_id, credentials) if credentials.to_seal else ""
+    sealed = stores().sealing.seal(job_id, credentials) if credentials.to_seal else ""
     for _ in range(copies):
-        queue.send(JobMessage(job_id, 0, sealed))
+        stores().queue.send(JobMessage(job_id, 0, sealed))
     return job_id
 
 
@@ -96,20 +94,20 @@ def run_until_terminal(worker, job_id: str, timeout: float = 180, wait: int = 1)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         results.extend(run_once(worker, wait_seconds=wait))
-        job = jobstore.get_job(job_id)
+        job = stores().jobs.get_job(job_id)
         if job.phase.is_terminal:
             return results
-    raise AssertionError(f"job {job_id} still {jobstore.get_job(job_id).phase.value} after {timeout} s")
+    raise AssertionError(f"job {job_id} still {stores().jobs.get_job(job_id).phase.value} after {timeout} s")
 
 
 def full_log(job_id: str) -> str:
     """The whole stored log of a job."""
-    return logstore.read_logs(job_id, 0, max_bytes=10**10).text
+    return stores().logs.read_logs(job_id, 0, max_bytes=10**10).text
 
 
 def status(job_id: str) -> str:
     """The seed's ``Status`` word of a job."""
-    return jobstore.get_job(job_id).status_word
+    return stores().jobs.get_job(job_id).status_word
 
 
 def image_for(registry_host: str, name: str, tag: str = "v1") -> str:

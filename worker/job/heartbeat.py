@@ -15,8 +15,8 @@ import threading
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.stores import jobs as jobstore
-from chalicelib.stores import queue
+from chalicelib.stores.jobs import JobStore
+from chalicelib.stores.queue import JobQueue
 from worker.job.control import AbortKind, JobControl
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ class Heartbeat:
 
     def __init__(
         self,
+        jobs: JobStore,
+        job_queue: JobQueue,
         job_id: str,
         worker_id: str,
         receipt_handle: str,
@@ -34,6 +36,8 @@ class Heartbeat:
         interval: float,
         lease_seconds: int,
     ) -> None:
+        self._jobs = jobs
+        self._queue = job_queue
         self.job_id = job_id
         self.worker_id = worker_id
         self.receipt_handle = receipt_handle
@@ -60,11 +64,11 @@ class Heartbeat:
             log.info("job %s: aborted (%s); the lease is no longer renewed", self.job_id, self.control.kind)
             return False
         try:
-            queue.extend(self.receipt_handle, self.lease_seconds)
+            self._queue.extend(self.receipt_handle, self.lease_seconds)
         except (ClientError, BotoCoreError) as exc:
             log.warning("job %s: could not extend the message visibility: %s", self.job_id, exc)
         try:
-            kept = jobstore.renew_lease(self.job_id, self.worker_id, self.lease_seconds)
+            kept = self._jobs.renew_lease(self.job_id, self.worker_id, self.lease_seconds)
         except (ClientError, BotoCoreError) as exc:
             log.warning("job %s: could not renew the lease (will retry): %s", self.job_id, exc)
             return True

@@ -19,10 +19,8 @@ import uuid
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.domain.errors import TransitionConflict
-from chalicelib.domain.settings import Settings, get_settings
-from chalicelib.stores import jobs as jobstore
-from chalicelib.stores import queue
 from chalicelib.stores.queue import Delivery
+from chalicelib.stores.services import Services
 from worker.build.builder import Builder
 from worker.job.control import AbortKind, JobControl
 from worker.job.runner import JobRunner, ProcessResult
@@ -45,16 +43,17 @@ class Worker:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        services: Services,
         poll_wait_seconds: int = 20,
         dlq_sweep_seconds: float = 300.0,
         builder: Builder | None = None,
         worker_id: str | None = None,
     ) -> None:
-        self.settings = settings or get_settings()
+        self.services = services
+        self.settings = services.settings
         self.worker_id = worker_id or make_worker_id()
         self.builder = builder or Builder(self.settings)
-        self.runner = JobRunner(self.settings, self.worker_id, self.builder)
+        self.runner = JobRunner(services, self.worker_id, self.builder)
         self.poll_wait_seconds = poll_wait_seconds
         self.dlq_sweep_seconds = dlq_sweep_seconds
         self.slots = max(1, self.settings.worker_concurrency)
@@ -107,11 +106,11 @@ class Worker:
         if free <= 0 or self.stopping:
             return []
         wait = self.poll_wait_seconds if wait_seconds is None else wait_seconds
-        deliveries = queue.receive(free, wait, self.settings.visibility_timeout_seconds)
+        deliveries = self.services.queue.receive(free, wait, self.settings.visibility_timeout_seconds)
         futures = []
         for delivery in deliveries:
             if self.stopping:  # stop arrived during the long poll: give the message straight back
-                queue.extend(delivery.receipt_handle, 0)
+                self.services.queue.extend(delivery.receipt_handle, 0)
                 continue
             futures.append(self.submit(delivery))
         return futures
@@ -201,24 +200,24 @@ class Worker:
 
     def sweep_dead_letters(self) -> int:
         """Fail every live job named in a dead-letter message whose lease is free; returns how many."""
-        url = queue.dead_letter_url()
+        url = self.services.queue.dead_letter_url()
         failed = 0
         for _ in range(100):  # at most 1,000 messages a sweep
-            deliveries = queue.receive(10, 0, 60, url=url)
+            deliveries = self.services.queue.receive(10, 0, 60, url=url)
             if not deliveries:
                 break
             for delivery in deliveries:
                 if delivery.message is None:
                     continue  # poison stays for an operator to look at
-                job = jobstore.find_job(delivery.message.job_id)
+                job = self.services.jobs.find_job(delivery.message.job_id)
                 if job is not None and job.phase.is_live:
                     if job.lease_expires >= time.time():
                         continue  # a worker holds it now; look again next sweep
                     try:
-                        jobstore.fail(job.job_id, DLQ_REASON, expect_expired_lease=True)
+                        self.services.jobs.fail(job.job_id, DLQ_REASON, expect_expired_lease=True)
                         failed += 1
                         log.warning("job %s failed by the dead-letter sweep", job.job_id)
                     except TransitionConflict:
                         continue
-                queue.delete(delivery.receipt_handle, url=url)
+                self.services.queue.delete(delivery.receipt_handle, url=url)
         return failed

@@ -30,13 +30,12 @@ from chalicelib.domain.image_ref import ImageRef, InvalidReference, parse_image_
 from chalicelib.domain.jobs import Job, Phase
 from chalicelib.domain.registry_hosts import registry_refusal
 from chalicelib.domain.settings import Settings
-from chalicelib.stores import jobs as jobstore
-from chalicelib.stores import logs as logstore
-from chalicelib.stores import queue, sealing
 from chalicelib.stores.aws_errors import aws_error_code
 from chalicelib.stores.jobs import ClaimOutcome
+from chalicelib.stores.logs import LogFence, LogWriter
 from chalicelib.stores.queue import Delivery
-from chalicelib.stores.sealing import Credentials
+from chalicelib.stores.sealing import Credentials, Sealer
+from chalicelib.stores.services import Services
 from worker.build.builder import Builder
 from worker.build.buildkit import BuildKitBuilder, BuildKitOptions
 from worker.build.buildplan import BuildPlan, plan_build
@@ -95,9 +94,9 @@ def _aws_failure(exc: ClientError) -> str:
     )
 
 
-def _unseal(job: Job, sealed: str) -> Credentials:
+def _unseal(sealer: Sealer, job: Job, sealed: str) -> Credentials:
     try:
-        return sealing.unseal(job.job_id, sealed)
+        return sealer.unseal(job.job_id, sealed)
     except (ClientError, BotoCoreError, ValueError, TypeError) as exc:
         log.warning("job %s: credentials could not be unsealed (%s)", job.job_id, type(exc).__name__)
         raise BuildFailed("could not decrypt the registry credentials of this job; submit the build again") from None
@@ -120,8 +119,9 @@ def _check_cache_from(refs: tuple[str, ...], settings: Settings) -> None:
 class JobRunner:
     """Runs deliveries for one worker identity."""
 
-    def __init__(self, settings: Settings, worker_id: str, builder: Builder) -> None:
-        self.settings = settings
+    def __init__(self, services: Services, worker_id: str, builder: Builder) -> None:
+        self.services = services
+        settings = self.settings = services.settings
         self.worker_id = worker_id
         self.builder = builder
         self.buildkit = BuildKitBuilder(settings)
@@ -130,13 +130,13 @@ class JobRunner:
 
     def delete(self, delivery: Delivery) -> None:
         try:
-            queue.delete(delivery.receipt_handle)
+            self.services.queue.delete(delivery.receipt_handle)
         except ClientError as exc:  # e.g. the handle expired: the next delivery finds the job terminal
             log.warning("could not delete message %s: %s", delivery.message_id, aws_error_code(exc))
 
     def hide(self, delivery: Delivery, seconds: int) -> None:
         try:
-            queue.extend(delivery.receipt_handle, max(0, min(seconds, MAX_VISIBILITY_SECONDS)))
+            self.services.queue.extend(delivery.receipt_handle, max(0, min(seconds, MAX_VISIBILITY_SECONDS)))
         except ClientError as exc:
             log.warning("could not change visibility of message %s: %s", delivery.message_id, aws_error_code(exc))
 
@@ -167,7 +167,7 @@ class JobRunner:
             )
             return ProcessResult(Outcome.POISON)
         lease = self.settings.visibility_timeout_seconds
-        claim = jobstore.claim(message.job_id, self.worker_id, lease, self.settings.max_attempts)
+        claim = self.services.jobs.claim(message.job_id, self.worker_id, lease, self.settings.max_attempts)
         if claim.outcome == ClaimOutcome.BUSY:
             remaining = int((claim.job.lease_expires if claim.job else 0) - time.time()) + 1
             self.hide(delivery, max(remaining, 1))
@@ -218,7 +218,7 @@ class _NoLog:
 class _JobLog(_NoLog):
     """The log of one attempt: a redacting sink in front of the attempt's fenced :class:`LogWriter`."""
 
-    def __init__(self, writer: logstore.LogWriter, redactor: Redactor) -> None:
+    def __init__(self, writer: LogWriter, redactor: Redactor) -> None:
         self.writer = writer
         self.sink = RedactingSink(writer.write, redactor)
 
@@ -269,6 +269,7 @@ class JobAttempt:
         self, runner: JobRunner, job: Job, delivery: Delivery, control: JobControl, timings: metrics.JobTimings
     ) -> None:
         self.runner = runner
+        self.services = runner.services
         self.settings = runner.settings
         self.worker_id = runner.worker_id
         self.job = job
@@ -276,6 +277,8 @@ class JobAttempt:
         self.control = control
         self.timings = timings
         self.heartbeat = Heartbeat(
+            self.services.jobs,
+            self.services.queue,
             job.job_id,
             self.worker_id,
             delivery.receipt_handle,
@@ -322,13 +325,12 @@ class JobAttempt:
         """Unseal the credentials and open the log; a job that cannot start fails with its reason in the log."""
         job, settings = self.job, self.settings
         credentials = self._unseal(sealed)
-        previous = logstore.stored_bytes(job.job_id) if job.attempt > 1 else 0
-        writer = logstore.LogWriter(
+        previous = self.services.logs.stored_bytes(job.job_id) if job.attempt > 1 else 0
+        writer = self.services.logs.writer(
             job.job_id,
-            settings,
             already_written=previous,
             redact=self.redactor,
-            fence=logstore.LogFence(self.worker_id, job.attempt),  # a stale worker cannot touch a newer attempt's log
+            fence=LogFence(self.worker_id, job.attempt),  # a stale worker cannot touch a newer attempt's log
         ).start()
         job_log = _JobLog(writer, self.redactor)
         self.log = job_log
@@ -354,7 +356,7 @@ class JobAttempt:
             stats = self._fetch(context, credentials, job_log)
             plan = plan_build(job, ref, stats, settings)
             engine, id_prefix, plan = self._choose_engine(credentials, context, job_log, plan)
-            jobstore.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
+            self.services.jobs.transition(job.job_id, self.worker_id, Phase.FETCHING, Phase.BUILDING)
             self.timings.enter("build")
             self.used_docker = self.tagged = True
             with Watchdog(self.control, settings.build_timeout_seconds):
@@ -369,7 +371,7 @@ class JobAttempt:
         # found on the host, and the pulled tag pointed at nothing (see docs/design-notes.md).
         self._untag()
         job_log.finish()
-        jobstore.transition(
+        self.services.jobs.transition(
             job.job_id,
             self.worker_id,
             Phase.PUSHING,
@@ -404,7 +406,7 @@ class JobAttempt:
     def _unseal(self, sealed: str) -> Credentials | None:
         """The job's credentials (their redactor registered), or None when they cannot be unsealed."""
         try:
-            credentials = _unseal(self.job, sealed)
+            credentials = _unseal(self.services.sealing, self.job, sealed)
         except BuildFailed:
             return None  # the job fails once its log is open, so the reason reaches the log
         self.redactor = Redactor.for_pairs(credentials.secret_pairs(), [*credentials.secrets.values(), credentials.ssh])
@@ -444,7 +446,7 @@ class JobAttempt:
             f"did not finish within {deadline:g} s; it was stopped",
         ):
             stats = fetch_context(
-                job, context, settings, self.control, credentials.source_token, credentials.source_user
+                job, context, self.services, self.control, credentials.source_token, credentials.source_user
             )
             self.timings.context_bytes = stats.compressed_bytes
         if job.commit and stats.commit and stats.commit != job.commit:
@@ -531,7 +533,7 @@ class JobAttempt:
     ) -> tuple[str, dict[str, str]]:
         """Push the image under the job's name, then under its extra tags; the digests."""
         job, builder, sink = self.job, self.runner.builder, job_log.sink
-        jobstore.transition(job.job_id, self.worker_id, Phase.BUILDING, Phase.PUSHING)
+        self.services.jobs.transition(job.job_id, self.worker_id, Phase.BUILDING, Phase.PUSHING)
         self.timings.enter("push")
         digest = builder.publish(image_id, ref, credentials, sink.write, self.control)
         sink.line(f"[boatyard] pushed {ref.reference} ({digest})")
@@ -554,7 +556,7 @@ class JobAttempt:
         """Write the reason as the last log line, then fail the job as the lease holder."""
         self.log.close(f"[boatyard] Failed: {reason}")
         try:
-            jobstore.fail(self.job.job_id, reason, worker_id=self.worker_id)
+            self.services.jobs.fail(self.job.job_id, reason, worker_id=self.worker_id)
         except TransitionConflict:
             log.warning("job %s: could not record the failure: the lease is no longer ours", self.job.job_id)
             return self._result(Outcome.LOST, reason=reason)
@@ -568,7 +570,9 @@ class JobAttempt:
         if exc.kind in (AbortKind.SHUTDOWN, AbortKind.INTERRUPTED):
             self.log.close(f"[boatyard] {exc.message}; the build will start again on another worker")
             try:
-                jobstore.release_lease(self.job.job_id, self.worker_id, count_attempt=exc.kind == AbortKind.INTERRUPTED)
+                self.services.jobs.release_lease(
+                    self.job.job_id, self.worker_id, count_attempt=exc.kind == AbortKind.INTERRUPTED
+                )
             finally:
                 self.runner.hide(self.delivery, 0)
             return self._result(Outcome.RELEASED)

@@ -15,6 +15,7 @@ from chalicelib.domain.build_options import BuildOptions
 from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.jobs import Job, SourceKind
 from chalicelib.domain.settings import Settings
+from chalicelib.stores.services import Services
 from worker.context.archive import ContextLimits, ContextStats, Layout
 from worker.job.control import JobControl
 from worker.sources import githosts, github, s3, tarurl
@@ -49,7 +50,7 @@ def describe_source(job: Job) -> str:
 
 
 def fetch_context(
-    job: Job, dest: BinaryIO, settings: Settings, control: JobControl, token: str = "", token_user: str = ""
+    job: Job, dest: BinaryIO, services: Services, control: JobControl, token: str = "", token_user: str = ""
 ) -> ContextStats:
     """Write the job's sanitized build context (an uncompressed tar) to ``dest``.
 
@@ -58,12 +59,13 @@ def fetch_context(
     app password) reads a private repository.  Downloads are registered with ``control``
     (an abort cuts them at once) and paced (:class:`worker.sources.download.Download`).
     """
+    settings = services.settings
     limits = limits_from(settings)
     options = BuildOptions.from_item(job.options)
     layout = Layout(options.context_path, options.dockerfile_path)
     kind = job.source_kind
     if kind in (SourceKind.DOCKERFILE, SourceKind.UPLOAD):
-        return s3.fetch(job, dest, limits, control.check, layout)
+        return s3.fetch(services.contexts, job, dest, limits, control.check, layout)
     if kind == SourceKind.TAR_URL:
         url = job.source.get("tar_url", "")
         return tarurl.fetch(url, dest, limits, settings, control, layout)

@@ -11,6 +11,7 @@ from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.jobs import Job
 from chalicelib.stores import contexts
 from chalicelib.stores.aws_errors import NOT_FOUND_CODES, aws_error_code
+from chalicelib.stores.contexts import ContextStore
 from worker.context.archive import ContextLimits, ContextStats, Layout, sanitize
 from worker.sources.stream import SafeStream
 
@@ -21,12 +22,17 @@ def context_key_of(job: Job) -> str:
 
 
 def fetch(
-    job: Job, dest: BinaryIO, limits: ContextLimits, check: Callable[[], None], layout: Layout = Layout()
+    store: ContextStore,
+    job: Job,
+    dest: BinaryIO,
+    limits: ContextLimits,
+    check: Callable[[], None],
+    layout: Layout = Layout(),
 ) -> ContextStats:
     """Stream the job's archive from S3 through the sanitizer into ``dest``."""
     key = context_key_of(job)
     try:
-        body = contexts.open_stream(key)
+        body = store.open_stream(key)
     except ClientError as exc:
         if aws_error_code(exc) in NOT_FOUND_CODES:
             raise BuildFailed(
