@@ -153,11 +153,11 @@ def run(ctx: BenchContext) -> ScenarioResult:
         f"keep-alive session, each loop bounded by time and by {MAX_REQUESTS} requests in total; median of the runs. "
         "The load generator shares the 2 cores with chalice local and the moto server, so these are "
         "local-stack figures (chalice local is a development server), not Lambda's.",
-        f"In process: chalice.test.Client on app.app inside moto.mock_aws, {opts.inproc_requests} requests per "
+        f"In process: chalice.test.Client on create_app(settings, services) inside moto.mock_aws, {opts.inproc_requests} requests per "
         f"endpoint per run, {opts.runs} runs; p50/p99 are medians over runs. The job read has a "
-        f"{latency['log_kib']:.0f} KiB log written with LogWriter; POST /build includes the in-memory S3 put, "
+        f"{latency['log_kib']:.0f} KiB log written with LogStore.writer; POST /build includes the in-memory S3 put, "
         "DynamoDB put, KMS encrypt and SQS send.",
-        "Authorizer: the same status read through a second copy of app.py loaded with BOATYARD_AUTH=keys "
+        "Authorizer: the same status read through a second app made with BOATYARD_AUTH=keys over the same stores "
         "(chalice's local gateway runs the @app.authorizer, which verifies the Bearer key and caches the verdict "
         "for BOATYARD_AUTH_CACHE_SECONDS like API Gateway does deployed), alternating 10 reads with and 10 "
         "without a key; the row is the difference of the two p50s.",
