@@ -91,7 +91,6 @@ def create_app(settings: Settings, services: Services) -> Chalice:
         return AuthResponse(routes=["*"], principal_id=principal.owner, context=authn.principal_context(principal))
 
     routes.auth = key_authorizer if authn.keys_required(settings) else None
-    app.authenticator = authenticator  # type: ignore[attr-defined]  # a test drops its cached verdicts
     _job_routes(routes)
     _trigger_routes(routes)
     _notification_routes(routes)
