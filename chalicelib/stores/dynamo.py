@@ -50,6 +50,11 @@ def value(v: Any) -> dict[str, Any]:
     return serialized
 
 
+def job_key(job_id: str) -> dict[str, Any]:
+    """The key of a job's item in the table (low-level form): ``pk`` the job id, ``sk`` ``job``."""
+    return {"pk": {"S": job_id}, "sk": {"S": "job"}}
+
+
 def is_conditional_failure(exc: Exception) -> bool:
     """True for a ConditionalCheckFailedException from botocore."""
     return aws_error_code(exc) == "ConditionalCheckFailedException"

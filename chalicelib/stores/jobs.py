@@ -157,7 +157,7 @@ class JobStore:
         slot flag can only be removed by this write, and this write needs a live
         phase, so reading the flag first is race-free: at most one writer wins.
         """
-        key = {"pk": {"S": job_id}, "sk": {"S": "job"}}
+        key = dynamo.job_key(job_id)
         current = self.find_job(job_id)
         if current is not None and current.quota_slot:
             values = {**values, ":slot": {"BOOL": True}}
@@ -193,7 +193,7 @@ class JobStore:
         """The job with that id, or None."""
         answer = self._dynamodb.get_item(
             TableName=self._settings.table_name,
-            Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+            Key=dynamo.job_key(job_id),
             ConsistentRead=consistent,
         )
         item = answer.get("Item")
@@ -222,7 +222,7 @@ class JobStore:
         try:
             answer = self._update_item(
                 TableName=self._settings.table_name,
-                Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+                Key=dynamo.job_key(job_id),
                 UpdateExpression=(
                     "SET #phase = :fetching, #attempt = #attempt + :one, #owner = :me, "
                     "#expires = :until, #updated = :ts, started_at = if_not_exists(started_at, :ts)"
@@ -270,7 +270,7 @@ class JobStore:
         try:
             self._update_item(
                 TableName=self._settings.table_name,
-                Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+                Key=dynamo.job_key(job_id),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
@@ -366,7 +366,7 @@ class JobStore:
         try:
             answer = self._update_item(
                 TableName=self._settings.table_name,
-                Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+                Key=dynamo.job_key(job_id),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,

@@ -257,7 +257,7 @@ class LogWriter:
             {
                 "ConditionCheck": {
                     "TableName": table,
-                    "Key": {"pk": {"S": self.job_id}, "sk": {"S": "job"}},
+                    "Key": dynamo.job_key(self.job_id),
                     "ConditionExpression": f"#owner = :me AND #attempt = :attempt AND #phase IN ({', '.join(live)})",
                     "ExpressionAttributeNames": {"#owner": "lease_owner", "#attempt": "attempt", "#phase": "phase"},
                     "ExpressionAttributeValues": values,

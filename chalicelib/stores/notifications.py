@@ -264,7 +264,7 @@ class Notifications:
         )
         answer = ddb.update_item(
             TableName=self._settings.table_name,
-            Key={"pk": {"S": job_id}, "sk": {"S": "job"}},
+            Key=dynamo.job_key(job_id),
             UpdateExpression="ADD notify_events :events",
             ConditionExpression="attribute_exists(pk)",
             ExpressionAttributeValues={":events": {"SS": list(events)}},

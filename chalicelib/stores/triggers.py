@@ -366,7 +366,7 @@ class TriggerStore:
         ids = [str(dynamo.deserialize(item)["job_id"]) for item in items]
         if not ids:
             return []
-        keys = [{"pk": {"S": job_id}, "sk": {"S": "job"}} for job_id in ids]
+        keys = [dynamo.job_key(job_id) for job_id in ids]
         found: dict[str, Job] = {}
         request: dict[str, Any] = {self._settings.table_name: {"Keys": keys}}
         for _ in range(5):  # unprocessed keys (throttling) are asked for again a few times
