@@ -35,6 +35,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 from chalicelib.domain.errors import BuildFailed
+from chalicelib.domain.urls import display_url
 
 MAX_REDIRECTS = 5
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -211,17 +212,8 @@ def check_url(url: str) -> urllib.parse.SplitResult:
     """Reject what is not an http(s) URL with a host before any connection."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UrlRefused(f"refused to download {describe_url(url)}: only http and https URLs with a host are allowed")
+        raise UrlRefused(f"refused to download {display_url(url)}: only http and https URLs with a host are allowed")
     return parts
-
-
-def describe_url(url: str) -> str:
-    """The URL without user info or query (safe to show in logs and reasons)."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def open_url(
@@ -247,13 +239,13 @@ def open_url(
     except UrlRefused:
         raise
     except InvalidIPAddress as exc:  # defensive: the adapter translates these
-        raise UrlRefused(f"refused to download {describe_url(url)}: {exc}") from None
+        raise UrlRefused(f"refused to download {display_url(url)}: {exc}") from None
     except requests.TooManyRedirects:
-        raise BuildFailed(f"could not download {describe_url(url)}: more than {MAX_REDIRECTS} redirects") from None
+        raise BuildFailed(f"could not download {display_url(url)}: more than {MAX_REDIRECTS} redirects") from None
     except requests.Timeout:
-        raise BuildFailed(f"could not download {describe_url(url)}: no answer within {timeout:g} s") from None
+        raise BuildFailed(f"could not download {display_url(url)}: no answer within {timeout:g} s") from None
     except requests.RequestException as exc:
-        raise BuildFailed(f"could not download {describe_url(url)}: {describe_error(exc)}") from None
+        raise BuildFailed(f"could not download {display_url(url)}: {describe_error(exc)}") from None
     if on_status is not None:
         try:
             on_status(response)
@@ -263,10 +255,10 @@ def open_url(
     if not 200 <= response.status_code < 300:
         response.close()
         raise BuildFailed(
-            f"could not download {describe_url(url)}: the server answered HTTP {response.status_code} {response.reason or ''}".rstrip()
+            f"could not download {display_url(url)}: the server answered HTTP {response.status_code} {response.reason or ''}".rstrip()
         )
     declared = response.headers.get("Content-Length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         response.close()
-        raise BuildFailed(f"the archive at {describe_url(url)} is {declared} bytes; the limit is {max_bytes} bytes")
+        raise BuildFailed(f"the archive at {display_url(url)} is {declared} bytes; the limit is {max_bytes} bytes")
     return response

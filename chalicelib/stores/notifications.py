@@ -30,6 +30,7 @@ from typing import Any
 from chalicelib.domain import notify as rules
 from chalicelib.domain.jobs import Job, now_iso, ttl_epoch
 from chalicelib.domain.settings import Settings
+from chalicelib.domain.urls import display_url
 from chalicelib.stores import dynamo
 
 log = logging.getLogger(__name__)
@@ -111,17 +112,6 @@ class Subscription:
             context=str(item.get("context") or rules.GITHUB_CONTEXT),
             final_sent=bool(item.get("final_sent", False)),
         )
-
-
-def display_url(url: str) -> str:
-    """A receiver URL as shown back: scheme, host, port and path (no query: it may hold a token)."""
-    import urllib.parse
-
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 # --- sealing -------------------------------------------------------------------------------------

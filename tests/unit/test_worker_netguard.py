@@ -12,6 +12,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from chalicelib.domain.errors import BuildFailed
+from chalicelib.domain.urls import display_url
 from worker import netguard
 from worker.netguard import GuardedAdapter, UrlRefused, forbidden_reason, make_session, open_url
 
@@ -210,8 +211,8 @@ def test_silent_server_times_out():
         listener.close()
 
 
-def test_describe_url_drops_userinfo_and_query():
-    assert netguard.describe_url("https://u:p@host:8443/a.tar.gz?sig=secret") == "https://host:8443/a.tar.gz"
+def test_urls_in_reasons_drop_userinfo_and_query():
+    assert display_url("https://u:p@host:8443/a.tar.gz?sig=secret") == "https://host:8443/a.tar.gz"
 
 
 def test_a_failed_download_names_its_inner_cause_without_the_url_query():

@@ -15,6 +15,7 @@ from chalicelib.domain.build_options import BuildOptions
 from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.jobs import Job, SourceKind
 from chalicelib.domain.settings import Settings
+from chalicelib.domain.urls import display_url
 from chalicelib.stores.services import Services
 from worker.context.archive import ContextLimits, ContextStats, Layout
 from worker.job.control import JobControl
@@ -29,9 +30,7 @@ def limits_from(settings: Settings) -> ContextLimits:
 def describe_source(job: Job) -> str:
     """A short, credential-free description of where the context comes from."""
     if job.source_kind == SourceKind.TAR_URL:
-        from worker.netguard import describe_url
-
-        return f"the tarball at {describe_url(job.source.get('tar_url', ''))}"
+        return f"the tarball at {display_url(job.source.get('tar_url', ''))}"
     if job.source_kind == SourceKind.GITHUB:
         return (
             f"GitHub {job.source.get('github_username', '')}/{job.source.get('github_reponame', '')}"

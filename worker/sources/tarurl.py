@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from chalicelib.domain.settings import Settings
-from worker import netguard
+from chalicelib.domain.urls import display_url
 from worker.context.archive import ContextLimits, ContextStats, Layout, sanitize
 from worker.job.control import JobControl
 from worker.sources.download import download
@@ -20,7 +20,7 @@ def fetch(
     layout: Layout = Layout(),
 ) -> ContextStats:
     """Download ``url`` (tar or tar.gz) through the guard, sanitizing it into ``dest``."""
-    with download(url, f"the download of {netguard.describe_url(url)}", settings, limits.max_bytes, control) as body:
+    with download(url, f"the download of {display_url(url)}", settings, limits.max_bytes, control) as body:
         return sanitize(
             body,
             dest,
