@@ -68,7 +68,7 @@ def failure_reason(response: requests.Response, host: str, what: str, token_fiel
     return f"{host} answered {status} for {what}"
 
 
-def _fetch(
+def fetch_archive(
     url: str,
     headers: dict[str, str],
     reason: Callable[[requests.Response], str | None],
@@ -79,6 +79,12 @@ def _fetch(
     control: JobControl,
     layout: Layout,
 ) -> ContextStats:
+    """A git host's archive at ``url`` (of ``what``) through the guard, sanitized into ``dest`` without its top folder.
+
+    ``reason(response)`` is why the host's answer fails the job, or None to leave it to the download's
+    own checks.  GitHub, GitLab and Bitbucket all come through here.
+    """
+
     def on_status(response: requests.Response) -> None:
         text = reason(response)
         if text:
@@ -117,7 +123,7 @@ def fetch_gitlab(
     """A GitLab project's archive at ``ref`` into ``dest`` (top folder stripped)."""
     what = f"GitLab {project} at {ref}"
     headers = {"PRIVATE-TOKEN": token} if token else {}
-    return _fetch(
+    return fetch_archive(
         gitlab_url(settings.gitlab_base, project, ref),
         headers,
         lambda r: failure_reason(r, "GitLab", f"{project} at {ref}", "gitlab_token", bool(token)),
@@ -148,7 +154,7 @@ def fetch_bitbucket(
     if app_password:
         basic = base64.b64encode(f"{username}:{app_password}".encode()).decode("ascii")
         headers = {"Authorization": f"Basic {basic}"}
-    return _fetch(
+    return fetch_archive(
         bitbucket_url(settings.bitbucket_base, workspace, repo, ref),
         headers,
         lambda r: failure_reason(r, "Bitbucket", what, "bitbucket_app_password", bool(app_password)),

@@ -17,9 +17,9 @@ import requests
 
 from chalicelib.domain.errors import BuildFailed
 from chalicelib.domain.settings import Settings
-from worker.context.archive import ContextLimits, ContextStats, Layout, sanitize
+from worker.context.archive import ContextLimits, ContextStats, Layout
 from worker.job.control import JobControl
-from worker.sources.download import download
+from worker.sources.githosts import fetch_archive
 
 _NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -78,29 +78,17 @@ def fetch(
     token: str = "",
 ) -> ContextStats:
     """Download the archive (following redirects) and sanitize it into ``dest`` without its top folder."""
-    headers: dict[str, str] | None = None
+    headers: dict[str, str] = {}
     if token:
         url = api_tarball_url(settings.github_api_base, user, repo, tag)
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/vnd.github+json"}
     else:
         url = archive_url(settings.github_archive_base, user, repo, tag)
 
-    def on_status(response: requests.Response) -> None:
-        if token:
-            reason = api_failure(response, user, repo, tag)
-            if reason:
-                raise BuildFailed(reason)
-        if response.status_code == 404:
-            raise BuildFailed(not_found_message(user, repo, tag))
+    def reason(response: requests.Response) -> str | None:
+        found = api_failure(response, user, repo, tag) if token else None
+        if found is None and response.status_code == 404:
+            return not_found_message(user, repo, tag)
+        return found
 
-    what = f"the download of {user}/{repo} at {tag}"
-    with download(url, what, settings, limits.max_bytes, control, on_status=on_status, headers=headers) as body:
-        return sanitize(
-            body,
-            dest,
-            limits,
-            strip_top=True,
-            check=control.check,
-            context_path=layout.context_path,
-            dockerfile_path=layout.dockerfile_path,
-        )
+    return fetch_archive(url, headers, reason, f"{user}/{repo} at {tag}", dest, limits, settings, control, layout)
