@@ -4,7 +4,7 @@ A token is ``by_<key id>_<secret>``: the prefix lets secret scanners match it,
 the key id (16 hex digits, not secret) names the stored item, and the secret
 is 32 random bytes (256 bits) in base64url.  Only the SHA-256 of the whole
 token is stored (a 256-bit random secret needs no salt or slow hash); the
-token itself is shown once, by :func:`create_key`, and never stored, logged
+token itself is shown once, by :meth:`ApiKeys.create_key`, and never stored, logged
 or returned again.
 
 Item: ``pk = apikey#<key id>``, ``sk = apikey`` with ``key_owner``, ``label``,

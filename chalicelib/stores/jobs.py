@@ -2,17 +2,17 @@
 
 Concurrency rules (DESIGN.md "Job lifecycle"):
 
-* :func:`claim` gives one worker a lease on a live job whose lease is free or
+* :meth:`JobStore.claim` gives one worker a lease on a live job whose lease is free or
   expired, and counts the attempt.  A duplicate delivery finds the lease held
   and backs off; a redelivery after a dead worker finds it expired and retries.
 * every later write by that worker is conditioned on ``lease_owner`` and on the
   phase it leaves, so a worker that lost its lease can never move the job.
 * a job admitted under a live-job quota (:mod:`chalicelib.stores.quotas`) carries
-  ``quota_slot``; the write that makes it terminal (:func:`transition` to an end,
-  :func:`fail`: worker, DLQ sweep, timeout, cancel) removes the flag and gives the
+  ``quota_slot``; the write that makes it terminal (:meth:`~JobStore.transition` to an end,
+  :meth:`~JobStore.fail`: worker, DLQ sweep, timeout, cancel) removes the flag and gives the
   slot back in one transaction, so the slot is released exactly once.
-* every phase change (claim, :func:`transition`, :func:`fail`) of a job with notification
-  subscriptions queues its notification after the write (:func:`notifications.emit`: best
+* every phase change (claim, :meth:`~JobStore.transition`, :meth:`~JobStore.fail`) of a job with notification
+  subscriptions queues its notification after the write (:meth:`Notifications.emit`: best
   effort, bounded, never raises), the API's cancel included.
 """
 
@@ -65,7 +65,7 @@ def _conflicted(exc: ClientError) -> bool:
 
 
 class ClaimOutcome(str, enum.Enum):
-    """What :func:`claim` found."""
+    """What :meth:`JobStore.claim` found."""
 
     CLAIMED = "claimed"  # this worker now holds the lease; run the job
     BUSY = "busy"  # another worker holds a live lease: leave the message alone

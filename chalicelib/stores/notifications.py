@@ -11,10 +11,10 @@ Items live in the jobs table beside their job (``pk`` = job id), so they expire 
   code or error, duration, outcome), read back by ``GET /api/v1/{job}/notifications``.
 
 The job item carries ``notify_events``, the union of its subscriptions' events.  When
-the job store moves a job into one of those phases, :func:`emit` sends one message to
+the job store moves a job into one of those phases, :meth:`Notifications.emit` sends one message to
 the notifications queue (nothing for a job without subscriptions); the sender
 (:mod:`chalicelib.api.notify_sender`) does the rest.  Emission is best effort: it never
-raises and gives up within seconds (:func:`chalicelib.aws.quick_client`).
+raises and gives up within seconds (:meth:`chalicelib.stores.aws.AwsClients.quick`).
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ class Notifications:
         return base64.b64encode(answer["CiphertextBlob"]).decode("ascii")
 
     def unseal_secret(self, job_id: str, sealed: str) -> str:
-        """The plaintext of :func:`seal_secret` (sender only; kept in memory for one delivery)."""
+        """The plaintext of :meth:`seal_secret` (sender only; kept in memory for one delivery)."""
         answer = self._kms.decrypt(CiphertextBlob=base64.b64decode(sealed), EncryptionContext=_context(job_id))
         return str(json.loads(answer["Plaintext"])["secret"])
 

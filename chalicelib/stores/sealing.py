@@ -53,7 +53,7 @@ class Credentials:
 
 
 def sealed_json(credentials: Credentials) -> str:
-    """The plaintext that :func:`seal` encrypts (empty extras left out; KMS takes at most 4096 bytes)."""
+    """The plaintext that :meth:`Sealer.seal` encrypts (empty extras left out; KMS takes at most 4096 bytes)."""
     data = dataclasses.asdict(credentials)
     for key in ("registry_auths", "source_token", "source_user", "secrets", "ssh"):
         if not data[key]:
@@ -99,7 +99,7 @@ class Sealer:
         return base64.b64encode(answer["CiphertextBlob"]).decode("ascii")
 
     def unseal(self, job_id: str, sealed: str) -> Credentials:
-        """Decrypt what :func:`seal` made for the same ``job_id``."""
+        """Decrypt what :meth:`seal` made for the same ``job_id``."""
         if not sealed:
             return Credentials()
         answer = self._kms.decrypt(
