@@ -16,7 +16,7 @@ from chalice.app import AuthRequest, Request
 from chalicelib.api import authn, job_views, notify_views, request_body, static_ui, submit, triggers, validation
 from chalicelib.api.error_mapping import JSON_HEADERS, json_errors
 from chalicelib.api.request_log import configure_logging, log_requests
-from chalicelib.domain.settings import Settings, load_settings
+from chalicelib.domain.settings import Settings
 from chalicelib.stores import history
 from chalicelib.stores.apikeys import Principal
 from chalicelib.stores.services import Services
@@ -44,9 +44,9 @@ def notify_queue_arn(settings: Settings) -> str:
 class _Routes:
     """What every route needs: the app, the stores, and who is calling."""
 
-    def __init__(self, app: Chalice, settings: Settings, services: Services) -> None:
+    def __init__(self, app: Chalice, services: Services) -> None:
         self.app = app
-        self.settings = settings
+        self.settings = settings = services.settings
         self.services = services
         # "*" locally; deployed, only the UI's CloudFront origin (BOATYARD_CORS_ORIGIN from infra/resources.yaml)
         self.cors = CORSConfig(
@@ -69,19 +69,20 @@ class _Routes:
         return self.app.route(path, methods=[method], cors=self.cors, content_types=ANY_TYPE, authorizer=self.auth)
 
 
-def create_app(settings: Settings, services: Services) -> Chalice:
-    """The Chalice app over ``services``: every route, the authorizer and the notifications consumer.
+def create_app(services: Services) -> Chalice:
+    """The Chalice app over ``services`` (and their settings): every route, the authorizer, the notifications consumer.
 
     ``BOATYARD_AUTH=keys`` guards every API route (decided here, as API Gateway is configured once).
-    Tests build their own app with the settings and stores of the test.
+    Tests build their own app with the stores of the test.
     """
+    settings = services.settings
     app = Chalice(app_name="boatyard")
     configure_logging()
     app.register_middleware(log_requests, "http")  # one structured line per request
     authn.mirror_gateway_responses()  # chalice local / chalice.test: 401 {Code, Message} as deployed
     # Raw bytes of uploads must reach raw_body intact behind API Gateway (it base64-encodes these types).
     app.api.binary_types.extend(t for t in UPLOAD_TYPES if t not in app.api.binary_types)
-    routes = _Routes(app, settings, services)
+    routes = _Routes(app, services)
     authenticator = authn.Authenticator(services.apikeys, authn.cache_seconds(settings))
 
     @app.authorizer(ttl_seconds=settings.auth_cache_seconds, header="Authorization")
@@ -222,5 +223,4 @@ def _ui_routes(r: _Routes) -> None:
         return serve(asset)
 
 
-_SETTINGS = load_settings()
-app = create_app(_SETTINGS, Services(_SETTINGS))
+app = create_app(Services.from_environment())

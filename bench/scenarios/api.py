@@ -153,7 +153,7 @@ def run(ctx: BenchContext) -> ScenarioResult:
         f"keep-alive session, each loop bounded by time and by {MAX_REQUESTS} requests in total; median of the runs. "
         "The load generator shares the 2 cores with chalice local and the moto server, so these are "
         "local-stack figures (chalice local is a development server), not Lambda's.",
-        f"In process: chalice.test.Client on create_app(settings, services) inside moto.mock_aws, {opts.inproc_requests} requests per "
+        f"In process: chalice.test.Client on create_app(services) inside moto.mock_aws, {opts.inproc_requests} requests per "
         f"endpoint per run, {opts.runs} runs; p50/p99 are medians over runs. The job read has a "
         f"{latency['log_kib']:.0f} KiB log written with LogStore.writer; POST /build includes the in-memory S3 put, "
         "DynamoDB put, KMS encrypt and SQS send.",

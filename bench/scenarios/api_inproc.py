@@ -56,10 +56,10 @@ def main(requests_per_run: int, runs: int) -> dict:
         settings = load_settings()
         services = Services(settings)
         ensure_resources(settings, services.clients)
-        open_app = create_app(settings, services)
+        open_app = create_app(services)
         # the same stores behind a second app whose routes carry the authorizer (BOATYARD_AUTH=keys)
         keys_settings = dataclasses.replace(settings, auth_mode="keys")
-        keys_app = create_app(keys_settings, Services(keys_settings, services.clients))
+        keys_app = create_app(Services(keys_settings, services.clients))
 
         body = json.dumps(
             {

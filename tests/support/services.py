@@ -53,7 +53,7 @@ def make_app() -> Any:
     from app import create_app
 
     services = stores()
-    return create_app(services.settings, services)
+    return create_app(services)
 
 
 class FollowingClient:
@@ -113,8 +113,7 @@ def offline_app() -> Any:
     """An app over the environment's settings now, for routes that reach no AWS service (no moto needed)."""
     from app import create_app
 
-    current = load_settings()
-    return create_app(current, Services(current))
+    return create_app(Services.from_environment())
 
 
 def reconfigure(monkeypatch: pytest.MonkeyPatch | None = None, **env: object) -> Services | None:
