@@ -267,20 +267,7 @@ class JobStore:
         values = {":me": dynamo.value(worker_id), **values}
         condition = f"#owner = :me AND {_live_condition(values)}"
         names = {k: v for k, v in _NAMES.items() if k in update or k in condition}
-        try:
-            self._update_item(
-                TableName=self._settings.table_name,
-                Key=dynamo.job_key(job_id),
-                UpdateExpression=update,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
-            )
-            return True
-        except ClientError as exc:
-            if dynamo.is_conditional_failure(exc):
-                return False
-            raise
+        return self._conditional_update(job_id, update, condition, names, values) is not None
 
     def renew_lease(self, job_id: str, worker_id: str, lease_seconds: float) -> bool:
         """Extend this worker's lease; False if the lease was lost or the job is over."""
@@ -363,21 +350,33 @@ class JobStore:
         self, job_id: str, update: str, condition: str, names: dict[str, str], values: dict[str, Any]
     ) -> Job | None:
         """A conditional write of a job that stays live; None when ``condition`` failed."""
+        answer = self._conditional_update(job_id, update, condition, names, values, ReturnValues="ALL_NEW")
+        return None if answer is None else Job.from_item(dynamo.deserialize(answer["Attributes"]))
+
+    def _conditional_update(
+        self,
+        job_id: str,
+        update: str,
+        condition: str,
+        names: dict[str, str],
+        values: dict[str, Any],
+        **extra: Any,
+    ) -> dict[str, Any] | None:
+        """``UpdateItem`` on the job item if ``condition`` holds: DynamoDB's answer, or None when it did not."""
         try:
-            answer = self._update_item(
+            return self._update_item(
                 TableName=self._settings.table_name,
                 Key=dynamo.job_key(job_id),
                 UpdateExpression=update,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-                ReturnValues="ALL_NEW",
+                **extra,
             )
         except ClientError as exc:
             if dynamo.is_conditional_failure(exc):
                 return None
             raise
-        return Job.from_item(dynamo.deserialize(answer["Attributes"]))
 
     def fail(
         self,
